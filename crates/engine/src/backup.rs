@@ -1,0 +1,461 @@
+//! Backups: local paths plus command sources (database dumps) in one snapshot.
+//!
+//! rustic_core's archiver drops a file it cannot read and only logs it. We
+//! wrap its source so every such file is *recorded* (path and reason), which
+//! lets the caller report it and exit with "incomplete". Command sources are
+//! streamed straight from the child's stdout into the snapshot — no temp file —
+//! and a command that exits non-zero fails its file: a truncated dump is never
+//! stored as if it were whole.
+
+use std::{
+    ffi::OsStr,
+    io::{self, Read},
+    iter::Peekable,
+    path::{Path, PathBuf},
+    process::{Child, ChildStdout, Command, Stdio},
+    sync::{Arc, Mutex},
+    thread::JoinHandle,
+};
+
+use rustic_core::{
+    repofile::{Metadata, Node, NodeType},
+    BackupOptions, Excludes, LocalSource, LocalSourceFilterOptions, LocalSourceSaveOptions,
+    ReadSource, ReadSourceEntry, ReadSourceOpen, RusticError, RusticResult, SnapshotOptions,
+    StringList,
+};
+use serde::Serialize;
+
+use crate::{
+    error::{guard, Error, ErrorKind, Result},
+    repo::{absolute, Repo},
+    snapshots::SnapshotInfo,
+};
+
+/// A command whose standard output becomes one file in the snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandSource {
+    /// Program to run.
+    pub program: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Path of the file inside the snapshot, relative (stored under `/`).
+    pub filename: String,
+    /// How to name the command in messages (never includes secrets we know of).
+    pub display: String,
+}
+
+/// What to back up and how.
+#[derive(Debug, Clone, Default)]
+pub struct BackupRequest {
+    /// Files and directories to back up.
+    pub paths: Vec<PathBuf>,
+    /// Command sources.
+    pub commands: Vec<CommandSource>,
+    /// Exclude patterns (restic/gitignore style globs).
+    pub excludes: Vec<String>,
+    /// Skip directories that contain a file with one of these names.
+    pub exclude_if_present: Vec<String>,
+    /// Don't cross file-system boundaries.
+    pub one_file_system: bool,
+    /// Host name to record (default: this machine's).
+    pub host: Option<String>,
+    /// Tags to record.
+    pub tags: Vec<String>,
+}
+
+/// A file that could not be backed up.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SkippedFile {
+    /// Path as it would appear in the snapshot ("" when unknown).
+    pub path: String,
+    /// Why it was skipped.
+    pub error: String,
+}
+
+/// The outcome of a backup.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupSummary {
+    /// The snapshot that landed.
+    pub snapshot: SnapshotInfo,
+    /// Files that could not be read (the snapshot lacks them).
+    pub skipped: Vec<SkippedFile>,
+    /// True when anything was skipped.
+    pub incomplete: bool,
+}
+
+type Recorder = Arc<Mutex<Vec<SkippedFile>>>;
+
+fn record(rec: &Recorder, path: &Path, error: impl Into<String>) {
+    let path = path.to_string_lossy().into_owned();
+    if let Ok(mut v) = rec.lock() {
+        if !v.iter().any(|s| s.path == path && !path.is_empty()) {
+            v.push(SkippedFile { path, error: error.into() });
+        }
+    }
+}
+
+/// How to open one entry of the combined source.
+#[derive(Debug)]
+pub(crate) enum Open {
+    Local(<LocalSource as ReadSource>::Open, PathBuf, Recorder),
+    Command(CommandSource, PathBuf, Recorder),
+}
+
+impl ReadSourceOpen for Open {
+    type Reader = Box<dyn Read + Send>;
+
+    fn open(self) -> RusticResult<Self::Reader> {
+        match self {
+            Self::Local(inner, path, rec) => match inner.open() {
+                Ok(file) => Ok(Box::new(Recording { inner: file, path, rec, failed: false })),
+                Err(e) => {
+                    record(&rec, &path, open_error_text(&e));
+                    Err(e)
+                }
+            },
+            Self::Command(cmd, path, rec) => match CommandReader::spawn(&cmd) {
+                Ok(reader) => Ok(Box::new(Recording { inner: reader, path, rec, failed: false })),
+                Err(e) => {
+                    let msg = format!("command `{}` could not be started: {e}", cmd.display);
+                    record(&rec, &path, msg.clone());
+                    Err(RusticError::with_source(
+                        rustic_core::ErrorKind::ExternalCommand,
+                        "command source failed",
+                        e,
+                    ))
+                }
+            },
+        }
+    }
+}
+
+fn open_error_text(e: &RusticError) -> String {
+    let log = e.display_log();
+    match log.split_once(": caused by: ") {
+        Some((_, cause)) => cause.split(" : (source").next().unwrap_or(cause).trim().to_string(),
+        None => log,
+    }
+}
+
+/// Records the first read error of a file.
+struct Recording<R> {
+    inner: R,
+    path: PathBuf,
+    rec: Recorder,
+    failed: bool,
+}
+
+impl<R: Read> Read for Recording<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),
+            Err(e) => {
+                if !self.failed {
+                    self.failed = true;
+                    record(&self.rec, &self.path, e.to_string());
+                }
+                Err(e)
+            }
+            ok => ok,
+        }
+    }
+}
+
+/// Streams a child's stdout; at EOF, fails unless the child exited 0.
+struct CommandReader {
+    child: Child,
+    stdout: ChildStdout,
+    stderr: Option<JoinHandle<Vec<u8>>>,
+    display: String,
+    done: bool,
+}
+
+impl CommandReader {
+    fn spawn(cmd: &CommandSource) -> io::Result<Self> {
+        let mut child = Command::new(&cmd.program)
+            .args(&cmd.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let stdout = child.stdout.take().ok_or_else(|| io::Error::other("no stdout pipe"))?;
+        let stderr = child.stderr.take().map(|mut err| {
+            std::thread::spawn(move || {
+                // keep the last 2 KiB: enough to say why a dump failed
+                let mut tail = Vec::new();
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = err.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    tail.extend_from_slice(&buf[..n]);
+                    if tail.len() > 4096 {
+                        tail.drain(..tail.len() - 2048);
+                    }
+                }
+                tail
+            })
+        });
+        Ok(Self { child, stdout, stderr, display: cmd.display.clone(), done: false })
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.done = true;
+        let status = self.child.wait()?;
+        let tail = self.stderr.take().and_then(|h| h.join().ok()).unwrap_or_default();
+        if status.success() {
+            return Ok(());
+        }
+        let tail = String::from_utf8_lossy(&tail);
+        let tail = tail.trim();
+        let what = match status.code() {
+            Some(c) => format!("exited with status {c}"),
+            None => "was killed by a signal".to_string(),
+        };
+        let mut msg = format!("command `{}` {what}; its output was not stored", self.display);
+        if !tail.is_empty() {
+            msg.push_str(": ");
+            msg.push_str(tail.lines().last().unwrap_or(tail));
+        }
+        Err(io::Error::other(msg))
+    }
+}
+
+impl Read for CommandReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.done {
+            return Ok(0);
+        }
+        let n = self.stdout.read(buf)?;
+        if n == 0 {
+            self.finish()?;
+        }
+        Ok(n)
+    }
+}
+
+impl Drop for CommandReader {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+type Entry = RusticResult<ReadSourceEntry<Open>>;
+
+/// Local paths and command outputs as one sorted stream of entries.
+struct CombinedSource {
+    local: Option<LocalSource>,
+    commands: Vec<(PathBuf, CommandSource)>,
+    rec: Recorder,
+}
+
+impl ReadSource for CombinedSource {
+    type Open = Open;
+    type Iter = Box<dyn Iterator<Item = Entry> + Send>;
+
+    fn size(&self) -> RusticResult<Option<u64>> {
+        match &self.local {
+            Some(l) => l.size(),
+            None => Ok(None),
+        }
+    }
+
+    fn entries(&self) -> Self::Iter {
+        let rec = self.rec.clone();
+        let local: Box<dyn Iterator<Item = Entry> + Send> = match &self.local {
+            Some(l) => {
+                let rec = rec.clone();
+                Box::new(l.entries().filter_map(move |item| match item {
+                    Ok(e) => {
+                        let path = e.path.clone();
+                        Some(Ok(ReadSourceEntry {
+                            path: e.path,
+                            node: e.node,
+                            open: e.open.map(|o| Open::Local(o, path, rec.clone())),
+                        }))
+                    }
+                    Err(err) => {
+                        // unreadable directory, vanished entry, ...: record, skip
+                        record(&rec, Path::new(""), open_error_text(&err));
+                        None
+                    }
+                }))
+            }
+            None => Box::new(std::iter::empty()),
+        };
+        let now = jiff::Timestamp::now();
+        let cmds: Vec<Entry> = self
+            .commands
+            .iter()
+            .map(|(path, cmd)| {
+                let name = path.file_name().unwrap_or_else(|| OsStr::new("stdout"));
+                // a fresh mtime makes sure the parent snapshot never "matches"
+                // and the command is really run every time
+                let meta = Metadata {
+                    mtime: Some(now),
+                    uid: Some(nix::unistd::getuid().as_raw()),
+                    gid: Some(nix::unistd::getgid().as_raw()),
+                    ..Metadata::default()
+                };
+                Ok(ReadSourceEntry {
+                    path: path.clone(),
+                    node: Node::new_node(name, NodeType::File, meta),
+                    open: Some(Open::Command(cmd.clone(), path.clone(), rec.clone())),
+                })
+            })
+            .collect();
+        Box::new(Merge { a: local.peekable(), b: cmds.into_iter().peekable(), rec })
+    }
+}
+
+/// Merges two path-sorted entry streams; on equal paths the local entry wins.
+struct Merge<A: Iterator<Item = Entry>, B: Iterator<Item = Entry>> {
+    a: Peekable<A>,
+    b: Peekable<B>,
+    rec: Recorder,
+}
+
+fn entry_path(e: &Entry) -> Option<&Path> {
+    e.as_ref().ok().map(|e| e.path.as_path())
+}
+
+impl<A: Iterator<Item = Entry>, B: Iterator<Item = Entry>> Iterator for Merge<A, B> {
+    type Item = Entry;
+    fn next(&mut self) -> Option<Entry> {
+        loop {
+            let order = match (self.a.peek().map(entry_path), self.b.peek().map(entry_path)) {
+                (None, None) => return None,
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (Some(pa), Some(pb)) => match (pa, pb) {
+                    (Some(pa), Some(pb)) => pa.cmp(pb),
+                    _ => std::cmp::Ordering::Less,
+                },
+            };
+            return match order {
+                std::cmp::Ordering::Less => self.a.next(),
+                std::cmp::Ordering::Greater => self.b.next(),
+                std::cmp::Ordering::Equal => {
+                    if let Some(Ok(e)) = self.b.next() {
+                        record(
+                            &self.rec,
+                            &e.path,
+                            "a command source has the same path as a backed-up file; the file was kept",
+                        );
+                    }
+                    continue;
+                }
+            };
+        }
+    }
+}
+
+fn check_filename(name: &str) -> Result<PathBuf> {
+    let p = Path::new(name);
+    let ok = !name.is_empty()
+        && p.components().all(|c| matches!(c, std::path::Component::Normal(_)))
+        && !name.starts_with('/');
+    if !ok {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("`{name}` is not a valid file name for a command source"),
+        )
+        .hint("use a relative path without `..`, e.g. `postgres/all.sql`"));
+    }
+    Ok(Path::new("/").join(p))
+}
+
+impl Repo {
+    /// Backs up `req` into a new snapshot.
+    ///
+    /// Unreadable files are skipped and listed in the summary (`incomplete`);
+    /// the snapshot still lands. Fatal problems (repository unreachable,
+    /// nothing to back up, a source path that does not exist) are errors.
+    pub fn backup(&self, req: &BackupRequest) -> Result<BackupSummary> {
+        if req.paths.is_empty() && req.commands.is_empty() {
+            return Err(Error::new(ErrorKind::InvalidInput, "nothing to back up")
+                .hint("give one or more paths, a command source, or a job with sources"));
+        }
+        let mut paths = Vec::new();
+        for p in &req.paths {
+            let abs = absolute(p)?;
+            if std::fs::symlink_metadata(&abs).is_err() {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("the source path {} does not exist", abs.display()),
+                )
+                .hint("fix the path on the command line or in the job's `paths`"));
+            }
+            if !paths.contains(&abs) {
+                paths.push(abs);
+            }
+        }
+        paths.sort();
+        let mut commands = Vec::new();
+        for c in &req.commands {
+            let path = check_filename(&c.filename)?;
+            if commands.iter().any(|(p, _)| *p == path) {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("two command sources write `{}`", c.filename),
+                )
+                .hint("give each command source its own filename"));
+            }
+            commands.push((path, c.clone()));
+        }
+        commands.sort_by(|a, b| a.0.cmp(&b.0));
+
+        let rec: Recorder = Arc::default();
+        let local = if paths.is_empty() {
+            None
+        } else {
+            let mut excludes = Excludes::default();
+            excludes.globs = req.excludes.iter().map(|g| format!("!{g}")).collect();
+            let mut filter = LocalSourceFilterOptions::default();
+            filter.exclude_if_present = req.exclude_if_present.clone();
+            filter.one_file_system = req.one_file_system;
+            let src = LocalSource::new(LocalSourceSaveOptions::default(), &excludes, &filter, &paths)
+                .map_err(|e| {
+                    Error::from_rustic("cannot prepare the source paths", &e)
+                        .hint("check the exclude patterns")
+                })?;
+            Some(src)
+        };
+        let mut backup_paths = paths.clone();
+        backup_paths.extend(commands.iter().map(|(p, _)| p.clone()));
+        let source = CombinedSource { local, commands, rec: rec.clone() };
+
+        let mut snap_opts = SnapshotOptions::default();
+        snap_opts.host = req.host.clone();
+        snap_opts.command = Some("bulwark backup".to_string());
+        for t in &req.tags {
+            let list: StringList = t.parse().map_err(|_| {
+                Error::new(ErrorKind::InvalidInput, format!("`{t}` is not a valid tag"))
+            })?;
+            snap_opts.tags.push(list);
+        }
+        let snap = snap_opts
+            .to_snapshot()
+            .map_err(|e| Error::from_rustic("cannot prepare the snapshot", &e))?;
+
+        let snap = guard("backup", || {
+            let indexed = self
+                .fresh()?
+                .to_indexed_ids()
+                .map_err(|e| Error::from_rustic("cannot read the repository index", &e))?;
+            indexed
+                .archive(&BackupOptions::default(), &source, snap, &backup_paths)
+                .map_err(|e| Error::from_rustic("backup failed", &e))
+        })?;
+        let mut skipped = rec.lock().map(|v| v.clone()).unwrap_or_default();
+        skipped.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(BackupSummary {
+            snapshot: SnapshotInfo::from_file(&snap),
+            incomplete: !skipped.is_empty(),
+            skipped,
+        })
+    }
+}
