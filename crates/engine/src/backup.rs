@@ -409,6 +409,7 @@ impl Repo {
         commands.sort_by(|a, b| a.0.cmp(&b.0));
 
         let rec: Recorder = Arc::default();
+        let _lock = self.lock(false)?;
         let local = if paths.is_empty() {
             None
         } else {

@@ -233,6 +233,7 @@ impl Repo {
 
     /// Lists the entries of a snapshot, optionally only at or below `path`.
     pub fn ls(&self, snapshot: &str, filter: &SnapshotFilter, path: Option<&Path>) -> Result<(SnapshotInfo, Vec<LsEntry>, Vec<FailedPath>)> {
+        let _lock = self.lock(false)?;
         let snap = self.find_snapshot_file(snapshot, filter)?;
         let repo = self.indexed()?;
         let mut failures = Vec::new();
@@ -257,6 +258,7 @@ impl Repo {
 
     /// Compares two snapshots.
     pub fn diff(&self, a: &str, b: &str, filter: &SnapshotFilter) -> Result<DiffSummary> {
+        let _lock = self.lock(false)?;
         let sa = self.find_snapshot_file(a, filter)?;
         let sb = self.find_snapshot_file(b, filter)?;
         let repo = self.indexed()?;
@@ -316,6 +318,7 @@ impl Repo {
 
     /// Writes the contents of the file at `path` in a snapshot to `w`.
     pub fn dump(&self, snapshot: &str, filter: &SnapshotFilter, path: &Path, w: &mut dyn Write) -> Result<()> {
+        let _lock = self.lock(false)?;
         let snap = self.find_snapshot_file(snapshot, filter)?;
         let repo = self.indexed()?;
         let rel = path.strip_prefix("/").unwrap_or(path);
@@ -346,6 +349,7 @@ impl Repo {
             return Err(Error::new(ErrorKind::InvalidInput, "no retention policy given; refusing to forget anything")
                 .hint("give --keep-daily 7 (etc.), or a job (--job) whose config has a [retention] table"));
         }
+        let _lock = self.lock(!dry_run)?;
         let snaps = self.snapshot_files(filter)?;
         let mut groups: BTreeMap<(String, Vec<String>), Vec<SnapshotFile>> = BTreeMap::new();
         for s in snaps {
@@ -383,6 +387,7 @@ impl Repo {
 
     /// Removes data no snapshot references.
     pub fn prune(&self, dry_run: bool) -> Result<PruneSummary> {
+        let _lock = self.lock(!dry_run)?;
         let repo = self.fresh()?;
         let mut opts = PruneOptions::default();
         // like restic: unused packs go now (a crash in between only leaves
@@ -409,6 +414,7 @@ impl Repo {
 
     /// Checks the repository's structure, and optionally its data.
     pub fn check(&self, data: CheckData) -> Result<CheckSummary> {
+        let _lock = self.lock(false)?;
         let repo = self.fresh()?;
         let mut opts = CheckOptions::default();
         opts.read_data = data != CheckData::None;
@@ -440,6 +446,8 @@ impl Repo {
         } else {
             ids.iter().map(|id| self.find_snapshot_file(id, filter)).collect::<Result<_>>()?
         };
+        let _lock = self.lock(false)?;
+        let _dest_lock = dest.lock(false)?;
         let src = self.indexed()?;
         let dst = guard("reading the destination index", || {
             dest.fresh()?.to_indexed_ids().map_err(|e| Error::from_rustic("cannot read the destination index", &e))

@@ -353,6 +353,7 @@ impl Repo {
     /// Never panics on a damaged repository: files whose content can't be
     /// read are removed, listed in `failed`, and everything else is restored.
     pub fn restore(&self, req: &RestoreRequest) -> Result<RestoreSummary> {
+        let _lock = self.lock(false)?;
         let snap = self.find_snapshot_file(&req.snapshot, &req.filter)?;
         let repo = guard("reading the index", || {
             self.fresh()?.to_indexed().map_err(|e| Error::from_rustic("cannot read the repository index", &e))
