@@ -298,16 +298,15 @@ impl Repo {
                     } else if x.content != y.content || x.node_type != y.node_type {
                         out.modified += 1;
                         push(k, "M", &mut out);
-                    } else if x.meta.mode != y.meta.mode
-                        || x.meta.mtime != y.meta.mtime
-                        || x.meta.uid != y.meta.uid
-                        || x.meta.gid != y.meta.gid
-                        || x.meta.size != y.meta.size
+                    } else if !x.is_dir()
+                        && (x.meta.mode != y.meta.mode
+                            || x.meta.mtime != y.meta.mtime
+                            || x.meta.uid != y.meta.uid
+                            || x.meta.gid != y.meta.gid
+                            || x.meta.size != y.meta.size)
                     {
-                        if !x.is_dir() {
-                            out.metadata += 1;
-                            push(k, "U", &mut out);
-                        }
+                        out.metadata += 1;
+                        push(k, "U", &mut out);
                     }
                 }
                 (None, None) => {}

@@ -105,7 +105,7 @@ pub struct SnapshotFilter {
 
 impl SnapshotFilter {
     pub(crate) fn matches(&self, s: &SnapshotFile) -> bool {
-        (self.hosts.is_empty() || self.hosts.iter().any(|h| *h == s.hostname))
+        (self.hosts.is_empty() || self.hosts.contains(&s.hostname))
             && self.tags.iter().all(|t| s.tags.contains(t))
             && (self.paths.is_empty() || {
                 let mut want: Vec<String> =

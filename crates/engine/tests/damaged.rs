@@ -1,6 +1,8 @@
 //! A damaged or missing pack never crashes a restore: every intact file comes
 //! back, the others are listed and removed.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeSet;
 
 use bulwark_engine::{BackupRequest, CheckData, Location, RepoSpec, RestoreRequest};

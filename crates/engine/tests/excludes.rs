@@ -1,6 +1,8 @@
 //! Exclude patterns behave like restic's: a bare glob matches a name at any
 //! depth, an absolute pattern matches that path; marker files skip directories.
 
+#![allow(clippy::unwrap_used)]
+
 use bulwark_engine::{BackupRequest, Location, RepoSpec, SnapshotFilter};
 
 #[test]

@@ -1,5 +1,7 @@
 //! Locks: Bulwark and restic respect each other's locks.
 
+#![allow(clippy::unwrap_used)]
+
 use std::{
     io::Write,
     process::{Command, Stdio},

@@ -1,6 +1,8 @@
 //! Engine round trip: backup (paths + a command source) → restore --verify →
 //! check, with restic as the second opinion.
 
+#![allow(clippy::unwrap_used)]
+
 use std::os::unix::fs::MetadataExt;
 
 use bulwark_engine::{BackupRequest, CheckData, CommandSource, Location, RepoSpec, RestoreRequest, SnapshotFilter};
