@@ -1,0 +1,112 @@
+//! The file as written: serde structs with spans, before validation.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_spanned::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    pub settings: Option<RawSettings>,
+    #[serde(default)]
+    pub repositories: BTreeMap<Spanned<String>, RawRepo>,
+    #[serde(default)]
+    pub jobs: BTreeMap<Spanned<String>, RawJob>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSettings {
+    pub host: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRepo {
+    pub url: Option<Spanned<String>>,
+    pub password_file: Option<Spanned<String>>,
+    pub password_env: Option<Spanned<String>>,
+    pub rest: Option<Spanned<RawRest>>,
+    pub s3: Option<Spanned<RawS3>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRest {
+    pub username: Option<Spanned<String>>,
+    pub password_file: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawS3 {
+    pub region: Option<Spanned<String>>,
+    pub access_key_id_file: Option<Spanned<String>>,
+    pub access_key_id_env: Option<Spanned<String>>,
+    pub secret_access_key_file: Option<Spanned<String>>,
+    pub secret_access_key_env: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawJob {
+    pub repository: Option<Spanned<String>>,
+    pub host: Option<Spanned<String>>,
+    #[serde(default)]
+    pub tags: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub paths: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub exclude: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub exclude_if_present: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub one_file_system: bool,
+    #[serde(default)]
+    pub commands: Vec<RawCommand>,
+    pub hooks: Option<RawHooks>,
+    pub retention: Option<Spanned<RawRetention>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged, expecting = "a command string (run with sh -c) or a non-empty array of strings (program and arguments)")]
+pub(crate) enum RawCommandLine {
+    Shell(String),
+    Argv(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCommand {
+    pub command: Option<Spanned<RawCommandLine>>,
+    pub filename: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHooks {
+    #[serde(default)]
+    pub before: Vec<String>,
+    #[serde(default)]
+    pub after: Vec<String>,
+    #[serde(default)]
+    pub on_failure: Vec<String>,
+    #[serde(default)]
+    pub finally: Vec<String>,
+    pub timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRetention {
+    pub keep_last: Option<Spanned<i64>>,
+    pub keep_hourly: Option<Spanned<i64>>,
+    pub keep_daily: Option<Spanned<i64>>,
+    pub keep_weekly: Option<Spanned<i64>>,
+    pub keep_monthly: Option<Spanned<i64>>,
+    pub keep_yearly: Option<Spanned<i64>>,
+    pub keep_within: Option<Spanned<String>>,
+    #[serde(default)]
+    pub prune: bool,
+}

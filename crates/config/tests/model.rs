@@ -1,0 +1,159 @@
+//! A complete config parses into the expected structs; secrets, durations
+//! and repository URLs behave.
+
+#![allow(clippy::unwrap_used)]
+
+use std::{path::{Path, PathBuf}, time::Duration};
+
+use bulwark_config::*;
+
+const FULL: &str = r#"
+[settings]
+host = "nas"
+
+[repositories.home]
+url = "backups/home"
+password_file = "/etc/bulwark/home.pass"
+
+[repositories.hub]
+url = "rest:https://alice:pw@hub.lan:8000/alice/nas/"
+password_env = "HUB_REPO_PW"
+[repositories.hub.rest]
+username = "alice"
+password_file = "/etc/bulwark/hub-http.pass"
+
+[repositories.cloud]
+url = "s3:https://s3.example.com/bucket/nas/restic"
+password_file = "/etc/bulwark/cloud.pass"
+[repositories.cloud.s3]
+region = "eu-central-1"
+access_key_id_env = "AWS_KEY"
+secret_access_key_file = "/etc/bulwark/s3.secret"
+
+[jobs.vaultwarden]
+repository = "home"
+host = "vault"
+tags = ["vaultwarden", "daily"]
+paths = ["/var/lib/vaultwarden"]
+exclude = ["*.tmp", "/var/lib/vaultwarden/icon_cache"]
+exclude_if_present = [".nobackup"]
+one_file_system = true
+
+[[jobs.vaultwarden.commands]]
+command = ["pg_dumpall", "-U", "postgres"]
+filename = "postgres/all.sql"
+
+[[jobs.vaultwarden.commands]]
+command = "sqlite3 /var/lib/x.db .dump"
+filename = "x.sql"
+
+[jobs.vaultwarden.hooks]
+before = ["systemctl stop vaultwarden"]
+after = ["systemctl start vaultwarden"]
+on_failure = ["curl -fsS https://hc/fail"]
+finally = ["true"]
+timeout = "10m"
+
+[jobs.vaultwarden.retention]
+keep_daily = 7
+keep_weekly = 4
+keep_monthly = 6
+keep_within = "2d12h"
+prune = true
+"#;
+
+#[test]
+fn full_example() {
+    let cfg = parse(FULL, Path::new("/etc/bulwark/bulwark.toml")).unwrap();
+    assert_eq!(cfg.settings.host.as_deref(), Some("nas"));
+    let home = &cfg.repositories["home"];
+    assert_eq!(home.url, RepoUrl::Local(PathBuf::from("/etc/bulwark/backups/home")), "relative paths resolve against the config's directory");
+    assert_eq!(home.password, SecretSource::File("/etc/bulwark/home.pass".into()));
+    let hub = &cfg.repositories["hub"];
+    assert_eq!(hub.url, RepoUrl::Rest("https://alice:pw@hub.lan:8000/alice/nas".into()));
+    assert_eq!(hub.url.to_string(), "rest:https://alice:***@hub.lan:8000/alice/nas");
+    assert_eq!(hub.password, SecretSource::Env("HUB_REPO_PW".into()));
+    assert_eq!(hub.rest.as_ref().unwrap().username, "alice");
+    let cloud = &cfg.repositories["cloud"];
+    assert_eq!(
+        cloud.url,
+        RepoUrl::S3 { endpoint: "https://s3.example.com".into(), bucket: "bucket".into(), prefix: "nas/restic".into() }
+    );
+    let s3 = cloud.s3.as_ref().unwrap();
+    assert_eq!(s3.region, "eu-central-1");
+    assert_eq!(s3.access_key_id, Some(SecretSource::Env("AWS_KEY".into())));
+
+    let job = cfg.job("vaultwarden").unwrap();
+    assert_eq!(cfg.repository_for(job).name, "home");
+    assert_eq!(job.host.as_deref(), Some("vault"));
+    assert_eq!(job.tags, vec!["vaultwarden", "daily"]);
+    assert_eq!(job.paths, vec![PathBuf::from("/var/lib/vaultwarden")]);
+    assert!(job.one_file_system);
+    assert_eq!(job.commands.len(), 2);
+    assert_eq!(job.commands[0].command, CommandLine::Argv(vec!["pg_dumpall".into(), "-U".into(), "postgres".into()]));
+    assert_eq!(job.commands[1].command, CommandLine::Shell("sqlite3 /var/lib/x.db .dump".into()));
+    assert_eq!(job.hooks.before, vec!["systemctl stop vaultwarden"]);
+    assert_eq!(job.hooks.timeout, Duration::from_secs(600));
+    let r = job.retention.as_ref().unwrap();
+    assert_eq!((r.keep_daily, r.keep_weekly, r.keep_monthly, r.keep_last), (Some(7), Some(4), Some(6), None));
+    assert_eq!(r.keep_within, Some(KeepWithin { years: 0, months: 0, days: 2, hours: 12 }));
+    assert!(r.prune);
+    assert!(matches!(cfg.job("nope"), Err(ConfigError::UnknownJob { .. })));
+}
+
+#[test]
+fn secrets_from_files_and_env() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("pw");
+    std::fs::write(&f, "s3cret\n").unwrap();
+    assert_eq!(SecretSource::File(f.clone()).load().unwrap().expose(), "s3cret");
+    std::fs::write(&f, "two\nlines\r\n").unwrap();
+    assert_eq!(SecretSource::File(f.clone()).load().unwrap().expose(), "two\nlines", "only one trailing newline is removed");
+    std::fs::write(&f, "\n").unwrap();
+    assert!(matches!(SecretSource::File(f.clone()).load(), Err(SecretError::EmptyFile(_))));
+    let missing = SecretSource::File(tmp.path().join("none")).load().unwrap_err();
+    assert!(missing.to_string().contains("does not exist"), "{missing}");
+    let secret = SecretSource::File(tmp.path().join("none")).load().map(|s| format!("{s:?}"));
+    assert!(secret.is_err());
+    std::fs::write(&f, "hunter2").unwrap();
+    assert_eq!(format!("{:?}", SecretSource::File(f).load().unwrap()), "Secret(***)");
+    let err = SecretSource::Env("BULWARK_TEST_UNSET_VAR_4711".into()).load().unwrap_err();
+    assert!(err.to_string().contains("BULWARK_TEST_UNSET_VAR_4711"));
+    assert_eq!(SecretSource::Env("PATH".into()).load().unwrap().expose(), std::env::var("PATH").unwrap());
+}
+
+#[test]
+fn keep_within_round_trips() {
+    for s in ["30d", "1y6m", "2d12h", "1y2m3d4h", "5h"] {
+        assert_eq!(s.parse::<KeepWithin>().unwrap().to_string(), s);
+    }
+    for bad in ["", "30", "3w", "d", "1d1d", "0d", "30 days"] {
+        assert!(bad.parse::<KeepWithin>().is_err(), "{bad:?} should be rejected");
+    }
+}
+
+#[test]
+fn repo_urls() {
+    let base = Path::new("/base");
+    assert_eq!(RepoUrl::parse("repo", base).unwrap(), RepoUrl::Local("/base/repo".into()));
+    assert_eq!(RepoUrl::parse("/abs", base).unwrap(), RepoUrl::Local("/abs".into()));
+    assert_eq!(RepoUrl::parse("rest:http://h:8000/", base).unwrap(), RepoUrl::Rest("http://h:8000".into()));
+    assert_eq!(
+        RepoUrl::parse("s3:http://127.0.0.1:9000/b", base).unwrap(),
+        RepoUrl::S3 { endpoint: "http://127.0.0.1:9000".into(), bucket: "b".into(), prefix: String::new() }
+    );
+    assert!(RepoUrl::parse("sftp:host:/x", base).is_err());
+    assert!(RepoUrl::parse("", base).is_err());
+}
+
+#[test]
+fn embedded_default_parses() {
+    let cfg = default_config(Path::new("/data/bulwark")).unwrap();
+    let job = cfg.job("default").unwrap();
+    assert_eq!(job.paths, vec![PathBuf::from("/etc")]);
+    let repo = cfg.repository_for(job);
+    assert_eq!(repo.url, RepoUrl::Local("/data/bulwark/repo".into()));
+    assert_eq!(repo.password, SecretSource::File("/data/bulwark/repo.password".into()));
+    let r = job.retention.as_ref().unwrap();
+    assert_eq!((r.keep_daily, r.keep_weekly, r.keep_monthly), (Some(7), Some(4), Some(6)));
+}
