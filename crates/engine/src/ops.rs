@@ -8,7 +8,7 @@ use std::{
 
 use rustic_core::{
     repofile::{Node, NodeType, SnapshotFile},
-    CheckOptions, IndexedFullStatus, KeepOptions, PruneOptions, ReadSubsetOption, Repository,
+    CheckOptions, IndexedFullStatus, PruneOptions, ReadSubsetOption, Repository,
 };
 use serde::Serialize;
 
@@ -126,18 +126,65 @@ impl KeepPolicy {
             && self.within.is_none()
     }
 
-    fn to_rustic(&self) -> KeepOptions {
-        let n = |v: Option<u32>| v.map(|v| i32::try_from(v).unwrap_or(i32::MAX));
-        let mut k = KeepOptions::default();
-        k.keep_last = n(self.last);
-        k.keep_hourly = n(self.hourly);
-        k.keep_daily = n(self.daily);
-        k.keep_weekly = n(self.weekly);
-        k.keep_monthly = n(self.monthly);
-        k.keep_yearly = n(self.yearly);
-        k.keep_within = self.within;
-        k
+    /// Decides which snapshots of one group to keep, exactly like restic
+    /// 0.14: newest first; each rule keeps the newest snapshot of each of its
+    /// last N buckets (hour, day, ISO week, month, year; `last` = every
+    /// snapshot); `within` keeps everything newer than the newest snapshot
+    /// minus the span. Returns (keep, reasons) in the order of `snaps`, which
+    /// must be sorted newest first.
+    fn decide(&self, snaps: &[SnapshotFile]) -> Vec<(bool, Vec<String>)> {
+        type Bucket = fn(&jiff::Zoned, usize) -> i64;
+        let rules: [(Option<u32>, Bucket, &str); 6] = [
+            (self.last, |_, nr| nr as i64, "last"),
+            (self.hourly, |t, _| ymd(t) * 100 + i64::from(t.hour()), "hourly"),
+            (self.daily, |t, _| ymd(t), "daily"),
+            (self.weekly, |t, _| {
+                let w = t.date().iso_week_date();
+                i64::from(w.year()) * 100 + i64::from(w.week())
+            }, "weekly"),
+            (self.monthly, |t, _| i64::from(t.year()) * 100 + i64::from(t.month()), "monthly"),
+            (self.yearly, |t, _| i64::from(t.year()), "yearly"),
+        ];
+        let mut counts: Vec<Option<u32>> = rules.iter().map(|r| r.0).collect();
+        let mut last: Vec<i64> = vec![i64::MIN; rules.len()];
+        let now = jiff::Timestamp::now();
+        let latest = snaps
+            .iter()
+            .filter(|s| s.time.timestamp() < now)
+            .max_by_key(|s| s.time.timestamp())
+            .map(|s| s.time.clone());
+        let within_limit = match (&self.within, &latest) {
+            (Some(span), Some(l)) => l.checked_sub(*span).ok().map(|z| z.timestamp()),
+            _ => None,
+        };
+        let mut out = Vec::with_capacity(snaps.len());
+        for (nr, s) in snaps.iter().enumerate() {
+            let mut reasons = Vec::new();
+            if let Some(limit) = within_limit {
+                if s.time.timestamp() > limit {
+                    reasons.push("within".to_string());
+                }
+            }
+            for (i, (_, bucket, name)) in rules.iter().enumerate() {
+                if let Some(n) = counts[i] {
+                    if n > 0 {
+                        let v = bucket(&s.time, nr);
+                        if v != last[i] {
+                            last[i] = v;
+                            counts[i] = Some(n - 1);
+                            reasons.push((*name).to_string());
+                        }
+                    }
+                }
+            }
+            out.push((!reasons.is_empty(), reasons));
+        }
+        out
     }
+}
+
+fn ymd(t: &jiff::Zoned) -> i64 {
+    i64::from(t.year()) * 10_000 + i64::from(t.month()) * 100 + i64::from(t.day())
 }
 
 /// A snapshot with the retention decision.
@@ -356,23 +403,19 @@ impl Repo {
             paths.sort();
             groups.entry((s.hostname.clone(), paths)).or_default().push(s);
         }
-        let keep = policy.to_rustic();
-        let now = jiff::Zoned::now();
         let mut out = ForgetSummary { groups: Vec::new(), removed: Vec::new(), dry_run };
         let mut remove_ids = Vec::new();
-        for ((host, paths), snaps) in groups {
-            let decided = keep.apply(snaps, &now).map_err(|e| Error::from_rustic("cannot apply the retention policy", &e))?;
+        for ((host, paths), mut snaps) in groups {
+            // newest first; ties keep listing order, like restic's stable sort
+            snaps.sort_by(|a, b| b.time.timestamp().cmp(&a.time.timestamp()));
+            let decided = policy.decide(&snaps);
             let mut group = ForgetGroup { host, paths, snapshots: Vec::new() };
-            for d in decided {
-                if !d.keep {
-                    remove_ids.push(d.snapshot.id);
-                    out.removed.push(d.snapshot.id.to_hex().to_string());
+            for (snap, (keep, reasons)) in snaps.iter().zip(decided) {
+                if !keep {
+                    remove_ids.push(snap.id);
+                    out.removed.push(snap.id.to_hex().to_string());
                 }
-                group.snapshots.push(ForgetDecision {
-                    snapshot: SnapshotInfo::from_file(&d.snapshot),
-                    keep: d.keep,
-                    reasons: d.reasons,
-                });
+                group.snapshots.push(ForgetDecision { snapshot: SnapshotInfo::from_file(snap), keep, reasons });
             }
             out.groups.push(group);
         }
