@@ -407,7 +407,7 @@ impl Repo {
         let mut remove_ids = Vec::new();
         for ((host, paths), mut snaps) in groups {
             // newest first; ties keep listing order, like restic's stable sort
-            snaps.sort_by(|a, b| b.time.timestamp().cmp(&a.time.timestamp()));
+            snaps.sort_by_key(|s| std::cmp::Reverse(s.time.timestamp()));
             let decided = policy.decide(&snaps);
             let mut group = ForgetGroup { host, paths, snapshots: Vec::new() };
             for (snap, (keep, reasons)) in snaps.iter().zip(decided) {
