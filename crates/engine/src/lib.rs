@@ -29,6 +29,7 @@ pub mod local;
 pub mod progress;
 
 mod backup;
+mod keyfile;
 mod lock;
 mod ops;
 mod repo;

@@ -8,7 +8,7 @@ use std::{
 };
 
 use rustic_core::{
-    repofile::SnapshotFile, ConfigOptions, Credentials, KeyOptions, OpenStatus, Repository,
+    repofile::{MasterKey, SnapshotFile}, ConfigOptions, Credentials, KeyOptions, OpenStatus, Repository,
     RepositoryBackends, RepositoryOptions, WriteBackend,
 };
 
@@ -186,13 +186,18 @@ impl RepoSpec {
             std::fs::create_dir_all(path)
                 .map_err(|e| Error::io(format!("cannot create {}", path.display()), &e))?;
         }
+        // rustic_core would derive the key with scrypt N=2^17 (128 MiB for
+        // every later open); write the key file ourselves with the parameters
+        // restic calibrates to on small machines (N=2^15, r=8, p=4: 32 MiB).
+        let master = MasterKey::new();
+        let backend = self.backend()?;
         let repo = self.unopened()?;
-        let creds = Credentials::password(&self.password);
-        let repo = guard("init", || {
-            repo.init(&creds, &KeyOptions::default(), &ConfigOptions::default())
+        guard("init", || {
+            repo.init(&Credentials::Masterkey(master.clone()), &KeyOptions::default(), &ConfigOptions::default())
                 .map_err(|e| Error::from_rustic(&format!("cannot create a repository at {}", self.location), &e))
         })?;
-        Ok(Repo { inner: repo, spec: self.clone() })
+        crate::keyfile::write_key(backend.as_ref(), &master, &self.password)?;
+        self.open()
     }
 
     /// Opens an existing repository.
