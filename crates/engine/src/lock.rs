@@ -312,6 +312,14 @@ impl Repo {
     pub fn lock(&self, exclusive: bool) -> Result<RepoLock> {
         let dir = LockDir::for_location(self.location())?;
         let crypto = Crypto::new(self);
+        // Locks of crashed processes (ours or restic's) would block restic
+        // forever (restic 0.14 never ignores stale locks); clear them.
+        if let Ok(locks) = self.locks() {
+            for (name, info) in locks.iter().filter(|(_, i)| i.is_stale()) {
+                tracing::info!(lock = %name, pid = info.pid, host = %info.hostname, "removing stale lock");
+                dir.remove(name);
+            }
+        }
         let ours = write_lock(&dir, &crypto, exclusive)?;
         let conflict = self.locks().map(|locks| {
             locks.into_iter().find(|(name, info)| *name != ours && !info.is_stale() && (exclusive || info.exclusive))

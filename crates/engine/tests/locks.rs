@@ -83,10 +83,10 @@ fn restic_respects_our_exclusive_lock_and_we_respect_restics() {
     repo.prune(false).unwrap();
 }
 
-#[test]
-fn stale_lock_of_a_dead_process_is_ignored_and_unlock_removes_it() {
-    let (tmp, spec) = setup();
-    let mut child = restic(&tmp)
+/// Starts `restic backup --stdin` and kills it with SIGKILL once its lock exists.
+fn crashed_restic(tmp: &tempfile::TempDir) {
+    let before = lock_count(tmp);
+    let mut child = restic(tmp)
         .args(["backup", "--stdin", "--stdin-filename", "slow"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -94,17 +94,29 @@ fn stale_lock_of_a_dead_process_is_ignored_and_unlock_removes_it() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while lock_count(&tmp) == 0 {
+    while lock_count(tmp) == before {
         assert!(Instant::now() < deadline, "restic never took its lock");
         std::thread::sleep(Duration::from_millis(50));
     }
     child.kill().unwrap(); // SIGKILL: the lock stays behind
     child.wait().unwrap();
+}
+
+#[test]
+fn stale_lock_of_a_dead_process_is_ignored_and_removed() {
+    let (tmp, spec) = setup();
+    crashed_restic(&tmp);
     let repo = spec.open().unwrap();
     let locks = repo.locks().unwrap();
     assert_eq!(locks.len(), 1);
     assert!(locks[0].1.is_stale(), "a lock of a dead process on this host is stale");
-    repo.prune(false).unwrap();
-    assert_eq!(repo.unlock(false).unwrap(), 1);
+    assert_eq!(repo.unlock(false).unwrap(), 1, "unlock removes it");
     assert_eq!(lock_count(&tmp), 0);
+
+    // taking a lock clears stale ones too, so restic isn't blocked afterwards
+    crashed_restic(&tmp);
+    repo.prune(false).unwrap();
+    assert_eq!(lock_count(&tmp), 0);
+    let out = restic(&tmp).args(["check"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
