@@ -37,6 +37,11 @@ fn awkward_tree(root: &Path) {
         std::fs::write(root.join(name), name).unwrap();
         std::fs::set_permissions(root.join(name), std::fs::Permissions::from_mode(mode)).unwrap();
     }
+    if is_root() {
+        // ownership is restored when root: give files owners that aren't ours
+        let st = std::process::Command::new("chown").args(["-h", "1234:5678"]).arg(root.join("group")).arg(root.join("dangling")).status().unwrap();
+        assert!(st.success());
+    }
     for (i, entry) in ["private", "script.sh", "group", "big.bin", "hard-a"].iter().enumerate() {
         set_mtime(&root.join(entry), 1_500_000_000 + i as i64 * 3600);
     }

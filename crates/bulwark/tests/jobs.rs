@@ -172,3 +172,32 @@ fn run_applies_the_jobs_retention() {
     assert_eq!(snaps.as_array().unwrap().len(), 2, "keep_last = 2 applied by run");
     env.restic(&["check"]).ok();
 }
+
+#[test]
+fn interrupt_runs_cleanup_hooks_and_exits_130() {
+    let env = Env::new();
+    let log = env.path("hooks.log");
+    let cfg = write_config(
+        &env,
+        &format!(
+            "[[jobs.app.commands]]\ncommand = \"sleep 20; echo late\"\nfilename = \"slow.sql\"\n[jobs.app.hooks]\nbefore = [\"echo B >> {log}\"]\non_failure = [\"echo F $BULWARK_STATUS $BULWARK_ERROR >> {log}\"]\nfinally = [\"echo Z >> {log}\"]\n",
+            log = log.display()
+        ),
+    );
+    env.init();
+    let mut child = env.cmd().arg("-c").arg(&cfg).args(["--job", "app", "backup"]).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !log.exists() {
+        assert!(std::time::Instant::now() < deadline, "the before hook never ran");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let st = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(st.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "B\nF failed interrupted\nZ\n");
+    // the repository is fine and usable right away (no stale lock blocks restic)
+    env.bulwark(&["check"]).ok();
+    env.restic(&["check"]).ok();
+}

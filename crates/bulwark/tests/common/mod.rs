@@ -110,6 +110,8 @@ pub struct Entry {
     pub link: Option<PathBuf>,
     /// index of the first path sharing this inode (hard links)
     pub link_group: Option<PathBuf>,
+    /// owner, compared only when the tests run as root
+    pub owner: Option<(u32, u32)>,
 }
 
 /// Everything under `root`, keyed by relative path.
@@ -136,7 +138,8 @@ pub fn tree(root: &Path) -> BTreeMap<PathBuf, Entry> {
             };
             let link_group = (ft.is_file() && m.nlink() > 1).then(|| inodes.entry(m.ino()).or_insert(rel.clone()).clone());
             let mtime = if ft.is_dir() { 0 } else { m.mtime() };
-            out.insert(rel, Entry { kind, content, mode: m.permissions().mode() & 0o7777, mtime, link, link_group });
+            let owner = is_root().then(|| (m.uid(), m.gid()));
+            out.insert(rel, Entry { kind, content, mode: m.permissions().mode() & 0o7777, mtime, link, link_group, owner });
         }
     }
     out
@@ -157,6 +160,7 @@ pub fn assert_same_tree(expected: &Path, actual: &Path) {
                 }
                 assert_eq!(e.link, f.link, "symlink target of {}", path.display());
                 assert_eq!(e.link_group, f.link_group, "hard-link group of {}", path.display());
+                assert_eq!(e.owner, f.owner, "owner of {}", path.display());
             }
         }
     }
