@@ -153,15 +153,22 @@ impl LockDir {
             Self::Rest { base, client } => {
                 let resp = client
                     .get(base)
-                    .header("Accept", "application/vnd.x.restic.rest.v1")
+                    .header("Accept", "application/vnd.x.restic.rest.v2")
                     .send()
                     .map_err(http_err)?;
                 if resp.status() == reqwest::StatusCode::NOT_FOUND {
                     return Ok(Vec::new());
                 }
                 let resp = resp.error_for_status().map_err(http_err)?;
-                let names: Vec<String> = resp.json().map_err(http_err)?;
-                Ok(names)
+                // v2 answers [{"name":…,"size":…}], v1 servers a list of names
+                #[derive(Deserialize)]
+                #[serde(untagged)]
+                enum Item {
+                    V2 { name: String },
+                    V1(String),
+                }
+                let items: Vec<Item> = resp.json().map_err(http_err)?;
+                Ok(items.into_iter().map(|i| match i { Item::V2 { name } | Item::V1(name) => name }).collect())
             }
             Self::None => Ok(Vec::new()),
         }

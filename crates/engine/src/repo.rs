@@ -164,6 +164,13 @@ impl RepoSpec {
         if let Location::Local(path) = &self.location {
             return Ok(path.join("config").is_file());
         }
+        if let Location::Rest { url } = &self.location {
+            // fail fast with a clear sentence instead of a minute of retries
+            probe_tcp(url).map_err(|e| {
+                Error::new(ErrorKind::Backend, format!("cannot reach {}: {e}", self.location))
+                    .hint("check the address and that the server runs")
+            })?;
+        }
         let repo = self.unopened()?;
         let id = repo.config_id().map_err(|e| {
             let mut err = Error::from_rustic(&format!("cannot reach {}", self.location), &e);
@@ -270,6 +277,22 @@ impl Repo {
                 .map_err(|e| Error::from_rustic("cannot read the snapshots", &e))
         })
     }
+}
+
+/// Opens (and closes) a TCP connection to the host of `url`.
+fn probe_tcp(url: &str) -> std::io::Result<()> {
+    use std::net::ToSocketAddrs;
+    let parsed = reqwest::Url::parse(url).map_err(|e| std::io::Error::other(format!("bad URL: {e}")))?;
+    let host = parsed.host_str().ok_or_else(|| std::io::Error::other("the URL has no host"))?;
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    let mut last = std::io::Error::other("the host name resolves to no address");
+    for addr in (host.trim_start_matches('[').trim_end_matches(']'), port).to_socket_addrs()? {
+        match std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(10)) {
+            Ok(_) => return Ok(()),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
 
 /// Turns a path into an absolute, `.`/`..`-free path without touching symlinks.
