@@ -199,3 +199,36 @@ fn damaged_pack_restores_every_intact_file_and_exits_3() {
     assert_eq!(r.json()["failed"].as_array().unwrap().len(), 5);
     assert_eq!(std::fs::read(under(&target2, &a).join("a4")).unwrap(), random_bytes(4, 400_000));
 }
+
+#[test]
+fn full_disk_during_restore_is_one_clear_sentence() {
+    let env = Env::new();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("big"), random_bytes(9, 3_000_000)).unwrap();
+    env.init();
+    env.bulwark(&["backup", src.to_str().unwrap()]).ok();
+    // a 1 MiB tmpfs in a private mount namespace (user namespace when not root)
+    let target = env.path("tiny");
+    std::fs::create_dir_all(&target).unwrap();
+    let script = format!(
+        "mount -t tmpfs -o size=1m tmpfs '{t}' && exec '{bin}' restore latest --target '{t}'",
+        t = target.display(),
+        bin = BIN
+    );
+    let mut cmd = Command::new("unshare");
+    if !is_root() {
+        cmd.arg("-r");
+    }
+    cmd.args(["-m", "--propagation", "private", "sh", "-c", &script]);
+    for (k, v) in env.cmd().get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    let out: Out = cmd.output().unwrap().into();
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("is full"), "{}", out.stderr);
+    assert!(out.stderr.contains("free some space"), "{}", out.stderr);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+}
