@@ -17,6 +17,8 @@ pub struct KeepWithin {
 
 const HINT: &str = "expected e.g. 30d, 1y6m or 2d12h (units: y, m, d, h)";
 
+/// Parses `1y6m`, `30d`, `2d12h`: one or more `<N><unit>` with units `y`, `m`,
+/// `d`, `h`, each at most once. The error is a sentence, `; `, and a hint.
 impl FromStr for KeepWithin {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -28,6 +30,9 @@ impl FromStr for KeepWithin {
         let mut num = String::new();
         let mut seen = String::new();
         for c in s.chars() {
+            if c.is_whitespace() {
+                return Err(format!("`{s}` contains a space; {HINT}"));
+            }
             if c.is_ascii_digit() {
                 num.push(c);
                 continue;
@@ -56,6 +61,7 @@ impl FromStr for KeepWithin {
     }
 }
 
+/// The canonical form: units in the order y, m, d, h, zero parts left out.
 impl fmt::Display for KeepWithin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (n, u) in [(self.years, 'y'), (self.months, 'm'), (self.days, 'd'), (self.hours, 'h')] {

@@ -30,8 +30,10 @@
 
 mod keep;
 mod raw;
+mod read;
 mod secret;
 mod url;
+mod validate;
 
 use std::{
     collections::BTreeMap,
@@ -39,8 +41,6 @@ use std::{
     path::{Path, PathBuf},
     time::Duration,
 };
-
-use serde_spanned::Spanned;
 
 pub use keep::KeepWithin;
 pub use secret::{Secret, SecretError, SecretSource};
@@ -196,7 +196,9 @@ pub enum CommandLine {
 }
 
 impl CommandLine {
-    /// A `std::process::Command` for it.
+    /// A `std::process::Command` for it: `sh -c STRING`, or the program and
+    /// its arguments. (An empty argv, which `parse` never produces, gives a
+    /// command that fails to spawn.)
     pub fn to_command(&self) -> std::process::Command {
         match self {
             Self::Shell(s) => {
@@ -205,19 +207,30 @@ impl CommandLine {
                 c
             }
             Self::Argv(v) => {
-                let mut c = std::process::Command::new(&v[0]);
-                c.args(&v[1..]);
+                let (program, args) = v.split_first().map_or(("", &[][..]), |(p, a)| (p.as_str(), a));
+                let mut c = std::process::Command::new(program);
+                c.args(args);
                 c
             }
         }
     }
 
-    /// How to show it in messages.
+    /// How to show it in messages: the shell string, or the argv quoted
+    /// the way a shell would need it.
     pub fn display(&self) -> String {
         match self {
             Self::Shell(s) => s.clone(),
-            Self::Argv(v) => v.join(" "),
+            Self::Argv(v) => v.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" "),
         }
+    }
+}
+
+fn shell_quote(a: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c);
+    if !a.is_empty() && a.chars().all(plain) {
+        a.to_string()
+    } else {
+        format!("'{}'", a.replace('\'', "'\\''"))
     }
 }
 
@@ -289,7 +302,12 @@ impl Config {
         })
     }
 
-    /// The repository a (validated) job uses.
+    /// The repository a job of this config uses.
+    ///
+    /// # Panics
+    ///
+    /// If `job` is not from this config (validation guarantees that every
+    /// job's repository is declared).
     pub fn repository_for(&self, job: &Job) -> &Repository {
         // validation guarantees the name exists
         &self.repositories[&job.repository]
@@ -312,320 +330,20 @@ pub fn default_config(data_dir: &Path) -> Result<Config, ConfigError> {
     parse(&text, Path::new("<embedded default>"))
 }
 
-struct Ctx<'a> {
-    text: &'a str,
-    file: &'a Path,
-    diags: Vec<Diagnostic>,
-}
-
-impl Ctx<'_> {
-    fn at(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
-        let before = &self.text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        (line, col)
-    }
-
-    fn err(&mut self, span: std::ops::Range<usize>, message: impl Into<String>, hint: Option<String>) {
-        let (line, column) = self.at(span.start);
-        self.diags.push(Diagnostic { file: self.file.to_path_buf(), line, column, message: message.into(), hint });
-    }
-
-    fn err_at<T>(&mut self, v: &Spanned<T>, message: impl Into<String>, hint: impl Into<String>) {
-        self.err(v.span(), message, Some(hint.into()));
-    }
-}
-
-fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
-/// Rewrites serde's messages into ours, with a hint.
-fn explain(message: &str) -> (String, Option<String>) {
-    let message = message.trim();
-    if let Some(rest) = message.strip_prefix("unknown field `") {
-        let (field, rest) = rest.split_once('`').unwrap_or((rest, ""));
-        let expected: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
-        let best = expected.iter().map(|e| (levenshtein(field, e), *e)).min();
-        let hint = match best {
-            Some((d, e)) if d <= 3 && d < field.len() => format!("did you mean `{e}`?"),
-            _ if !expected.is_empty() => format!("valid keys here: {}", expected.join(", ")),
-            _ => "remove it".to_string(),
-        };
-        return (format!("unknown key `{field}`"), Some(hint));
-    }
-    if let Some(rest) = message.strip_prefix("invalid type: ") {
-        let (found, expected) = rest.split_once(", expected ").unwrap_or((rest, "another type"));
-        return (format!("wrong type: found {found}, expected {expected}"), None);
-    }
-    if let Some(rest) = message.strip_prefix("missing field `") {
-        let field = rest.split('`').next().unwrap_or(rest);
-        return (format!("missing key `{field}`"), Some(format!("add `{field} = ...`")));
-    }
-    (message.lines().next().unwrap_or(message).to_string(), None)
-}
-
-fn valid_name(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
-/// Parses and validates config text; `origin` names it in messages and is the
-/// base for relative local repository paths.
+/// Parses and validates config text. `origin` names the text in messages,
+/// and its directory is the base for relative local repository paths and
+/// relative secret files.
 pub fn parse(text: &str, origin: &Path) -> Result<Config, ConfigError> {
-    let mut cx = Ctx { text, file: origin, diags: Vec::new() };
-    let raw: raw::RawConfig = match toml::from_str(text) {
-        Ok(r) => r,
-        Err(e) => {
-            let (msg, hint) = explain(e.message());
-            cx.err(e.span().unwrap_or(0..0), msg, hint);
-            return Err(ConfigError::Invalid(cx.diags));
-        }
-    };
+    let mut cx = read::Ctx { text, file: origin, diags: Vec::new() };
     let base = origin.parent().map(Path::to_path_buf).unwrap_or_default();
     let base = if base.as_os_str().is_empty() { std::env::current_dir().unwrap_or_default() } else { base };
-
-    let mut repositories = BTreeMap::new();
-    for (name, r) in raw.repositories {
-        if !valid_name(name.get_ref()) {
-            cx.err_at(&name, format!("`{}` is not a valid repository name", name.get_ref()), "use letters, digits, `-` and `_`");
+    let config = read::read(&mut cx).and_then(|doc| validate::validate(&mut cx, doc, &base));
+    match config {
+        Some(c) if cx.diags.is_empty() => Ok(c),
+        _ => {
+            cx.diags.sort_by_key(|d| (d.line, d.column));
+            cx.diags.dedup();
+            Err(ConfigError::Invalid(cx.diags))
         }
-        let Some(url_s) = &r.url else {
-            cx.err_at(&name, format!("repository `{}` has no `url`", name.get_ref()), "add url = \"/path\", \"rest:https://…\" or \"s3:https://…\"");
-            continue;
-        };
-        let url = match RepoUrl::parse(url_s.get_ref(), &base) {
-            Ok(u) => u,
-            Err(m) => {
-                cx.err(url_s.span(), format!("bad url: {m}"), Some("e.g. url = \"/srv/backup/repo\"".into()));
-                continue;
-            }
-        };
-        let password = match (&r.password_file, &r.password_env) {
-            (Some(f), None) => SecretSource::File(PathBuf::from(f.get_ref())),
-            (None, Some(e)) => SecretSource::Env(e.get_ref().clone()),
-            (Some(_), Some(e)) => {
-                cx.err_at(e, "both `password_file` and `password_env` are set", "keep one of them");
-                continue;
-            }
-            (None, None) => {
-                cx.err_at(&name, format!("repository `{}` has no password source", name.get_ref()), "add password_file = \"/etc/bulwark/NAME.pass\" (mode 0600) or password_env = \"VAR\"");
-                continue;
-            }
-        };
-        let rest = match &r.rest {
-            Some(t) if !matches!(url, RepoUrl::Rest(_)) => {
-                cx.err_at(t, "a [rest] table only applies to a rest: url", "remove it, or change the url to rest:https://…");
-                None
-            }
-            Some(t) => {
-                let t = t.get_ref();
-                match (&t.username, &t.password_file) {
-                    (Some(u), Some(p)) => Some(RestAuth { username: u.get_ref().clone(), password: SecretSource::File(PathBuf::from(p.get_ref())) }),
-                    _ => {
-                        cx.err_at(r.rest.as_ref().map_or(&name, |_| &name), "the [rest] table needs `username` and `password_file`", "add both, or remove the table");
-                        None
-                    }
-                }
-            }
-            None => None,
-        };
-        let s3 = match &r.s3 {
-            Some(t) if !matches!(url, RepoUrl::S3 { .. }) => {
-                cx.err_at(t, "an [s3] table only applies to an s3: url", "remove it, or change the url to s3:https://…");
-                None
-            }
-            Some(t) => {
-                let t = t.get_ref();
-                let pick = |cx: &mut Ctx<'_>, f: &Option<Spanned<String>>, e: &Option<Spanned<String>>, key: &str| match (f, e) {
-                    (Some(f), None) => Some(SecretSource::File(PathBuf::from(f.get_ref()))),
-                    (None, Some(e)) => Some(SecretSource::Env(e.get_ref().clone())),
-                    (Some(_), Some(e)) => {
-                        cx.err_at(e, format!("both `{key}_file` and `{key}_env` are set"), "keep one of them");
-                        None
-                    }
-                    (None, None) => None,
-                };
-                let access_key_id = pick(&mut cx, &t.access_key_id_file, &t.access_key_id_env, "access_key_id");
-                let secret_access_key = pick(&mut cx, &t.secret_access_key_file, &t.secret_access_key_env, "secret_access_key");
-                Some(S3Settings {
-                    region: t.region.as_ref().map_or_else(|| "us-east-1".to_string(), |r| r.get_ref().clone()),
-                    access_key_id,
-                    secret_access_key,
-                })
-            }
-            None => None,
-        };
-        repositories.insert(name.get_ref().clone(), Repository { name: name.get_ref().clone(), url, password, rest, s3 });
     }
-
-    let mut jobs = BTreeMap::new();
-    for (name, j) in raw.jobs {
-        let jname = name.get_ref().clone();
-        if !valid_name(&jname) {
-            cx.err_at(&name, format!("`{jname}` is not a valid job name"), "use letters, digits, `-` and `_`");
-        }
-        let repository = match &j.repository {
-            None => {
-                cx.err_at(&name, format!("job `{jname}` has no `repository`"), "add repository = \"NAME\" naming a [repositories.NAME] table");
-                String::new()
-            }
-            Some(r) => {
-                if !repositories.contains_key(r.get_ref()) && !cx.text.is_empty() {
-                    let known: Vec<&String> = repositories.keys().collect();
-                    let hint = if known.is_empty() {
-                        "declare it in a [repositories.NAME] table".to_string()
-                    } else {
-                        format!("declared repositories: {}", known.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))
-                    };
-                    cx.err_at(r, format!("job `{jname}` uses repository `{}`, which is not declared", r.get_ref()), hint);
-                }
-                r.get_ref().clone()
-            }
-        };
-        let mut tags = Vec::new();
-        for t in &j.tags {
-            let v = t.get_ref();
-            if v.is_empty() || v.contains(',') || v.chars().any(char::is_whitespace) {
-                cx.err_at(t, format!("`{v}` is not a valid tag"), "tags are non-empty and have no commas or spaces");
-            }
-            tags.push(v.clone());
-        }
-        let mut paths = Vec::new();
-        for p in &j.paths {
-            let v = p.get_ref();
-            if !Path::new(v).is_absolute() {
-                cx.err_at(p, format!("path `{v}` is relative"), "use an absolute path, e.g. /var/lib/app");
-            }
-            paths.push(PathBuf::from(v));
-        }
-        for e in &j.exclude {
-            if e.get_ref().trim().is_empty() {
-                cx.err_at(e, "empty exclude pattern", "remove it, or write a glob like *.tmp");
-            }
-        }
-        for e in &j.exclude_if_present {
-            if e.get_ref().is_empty() || e.get_ref().contains('/') {
-                cx.err_at(e, format!("`{}` is not a file name", e.get_ref()), "give a plain name like .nobackup");
-            }
-        }
-        let mut commands: Vec<CommandSource> = Vec::new();
-        for c in &j.commands {
-            let (Some(cmd), Some(file)) = (&c.command, &c.filename) else {
-                let span = c.command.as_ref().map(Spanned::span).or(c.filename.as_ref().map(Spanned::span)).unwrap_or(name.span());
-                cx.err(span, format!("a command source of job `{jname}` needs `command` and `filename`"), Some("e.g. command = \"pg_dumpall\", filename = \"postgres/all.sql\"".into()));
-                continue;
-            };
-            let command = match cmd.get_ref() {
-                raw::RawCommandLine::Shell(s) if s.trim().is_empty() => {
-                    cx.err_at(cmd, "empty command", "give the command to run");
-                    continue;
-                }
-                raw::RawCommandLine::Argv(v) if v.is_empty() || v[0].is_empty() => {
-                    cx.err_at(cmd, "empty command array", "give the program and its arguments, e.g. [\"pg_dumpall\", \"-U\", \"postgres\"]");
-                    continue;
-                }
-                raw::RawCommandLine::Shell(s) => CommandLine::Shell(s.clone()),
-                raw::RawCommandLine::Argv(v) => CommandLine::Argv(v.clone()),
-            };
-            let f = file.get_ref();
-            let ok = !f.is_empty() && !f.starts_with('/') && Path::new(f).components().all(|c| matches!(c, std::path::Component::Normal(_)));
-            if !ok {
-                cx.err_at(file, format!("`{f}` is not a valid filename inside the snapshot"), "use a relative path without `.` or `..`, e.g. postgres/all.sql");
-                continue;
-            }
-            if commands.iter().any(|c| c.filename == *f) {
-                cx.err_at(file, format!("two command sources of job `{jname}` write `{f}`"), "give each its own filename");
-                continue;
-            }
-            commands.push(CommandSource { command, filename: f.clone() });
-        }
-        if paths.is_empty() && j.commands.is_empty() {
-            cx.err_at(&name, format!("job `{jname}` backs up nothing"), "add paths = [\"/…\"] or a [[jobs.NAME.commands]] source");
-        }
-        let mut hooks = Hooks::default();
-        if let Some(h) = j.hooks {
-            hooks.before = h.before;
-            hooks.after = h.after;
-            hooks.on_failure = h.on_failure;
-            hooks.finally = h.finally;
-            if let Some(t) = &h.timeout {
-                match humantime::parse_duration(t.get_ref()) {
-                    Ok(d) if !d.is_zero() => hooks.timeout = d,
-                    _ => cx.err_at(t, format!("`{}` is not a duration", t.get_ref()), "e.g. timeout = \"10m\" or \"90s\""),
-                }
-            }
-        }
-        let retention = j.retention.map(|r| {
-            let span = r.span();
-            let r = r.into_inner();
-            let count = |cx: &mut Ctx<'_>, v: &Option<Spanned<i64>>, key: &str| -> Option<u32> {
-                let v = v.as_ref()?;
-                match u32::try_from(*v.get_ref()) {
-                    Ok(n) if n >= 1 => Some(n),
-                    _ => {
-                        cx.err_at(v, format!("{key} must be at least 1"), "omit the key instead of setting it to 0");
-                        None
-                    }
-                }
-            };
-            let ret = Retention {
-                keep_last: count(&mut cx, &r.keep_last, "keep_last"),
-                keep_hourly: count(&mut cx, &r.keep_hourly, "keep_hourly"),
-                keep_daily: count(&mut cx, &r.keep_daily, "keep_daily"),
-                keep_weekly: count(&mut cx, &r.keep_weekly, "keep_weekly"),
-                keep_monthly: count(&mut cx, &r.keep_monthly, "keep_monthly"),
-                keep_yearly: count(&mut cx, &r.keep_yearly, "keep_yearly"),
-                keep_within: r.keep_within.as_ref().and_then(|w| match w.get_ref().parse::<KeepWithin>() {
-                    Ok(k) => Some(k),
-                    Err(m) => {
-                        cx.err_at(w, format!("bad keep_within: {m}"), "e.g. keep_within = \"30d\"");
-                        None
-                    }
-                }),
-                prune: r.prune,
-            };
-            let any_set = r.keep_last.is_some() || r.keep_hourly.is_some() || r.keep_daily.is_some() || r.keep_weekly.is_some()
-                || r.keep_monthly.is_some() || r.keep_yearly.is_some() || r.keep_within.is_some();
-            if !any_set {
-                cx.err(span, format!("the retention of job `{jname}` keeps nothing"), Some("add keep_daily = 7 (etc.), or remove the table".into()));
-            }
-            ret
-        });
-        jobs.insert(
-            jname.clone(),
-            Job {
-                name: jname,
-                repository,
-                host: j.host.map(Spanned::into_inner),
-                tags,
-                paths,
-                exclude: j.exclude.into_iter().map(Spanned::into_inner).collect(),
-                exclude_if_present: j.exclude_if_present.into_iter().map(Spanned::into_inner).collect(),
-                one_file_system: j.one_file_system,
-                commands,
-                hooks,
-                retention,
-            },
-        );
-    }
-    if !cx.diags.is_empty() {
-        cx.diags.sort_by_key(|d| (d.line, d.column));
-        return Err(ConfigError::Invalid(cx.diags));
-    }
-    Ok(Config {
-        source: origin.to_path_buf(),
-        settings: Settings { host: raw.settings.and_then(|s| s.host.map(Spanned::into_inner)) },
-        repositories,
-        jobs,
-    })
 }

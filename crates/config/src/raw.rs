@@ -1,19 +1,10 @@
 //! The file as written: serde structs with spans, before validation.
-
-use std::collections::BTreeMap;
+//!
+//! Every field is optional here (so that one bad or missing key never hides
+//! the others); `validate` decides what is required.
 
 use serde::Deserialize;
 use serde_spanned::Spanned;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawConfig {
-    pub settings: Option<RawSettings>,
-    #[serde(default)]
-    pub repositories: BTreeMap<Spanned<String>, RawRepo>,
-    #[serde(default)]
-    pub jobs: BTreeMap<Spanned<String>, RawJob>,
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -64,7 +55,7 @@ pub(crate) struct RawJob {
     #[serde(default)]
     pub one_file_system: bool,
     #[serde(default)]
-    pub commands: Vec<RawCommand>,
+    pub commands: Vec<Spanned<RawCommand>>,
     pub hooks: Option<RawHooks>,
     pub retention: Option<Spanned<RawRetention>>,
 }
@@ -87,13 +78,13 @@ pub(crate) struct RawCommand {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawHooks {
     #[serde(default)]
-    pub before: Vec<String>,
+    pub before: Vec<Spanned<String>>,
     #[serde(default)]
-    pub after: Vec<String>,
+    pub after: Vec<Spanned<String>>,
     #[serde(default)]
-    pub on_failure: Vec<String>,
+    pub on_failure: Vec<Spanned<String>>,
     #[serde(default)]
-    pub finally: Vec<String>,
+    pub finally: Vec<Spanned<String>>,
     pub timeout: Option<Spanned<String>>,
 }
 

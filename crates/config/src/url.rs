@@ -6,7 +6,10 @@ use std::{
 };
 
 /// Where a repository lives, as written by the user.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// `Display` gives the user-facing form (`/path`, `rest:…`, `s3:…`); it and
+/// `Debug` show a password embedded in a URL as `***`.
+#[derive(Clone, PartialEq, Eq)]
 pub enum RepoUrl {
     /// A local (or mounted) directory; always absolute after parsing.
     Local(PathBuf),
@@ -23,20 +26,26 @@ pub enum RepoUrl {
     },
 }
 
+/// Checks `http(s)://host…`; never echoes the URL (it may hold a password).
 fn check_http(url: &str, what: &str) -> Result<(), String> {
+    let example = if what == "rest" { "rest:https://host:8000/repo" } else { "s3:https://s3.example.com/bucket" };
     let rest = url
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://"))
-        .ok_or_else(|| format!("{what} must start with http:// or https://, e.g. `{what}:https://host:8000/repo`"))?;
-    if rest.is_empty() || rest.starts_with('/') {
-        return Err(format!("{what} URL `{url}` has no host"));
+        .ok_or_else(|| format!("`{what}:` must be followed by http:// or https://; e.g. {example}"))?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if host.is_empty() || host.starts_with(':') {
+        return Err(format!("the {what} URL has no host; e.g. {example}"));
     }
     Ok(())
 }
 
 impl RepoUrl {
-    /// Parses a repository address. Relative local paths are resolved
-    /// against `base_dir`.
+    /// Parses a repository address: a local path, `rest:http(s)://…` or
+    /// `s3:http(s)://endpoint/bucket[/prefix]`. Relative local paths are
+    /// resolved against `base_dir`. The error is one sentence, then `; ` and
+    /// a hint; it never repeats the address (which may hold a password).
     pub fn parse(s: &str, base_dir: &Path) -> Result<Self, String> {
         let s = s.trim();
         if s.is_empty() {
@@ -54,7 +63,7 @@ impl RepoUrl {
             let bucket = parts.next().unwrap_or_default();
             let prefix = parts.next().unwrap_or_default().trim_matches('/');
             if bucket.is_empty() {
-                return Err(format!("s3 URL `{s}` names no bucket; use s3:http(s)://endpoint/bucket[/prefix]"));
+                return Err("the s3 URL names no bucket; use s3:http(s)://endpoint/bucket[/prefix]".into());
             }
             return Ok(Self::S3 {
                 endpoint: format!("{scheme}://{host}"),
@@ -65,7 +74,7 @@ impl RepoUrl {
         if let Some((scheme, _)) = s.split_once(':') {
             if !scheme.contains('/') && scheme.len() > 1 {
                 return Err(format!(
-                    "unknown repository type `{scheme}:`; use a local path, rest:https://… or s3:https://…"
+                    "unknown repository type `{scheme}:`; use a local path (write ./{scheme}:… for a relative one), rest:https://… or s3:https://…"
                 ));
             }
         }
@@ -74,26 +83,64 @@ impl RepoUrl {
     }
 }
 
+/// Replaces the password in `scheme://user:password@host…` by `***`.
 fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
     let end = rest.find('/').unwrap_or(rest.len());
     match rest[..end].rsplit_once('@') {
-        Some((userinfo, host)) => {
+        Some((userinfo, host)) if userinfo.contains(':') => {
             let user = userinfo.split(':').next().unwrap_or_default();
             format!("{scheme}://{user}:***@{host}{}", &rest[end..])
         }
-        None => url.to_string(),
+        _ => url.to_string(),
     }
 }
 
 impl fmt::Display for RepoUrl {
-    /// The user-facing form; a password inside a rest URL shows as `***`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Local(p) => write!(f, "{}", p.display()),
             Self::Rest(u) => write!(f, "rest:{}", redact(u)),
-            Self::S3 { endpoint, bucket, prefix } if prefix.is_empty() => write!(f, "s3:{endpoint}/{bucket}"),
-            Self::S3 { endpoint, bucket, prefix } => write!(f, "s3:{endpoint}/{bucket}/{prefix}"),
+            Self::S3 { endpoint, bucket, prefix } if prefix.is_empty() => write!(f, "s3:{}/{bucket}", redact(endpoint)),
+            Self::S3 { endpoint, bucket, prefix } => write!(f, "s3:{}/{bucket}/{prefix}", redact(endpoint)),
+        }
+    }
+}
+
+impl fmt::Debug for RepoUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Local(p) => f.debug_tuple("Local").field(p).finish(),
+            Self::Rest(u) => f.debug_tuple("Rest").field(&redact(u)).finish(),
+            Self::S3 { endpoint, bucket, prefix } => f
+                .debug_struct("S3")
+                .field("endpoint", &redact(endpoint))
+                .field("bucket", bucket)
+                .field("prefix", prefix)
+                .finish(),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction() {
+        assert_eq!(redact("https://u:pw@h:1/x"), "https://u:***@h:1/x");
+        assert_eq!(redact("https://u@h/x"), "https://u@h/x");
+        assert_eq!(redact("https://h/x@y"), "https://h/x@y");
+        let u = RepoUrl::Rest("https://u:hunter2@h/x".into());
+        assert!(!format!("{u:?}{u}").contains("hunter2"));
+    }
+
+    #[test]
+    fn errors_do_not_echo_the_url() {
+        for s in ["rest:ftp://u:hunter2@h", "s3:https://u:hunter2@h", "rest:https://u:hunter2@/x"] {
+            let e = RepoUrl::parse(s, Path::new("/")).unwrap_err();
+            assert!(!e.contains("hunter2"), "{e}");
         }
     }
 }

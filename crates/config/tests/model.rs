@@ -13,7 +13,7 @@ host = "nas"
 
 [repositories.home]
 url = "backups/home"
-password_file = "/etc/bulwark/home.pass"
+password_file = "home.pass"
 
 [repositories.hub]
 url = "rest:https://alice:pw@hub.lan:8000/alice/nas/"
@@ -68,7 +68,7 @@ fn full_example() {
     assert_eq!(cfg.settings.host.as_deref(), Some("nas"));
     let home = &cfg.repositories["home"];
     assert_eq!(home.url, RepoUrl::Local(PathBuf::from("/etc/bulwark/backups/home")), "relative paths resolve against the config's directory");
-    assert_eq!(home.password, SecretSource::File("/etc/bulwark/home.pass".into()));
+    assert_eq!(home.password, SecretSource::File("/etc/bulwark/home.pass".into()), "so do relative secret files");
     let hub = &cfg.repositories["hub"];
     assert_eq!(hub.url, RepoUrl::Rest("https://alice:pw@hub.lan:8000/alice/nas".into()));
     assert_eq!(hub.url.to_string(), "rest:https://alice:***@hub.lan:8000/alice/nas");
@@ -82,6 +82,11 @@ fn full_example() {
     let s3 = cloud.s3.as_ref().unwrap();
     assert_eq!(s3.region, "eu-central-1");
     assert_eq!(s3.access_key_id, Some(SecretSource::Env("AWS_KEY".into())));
+    assert_eq!(s3.secret_access_key, Some(SecretSource::File("/etc/bulwark/s3.secret".into())));
+    assert_eq!(
+        hub.rest,
+        Some(RestAuth { username: "alice".into(), password: SecretSource::File("/etc/bulwark/hub-http.pass".into()) })
+    );
 
     let job = cfg.job("vaultwarden").unwrap();
     assert_eq!(cfg.repository_for(job).name, "home");
@@ -92,13 +97,58 @@ fn full_example() {
     assert_eq!(job.commands.len(), 2);
     assert_eq!(job.commands[0].command, CommandLine::Argv(vec!["pg_dumpall".into(), "-U".into(), "postgres".into()]));
     assert_eq!(job.commands[1].command, CommandLine::Shell("sqlite3 /var/lib/x.db .dump".into()));
-    assert_eq!(job.hooks.before, vec!["systemctl stop vaultwarden"]);
+    assert_eq!(job.exclude, vec!["*.tmp", "/var/lib/vaultwarden/icon_cache"]);
+    assert_eq!(job.exclude_if_present, vec![".nobackup"]);
+    assert_eq!(job.commands[0].filename, "postgres/all.sql");
+    assert_eq!(
+        job.hooks,
+        Hooks {
+            before: vec!["systemctl stop vaultwarden".into()],
+            after: vec!["systemctl start vaultwarden".into()],
+            on_failure: vec!["curl -fsS https://hc/fail".into()],
+            finally: vec!["true".into()],
+            timeout: Duration::from_secs(600),
+        }
+    );
     assert_eq!(job.hooks.timeout, Duration::from_secs(600));
     let r = job.retention.as_ref().unwrap();
     assert_eq!((r.keep_daily, r.keep_weekly, r.keep_monthly, r.keep_last), (Some(7), Some(4), Some(6), None));
     assert_eq!(r.keep_within, Some(KeepWithin { years: 0, months: 0, days: 2, hours: 12 }));
     assert!(r.prune);
+    assert!(!r.is_empty());
     assert!(matches!(cfg.job("nope"), Err(ConfigError::UnknownJob { .. })));
+    assert_eq!(cfg.source, PathBuf::from("/etc/bulwark/bulwark.toml"));
+}
+
+#[test]
+fn defaults() {
+    let cfg = parse(
+        "[repositories.r]\nurl = \"s3:http://minio:9000/b\"\npassword_env = \"PW\"\n[repositories.r.s3]\n[jobs.j]\nrepository = \"r\"\npaths = [\"/a\"]\n",
+        Path::new("b.toml"),
+    )
+    .unwrap();
+    assert_eq!(cfg.settings, Settings { host: None });
+    let s3 = cfg.repositories["r"].s3.as_ref().unwrap();
+    assert_eq!((s3.region.as_str(), &s3.access_key_id, &s3.secret_access_key), ("us-east-1", &None, &None));
+    let j = cfg.job("j").unwrap();
+    assert_eq!((j.host.as_deref(), j.one_file_system, j.retention.as_ref()), (None, false, None));
+    assert!(j.tags.is_empty() && j.exclude.is_empty() && j.commands.is_empty());
+    assert_eq!(j.hooks, Hooks::default());
+    assert_eq!(j.hooks.timeout, Duration::from_secs(3600));
+    assert!(Retention::default().is_empty());
+    assert!(!Retention { keep_within: Some(KeepWithin { hours: 1, ..Default::default() }), ..Default::default() }.is_empty());
+}
+
+#[test]
+fn command_lines() {
+    let argv = CommandLine::Argv(vec!["pg_dumpall".into(), "-U".into(), "post gres".into(), "it's".into()]);
+    assert_eq!(argv.display(), "pg_dumpall -U 'post gres' 'it'\\''s'");
+    let out = CommandLine::Argv(vec!["echo".into(), "a b".into()]).to_command().output().unwrap();
+    assert_eq!(out.stdout, b"a b\n");
+    let shell = CommandLine::Shell("echo $((1+2)) | tr 3 x".into());
+    assert_eq!(shell.display(), "echo $((1+2)) | tr 3 x");
+    assert_eq!(shell.to_command().output().unwrap().stdout, b"x\n");
+    assert!(CommandLine::Argv(vec![]).to_command().output().is_err(), "an empty argv fails to spawn instead of panicking");
 }
 
 #[test]
@@ -115,10 +165,20 @@ fn secrets_from_files_and_env() {
     assert!(missing.to_string().contains("does not exist"), "{missing}");
     let secret = SecretSource::File(tmp.path().join("none")).load().map(|s| format!("{s:?}"));
     assert!(secret.is_err());
+    std::fs::write(&f, "a\n\n").unwrap();
+    assert_eq!(SecretSource::File(f.clone()).load().unwrap().expose(), "a\n", "only ONE trailing newline");
+    std::fs::write(&f, "crlf\r\n").unwrap();
+    assert_eq!(SecretSource::File(f.clone()).load().unwrap().expose(), "crlf");
+    std::fs::write(&f, "").unwrap();
+    let empty = SecretSource::File(f.clone()).load().unwrap_err();
+    assert!(empty.to_string().contains(&f.display().to_string()), "{empty}");
+    assert!(missing.to_string().contains("install -m 600"), "says how to create one: {missing}");
     std::fs::write(&f, "hunter2").unwrap();
     assert_eq!(format!("{:?}", SecretSource::File(f).load().unwrap()), "Secret(***)");
     let err = SecretSource::Env("BULWARK_TEST_UNSET_VAR_4711".into()).load().unwrap_err();
     assert!(err.to_string().contains("BULWARK_TEST_UNSET_VAR_4711"));
+    assert_eq!(format!("{:?}", Secret::new("x".into())), "Secret(***)");
+    assert_eq!(Secret::new("x".into()).expose(), "x");
     assert_eq!(SecretSource::Env("PATH".into()).load().unwrap().expose(), std::env::var("PATH").unwrap());
 }
 
@@ -127,7 +187,11 @@ fn keep_within_round_trips() {
     for s in ["30d", "1y6m", "2d12h", "1y2m3d4h", "5h"] {
         assert_eq!(s.parse::<KeepWithin>().unwrap().to_string(), s);
     }
-    for bad in ["", "30", "3w", "d", "1d1d", "0d", "30 days"] {
+    assert_eq!("1y6m".parse::<KeepWithin>().unwrap(), KeepWithin { years: 1, months: 6, days: 0, hours: 0 });
+    assert_eq!("6m1y".parse::<KeepWithin>().unwrap().to_string(), "1y6m", "Display is canonical");
+    assert_eq!("1y0m".parse::<KeepWithin>().unwrap().to_string(), "1y");
+    assert!("3w".parse::<KeepWithin>().unwrap_err().contains("expected e.g. 30d, 1y6m or 2d12h"));
+    for bad in ["", "30", "3w", "d", "1d1d", "0d", "30 days", "-1d", "99999999999d"] {
         assert!(bad.parse::<KeepWithin>().is_err(), "{bad:?} should be rejected");
     }
 }
@@ -142,8 +206,26 @@ fn repo_urls() {
         RepoUrl::parse("s3:http://127.0.0.1:9000/b", base).unwrap(),
         RepoUrl::S3 { endpoint: "http://127.0.0.1:9000".into(), bucket: "b".into(), prefix: String::new() }
     );
-    assert!(RepoUrl::parse("sftp:host:/x", base).is_err());
-    assert!(RepoUrl::parse("", base).is_err());
+    assert_eq!(RepoUrl::parse("./a:b", base).unwrap(), RepoUrl::Local("/base/./a:b".into()));
+    assert_eq!(
+        RepoUrl::parse("s3:https://s3.example.com/bucket/a/b/", base).unwrap().to_string(),
+        "s3:https://s3.example.com/bucket/a/b"
+    );
+    let rest = RepoUrl::parse("rest:https://alice:s3cr3t@hub.lan:8000/alice/", base).unwrap();
+    assert_eq!(rest, RepoUrl::Rest("https://alice:s3cr3t@hub.lan:8000/alice".into()), "the URL keeps its password for use");
+    assert_eq!(rest.to_string(), "rest:https://alice:***@hub.lan:8000/alice");
+    assert!(!format!("{rest:?}").contains("s3cr3t"));
+    assert_eq!(RepoUrl::parse("rest:http://bob@h/x", base).unwrap().to_string(), "rest:http://bob@h/x");
+    for (bad, says) in [
+        ("sftp:host:/x", "unknown repository type `sftp:`"),
+        ("", "empty"),
+        ("rest:hub:8000", "http:// or https://"),
+        ("rest:https://", "no host"),
+        ("s3:https://endpoint", "no bucket"),
+    ] {
+        let e = RepoUrl::parse(bad, base).unwrap_err();
+        assert!(e.contains(says) && e.contains("; "), "{bad:?}: {e}");
+    }
 }
 
 #[test]
@@ -154,6 +236,12 @@ fn embedded_default_parses() {
     let repo = cfg.repository_for(job);
     assert_eq!(repo.url, RepoUrl::Local("/data/bulwark/repo".into()));
     assert_eq!(repo.password, SecretSource::File("/data/bulwark/repo.password".into()));
+    assert_eq!(job.exclude_if_present, vec![".nobackup"]);
+    assert_eq!(job.tags, vec!["default"]);
+    assert_eq!(repo.name, "default");
     let r = job.retention.as_ref().unwrap();
     assert_eq!((r.keep_daily, r.keep_weekly, r.keep_monthly), (Some(7), Some(4), Some(6)));
+    assert!(r.prune);
+    assert_eq!(cfg.source, PathBuf::from("<embedded default>"));
+    assert!(DEFAULT_CONFIG.contains("@DATA@") && DEFAULT_CONFIG.contains("# "));
 }

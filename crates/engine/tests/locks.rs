@@ -59,18 +59,7 @@ fn restic_respects_our_exclusive_lock_and_we_respect_restics() {
         assert!(err.contains("locked"), "{err}");
     }
     // restic holds a shared lock while it reads a slow stdin
-    let mut child = restic(&tmp)
-        .args(["backup", "--stdin", "--stdin-filename", "slow"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while lock_count(&tmp) == 0 {
-        assert!(Instant::now() < deadline, "restic never took its lock");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut child = restic_holding_lock(&tmp);
     let err = repo.prune(false).unwrap_err();
     assert_eq!(err.kind, ErrorKind::Locked, "{err:?}");
     // a backup (shared) may run beside restic's shared lock
@@ -83,10 +72,11 @@ fn restic_respects_our_exclusive_lock_and_we_respect_restics() {
     repo.prune(false).unwrap();
 }
 
-/// Starts `restic backup --stdin` and kills it with SIGKILL once its lock exists.
-fn crashed_restic(tmp: &tempfile::TempDir) {
+/// Starts `restic backup --stdin` (which waits on its stdin) and returns once
+/// its lock file exists.
+fn restic_holding_lock(tmp: &tempfile::TempDir) -> std::process::Child {
     let before = lock_count(tmp);
-    let mut child = restic(tmp)
+    let child = restic(tmp)
         .args(["backup", "--stdin", "--stdin-filename", "slow"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -98,7 +88,13 @@ fn crashed_restic(tmp: &tempfile::TempDir) {
         assert!(Instant::now() < deadline, "restic never took its lock");
         std::thread::sleep(Duration::from_millis(50));
     }
-    child.kill().unwrap(); // SIGKILL: the lock stays behind
+    child
+}
+
+/// A restic that crashed while holding its lock (SIGKILL: the lock stays).
+fn crashed_restic(tmp: &tempfile::TempDir) {
+    let mut child = restic_holding_lock(tmp);
+    child.kill().unwrap();
     child.wait().unwrap();
 }
 
