@@ -245,3 +245,57 @@ fn embedded_default_parses() {
     assert_eq!(cfg.source, PathBuf::from("<embedded default>"));
     assert!(DEFAULT_CONFIG.contains("@DATA@") && DEFAULT_CONFIG.contains("# "));
 }
+
+#[test]
+fn the_commented_out_examples_in_the_default_are_valid_too() {
+    let uncommented: String = DEFAULT_CONFIG
+        .replace("@DATA@", "/data")
+        .lines()
+        .map(|l| match l.strip_prefix("# ") {
+            Some(t) if t.starts_with('[') || t.split_once(" = ").is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_lowercase() || c == '_')) => t,
+            _ => l,
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(uncommented.contains("\n[jobs.default.hooks]\n"), "{uncommented}");
+    let cfg = parse(&uncommented, Path::new("/etc/bulwark.toml")).unwrap();
+    let job = cfg.job("default").unwrap();
+    assert_eq!(job.commands.len(), 1);
+    assert_eq!(job.hooks.timeout, Duration::from_secs(600));
+    assert_eq!(cfg.settings.host.as_deref(), Some("nas"));
+    assert!(job.one_file_system);
+}
+
+/// The ```toml blocks and the "$ bulwark config check" output in docs/configuration.md.
+fn doc_blocks() -> (Vec<String>, String) {
+    let doc = include_str!("../../../docs/configuration.md");
+    let mut tomls = Vec::new();
+    let mut output = String::new();
+    let mut rest = doc;
+    while let Some(start) = rest.find("\n```") {
+        let after = &rest[start + 4..];
+        let (lang, body) = after.split_once('\n').unwrap();
+        let end = body.find("\n```").unwrap();
+        let block = &body[..=end];
+        if lang == "toml" {
+            tomls.push(block.to_string());
+        } else if block.starts_with("$ bulwark config check bulwark.toml\n") {
+            output = block.lines().skip(1).collect::<Vec<_>>().join("\n");
+        }
+        rest = &body[end + 4..];
+    }
+    (tomls, output)
+}
+
+#[test]
+fn the_documented_example_parses_and_the_documented_errors_are_real() {
+    let (tomls, output) = doc_blocks();
+    let cfg = parse(&tomls[0], Path::new("/etc/bulwark/bulwark.toml")).unwrap();
+    let job = cfg.job("vaultwarden").unwrap();
+    assert_eq!(job.commands[0].filename, "postgres/all.sql");
+    let r = job.retention.as_ref().unwrap();
+    assert_eq!((r.keep_daily, r.keep_weekly, r.keep_monthly), (Some(7), Some(4), Some(6)));
+    let bad = tomls.iter().find(|t| t.contains("one_file_sytem")).unwrap();
+    let err = parse(bad, Path::new("bulwark.toml")).unwrap_err();
+    assert_eq!(err.to_string(), output);
+}

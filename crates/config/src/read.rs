@@ -1,0 +1,396 @@
+//! From text to raw structs, reporting *every* syntax error, unknown key and
+//! value of the wrong type with its position — not only the first.
+//!
+//! The document is parsed into toml's spanned tree; then each key of each
+//! table is deserialized on its own, so a bad key is reported and dropped
+//! while its neighbours still get checked. Tables that lost a key are marked
+//! unclean, so that validation does not add "missing key" noise on top.
+
+use std::{ops::Range, path::Path};
+
+use serde::de::DeserializeOwned;
+use serde_spanned::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+
+use crate::{
+    raw::{RawCommand, RawHooks, RawJob, RawRepo, RawRest, RawRetention, RawS3, RawSettings},
+    Diagnostic,
+};
+
+/// Where diagnostics are collected.
+pub(crate) struct Ctx<'a> {
+    pub text: &'a str,
+    pub file: &'a Path,
+    pub diags: Vec<Diagnostic>,
+}
+
+impl Ctx<'_> {
+    /// 1-based line and column (in characters) of a byte offset.
+    fn at(&self, offset: usize) -> (usize, usize) {
+        let mut offset = offset.min(self.text.len());
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        (line, col)
+    }
+
+    /// Records a problem at `span`.
+    pub fn err(&mut self, span: Range<usize>, message: impl Into<String>, hint: Option<String>) {
+        let (line, column) = self.at(span.start);
+        self.diags.push(Diagnostic { file: self.file.to_path_buf(), line, column, message: message.into(), hint });
+    }
+
+    /// Records a problem at a spanned value, with a hint.
+    pub fn err_at<T>(&mut self, v: &Spanned<T>, message: impl Into<String>, hint: impl Into<String>) {
+        self.err(v.span(), message, Some(hint.into()));
+    }
+}
+
+/// A `[repositories.NAME]` or `[jobs.NAME]` table.
+pub(crate) struct Entry<T> {
+    /// NAME, spanning the key.
+    pub name: Spanned<String>,
+    /// What could be read (None when the value is not a table at all).
+    pub raw: Option<T>,
+    /// False when some key of it (or of a table inside it) was rejected.
+    pub clean: bool,
+}
+
+/// The whole file, read.
+#[derive(Default)]
+pub(crate) struct Doc {
+    pub settings: Option<RawSettings>,
+    pub repositories: Vec<Entry<RawRepo>>,
+    pub jobs: Vec<Entry<RawJob>>,
+}
+
+/// Reads the document; None when its TOML syntax is broken (then every
+/// syntax error has been reported).
+pub(crate) fn read(cx: &mut Ctx<'_>) -> Option<Doc> {
+    let (root, errors) = DeTable::parse_recoverable(cx.text);
+    if !errors.is_empty() {
+        for e in &errors {
+            syntax_error(cx, e);
+        }
+        return None;
+    }
+    let mut doc = Doc::default();
+    for (key, value) in root.into_inner() {
+        match key.get_ref().as_ref() {
+            "settings" => doc.settings = table::<RawSettings>(cx, "settings", value).0,
+            "repositories" => doc.repositories = named(cx, "repositories", value),
+            "jobs" => doc.jobs = named(cx, "jobs", value),
+            other => unknown_key(cx, key.span(), other, &["settings", "repositories", "jobs"]),
+        }
+    }
+    Some(doc)
+}
+
+/// Raw structs, and how to check the tables nested inside them.
+pub(crate) trait Shape: DeserializeOwned {
+    /// Prunes the table (or array of tables) under `key`; false if anything was rejected.
+    fn nested(_cx: &mut Ctx<'_>, _key: &str, _value: &mut Spanned<DeValue<'_>>) -> bool {
+        true
+    }
+}
+
+impl Shape for RawSettings {}
+impl Shape for RawRest {}
+impl Shape for RawS3 {}
+impl Shape for RawHooks {}
+impl Shape for RawRetention {}
+impl Shape for RawCommand {}
+
+impl Shape for RawRepo {
+    fn nested(cx: &mut Ctx<'_>, key: &str, value: &mut Spanned<DeValue<'_>>) -> bool {
+        match key {
+            "rest" => prune::<RawRest>(cx, value),
+            "s3" => prune::<RawS3>(cx, value),
+            _ => true,
+        }
+    }
+}
+
+impl Shape for RawJob {
+    fn nested(cx: &mut Ctx<'_>, key: &str, value: &mut Spanned<DeValue<'_>>) -> bool {
+        match (key, value.get_mut()) {
+            ("hooks", _) => prune::<RawHooks>(cx, value),
+            ("retention", _) => prune::<RawRetention>(cx, value),
+            ("commands", DeValue::Array(items)) => {
+                items.iter_mut().fold(true, |clean, item| prune::<RawCommand>(cx, item) & clean)
+            }
+            _ => true,
+        }
+    }
+}
+
+/// `[SECTION.NAME]` tables.
+fn named<T: Shape>(cx: &mut Ctx<'_>, section: &str, value: Spanned<DeValue<'_>>) -> Vec<Entry<T>> {
+    let span = value.span();
+    match value.into_inner() {
+        DeValue::Table(t) => t
+            .into_iter()
+            .map(|(key, value)| {
+                let name = Spanned::new(key.span(), key.get_ref().to_string());
+                let (raw, clean) = table::<T>(cx, &format!("{section}.{}", key.get_ref()), value);
+                Entry { name, raw, clean }
+            })
+            .collect(),
+        other => {
+            wrong_type(cx, span, section, kind(&other));
+            Vec::new()
+        }
+    }
+}
+
+/// One table, every key checked.
+fn table<T: Shape>(cx: &mut Ctx<'_>, label: &str, mut value: Spanned<DeValue<'_>>) -> (Option<T>, bool) {
+    if !matches!(value.get_ref(), DeValue::Table(_)) {
+        wrong_type(cx, value.span(), label, kind(value.get_ref()));
+        return (None, false);
+    }
+    let clean = prune::<T>(cx, &mut value);
+    let span = value.span();
+    match T::deserialize(ValueDeserializer::from(value)) {
+        Ok(t) => (Some(t), clean),
+        Err(e) => {
+            // every key passed on its own, so this should not happen
+            let (message, hint) = explain_syntax(e.message());
+            cx.err(e.span().unwrap_or(span), message, hint);
+            (None, false)
+        }
+    }
+}
+
+/// Reports and removes each key of a table that `T` rejects (unknown key,
+/// wrong type), after pruning the tables nested in it. Not a table: left for
+/// the caller to reject.
+fn prune<T: Shape>(cx: &mut Ctx<'_>, value: &mut Spanned<DeValue<'_>>) -> bool {
+    let span = value.span();
+    let DeValue::Table(t) = value.get_mut() else { return true };
+    let mut clean = true;
+    let mut rejected = Vec::new();
+    for (key, value) in t.iter_mut() {
+        clean &= T::nested(cx, key.get_ref(), value);
+        let mut alone = DeTable::new();
+        alone.insert(key.clone(), value.clone());
+        if let Err(e) = T::deserialize(ValueDeserializer::from(Spanned::new(span.clone(), DeValue::Table(alone)))) {
+            report(cx, &e, key.get_ref(), value);
+            rejected.push(key.clone());
+            clean = false;
+        }
+    }
+    for key in &rejected {
+        t.remove(key);
+    }
+    clean
+}
+
+/// What a value is, in TOML words.
+fn kind(v: &DeValue<'_>) -> &'static str {
+    match v {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a date/time",
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+/// The "found" part of serde's `invalid type: FOUND, expected …` (never the
+/// value itself: it might be a secret).
+fn found_in(message: &str) -> &'static str {
+    let found = message.strip_prefix("invalid type: ").unwrap_or(message);
+    [
+        ("string", "a string"),
+        ("integer", "an integer"),
+        ("floating point", "a float"),
+        ("boolean", "a boolean"),
+        ("map", "a table"),
+        ("sequence", "an array"),
+    ]
+    .into_iter()
+    .find(|(p, _)| found.starts_with(p))
+    .map_or("a value of another type", |(_, k)| k)
+}
+
+/// What each key holds, and an example of it.
+fn expectation(label: &str) -> Option<(&'static str, String)> {
+    const STRINGS: &str = "an array of strings";
+    let e = |what: &'static str, example: &str| Some((what, example.to_string()));
+    match label {
+        "settings" => e("a table", "[settings]"),
+        "repositories" => e("a table of repositories", "[repositories.NAME]"),
+        "jobs" => e("a table of jobs", "[jobs.NAME]"),
+        l if l.starts_with("repositories.") || l.starts_with("jobs.") => Some(("a table", format!("[{l}]"))),
+        "rest" | "s3" => Some(("a table", format!("[repositories.NAME.{label}]"))),
+        "hooks" | "retention" => Some(("a table", format!("[jobs.NAME.{label}]"))),
+        "commands" => e("an array of tables", "[[jobs.NAME.commands]]"),
+        "url" => e("a string", "url = \"/srv/backup/repo\""),
+        "password_file" => e("a string (a file path)", "password_file = \"/etc/bulwark/repo.pass\""),
+        "access_key_id_file" | "secret_access_key_file" => {
+            Some(("a string (a file path)", format!("{label} = \"/etc/bulwark/s3-{}\"", &label[..label.len() - 5])))
+        }
+        "password_env" | "access_key_id_env" | "secret_access_key_env" => {
+            Some(("a string (a variable name)", format!("{label} = \"{}\"", label[..label.len() - 4].to_uppercase())))
+        }
+        "username" => e("a string", "username = \"alice\""),
+        "region" => e("a string", "region = \"us-east-1\""),
+        "host" => e("a string", "host = \"nas\""),
+        "repository" => e("a string", "repository = \"home\""),
+        "tags" => e(STRINGS, "tags = [\"daily\"]"),
+        "paths" => e(STRINGS, "paths = [\"/etc\", \"/var/lib\"]"),
+        "exclude" => e(STRINGS, "exclude = [\"*.tmp\", \"/var/cache\"]"),
+        "exclude_if_present" => e(STRINGS, "exclude_if_present = [\".nobackup\"]"),
+        "before" | "after" | "on_failure" | "finally" => {
+            Some((STRINGS, format!("{label} = [\"systemctl restart app\"]")))
+        }
+        "one_file_system" | "prune" => Some(("a boolean (true or false)", format!("{label} = true"))),
+        "command" => e(
+            "a string (run with sh -c) or an array of strings (program and arguments)",
+            "command = [\"pg_dumpall\", \"-U\", \"postgres\"]",
+        ),
+        "filename" => e("a string", "filename = \"postgres/all.sql\""),
+        "timeout" => e("a string (a duration)", "timeout = \"10m\""),
+        "keep_within" => e("a string (a duration)", "keep_within = \"30d\""),
+        l if l.starts_with("keep_") => Some(("a whole number of at least 1", format!("{l} = 7"))),
+        _ => None,
+    }
+}
+
+fn wrong_type(cx: &mut Ctx<'_>, span: Range<usize>, label: &str, found: &str) {
+    let (message, hint) = match expectation(label) {
+        Some((expected, example)) => {
+            (format!("wrong type for `{label}`: expected {expected}, found {found}"), Some(format!("e.g. {example}")))
+        }
+        None => (format!("wrong type for `{label}`: found {found}"), None),
+    };
+    cx.err(span, message, hint);
+}
+
+/// A key that `T` rejected.
+fn report(cx: &mut Ctx<'_>, e: &toml::de::Error, key: &str, value: &Spanned<DeValue<'_>>) {
+    let message = e.message().trim();
+    let span = e.span().unwrap_or_else(|| value.span());
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let (field, rest) = rest.split_once('`').unwrap_or((rest, ""));
+        let valid: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
+        return unknown_key(cx, span, field, &valid);
+    }
+    let found = match value.get_ref() {
+        _ if span != value.span() => match found_in(message) {
+            "a value of another type" => "an array with an element of the wrong type",
+            k => return element_type(cx, span, key, k),
+        },
+        DeValue::Array(_) if expectation(key).is_some_and(|(e, _)| e.contains("array of strings")) => {
+            "an array that holds something other than strings"
+        }
+        v => kind(v),
+    };
+    wrong_type(cx, span, key, found);
+}
+
+/// An element of an array has the wrong type.
+fn element_type(cx: &mut Ctx<'_>, span: Range<usize>, key: &str, found: &str) {
+    let (expected, example) = expectation(key).unwrap_or(("another type", String::new()));
+    let hint = (!example.is_empty()).then(|| format!("e.g. {example}"));
+    cx.err(span, format!("wrong type in `{key}`: expected {expected}, but this element is {found}"), hint);
+}
+
+pub(crate) fn unknown_key(cx: &mut Ctx<'_>, span: Range<usize>, key: &str, valid: &[&str]) {
+    let hint = match closest(key, valid) {
+        Some(best) => format!("did you mean `{best}`?"),
+        None if !valid.is_empty() => format!("valid keys here: {}", valid.join(", ")),
+        None => "remove it".to_string(),
+    };
+    cx.err(span, format!("unknown key `{key}`"), Some(hint));
+}
+
+/// The candidate closest to `word`, if it is close enough to be a typo.
+pub(crate) fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let (d, best) = candidates.iter().map(|c| (distance(word, c), *c)).min()?;
+    let len = word.chars().count();
+    if d <= 3 && d < len && d * 3 <= len + 3 {
+        return Some(best);
+    }
+    // `user` for `username`
+    let mut prefixed = candidates.iter().filter(|c| len >= 3 && c.starts_with(word));
+    match (prefixed.next(), prefixed.next()) {
+        (Some(only), None) => Some(*only),
+        _ => None,
+    }
+}
+
+/// Edit distance (insertions, deletions, substitutions and swaps of
+/// neighbouring characters each count one).
+fn distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+fn syntax_error(cx: &mut Ctx<'_>, e: &toml::de::Error) {
+    let span = e.span().unwrap_or(0..0);
+    let (mut message, hint) = explain_syntax(e.message());
+    if message == "duplicate key" {
+        if let Some(key) = cx.text.get(span.clone()).filter(|k| !k.contains('\n') && k.len() <= 60) {
+            message = format!("duplicate key `{key}`");
+        }
+    }
+    let hint = hint.or_else(|| match message.as_str() {
+        m if m.starts_with("duplicate key") => Some("each key may appear only once in a table; remove one".into()),
+        m if m.starts_with("invalid table header") && m.contains("duplicate") => {
+            Some("each table may appear only once; merge the two".into())
+        }
+        m if m.contains("missing value") || m.contains("string values must be quoted") => {
+            Some("write strings in double quotes, e.g. key = \"value\"".into())
+        }
+        _ => None,
+    });
+    cx.err(span, message, hint);
+}
+
+fn explain_syntax(message: &str) -> (String, Option<String>) {
+    let message = message.trim();
+    (message.lines().next().unwrap_or(message).to_string(), None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distances() {
+        assert_eq!(distance("pathes", "paths"), 1);
+        assert_eq!(distance("hots", "host"), 1);
+        assert_eq!(distance("", "abc"), 3);
+        assert_eq!(distance("kitten", "sitting"), 3);
+        assert_eq!(closest("hots", &["hooks", "host"]), Some("host"));
+        assert_eq!(closest("colour", &["settings", "jobs", "repositories"]), None);
+        assert_eq!(closest("x", &["s3"]), None);
+        assert_eq!(closest("user", &["username", "password_file"]), Some("username"));
+        assert_eq!(closest("keep", &["keep_last", "keep_daily"]), None);
+    }
+}

@@ -1,0 +1,494 @@
+//! From raw structs to the typed model: every semantic problem, each with
+//! its position.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::{Component, Path, PathBuf},
+};
+
+use serde_spanned::Spanned;
+
+use crate::{
+    raw::{RawCommand, RawCommandLine, RawHooks, RawJob, RawRepo, RawRetention},
+    read::{closest, Ctx, Doc, Entry},
+    CommandLine, CommandSource, Config, Hooks, Job, KeepWithin, RepoUrl, Repository, RestAuth, Retention, S3Settings,
+    SecretSource, Settings,
+};
+
+const NAME_HINT: &str = "use only letters, digits, `-` and `_`";
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn valid_env_name(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Splits `"what is wrong; how to fix it"`.
+fn split_hint(m: &str) -> (String, Option<String>) {
+    match m.split_once("; ") {
+        Some((msg, hint)) => (msg.to_string(), Some(hint.to_string())),
+        None => (m.to_string(), None),
+    }
+}
+
+/// Validates the document; None if anything was reported.
+pub(crate) fn validate(cx: &mut Ctx<'_>, doc: Doc, base: &Path) -> Option<Config> {
+    let settings = Settings {
+        host: doc.settings.and_then(|s| s.host).and_then(|h| check_host(cx, h, "settings.host")),
+    };
+    let declared: BTreeSet<String> = doc.repositories.iter().map(|e| e.name.get_ref().clone()).collect();
+    let mut repositories = BTreeMap::new();
+    for entry in doc.repositories {
+        if let Some(r) = repository(cx, entry, base) {
+            repositories.insert(r.name.clone(), r);
+        }
+    }
+    let mut jobs = BTreeMap::new();
+    for entry in doc.jobs {
+        if let Some(j) = job(cx, entry, &declared) {
+            jobs.insert(j.name.clone(), j);
+        }
+    }
+    if !cx.diags.is_empty() {
+        return None;
+    }
+    Some(Config { source: cx.file.to_path_buf(), settings, repositories, jobs })
+}
+
+fn check_host(cx: &mut Ctx<'_>, h: Spanned<String>, key: &str) -> Option<String> {
+    let v = h.get_ref();
+    if v.is_empty() || v.chars().any(char::is_whitespace) {
+        cx.err_at(&h, format!("`{key}` must be a non-empty name without spaces"), "e.g. host = \"nas\", or remove it to use the machine's host name");
+        return None;
+    }
+    Some(h.into_inner())
+}
+
+/// A file path for a secret: non-empty; relative paths are taken from the
+/// config file's directory.
+fn secret_file(cx: &mut Ctx<'_>, f: &Spanned<String>, key: &str, base: &Path) -> Option<PathBuf> {
+    if f.get_ref().trim().is_empty() {
+        cx.err_at(f, format!("`{key}` is empty"), "give the path of a file that holds the secret");
+        return None;
+    }
+    Some(base.join(f.get_ref()))
+}
+
+/// `PREFIX_file` / `PREFIX_env`: at most one; Ok(None) when neither is set,
+/// Err(()) when a problem was reported.
+fn secret(
+    cx: &mut Ctx<'_>,
+    file: Option<&Spanned<String>>,
+    env: Option<&Spanned<String>>,
+    prefix: &str,
+    base: &Path,
+) -> Result<Option<SecretSource>, ()> {
+    match (file, env) {
+        (Some(_), Some(e)) => {
+            cx.err_at(e, format!("both `{prefix}_file` and `{prefix}_env` are set"), "keep one of them");
+            Err(())
+        }
+        (Some(f), None) => secret_file(cx, f, &format!("{prefix}_file"), base).map(SecretSource::File).map(Some).ok_or(()),
+        (None, Some(e)) if !valid_env_name(e.get_ref()) => {
+            // never echo the value: people do paste the secret itself here
+            cx.err_at(
+                e,
+                format!("`{prefix}_env` must be the name of an environment variable (letters, digits and `_`)"),
+                format!("put the secret in a variable and name it, e.g. {prefix}_env = \"{}\"", prefix.to_uppercase()),
+            );
+            Err(())
+        }
+        (None, Some(e)) => Ok(Some(SecretSource::Env(e.get_ref().clone()))),
+        (None, None) => Ok(None),
+    }
+}
+
+fn repository(cx: &mut Ctx<'_>, entry: Entry<RawRepo>, base: &Path) -> Option<Repository> {
+    let Entry { name, raw, clean } = entry;
+    let before = cx.diags.len();
+    if !valid_name(name.get_ref()) {
+        cx.err_at(&name, format!("`{}` is not a valid repository name", name.get_ref()), NAME_HINT);
+    }
+    let r = raw?;
+    let url = match &r.url {
+        None => {
+            if clean {
+                cx.err_at(
+                    &name,
+                    format!("repository `{}` has no `url`", name.get_ref()),
+                    "add url = \"/srv/backup/repo\", \"rest:https://host:8000/path\" or \"s3:https://endpoint/bucket\"",
+                );
+            }
+            None
+        }
+        Some(u) => match RepoUrl::parse(u.get_ref(), base) {
+            Ok(url) => Some(url),
+            Err(m) => {
+                let (msg, hint) = split_hint(&m);
+                cx.err(u.span(), format!("bad url: {msg}"), hint);
+                None
+            }
+        },
+    };
+    let password = match secret(cx, r.password_file.as_ref(), r.password_env.as_ref(), "password", base) {
+        Ok(None) => {
+            if clean {
+                cx.err_at(
+                    &name,
+                    format!("repository `{}` has no password source", name.get_ref()),
+                    "add password_file = \"/etc/bulwark/NAME.pass\" (mode 0600) or password_env = \"VARIABLE\"",
+                );
+            }
+            None
+        }
+        Ok(s) => s,
+        Err(()) => None,
+    };
+    let rest = match &r.rest {
+        Some(t) if url.as_ref().is_some_and(|u| !matches!(u, RepoUrl::Rest(_))) => {
+            cx.err_at(t, "a [rest] table only applies to a rest: url", "remove it, or change the url to rest:https://…");
+            None
+        }
+        Some(t) => {
+            let tr = t.get_ref();
+            let username = match &tr.username {
+                Some(u) if u.get_ref().is_empty() => {
+                    cx.err_at(u, "`username` is empty", "give the HTTP user name");
+                    None
+                }
+                Some(u) => Some(u.get_ref().clone()),
+                None => None,
+            };
+            let password = tr.password_file.as_ref().and_then(|p| secret_file(cx, p, "password_file", base));
+            if clean && (tr.username.is_none() || tr.password_file.is_none()) {
+                cx.err_at(t, "the [rest] table needs both `username` and `password_file`", "add the missing key, or remove the table");
+            }
+            match (username, password) {
+                (Some(username), Some(p)) => Some(RestAuth { username, password: SecretSource::File(p) }),
+                _ => None,
+            }
+        }
+        None => None,
+    };
+    let s3 = match &r.s3 {
+        Some(t) if url.as_ref().is_some_and(|u| !matches!(u, RepoUrl::S3 { .. })) => {
+            cx.err_at(t, "an [s3] table only applies to an s3: url", "remove it, or change the url to s3:https://…");
+            None
+        }
+        Some(t) => {
+            let t = t.get_ref();
+            let region = match &t.region {
+                Some(r) if r.get_ref().trim().is_empty() => {
+                    cx.err_at(r, "`region` is empty", "remove it to use us-east-1, or give the region");
+                    String::new()
+                }
+                Some(r) => r.get_ref().clone(),
+                None => "us-east-1".to_string(),
+            };
+            let access_key_id =
+                secret(cx, t.access_key_id_file.as_ref(), t.access_key_id_env.as_ref(), "access_key_id", base);
+            let secret_access_key = secret(
+                cx,
+                t.secret_access_key_file.as_ref(),
+                t.secret_access_key_env.as_ref(),
+                "secret_access_key",
+                base,
+            );
+            Some(S3Settings {
+                region,
+                access_key_id: access_key_id.ok().flatten(),
+                secret_access_key: secret_access_key.ok().flatten(),
+            })
+        }
+        None => None,
+    };
+    if cx.diags.len() > before || !clean {
+        return None;
+    }
+    Some(Repository { name: name.into_inner(), url: url?, password: password?, rest, s3 })
+}
+
+fn job(cx: &mut Ctx<'_>, entry: Entry<RawJob>, declared: &BTreeSet<String>) -> Option<Job> {
+    let Entry { name, raw, clean } = entry;
+    let jname = name.get_ref().clone();
+    if !valid_name(&jname) {
+        cx.err_at(&name, format!("`{jname}` is not a valid job name"), NAME_HINT);
+    }
+    let j = raw?;
+    let repository = match &j.repository {
+        None => {
+            if clean {
+                cx.err_at(
+                    &name,
+                    format!("job `{jname}` has no `repository`"),
+                    "add repository = \"NAME\" naming a [repositories.NAME] table",
+                );
+            }
+            String::new()
+        }
+        Some(r) => {
+            if !declared.contains(r.get_ref()) {
+                let known: Vec<&str> = declared.iter().map(String::as_str).collect();
+                let hint = match closest(r.get_ref(), &known) {
+                    _ if known.is_empty() => "declare it in a [repositories.NAME] table".to_string(),
+                    Some(best) => format!("did you mean `{best}`? (declared repositories: {})", known.join(", ")),
+                    None => format!("declared repositories: {}", known.join(", ")),
+                };
+                cx.err_at(r, format!("job `{jname}` uses repository `{}`, which is not declared", r.get_ref()), hint);
+            }
+            r.get_ref().clone()
+        }
+    };
+    let host = j.host.and_then(|h| check_host(cx, h, "host"));
+    let mut tags = Vec::new();
+    for t in j.tags {
+        let v = t.get_ref();
+        if v.is_empty() || v.contains(',') || v.chars().any(char::is_whitespace) {
+            cx.err_at(&t, format!("`{v}` is not a valid tag"), "tags are non-empty and have no commas or spaces");
+        }
+        tags.push(t.into_inner());
+    }
+    let mut paths = Vec::new();
+    for p in &j.paths {
+        let v = p.get_ref();
+        if v.is_empty() {
+            cx.err_at(p, "empty path", "remove it, or give an absolute path like /var/lib/app");
+        } else if !Path::new(v).is_absolute() {
+            cx.err_at(p, format!("path `{v}` is relative"), "use an absolute path, e.g. /var/lib/app (paths are not taken relative to anything)");
+        }
+        paths.push(PathBuf::from(v));
+    }
+    for e in &j.exclude {
+        if let Err(m) = check_glob(e.get_ref()) {
+            cx.err_at(e, format!("bad exclude pattern `{}`: {m}", e.get_ref()), "e.g. \"*.tmp\", \"/var/cache\" or \"**/node_modules\"");
+        }
+    }
+    for e in &j.exclude_if_present {
+        let v = e.get_ref();
+        if v.is_empty() || v.contains('/') || v == "." || v == ".." {
+            cx.err_at(e, format!("`{v}` is not a file name"), "give a plain name like .nobackup");
+        }
+    }
+    let commands = commands(cx, &jname, &j.commands, clean);
+    if clean && j.paths.is_empty() && j.commands.is_empty() {
+        cx.err_at(
+            &name,
+            format!("job `{jname}` backs up nothing"),
+            format!("add paths = [\"/…\"] or a [[jobs.{jname}.commands]] source"),
+        );
+    }
+    let hooks = j.hooks.map(|h| hooks(cx, h)).unwrap_or_default();
+    let retention = j.retention.map(|r| retention(cx, &jname, r, clean));
+    Some(Job {
+        name: jname,
+        repository,
+        host,
+        tags,
+        paths,
+        exclude: j.exclude.into_iter().map(Spanned::into_inner).collect(),
+        exclude_if_present: j.exclude_if_present.into_iter().map(Spanned::into_inner).collect(),
+        one_file_system: j.one_file_system,
+        commands,
+        hooks,
+        retention,
+    })
+}
+
+/// A glob is sane when it is non-empty and its brackets and braces close.
+fn check_glob(g: &str) -> Result<(), &'static str> {
+    if g.trim().is_empty() {
+        return Err("it is empty");
+    }
+    let (mut square, mut curly) = (false, 0usize);
+    let mut chars = g.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                chars.next();
+            }
+            '[' if !square => square = true,
+            ']' if square => square = false,
+            '{' if !square => curly += 1,
+            '}' if !square => curly = curly.checked_sub(1).ok_or("a `}` has no matching `{`")?,
+            _ => {}
+        }
+    }
+    if square {
+        return Err("a `[` is not closed");
+    }
+    if curly > 0 {
+        return Err("a `{` is not closed");
+    }
+    Ok(())
+}
+
+fn commands(cx: &mut Ctx<'_>, jname: &str, raw: &[Spanned<RawCommand>], clean: bool) -> Vec<CommandSource> {
+    let mut out: Vec<CommandSource> = Vec::new();
+    for c in raw {
+        let (Some(cmd), Some(file)) = (&c.get_ref().command, &c.get_ref().filename) else {
+            if clean {
+                let missing = if c.get_ref().command.is_none() { "command" } else { "filename" };
+                cx.err_at(
+                    c,
+                    format!("a command source of job `{jname}` has no `{missing}`"),
+                    "each needs both, e.g. command = [\"pg_dumpall\", \"-U\", \"postgres\"] and filename = \"postgres/all.sql\"",
+                );
+            }
+            continue;
+        };
+        let command = match cmd.get_ref() {
+            RawCommandLine::Shell(s) if s.trim().is_empty() => {
+                cx.err_at(cmd, "empty command", "give the command to run");
+                None
+            }
+            RawCommandLine::Argv(v) if v.first().is_none_or(String::is_empty) => {
+                cx.err_at(cmd, "empty command array", "give the program and its arguments, e.g. [\"pg_dumpall\", \"-U\", \"postgres\"]");
+                None
+            }
+            RawCommandLine::Shell(s) => Some(CommandLine::Shell(s.clone())),
+            RawCommandLine::Argv(v) => Some(CommandLine::Argv(v.clone())),
+        };
+        let f = file.get_ref();
+        let ok = !f.is_empty()
+            && !f.ends_with('/')
+            && !f.contains("//")
+            && Path::new(f).components().all(|c| matches!(c, Component::Normal(_)));
+        if !ok {
+            cx.err_at(
+                file,
+                format!("`{f}` is not a valid filename inside the snapshot"),
+                "use a relative path without `.` or `..` components, e.g. postgres/all.sql",
+            );
+            continue;
+        }
+        if out.iter().any(|c| c.filename == *f) {
+            cx.err_at(file, format!("two command sources of job `{jname}` write `{f}`"), "give each its own filename");
+            continue;
+        }
+        if let Some(other) = out.iter().find(|c| is_dir_of(&c.filename, f) || is_dir_of(f, &c.filename)) {
+            let (dir, inner) = if is_dir_of(&other.filename, f) { (&other.filename, f) } else { (f, &other.filename) };
+            cx.err_at(
+                file,
+                format!("`{dir}` cannot be both a file and the directory of `{inner}`"),
+                "give the command sources filenames that don't nest",
+            );
+            continue;
+        }
+        if let Some(command) = command {
+            out.push(CommandSource { command, filename: f.clone() });
+        }
+    }
+    out
+}
+
+/// `dir/…` is inside `dir`.
+fn is_dir_of(dir: &str, path: &str) -> bool {
+    path.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/'))
+}
+
+fn hooks(cx: &mut Ctx<'_>, h: RawHooks) -> Hooks {
+    fn list(cx: &mut Ctx<'_>, key: &str, v: Vec<Spanned<String>>) -> Vec<String> {
+        v.into_iter()
+            .filter_map(|c| {
+                if c.get_ref().trim().is_empty() {
+                    cx.err_at(&c, format!("empty command in `{key}`"), "remove it");
+                    return None;
+                }
+                Some(c.into_inner())
+            })
+            .collect()
+    }
+    let mut out = Hooks {
+        before: list(cx, "before", h.before),
+        after: list(cx, "after", h.after),
+        on_failure: list(cx, "on_failure", h.on_failure),
+        finally: list(cx, "finally", h.finally),
+        ..Hooks::default()
+    };
+    if let Some(t) = &h.timeout {
+        match humantime::parse_duration(t.get_ref()) {
+            Ok(d) if !d.is_zero() => out.timeout = d,
+            Ok(_) => cx.err_at(t, "a hook timeout of zero would kill every hook at once", "e.g. timeout = \"10m\", or remove it for 1h"),
+            Err(_) => cx.err_at(t, format!("`{}` is not a duration", t.get_ref()), "e.g. timeout = \"10m\", \"90s\" or \"1h 30m\""),
+        }
+    }
+    out
+}
+
+fn retention(cx: &mut Ctx<'_>, jname: &str, r: Spanned<RawRetention>, clean: bool) -> Retention {
+    let span = r.span();
+    let r = r.into_inner();
+    let count = |cx: &mut Ctx<'_>, v: &Option<Spanned<i64>>, key: &str| -> Option<u32> {
+        let v = v.as_ref()?;
+        match u32::try_from(*v.get_ref()) {
+            Ok(n) if n >= 1 => Some(n),
+            Ok(0) => {
+                cx.err_at(v, format!("{key} must be at least 1"), "omit the key instead of setting it to 0");
+                None
+            }
+            _ if *v.get_ref() < 0 => {
+                cx.err_at(v, format!("{key} must be at least 1"), "counts can't be negative; omit the key to keep no such snapshots");
+                None
+            }
+            _ => {
+                cx.err_at(v, format!("{key} is too large"), "use at most 4294967295");
+                None
+            }
+        }
+    };
+    let ret = Retention {
+        keep_last: count(cx, &r.keep_last, "keep_last"),
+        keep_hourly: count(cx, &r.keep_hourly, "keep_hourly"),
+        keep_daily: count(cx, &r.keep_daily, "keep_daily"),
+        keep_weekly: count(cx, &r.keep_weekly, "keep_weekly"),
+        keep_monthly: count(cx, &r.keep_monthly, "keep_monthly"),
+        keep_yearly: count(cx, &r.keep_yearly, "keep_yearly"),
+        keep_within: r.keep_within.as_ref().and_then(|w| match w.get_ref().parse::<KeepWithin>() {
+            Ok(k) => Some(k),
+            Err(m) => {
+                let (msg, hint) = split_hint(&m);
+                cx.err(w.span(), format!("bad keep_within: {msg}"), hint);
+                None
+            }
+        }),
+        prune: r.prune,
+    };
+    let any_set = [r.keep_last, r.keep_hourly, r.keep_daily, r.keep_weekly, r.keep_monthly, r.keep_yearly]
+        .iter()
+        .any(Option::is_some)
+        || r.keep_within.is_some();
+    if clean && !any_set {
+        cx.err(
+            span,
+            format!("the retention of job `{jname}` keeps nothing"),
+            Some("add keep_daily = 7 (or another keep_* rule), or remove the table".into()),
+        );
+    }
+    ret
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        for ok in ["*.tmp", "/var/cache", "**/node_modules", "[abc]*", "{a,b}.log", "\\[x"] {
+            assert_eq!(check_glob(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "  ", "[abc", "{a,b", "a}"] {
+            assert!(check_glob(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn nesting() {
+        assert!(is_dir_of("pg", "pg/all.sql"));
+        assert!(!is_dir_of("pg", "pgx/all.sql"));
+        assert!(!is_dir_of("pg", "pg"));
+    }
+}
