@@ -312,6 +312,8 @@ def build_report(args, tools, info, results, sizes, order_log, started, machine)
     L.append("- date: %s (harness took %.0f min)" % (started.strftime("%Y-%m-%d %H:%M %Z").strip(),
                                                      (time.time() - started.timestamp()) / 60))
     L.append("- machine: nproc %s, %s, %s RAM, Linux %s" % (machine["nproc"], machine["cpu"], machine["ram"], machine["kernel"]))
+    L.append("- load average (1 min) before / after the runs: %.2f / %.2f%s" % (
+        args.load_before, os.getloadavg()[0], " — **machine was busy: numbers are noisier**" if args.load_before > 0.5 else ""))
     L.append("- bulwark: `%s` — %s" % (b.binary, b.version()))
     if b.env_style != "bulwark":
         L.append("  - **the bulwark column runs `%s` with %s-style env vars: harness test, not a Bulwark result**"
@@ -341,7 +343,7 @@ def build_report(args, tools, info, results, sizes, order_log, started, machine)
     L.append("| repo size on disk after last backup (MiB, median) | %.1f | %.1f | %s | | | |" % (mib(bs), mib(rs), ratio(bs, rs)))
     L.append("")
     L.append("Ratios are bulwark / restic: below 1.00 means Bulwark is faster (or smaller). "
-             "Medians of %d runs; with few runs on a small machine, differences under ~10 %% are noise." % args.runs)
+             "Medians of %d runs; with 3 runs on a 2-core machine, differences under ~15 %% are noise (restic vs itself varied that much)." % args.runs)
     L.append("")
     L.append("## Raw runs")
     L.append("")
@@ -393,6 +395,10 @@ def main():
     print("bulwark: %s (%s env vars)   restic: %s" % (tools[0].binary, env_style, tools[1].binary), flush=True)
 
     started = datetime.datetime.now().astimezone()
+    args.load_before = os.getloadavg()[0]
+    if args.load_before > 0.5:
+        print("warning: load average %.2f: something else is running; results will be noisy" % args.load_before,
+              file=sys.stderr)
     wd = Workdir(args.workdir)
     free = shutil.disk_usage(os.path.dirname(wd.path) if not os.path.exists(wd.path) else wd.path).free
     if free < 4.5 * size:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs Bulwark's whole test suite on a fresh Debian machine: installs what the
-# tests need (restic 0.14 as the interop oracle, setpriv), then cargo test.
+# tests need (restic 0.14 as the interop oracle, rclone, setpriv, moto_server),
+# then cargo test, plus the S3 test with the `s3` feature.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,5 +17,12 @@ if [ ${#need[@]} -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 restic version
+if ! command -v moto_server >/dev/null 2>&1; then
+  echo "installing: moto[server] (pip)"
+  python3 -m pip install -q 'moto[server]'
+fi
 
 cargo test --workspace --locked "$@"
+# S3-compatible repositories live behind the `s3` feature (opendal doubles the
+# build time); their end-to-end test runs against moto_server.
+cargo test --locked -p bulwark --features s3 --test s3 "$@"

@@ -54,8 +54,8 @@ impl From<bulwark_engine::Error> for Exit {
 fn init_logging(g: &cli::Global) {
     use tracing_subscriber::{fmt, EnvFilter};
     let default = match g.verbose {
-        0 => "warn,rustic_core=off,rustic_backend=off",
-        1 => "info,rustic_core=warn,rustic_backend=warn",
+        0 => "warn,rustic_core=off,rustic_backend=off,opendal=error",
+        1 => "info,rustic_core=warn,rustic_backend=warn,opendal=warn",
         _ => "debug",
     };
     let filter = EnvFilter::try_from_env("BULWARK_LOG").unwrap_or_else(|_| EnvFilter::new(default));
