@@ -167,6 +167,9 @@ pub(crate) static PENDING: Mutex<Option<Pending>> = Mutex::new(None);
 pub(crate) fn install_interrupt_handler() {
     let _ = ctrlc::set_handler(|| {
         eprintln!("bulwark: interrupted");
+        // the repository stays valid (every write is atomic); don't leave
+        // locks behind that would block restic until `unlock`
+        bulwark_engine::release_all_locks();
         if let Some(p) = PENDING.lock().ok().and_then(|mut g| g.take()) {
             let mut env = p.env;
             env.status = "failed".into();

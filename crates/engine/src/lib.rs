@@ -39,7 +39,7 @@ mod snapshots;
 pub use backup::{BackupRequest, BackupSummary, CommandSource, SkippedFile};
 pub use error::{Error, ErrorKind, Result};
 pub use progress::{Phase, ProgressSink, Quiet, Unit};
-pub use lock::{LockInfo, RepoLock};
+pub use lock::{release_all_locks, LockInfo, RepoLock};
 pub use ops::{CheckData, CheckSummary, CopySummary, DiffEntry, DiffSummary, ForgetDecision, ForgetGroup, ForgetSummary, KeepPolicy, LsEntry, PruneSummary};
 pub use repo::{redact_url, Location, Repo, RepoSpec};
 pub use restore::{FailedPath, RestoreRequest, RestoreSummary};

@@ -253,6 +253,23 @@ impl Crypto {
     }
 }
 
+/// Every lock this process holds, so an interrupt handler can release them
+/// before exiting (`release_all_locks`).
+static HELD: Mutex<Vec<(LockDir, Arc<Mutex<Option<String>>>)>> = Mutex::new(Vec::new());
+
+/// Deletes the lock files of every lock this process holds. For a Ctrl-C
+/// handler that exits without unwinding; a normal exit releases locks by
+/// dropping them.
+pub fn release_all_locks() {
+    if let Ok(held) = HELD.lock() {
+        for (dir, current) in held.iter() {
+            if let Some(name) = current.lock().ok().and_then(|mut c| c.take()) {
+                dir.remove(&name);
+            }
+        }
+    }
+}
+
 /// A held lock; released (its file deleted) when dropped.
 pub struct RepoLock {
     dir: LockDir,
@@ -362,6 +379,9 @@ impl Repo {
                 })
                 .ok()
         };
+        if let Ok(mut held) = HELD.lock() {
+            held.push((dir.clone(), current.clone()));
+        }
         Ok(RepoLock { dir, current, stop: Some(tx), refresher })
     }
 }
@@ -374,6 +394,9 @@ impl Drop for RepoLock {
         }
         if let Some(name) = self.current.lock().ok().and_then(|mut c| c.take()) {
             self.dir.remove(&name);
+        }
+        if let Ok(mut held) = HELD.lock() {
+            held.retain(|(_, c)| !Arc::ptr_eq(c, &self.current));
         }
     }
 }
