@@ -170,6 +170,7 @@ pub(crate) fn install_interrupt_handler() {
         // the repository stays valid (every write is atomic); don't leave
         // locks behind that would block restic until `unlock`
         bulwark_engine::release_all_locks();
+        bulwark_engine::stop_running_commands();
         if let Some(p) = PENDING.lock().ok().and_then(|mut g| g.take()) {
             let mut env = p.env;
             env.status = "failed".into();

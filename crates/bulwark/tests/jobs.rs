@@ -180,7 +180,7 @@ fn interrupt_runs_cleanup_hooks_and_exits_130() {
     let cfg = write_config(
         &env,
         &format!(
-            "[[jobs.app.commands]]\ncommand = \"sleep 20; echo late\"\nfilename = \"slow.sql\"\n[jobs.app.hooks]\nbefore = [\"echo B >> {log}\"]\non_failure = [\"echo F $BULWARK_STATUS $BULWARK_ERROR >> {log}\"]\nfinally = [\"echo Z >> {log}\"]\n",
+            "[[jobs.app.commands]]\ncommand = \"sleep 23.25; echo late\"\nfilename = \"slow.sql\"\n[jobs.app.hooks]\nbefore = [\"echo B >> {log}\"]\non_failure = [\"echo F $BULWARK_STATUS $BULWARK_ERROR >> {log}\"]\nfinally = [\"echo Z >> {log}\"]\n",
             log = log.display()
         ),
     );
@@ -197,6 +197,10 @@ fn interrupt_runs_cleanup_hooks_and_exits_130() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
     assert_eq!(std::fs::read_to_string(&log).unwrap(), "B\nF failed interrupted\nZ\n");
+    // the command source (a whole `sh -c` pipeline) did not outlive the backup
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let orphans = std::process::Command::new("pgrep").args(["-f", "sleep 23.25"]).output().unwrap();
+    assert!(orphans.stdout.is_empty(), "orphaned command source: {}", String::from_utf8_lossy(&orphans.stdout));
     // the lock was released: restic can use the repository right away
     assert_eq!(std::fs::read_dir(env.repo.join("locks")).map(|d| d.count()).unwrap_or(0), 0);
     env.restic(&["check"]).ok();

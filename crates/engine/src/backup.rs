@@ -12,6 +12,7 @@ use std::{
     io::{self, Read},
     iter::Peekable,
     path::{Path, PathBuf},
+    os::unix::process::CommandExt,
     process::{Child, ChildStdout, Command, Stdio},
     sync::{Arc, Mutex},
     thread::JoinHandle,
@@ -161,6 +162,28 @@ impl<R: Read> Read for Recording<R> {
     }
 }
 
+/// PIDs of running command sources, so an interrupt can stop them.
+static RUNNING: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// Sends SIGTERM to the process group of every command source this process is running (for a
+/// Ctrl-C handler that exits without unwinding: a `pg_dump` must not outlive
+/// the backup that reads it).
+pub fn stop_running_commands() {
+    if let Ok(pids) = RUNNING.lock() {
+        for pid in pids.iter() {
+            if let Ok(pid) = i32::try_from(*pid) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(-pid), nix::sys::signal::Signal::SIGTERM);
+            }
+        }
+    }
+}
+
+fn forget_pid(pid: u32) {
+    if let Ok(mut pids) = RUNNING.lock() {
+        pids.retain(|p| *p != pid);
+    }
+}
+
 /// Streams a child's stdout; at EOF, fails unless the child exited 0.
 struct CommandReader {
     child: Child,
@@ -172,12 +195,18 @@ struct CommandReader {
 
 impl CommandReader {
     fn spawn(cmd: &CommandSource) -> io::Result<Self> {
+        // its own process group, so an interrupt can stop the whole pipeline
+        // (`sh -c "pg_dump | gzip"`), not just the shell
         let mut child = Command::new(&cmd.program)
             .args(&cmd.args)
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()?;
+        if let Ok(mut pids) = RUNNING.lock() {
+            pids.push(child.id());
+        }
         let stdout = child.stdout.take().ok_or_else(|| io::Error::other("no stdout pipe"))?;
         let stderr = child.stderr.take().map(|mut err| {
             std::thread::spawn(move || {
@@ -201,7 +230,9 @@ impl CommandReader {
 
     fn finish(&mut self) -> io::Result<()> {
         self.done = true;
-        let status = self.child.wait()?;
+        let status = self.child.wait();
+        forget_pid(self.child.id());
+        let status = status?;
         let tail = self.stderr.take().and_then(|h| h.join().ok()).unwrap_or_default();
         if status.success() {
             return Ok(());
@@ -239,6 +270,7 @@ impl Drop for CommandReader {
         if !self.done {
             let _ = self.child.kill();
             let _ = self.child.wait();
+            forget_pid(self.child.id());
         }
     }
 }

@@ -36,7 +36,7 @@ mod repo;
 mod restore;
 mod snapshots;
 
-pub use backup::{BackupRequest, BackupSummary, CommandSource, SkippedFile};
+pub use backup::{stop_running_commands, BackupRequest, BackupSummary, CommandSource, SkippedFile};
 pub use error::{Error, ErrorKind, Result};
 pub use progress::{Phase, ProgressSink, Quiet, Unit};
 pub use lock::{release_all_locks, LockInfo, RepoLock};
