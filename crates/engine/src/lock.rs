@@ -255,7 +255,10 @@ impl Crypto {
 
 /// Every lock this process holds, so an interrupt handler can release them
 /// before exiting (`release_all_locks`).
-static HELD: Mutex<Vec<(LockDir, Arc<Mutex<Option<String>>>)>> = Mutex::new(Vec::new());
+static HELD: Mutex<Vec<(LockDir, CurrentLock)>> = Mutex::new(Vec::new());
+
+/// The name of a held lock's current file (it changes on every refresh).
+type CurrentLock = Arc<Mutex<Option<String>>>;
 
 /// Deletes the lock files of every lock this process holds. For a Ctrl-C
 /// handler that exits without unwinding; a normal exit releases locks by
@@ -273,7 +276,7 @@ pub fn release_all_locks() {
 /// A held lock; released (its file deleted) when dropped.
 pub struct RepoLock {
     dir: LockDir,
-    current: Arc<Mutex<Option<String>>>,
+    current: CurrentLock,
     stop: Option<mpsc::Sender<()>>,
     refresher: Option<JoinHandle<()>>,
 }
