@@ -684,20 +684,7 @@ fn copy(g: &Global, spec: &RepoSpec, a: &cli::CopyArgs) -> Result<u8> {
         .load()
         .map_err(|e| fail(e.to_string(), "give the destination's password file with --to-password-file"))?;
     let dest_spec = RepoSpec {
-        location: match url {
-            bulwark_config::RepoUrl::Local(p) => bulwark_engine::Location::Local(p),
-            bulwark_config::RepoUrl::Rest(u) => bulwark_engine::Location::Rest { url: u },
-            other => {
-                let repo = bulwark_config::Repository {
-                    name: "destination".into(),
-                    url: other,
-                    password: bulwark_config::SecretSource::File(a.to_password_file.clone()),
-                    rest: None,
-                    s3: None,
-                };
-                context::location(&repo)?
-            }
-        },
+        location: context::location_of(&url, None, None)?,
         password: password.expose().to_string(),
         cache_dir: spec.cache_dir.clone(),
         progress: spec.progress.clone(),

@@ -55,7 +55,7 @@ pub(crate) fn location(repo: &bulwark_config::Repository) -> Result<Location> {
     location_of(&repo.url, repo.rest.as_ref(), repo.s3.as_ref())
 }
 
-fn location_of(
+pub(crate) fn location_of(
     url: &RepoUrl,
     rest: Option<&bulwark_config::RestAuth>,
     s3: Option<&bulwark_config::S3Settings>,
