@@ -209,6 +209,14 @@ fn full_disk_during_restore_is_one_clear_sentence() {
     env.init();
     env.bulwark(&["backup", src.to_str().unwrap()]).ok();
     // a 1 MiB tmpfs in a private mount namespace (user namespace when not root)
+    let userns: &[&str] = if is_root() { &[] } else { &["-r"] };
+    let probe = Command::new("unshare").args(userns).args(["-m", "true"]).status();
+    if !probe.map(|s| s.success()).unwrap_or(false) {
+        // CI and the dev machines of this project can; a laptop without user
+        // namespaces can't make a small disk, so there is nothing to check
+        eprintln!("SKIPPED full_disk_during_restore: this machine allows no mount namespace");
+        return;
+    }
     let target = env.path("tiny");
     std::fs::create_dir_all(&target).unwrap();
     let script = format!(
@@ -217,10 +225,7 @@ fn full_disk_during_restore_is_one_clear_sentence() {
         bin = BIN
     );
     let mut cmd = Command::new("unshare");
-    if !is_root() {
-        cmd.arg("-r");
-    }
-    cmd.args(["-m", "--propagation", "private", "sh", "-c", &script]);
+    cmd.args(userns).args(["-m", "--propagation", "private", "sh", "-c", &script]);
     for (k, v) in env.cmd().get_envs() {
         if let Some(v) = v {
             cmd.env(k, v);
