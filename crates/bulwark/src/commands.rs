@@ -194,7 +194,9 @@ fn run_job(cfg: &Config, job: &Job, repo: &Repo, a: &cli::BackupArgs, retention:
         Err(e) => errors.push(e),
         Ok(()) => {
             let req = backup_request(cfg.settings.host.as_deref(), Some(job), a);
-            match repo.backup(&req) {
+            let result = repo.backup(&req);
+            context::park_if_interrupted();
+            match result {
                 Ok(s) => {
                     env.snapshot_id = Some(s.snapshot.id.clone());
                     report.status = if s.incomplete { "partial" } else { "success" };
@@ -207,6 +209,7 @@ fn run_job(cfg: &Config, job: &Job, repo: &Repo, a: &cli::BackupArgs, retention:
             }
         }
     }
+    context::park_if_interrupted();
     env.status = report.status.to_string();
     env.error = (!errors.is_empty()).then(|| errors.join("; "));
     if report.backup.is_some() {
@@ -237,11 +240,13 @@ fn run_job(cfg: &Config, job: &Job, repo: &Repo, a: &cli::BackupArgs, retention:
     }
     env.status = report.status.to_string();
     env.error = (!errors.is_empty()).then(|| errors.join("; "));
+    context::park_if_interrupted();
     if report.status != "success" {
         if let Err(e) = hooks::run("on_failure", &job.hooks.on_failure, &env, timeout) {
             errors.push(e);
         }
     }
+    context::park_if_interrupted();
     if let Ok(mut p) = PENDING.lock() {
         *p = None;
     }

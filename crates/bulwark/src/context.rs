@@ -160,6 +160,14 @@ pub(crate) struct Pending {
     pub(crate) timeout: std::time::Duration,
 }
 
+/// Called by the main thread at each step of a job: once interrupted, the
+/// handler owns the cleanup hooks and the exit; the main thread just waits.
+pub(crate) fn park_if_interrupted() {
+    while bulwark_engine::is_cancelled() {
+        std::thread::park();
+    }
+}
+
 pub(crate) static PENDING: Mutex<Option<Pending>> = Mutex::new(None);
 
 /// Ctrl-C / SIGTERM: run the interrupted job's on_failure and finally hooks,
@@ -167,9 +175,9 @@ pub(crate) static PENDING: Mutex<Option<Pending>> = Mutex::new(None);
 pub(crate) fn install_interrupt_handler() {
     let _ = ctrlc::set_handler(|| {
         eprintln!("bulwark: interrupted");
-        // the repository stays valid (every write is atomic); don't leave
-        // locks behind that would block restic until `unlock`
-        bulwark_engine::release_all_locks();
+        // no more repository writes (no snapshot lands), stop dumps; the
+        // repository stays valid because every write is atomic
+        bulwark_engine::cancel();
         bulwark_engine::stop_running_commands();
         if let Some(p) = PENDING.lock().ok().and_then(|mut g| g.take()) {
             let mut env = p.env;
@@ -178,6 +186,8 @@ pub(crate) fn install_interrupt_handler() {
             let _ = hooks::run("on_failure", &p.on_failure, &env, p.timeout);
             let _ = hooks::run("finally", &p.finally, &env, p.timeout);
         }
+        // don't leave locks behind that would block restic until `unlock`
+        bulwark_engine::release_all_locks();
         std::process::exit(i32::from(exit::INTERRUPTED));
     });
 }

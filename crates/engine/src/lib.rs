@@ -29,6 +29,7 @@ pub mod local;
 pub mod progress;
 
 mod backup;
+mod cancel;
 mod keyfile;
 mod lock;
 mod ops;
@@ -37,6 +38,7 @@ mod restore;
 mod snapshots;
 
 pub use backup::{stop_running_commands, BackupRequest, BackupSummary, CommandSource, SkippedFile};
+pub use cancel::{cancel, is_cancelled};
 pub use error::{Error, ErrorKind, Result};
 pub use progress::{Phase, ProgressSink, Quiet, Unit};
 pub use lock::{release_all_locks, LockInfo, RepoLock};

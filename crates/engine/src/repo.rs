@@ -112,6 +112,10 @@ impl RepoSpec {
     }
 
     pub(crate) fn backend(&self) -> Result<Arc<dyn WriteBackend>> {
+        Ok(Arc::new(crate::cancel::Cancellable(self.raw_backend()?)))
+    }
+
+    fn raw_backend(&self) -> Result<Arc<dyn WriteBackend>> {
         match &self.location {
             Location::Local(path) => Ok(Arc::new(SafeLocalBackend::new(path).map_err(|e| {
                 Error::from_rustic(&format!("cannot use {}", path.display()), &e)
