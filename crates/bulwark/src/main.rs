@@ -86,6 +86,9 @@ fn main() -> ExitCode {
                 // the reader went away (`bulwark ls | head`): not an error
                 return ExitCode::from(exit::OK);
             }
+            if err.downcast_ref::<bulwark_engine::Error>().is_some_and(|e| e.kind == bulwark_engine::ErrorKind::OutputClosed) {
+                return ExitCode::from(exit::OK);
+            }
             let err = match err.downcast::<bulwark_engine::Error>() {
                 Ok(e) => anyhow::Error::new(Exit::from(e)),
                 Err(e) => e,

@@ -90,7 +90,7 @@ fn record(rec: &Recorder, path: &Path, error: impl Into<String>) {
     let path = path.to_string_lossy().into_owned();
     if let Ok(mut v) = rec.lock() {
         if !v.iter().any(|s| s.path == path && !path.is_empty()) {
-            v.push(SkippedFile { path, error: error.into() });
+            v.push(SkippedFile { path, error: crate::error::one_line(&error.into()) });
         }
     }
 }
@@ -136,6 +136,23 @@ fn open_error_text(e: &RusticError) -> String {
         Some((_, cause)) => cause.split(" : (source").next().unwrap_or(cause).trim().to_string(),
         None => log,
     }
+}
+
+/// The directory walker's errors carry the path only in their text
+/// ("/src/x: IO error for operation on /src/x: Permission denied"); split it
+/// into (path, reason) so the summary names what was skipped.
+fn split_walk_error(text: &str) -> (String, String) {
+    if let Some((_, rest)) = text.split_once("for operation on ") {
+        if let Some((path, why)) = rest.split_once(": ") {
+            return (path.to_string(), why.trim().to_string());
+        }
+    }
+    if text.starts_with('/') {
+        if let Some((path, why)) = text.split_once(": ") {
+            return (path.to_string(), why.trim().to_string());
+        }
+    }
+    (String::new(), text.to_string())
 }
 
 /// Records the first read error of a file.
@@ -280,8 +297,77 @@ type Entry = RusticResult<ReadSourceEntry<Open>>;
 /// Local paths and command outputs as one sorted stream of entries.
 struct CombinedSource {
     local: Option<LocalSource>,
+    /// The backed-up directories themselves: rustic_core's walker skips
+    /// them, which would store them with default metadata (0755, no mtime,
+    /// no owner) and restore a private home directory world-readable.
+    roots: Vec<(PathBuf, Node)>,
     commands: Vec<(PathBuf, CommandSource)>,
     rec: Recorder,
+}
+
+/// restic's (Go's) file-mode bits for a directory with unix `mode`.
+fn go_dir_mode(mode: u32) -> u32 {
+    let mut go = (mode & 0o777) | (1 << 31);
+    if mode & 0o4000 != 0 {
+        go |= 1 << 23;
+    }
+    if mode & 0o2000 != 0 {
+        go |= 1 << 22;
+    }
+    if mode & 0o1000 != 0 {
+        go |= 1 << 20;
+    }
+    go
+}
+
+/// The node of a backed-up directory, with the metadata rustic_core would
+/// record for any other directory.
+fn root_dir_node(path: &Path) -> Option<Node> {
+    use std::os::unix::fs::MetadataExt;
+    let name = path.file_name()?;
+    let m = std::fs::symlink_metadata(path).ok().filter(std::fs::Metadata::is_dir)?;
+    let ts = |s: i64, ns: i64| jiff::Timestamp::new(s, i32::try_from(ns).unwrap_or(0)).ok();
+    let mtime = ts(m.mtime(), m.mtime_nsec());
+    let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(m.uid())).ok().flatten().map(|u| u.name);
+    let group = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(m.gid())).ok().flatten().map(|g| g.name);
+    let meta = Metadata {
+        mode: Some(go_dir_mode(m.mode())),
+        mtime,
+        atime: mtime,
+        ctime: ts(m.ctime(), m.ctime_nsec()),
+        uid: Some(m.uid()),
+        gid: Some(m.gid()),
+        user,
+        group,
+        inode: m.ino(),
+        ..Metadata::default()
+    };
+    Some(Node::new_node(name, NodeType::Dir, meta))
+}
+
+/// Puts each root directory's entry right before its first child.
+struct WithRoots<I: Iterator<Item = Entry>> {
+    inner: Peekable<I>,
+    roots: std::vec::IntoIter<(PathBuf, Node)>,
+    next_root: Option<(PathBuf, Node)>,
+}
+
+impl<I: Iterator<Item = Entry>> Iterator for WithRoots<I> {
+    type Item = Entry;
+    fn next(&mut self) -> Option<Entry> {
+        let due = match (&self.next_root, self.inner.peek()) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some((root, _)), Some(Ok(e))) => root.as_path() <= e.path.as_path(),
+            (Some(_), Some(Err(_))) => false,
+        };
+        if due {
+            let (path, node) = self.next_root.take()?;
+            self.next_root = self.roots.next();
+            return Some(Ok(ReadSourceEntry { path, node, open: None }));
+        }
+        self.inner.next()
+    }
 }
 
 impl ReadSource for CombinedSource {
@@ -311,13 +397,18 @@ impl ReadSource for CombinedSource {
                     }
                     Err(err) => {
                         // unreadable directory, vanished entry, ...: record, skip
-                        record(&rec, Path::new(""), open_error_text(&err));
+                        let (path, why) = split_walk_error(&open_error_text(&err));
+                        record(&rec, Path::new(&path), why);
                         None
                     }
                 }))
             }
             None => Box::new(std::iter::empty()),
         };
+        let mut roots = self.roots.clone().into_iter();
+        let next_root = roots.next();
+        let local: Box<dyn Iterator<Item = Entry> + Send> =
+            Box::new(WithRoots { inner: local.peekable(), roots, next_root });
         let now = jiff::Timestamp::now();
         let cmds: Vec<Entry> = self
             .commands
@@ -327,6 +418,9 @@ impl ReadSource for CombinedSource {
                 // a fresh mtime makes sure the parent snapshot never "matches"
                 // and the command is really run every time
                 let meta = Metadata {
+                    // dumps hold secrets: owner-only, like a file restic
+                    // would restore with a mode at all
+                    mode: Some(0o600),
                     mtime: Some(now),
                     uid: Some(nix::unistd::getuid().as_raw()),
                     gid: Some(nix::unistd::getgid().as_raw()),
@@ -426,6 +520,10 @@ impl Repo {
             }
         }
         paths.sort();
+        // `backup /a /a/b`: /a already holds /a/b; walking both would store
+        // its entries twice
+        let all = paths.clone();
+        paths.retain(|p| !all.iter().any(|q| q != p && p.starts_with(q)));
         let mut commands = Vec::new();
         for c in &req.commands {
             let path = check_filename(&c.filename)?;
@@ -459,7 +557,8 @@ impl Repo {
         };
         let mut backup_paths = paths.clone();
         backup_paths.extend(commands.iter().map(|(p, _)| p.clone()));
-        let source = CombinedSource { local, commands, rec: rec.clone() };
+        let roots = paths.iter().filter_map(|p| root_dir_node(p).map(|n| (p.clone(), n))).collect();
+        let source = CombinedSource { local, roots, commands, rec: rec.clone() };
 
         let mut snap_opts = SnapshotOptions::default();
         snap_opts.host = req.host.clone();

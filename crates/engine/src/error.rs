@@ -22,6 +22,8 @@ pub enum ErrorKind {
     Damaged,
     /// The operation was interrupted (Ctrl-C, SIGTERM).
     Interrupted,
+    /// The reader of our output went away (`bulwark dump … | head`); not a failure.
+    OutputClosed,
     /// A bug or an unexpected state; the message says what happened.
     Internal,
 }
@@ -108,6 +110,62 @@ fn summarize(log: &str) -> String {
         out.push_str(cause.trim());
         out.push(')');
     }
+    one_line(&out)
+}
+
+/// Makes any error text one line a person can read: rustic_core's
+/// multi-section reports ("Message:", "Context:", "Caused by:",
+/// "Backtrace:") become `what: message (cause)`; other multi-line text is
+/// joined; the result is capped so a damaged repository can't flood the
+/// terminal.
+pub(crate) fn one_line(text: &str) -> String {
+    #[derive(PartialEq)]
+    enum Sec {
+        Head,
+        Message,
+        Cause,
+        Skip,
+    }
+    let mut sec = Sec::Head;
+    let (mut head, mut message, mut cause) = (Vec::new(), Vec::new(), None);
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        match line {
+            "Message:" => sec = Sec::Message,
+            "Caused by:" => sec = Sec::Cause,
+            "Context:" | "Backtrace:" => sec = Sec::Skip,
+            l if l.starts_with("Some additional details") || l.starts_with("For more information") => {
+                if l.starts_with("Some") {
+                    sec = Sec::Skip;
+                }
+            }
+            l => match sec {
+                Sec::Head => head.push(l),
+                Sec::Message => message.push(l),
+                Sec::Cause if cause.is_none() => cause = Some(l),
+                _ => {}
+            },
+        }
+    }
+    let mut out = head.join(" ");
+    if let Some(at) = out.find("`rustic_core` experienced") {
+        out.truncate(at);
+    }
+    let mut out = out.trim_end().trim_end_matches(['(', ':', ' ']).to_string();
+    if !message.is_empty() {
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(message.join(" ").trim_end_matches('.'));
+    }
+    if let Some(c) = cause {
+        out.push_str(" (");
+        out.push_str(c);
+        out.push(')');
+    }
+    const MAX: usize = 400;
+    if out.chars().count() > MAX {
+        out = out.chars().take(MAX).collect::<String>() + "…";
+    }
     out
 }
 
@@ -139,5 +197,23 @@ pub(crate) fn guard<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
             )
             .hint("the repository may be damaged: run `bulwark check --read-data` to find out"))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn rustic_reports_become_one_line() {
+        let text = "chunk e6 could not be read: error processing Pack:66 (`rustic_core` experienced an error related to `cryptographic operations`.\n\nMessage:\nData decryption failed, MAC check failed.\n\nFor more information, see: https://rustic.cli.rs/docs/errors/C001\n\n\nSome additional details ...\n\nContext:\n- nonce: [1, 2]\n\nCaused by:\naead::Error\n\n\nBacktrace:\ndisabled backtrace\n";
+        assert_eq!(one_line(text), "chunk e6 could not be read: error processing Pack:66: Data decryption failed, MAC check failed (aead::Error)");
+    }
+
+    #[test]
+    fn plain_text_is_kept_and_long_text_is_capped() {
+        assert_eq!(one_line("cannot open x: No such file"), "cannot open x: No such file");
+        assert_eq!(one_line("a\n  b"), "a b");
+        assert!(one_line(&"x".repeat(5000)).chars().count() <= 401);
     }
 }

@@ -58,7 +58,7 @@ fn entry(path: &Path, n: &Node) -> LsEntry {
         path: Path::new("/").join(path).to_string_lossy().into_owned(),
         kind: kind_name(n).to_string(),
         size: n.meta.size,
-        mode: n.meta.mode.map(|m| m & 0o7777),
+        mode: n.meta.mode.map(crate::restore::go_mode_to_unix),
         mtime: n.meta.mtime.map(|t| t.to_string()),
         uid: n.meta.uid,
         gid: n.meta.gid,
@@ -378,14 +378,18 @@ impl Repo {
             return Err(Error::new(ErrorKind::InvalidInput, format!("{} is a {}, not a file", path.display(), kind_name(&node)))
                 .hint("use `bulwark restore SNAPSHOT --include PATH --target DIR` for directories"));
         }
-        let mut w = w;
-        guard("dump", || {
+        let mut w = PipeWatch { inner: w, closed: false };
+        let r = guard("dump", || {
             repo.dump(&node, &mut w).map_err(|e| {
                 let err = Error::from_rustic(&format!("cannot read {}", path.display()), &e);
-                if err.kind == ErrorKind::Io { err.hint("the output could not be written (closed pipe or full disk?)") } else { err }
+                if err.kind == ErrorKind::Io { err.hint("the output could not be written (full disk?)") } else { err }
             })
-        })?;
-        w.flush().map_err(|e| Error::io("cannot write the output", &e))
+        })
+        .and_then(|()| w.flush().map_err(|e| Error::io("cannot write the output", &e)));
+        if w.closed {
+            return Err(Error::new(ErrorKind::OutputClosed, "the reader of the output went away"));
+        }
+        r
     }
 
     /// Applies a retention policy per group (host + paths). Removes the
@@ -471,9 +475,9 @@ impl Repo {
             for (level, err) in &results.0 {
                 // rustic_core doesn't export the level type; its Debug name is stable
                 if format!("{level:?}") == "Error" {
-                    errors.push(err.to_string());
+                    errors.push(crate::error::one_line(&err.to_string()));
                 } else {
-                    warnings.push(err.to_string());
+                    warnings.push(crate::error::one_line(&err.to_string()));
                 }
             }
             Ok(CheckSummary { ok: ok && errors.is_empty(), errors, warnings, read_data: opts.read_data })
@@ -513,5 +517,21 @@ impl Repo {
             }
             Ok(out)
         })
+    }
+}
+
+/// Remembers whether the reader of our output went away (EPIPE), which
+/// rustic_core's error would otherwise hide inside its own text.
+struct PipeWatch<'a> {
+    inner: &'a mut dyn Write,
+    closed: bool,
+}
+
+impl Write for PipeWatch<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(buf).inspect_err(|e| self.closed |= e.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush().inspect_err(|e| self.closed |= e.kind() == std::io::ErrorKind::BrokenPipe)
     }
 }

@@ -18,7 +18,7 @@ use std::{
     ffi::OsStr,
     fs,
     io::{Read, Write},
-    os::unix::fs::{symlink, PermissionsExt},
+    os::unix::fs::{symlink, OpenOptionsExt, PermissionsExt},
     path::{Component, Path, PathBuf},
     sync::{
         atomic::{AtomicBool, AtomicUsize, Ordering},
@@ -100,7 +100,7 @@ struct FileJob {
     sort_key: (String, u32),
 }
 
-fn go_mode_to_unix(go: u32) -> u32 {
+pub(crate) fn go_mode_to_unix(go: u32) -> u32 {
     let mut mode = go & 0o777;
     if go & (1 << 23) != 0 {
         mode |= 0o4000;
@@ -136,7 +136,7 @@ struct Failures(Mutex<Vec<FailedPath>>);
 impl Failures {
     fn add(&self, path: &Path, error: impl Into<String>) {
         if let Ok(mut v) = self.0.lock() {
-            v.push(FailedPath { path: display(path), error: error.into() });
+            v.push(FailedPath { path: display(path), error: crate::error::one_line(&error.into()) });
         }
     }
     fn take(self) -> Vec<FailedPath> {
@@ -242,12 +242,34 @@ fn restore_file(
     job: &FileJob,
     phase: &dyn crate::Phase,
 ) -> std::result::Result<u64, (std::io::Error, bool)> {
+    // Replace whatever is at the destination by unlinking it first: never
+    // write through a symlink planted in the target, and a read-only file
+    // from an earlier restore doesn't stop this one. After a failure we only
+    // remove the file we created ourselves.
+    match fs::symlink_metadata(&job.dest) {
+        Ok(m) if !m.is_dir() => fs::remove_file(&job.dest).map_err(|e| (e, true))?,
+        _ => {}
+    }
     let mut f = fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
+        .mode(0o600)
         .open(&job.dest)
         .map_err(|e| (e, true))?;
+    let written = write_blobs(repo, job, phase, &mut f);
+    if written.is_err() {
+        drop(f);
+        let _ = fs::remove_file(&job.dest);
+    }
+    written
+}
+
+fn write_blobs(
+    repo: &Repository<IndexedFullStatus>,
+    job: &FileJob,
+    phase: &dyn crate::Phase,
+    f: &mut fs::File,
+) -> std::result::Result<u64, (std::io::Error, bool)> {
     let mut written = 0;
     for (id, _) in &job.blobs {
         let data = repo
@@ -314,12 +336,8 @@ fn set_metadata(dest: &Path, node: &Node, as_root: bool) -> std::result::Result<
         };
         let m = to_ft(mtime);
         let a = meta.atime.map_or(m, to_ft);
-        let r = if is_link {
-            filetime::set_symlink_file_times(dest, a, m)
-        } else {
-            filetime::set_file_times(dest, a, m)
-        };
-        if let Err(e) = r {
+        // never follows or opens `dest` (opening a FIFO would block forever)
+        if let Err(e) = filetime::set_symlink_file_times(dest, a, m) {
             problems.push(format!("times: {e}"));
         }
     }
@@ -464,7 +482,6 @@ impl Repo {
                             if local && e.raw_os_error() == Some(28) {
                                 disk_full.store(true, Ordering::Relaxed);
                             }
-                            let _ = fs::remove_file(&job.dest);
                             let what = if local { "cannot write" } else { "content unreadable" };
                             failures.add(&job.path, format!("{what}: {e}"));
                         }

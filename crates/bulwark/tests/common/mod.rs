@@ -4,14 +4,20 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     ffi::OsStr,
+    io::Read,
     os::unix::fs::{MetadataExt, PermissionsExt},
     path::{Path, PathBuf},
-    process::{Command, Output},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
 };
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_bulwark");
+
+/// No single command of these tests may take longer than this; a hang is a
+/// failure with a message, never a stuck test run.
+pub const TIMEOUT: Duration = Duration::from_secs(240);
 
 /// A test workspace: a temp dir with a repository path and a password file.
 pub struct Env {
@@ -26,11 +32,15 @@ pub struct Out {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
+    /// stdout as bytes (dump output, names that are not UTF-8)
+    pub raw: Vec<u8>,
+    pub timed_out: bool,
 }
 
 impl Out {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
     }
     pub fn ok(&self) -> &Self {
         assert_eq!(self.code, 0, "expected success\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
@@ -38,13 +48,58 @@ impl Out {
     }
 }
 
-impl From<Output> for Out {
-    fn from(o: Output) -> Self {
+impl From<std::process::Output> for Out {
+    fn from(o: std::process::Output) -> Self {
         Self {
             code: o.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+            raw: o.stdout,
+            timed_out: false,
         }
+    }
+}
+
+/// Runs `cmd` to completion (stdin closed), killing it after `limit`.
+pub fn run(cmd: &mut Command, limit: Duration) -> Out {
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let mut so = child.stdout.take().unwrap();
+    let mut se = child.stderr.take().unwrap();
+    let to = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = so.read_to_end(&mut b);
+        b
+    });
+    let te = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = se.read_to_end(&mut b);
+        b
+    });
+    let start = Instant::now();
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > limit {
+            timed_out = true;
+            let _ = child.kill();
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let raw = to.join().unwrap();
+    let mut err = te.join().unwrap();
+    if timed_out {
+        err.extend_from_slice(format!("\n[test harness: killed after {limit:?}: the command hung]").as_bytes());
+    }
+    Out {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&raw).into_owned(),
+        stderr: String::from_utf8_lossy(&err).into_owned(),
+        raw,
+        timed_out,
     }
 }
 
@@ -61,7 +116,7 @@ impl Env {
         self.dir.path().join(rel)
     }
 
-    /// A `bulwark` command with this env's repository and password.
+    /// A `bulwark` command with this env's repository, password and cache.
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(BIN);
         c.env_clear()
@@ -74,25 +129,73 @@ impl Env {
         c
     }
 
+    /// The same command, run as `nobody` when the tests run as root (so that
+    /// `chmod 000` really makes a file unreadable). Makes the workspace
+    /// accessible to nobody first.
+    pub fn cmd_unprivileged(&self) -> Command {
+        if !is_root() {
+            return self.cmd();
+        }
+        let st = Command::new("chmod").args(["-R", "a+rwX"]).arg(self.dir.path()).status().unwrap();
+        assert!(st.success());
+        std::fs::set_permissions(&self.pw, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN]);
+        c.env_clear();
+        for (k, v) in self.cmd().get_envs() {
+            if let Some(v) = v {
+                c.env(k, v);
+            }
+        }
+        c.env("XDG_CACHE_HOME", self.path("nobody-cache"));
+        c
+    }
+
     pub fn bulwark<S: AsRef<OsStr>>(&self, args: &[S]) -> Out {
-        self.cmd().args(args).output().unwrap().into()
+        run(self.cmd().args(args), TIMEOUT)
+    }
+
+    /// `bulwark -c CONFIG ARGS`, the repository and password coming from the
+    /// config only (no BULWARK_REPO / BULWARK_PASSWORD_FILE).
+    pub fn bulwark_cfg<S: AsRef<OsStr>>(&self, cfg: &Path, args: &[S]) -> Out {
+        let mut c = self.cmd();
+        c.env_remove("BULWARK_REPO").env_remove("BULWARK_PASSWORD_FILE").arg("-c").arg(cfg).args(args);
+        run(&mut c, TIMEOUT)
     }
 
     pub fn restic<S: AsRef<OsStr>>(&self, args: &[S]) -> Out {
-        Command::new("restic")
-            .env("RESTIC_REPOSITORY", &self.repo)
-            .env("RESTIC_PASSWORD_FILE", &self.pw)
-            .env("TZ", "UTC")
-            .arg("--no-cache")
-            .args(args)
-            .output()
-            .unwrap()
-            .into()
+        restic_at(&self.repo, &self.pw, args)
     }
 
     pub fn init(&self) {
         self.bulwark(&["init"]).ok();
     }
+
+    /// Ids of all snapshots, as bulwark lists them.
+    pub fn snapshot_ids(&self) -> Vec<String> {
+        self.bulwark(&["--json", "snapshots"])
+            .ok()
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+/// restic 0.14 against `repo`, without a cache, in UTC.
+pub fn restic_at<S: AsRef<OsStr>>(repo: &Path, pw: &Path, args: &[S]) -> Out {
+    let mut c = Command::new("restic");
+    c.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", repo.parent().unwrap())
+        .env("RESTIC_REPOSITORY", repo)
+        .env("RESTIC_PASSWORD_FILE", pw)
+        .env("TZ", "UTC")
+        .arg("--no-cache")
+        .args(args);
+    run(&mut c, TIMEOUT)
 }
 
 /// `target` + the absolute `path` (where restore puts a backed-up path).
@@ -108,13 +211,13 @@ pub struct Entry {
     pub mode: u32,
     pub mtime: i64,
     pub link: Option<PathBuf>,
-    /// index of the first path sharing this inode (hard links)
+    /// the first path (in walk order) sharing this inode, for hard links
     pub link_group: Option<PathBuf>,
     /// owner, compared only when the tests run as root
     pub owner: Option<(u32, u32)>,
 }
 
-/// Everything under `root`, keyed by relative path.
+/// Everything strictly below `root`, keyed by relative path.
 pub fn tree(root: &Path) -> BTreeMap<PathBuf, Entry> {
     let mut out = BTreeMap::new();
     let mut inodes: BTreeMap<u64, PathBuf> = BTreeMap::new();
@@ -126,6 +229,7 @@ pub fn tree(root: &Path) -> BTreeMap<PathBuf, Entry> {
             let m = std::fs::symlink_metadata(&p).unwrap();
             let rel = p.strip_prefix(root).unwrap().to_path_buf();
             let ft = m.file_type();
+            use std::os::unix::fs::FileTypeExt;
             let (kind, content, link) = if ft.is_symlink() {
                 ("symlink", None, Some(std::fs::read_link(&p).unwrap()))
             } else if ft.is_dir() {
@@ -133,39 +237,69 @@ pub fn tree(root: &Path) -> BTreeMap<PathBuf, Entry> {
                 ("dir", None, None)
             } else if ft.is_file() {
                 ("file", Some(std::fs::read(&p).unwrap()), None)
+            } else if ft.is_fifo() {
+                ("fifo", None, None)
             } else {
                 ("other", None, None)
             };
-            let link_group = (ft.is_file() && m.nlink() > 1).then(|| inodes.entry(m.ino()).or_insert(rel.clone()).clone());
-            let mtime = if ft.is_dir() { 0 } else { m.mtime() };
+            let link_group =
+                (ft.is_file() && m.nlink() > 1).then(|| inodes.entry(m.ino()).or_insert(rel.clone()).clone());
             let owner = is_root().then(|| (m.uid(), m.gid()));
-            out.insert(rel, Entry { kind, content, mode: m.permissions().mode() & 0o7777, mtime, link, link_group, owner });
+            out.insert(
+                rel,
+                Entry { kind, content, mode: m.permissions().mode() & 0o7777, mtime: m.mtime(), link, link_group, owner },
+            );
         }
     }
     out
 }
 
-/// Asserts two trees are identical, naming the first difference.
+/// Asserts the trees below `expected` and `actual` are identical (type,
+/// content, mode bits, mtime in seconds, symlink target, hard-link groups,
+/// owner when root), naming the first difference.
 pub fn assert_same_tree(expected: &Path, actual: &Path) {
     let (a, b) = (tree(expected), tree(actual));
+    let mut problems = Vec::new();
     for (path, e) in &a {
         match b.get(path) {
-            None => panic!("{} is missing from {}", path.display(), actual.display()),
+            None => problems.push(format!("{} is missing", path.display())),
             Some(f) => {
-                assert_eq!(e.kind, f.kind, "type of {}", path.display());
-                assert!(e.content == f.content, "content of {} differs", path.display());
-                assert_eq!(e.mode, f.mode, "mode of {}", path.display());
-                if e.kind != "symlink" {
-                    assert_eq!(e.mtime, f.mtime, "mtime of {}", path.display());
+                let p = path.display();
+                if e.kind != f.kind {
+                    problems.push(format!("type of {p}: {} != {}", e.kind, f.kind));
+                    continue;
                 }
-                assert_eq!(e.link, f.link, "symlink target of {}", path.display());
-                assert_eq!(e.link_group, f.link_group, "hard-link group of {}", path.display());
-                assert_eq!(e.owner, f.owner, "owner of {}", path.display());
+                if e.content != f.content {
+                    problems.push(format!("content of {p} differs"));
+                }
+                if e.mode != f.mode {
+                    problems.push(format!("mode of {p}: {:o} != {:o}", e.mode, f.mode));
+                }
+                if e.mtime != f.mtime {
+                    problems.push(format!("mtime of {p}: {} != {}", e.mtime, f.mtime));
+                }
+                if e.link != f.link {
+                    problems.push(format!("symlink target of {p}: {:?} != {:?}", e.link, f.link));
+                }
+                if e.link_group != f.link_group {
+                    problems.push(format!("hard-link group of {p}: {:?} != {:?}", e.link_group, f.link_group));
+                }
+                if e.owner != f.owner {
+                    problems.push(format!("owner of {p}: {:?} != {:?}", e.owner, f.owner));
+                }
             }
         }
     }
-    let extra: Vec<_> = b.keys().filter(|k| !a.contains_key(*k)).collect();
-    assert!(extra.is_empty(), "unexpected entries in {}: {extra:?}", actual.display());
+    for k in b.keys().filter(|k| !a.contains_key(*k)) {
+        problems.push(format!("unexpected entry {}", k.display()));
+    }
+    assert!(
+        problems.is_empty(),
+        "{} differs from {}:\n  {}",
+        actual.display(),
+        expected.display(),
+        problems.join("\n  ")
+    );
 }
 
 /// Deterministic pseudo-random bytes.
@@ -181,12 +315,19 @@ pub fn random_bytes(seed: u64, n: usize) -> Vec<u8> {
         .collect()
 }
 
-pub fn is_root() -> bool {
-    nix_like_geteuid() == 0
+/// Writes `bytes` of /dev/urandom to `path`.
+pub fn urandom_file(path: &Path, bytes: u64) {
+    let mut src = std::fs::File::open("/dev/urandom").unwrap();
+    let mut dst = std::fs::File::create(path).unwrap();
+    std::io::copy(&mut Read::take(&mut src, bytes), &mut dst).unwrap();
 }
 
-fn nix_like_geteuid() -> u32 {
-    // read our own effective uid from /proc (no extra crate, no unsafe)
+pub fn is_root() -> bool {
+    euid() == 0
+}
+
+fn euid() -> u32 {
+    // our effective uid from /proc (no extra crate, no unsafe)
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
@@ -196,8 +337,30 @@ fn nix_like_geteuid() -> u32 {
         .unwrap_or(u32::MAX)
 }
 
-/// Sets a file's mtime via `touch -d @SECS`.
+/// Sets an entry's mtime (not following symlinks) via `touch -h -d @SECS`.
 pub fn set_mtime(p: &Path, secs: i64) {
     let st = Command::new("touch").arg("-h").arg("-d").arg(format!("@{secs}")).arg(p).status().unwrap();
     assert!(st.success());
+}
+
+pub fn chmod(p: &Path, mode: u32) {
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// The pack files under `repo/data`.
+pub fn packs(repo: &Path) -> BTreeSet<PathBuf> {
+    let mut out = BTreeSet::new();
+    for d in std::fs::read_dir(repo.join("data")).unwrap() {
+        for f in std::fs::read_dir(d.unwrap().path()).unwrap() {
+            out.insert(f.unwrap().path());
+        }
+    }
+    out
+}
+
+/// Text that must never reach a user.
+pub fn assert_no_crash_text(what: &str, text: &str) {
+    for bad in ["panicked", "stack backtrace", "RUST_BACKTRACE=1 for details", "internal error"] {
+        assert!(!text.contains(bad), "{what}: `{bad}` in output:\n{text}");
+    }
 }
