@@ -26,3 +26,5 @@ cargo test --workspace --locked "$@"
 # S3-compatible repositories live behind the `s3` feature (opendal doubles the
 # build time); their end-to-end test runs against moto_server.
 cargo test --locked -p bulwark --features s3 --test s3 "$@"
+# The keyless store's conformance suite on S3 (moto_server).
+cargo test --locked -p bulwark-store --features s3 "$@"
