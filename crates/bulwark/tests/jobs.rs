@@ -61,27 +61,37 @@ fn stdin_from_command_is_stored_and_restic_dumps_it() {
     assert_eq!(c.code, 0, "{}\n{}", c.stdout, c.stderr);
 }
 
-/// A command source comes back whole from `bulwark restore` (owner-only)
-/// and from `restic dump`.
+/// A command source comes back whole from `bulwark restore` (owner-only),
+/// `restic dump` and `restic restore` (which needs the real size in the
+/// tree: see the engine's treefix.rs), and `ls` reports that size.
 #[test]
-fn command_source_is_restored_by_bulwark_and_dumped_by_restic() {
-    // Known limit (docs/backup.md): rustic_core records a streamed file with
-    // size 0, so `restic restore` creates it empty; `restic dump` and
-    // Bulwark's restore read its content.
+fn command_source_is_restored_by_bulwark_and_restic_with_its_size() {
     let env = Env::new();
     env.init();
     let data = env.path("dump-data");
     std::fs::write(&data, random_bytes(5, 300_000)).unwrap();
     let cmd = format!("cat '{}'", data.display());
-    env.bulwark(&["backup", "--stdin-from-command", &cmd, "--stdin-filename", "db/dump.sql"]).ok();
+    let out = env.bulwark(&["--json", "backup", "--stdin-from-command", &cmd, "--stdin-filename", "db/dump.sql"]).ok().json();
+    assert_eq!(env.snapshot_ids(), vec![out["snapshot"]["id"].as_str().unwrap().to_string()], "one snapshot, the one reported");
 
+    let ls = env.bulwark(&["--json", "ls", "latest", "/db/dump.sql"]).ok().json();
+    assert_eq!(ls["entries"][0]["size"], 300_000, "{ls}");
     let bt = env.path("bt");
     env.bulwark(&["restore", "latest", "--target", bt.to_str().unwrap(), "--verify"]).ok();
     assert!(std::fs::read(bt.join("db/dump.sql")).unwrap() == random_bytes(5, 300_000), "bulwark restore of the command source differs");
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(bt.join("db/dump.sql")).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode, 0o600, "a dump is restored owner-only");
-    assert!(env.restic(&["dump", "latest", "/db/dump.sql"]).ok().raw == random_bytes(5, 300_000), "restic dump of the command source differs");
+    assert!(env.restic(&["dump", "latest", "/db/dump.sql"]).ok().raw == random_bytes(5, 300_000), "restic dump differs");
+    let rt = env.path("rt");
+    env.restic(&["restore", "latest", "--target", rt.to_str().unwrap()]).ok();
+    let got = std::fs::read(rt.join("db/dump.sql")).unwrap_or_default();
+    assert!(got == random_bytes(5, 300_000), "restic restore gives {} bytes instead of 300000", got.len());
+    let c = env.restic(&["check", "--read-data"]);
+    assert_eq!(c.code, 0, "{}\n{}", c.stdout, c.stderr);
+    // the next backup of the same command still works and dedups
+    env.bulwark(&["backup", "--stdin-from-command", &cmd, "--stdin-filename", "db/dump.sql"]).ok();
+    assert_eq!(env.snapshot_ids().len(), 2);
 }
 
 #[test]

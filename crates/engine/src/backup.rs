@@ -86,6 +86,9 @@ pub struct BackupSummary {
 
 type Recorder = Arc<Mutex<Vec<SkippedFile>>>;
 
+/// Bytes each command source produced, by snapshot path (see `treefix`).
+type Sizes = Arc<Mutex<std::collections::BTreeMap<PathBuf, u64>>>;
+
 fn record(rec: &Recorder, path: &Path, error: impl Into<String>) {
     let path = path.to_string_lossy().into_owned();
     if let Ok(mut v) = rec.lock() {
@@ -99,7 +102,7 @@ fn record(rec: &Recorder, path: &Path, error: impl Into<String>) {
 #[derive(Debug)]
 pub(crate) enum Open {
     Local(<LocalSource as ReadSource>::Open, PathBuf, Recorder),
-    Command(CommandSource, PathBuf, Recorder),
+    Command(CommandSource, PathBuf, Recorder, Sizes),
 }
 
 impl ReadSourceOpen for Open {
@@ -114,7 +117,7 @@ impl ReadSourceOpen for Open {
                     Err(e)
                 }
             },
-            Self::Command(cmd, path, rec) => match CommandReader::spawn(&cmd) {
+            Self::Command(cmd, path, rec, sizes) => match CommandReader::spawn(&cmd, path.clone(), sizes) {
                 Ok(reader) => Ok(Box::new(Recording { inner: reader, path, rec, failed: false })),
                 Err(e) => {
                     let msg = format!("command `{}` could not be started: {e}", cmd.display);
@@ -203,6 +206,9 @@ fn forget_pid(pid: u32) {
 
 /// Streams a child's stdout; at EOF, fails unless the child exited 0.
 struct CommandReader {
+    path: PathBuf,
+    sizes: Sizes,
+    count: u64,
     child: Child,
     stdout: ChildStdout,
     stderr: Option<JoinHandle<Vec<u8>>>,
@@ -211,7 +217,7 @@ struct CommandReader {
 }
 
 impl CommandReader {
-    fn spawn(cmd: &CommandSource) -> io::Result<Self> {
+    fn spawn(cmd: &CommandSource, path: PathBuf, sizes: Sizes) -> io::Result<Self> {
         // its own process group, so an interrupt can stop the whole pipeline
         // (`sh -c "pg_dump | gzip"`), not just the shell
         let mut child = Command::new(&cmd.program)
@@ -242,7 +248,7 @@ impl CommandReader {
                 tail
             })
         });
-        Ok(Self { child, stdout, stderr, display: cmd.display.clone(), done: false })
+        Ok(Self { path, sizes, count: 0, child, stdout, stderr, display: cmd.display.clone(), done: false })
     }
 
     fn finish(&mut self) -> io::Result<()> {
@@ -252,6 +258,9 @@ impl CommandReader {
         let status = status?;
         let tail = self.stderr.take().and_then(|h| h.join().ok()).unwrap_or_default();
         if status.success() {
+            if let Ok(mut sizes) = self.sizes.lock() {
+                sizes.insert(self.path.clone(), self.count);
+            }
             return Ok(());
         }
         let tail = String::from_utf8_lossy(&tail);
@@ -278,6 +287,7 @@ impl Read for CommandReader {
         if n == 0 {
             self.finish()?;
         }
+        self.count += n as u64;
         Ok(n)
     }
 }
@@ -303,6 +313,7 @@ struct CombinedSource {
     roots: Vec<(PathBuf, Node)>,
     commands: Vec<(PathBuf, CommandSource)>,
     rec: Recorder,
+    sizes: Sizes,
 }
 
 /// restic's (Go's) file-mode bits for a directory with unix `mode`.
@@ -429,7 +440,7 @@ impl ReadSource for CombinedSource {
                 Ok(ReadSourceEntry {
                     path: path.clone(),
                     node: Node::new_node(name, NodeType::File, meta),
-                    open: Some(Open::Command(cmd.clone(), path.clone(), rec.clone())),
+                    open: Some(Open::Command(cmd.clone(), path.clone(), rec.clone(), self.sizes.clone())),
                 })
             })
             .collect();
@@ -558,7 +569,8 @@ impl Repo {
         let mut backup_paths = paths.clone();
         backup_paths.extend(commands.iter().map(|(p, _)| p.clone()));
         let roots = paths.iter().filter_map(|p| root_dir_node(p).map(|n| (p.clone(), n))).collect();
-        let source = CombinedSource { local, roots, commands, rec: rec.clone() };
+        let sizes: Sizes = Arc::default();
+        let source = CombinedSource { local, roots, commands, rec: rec.clone(), sizes: sizes.clone() };
 
         let mut snap_opts = SnapshotOptions::default();
         snap_opts.host = req.host.clone();
@@ -582,6 +594,18 @@ impl Repo {
                 .archive(&BackupOptions::default(), &source, snap, &backup_paths)
                 .map_err(|e| Error::from_rustic("backup failed", &e))
         })?;
+        let sizes = sizes.lock().map(|m| m.clone()).unwrap_or_default();
+        let snap = if sizes.values().any(|n| *n > 0) {
+            guard("recording command-source sizes", || {
+                let indexed = self
+                    .fresh()?
+                    .to_indexed_ids()
+                    .map_err(|e| Error::from_rustic("cannot read the repository index", &e))?;
+                crate::treefix::fix_sizes(&indexed, &self.spec.backend()?, snap, &sizes)
+            })?
+        } else {
+            snap
+        };
         let mut skipped = rec.lock().map(|v| v.clone()).unwrap_or_default();
         skipped.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(BackupSummary {

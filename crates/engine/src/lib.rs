@@ -36,6 +36,7 @@ mod ops;
 mod repo;
 mod restore;
 mod snapshots;
+mod treefix;
 
 pub use backup::{stop_running_commands, BackupRequest, BackupSummary, CommandSource, SkippedFile};
 pub use cancel::{cancel, is_cancelled};
