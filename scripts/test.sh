@@ -11,6 +11,8 @@ need=()
 command -v restic >/dev/null 2>&1 || need+=(restic)
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
 command -v rclone >/dev/null 2>&1 || need+=(rclone)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)   # the hub's TLS test makes a certificate
+command -v timeout >/dev/null 2>&1 || need+=(coreutils)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   as_root apt-get update -qq

@@ -157,6 +157,9 @@ pub(crate) enum Cmd {
     /// Work with configuration files.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Serve repositories to restic and Bulwark over restic's REST protocol
+    /// (a drop-in replacement for rest-server; never needs a repository key).
+    Hub(crate::hub_cmd::HubArgs),
 }
 
 #[derive(Debug, Args)]

@@ -22,6 +22,7 @@ pub(crate) fn dispatch(cli: cli::Cli) -> Result<u8> {
     match cli.command {
         Cmd::Config(ConfigCmd::Check { file }) => config_check(g, file),
         Cmd::Run(args) => run(g, &args, progress),
+        Cmd::Hub(args) => crate::hub_cmd::run(g, args),
         cmd => {
             let cfg = load_config(g)?;
             let spec = repo_spec(g, cfg.as_ref(), progress)?;
@@ -54,7 +55,7 @@ pub(crate) fn dispatch(cli: cli::Cli) -> Result<u8> {
                     }
                     Ok(exit::OK)
                 }
-                Cmd::Config(_) | Cmd::Run(_) => unreachable!("handled above"),
+                Cmd::Config(_) | Cmd::Run(_) | Cmd::Hub(_) => unreachable!("handled above"),
             }
         }
     }

@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod context;
 mod hooks;
+mod hub_cmd;
 mod output;
 
 use std::process::ExitCode;
@@ -51,9 +52,10 @@ impl From<bulwark_engine::Error> for Exit {
     }
 }
 
-fn init_logging(g: &cli::Global) {
+fn init_logging(g: &cli::Global, server: bool) {
     use tracing_subscriber::{fmt, EnvFilter};
-    let default = match g.verbose {
+    // A server logs one line per request by default.
+    let default = match g.verbose.max(u8::from(server)) {
         0 => "warn,rustic_core=off,rustic_backend=off,opendal=error",
         1 => "info,rustic_core=warn,rustic_backend=warn,opendal=warn",
         _ => "debug",
@@ -69,14 +71,18 @@ fn init_logging(g: &cli::Global) {
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    init_logging(&cli.global);
+    init_logging(&cli.global, matches!(cli.command, cli::Cmd::Hub(_)));
     if std::env::var_os("RUST_BACKTRACE").is_none() {
         // a panic is a bug; say so in one line instead of a backtrace
         std::panic::set_hook(Box::new(|info| {
             eprintln!("bulwark: internal error: {info} (set RUST_BACKTRACE=1 for details, and please report it)");
         }));
     }
-    context::install_interrupt_handler();
+    // The hub handles SIGINT/SIGTERM itself (graceful shutdown).
+    let is_hub = matches!(cli.command, cli::Cmd::Hub(_));
+    if !is_hub {
+        context::install_interrupt_handler();
+    }
     match commands::dispatch(cli) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {

@@ -28,6 +28,7 @@
 //! assert!(err.to_string().starts_with("b.toml:2:1: unknown key `pathes`"));
 //! ```
 
+mod hub;
 mod keep;
 mod raw;
 mod read;
@@ -42,6 +43,7 @@ use std::{
     time::Duration,
 };
 
+pub use hub::{parse_size, Hub, HubAccess, HubAcl};
 pub use keep::KeepWithin;
 pub use secret::{Secret, SecretError, SecretSource};
 pub use url::RepoUrl;
@@ -106,6 +108,8 @@ pub struct Config {
     pub repositories: BTreeMap<String, Repository>,
     /// Jobs by name.
     pub jobs: BTreeMap<String, Job>,
+    /// The `[hub]` section, if present.
+    pub hub: Option<Hub>,
 }
 
 /// Global settings.

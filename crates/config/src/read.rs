@@ -65,6 +65,7 @@ pub(crate) struct Doc {
     pub settings: Option<RawSettings>,
     pub repositories: Vec<Entry<RawRepo>>,
     pub jobs: Vec<Entry<RawJob>>,
+    pub hub: Option<crate::hub::RawHub>,
 }
 
 /// Reads the document; None when its TOML syntax is broken (then every
@@ -83,7 +84,8 @@ pub(crate) fn read(cx: &mut Ctx<'_>) -> Option<Doc> {
             "settings" => doc.settings = table::<RawSettings>(cx, "settings", value).0,
             "repositories" => doc.repositories = named(cx, "repositories", value),
             "jobs" => doc.jobs = named(cx, "jobs", value),
-            other => unknown_key(cx, key.span(), other, &["settings", "repositories", "jobs"]),
+            "hub" => doc.hub = table::<crate::hub::RawHub>(cx, "hub", value).0,
+            other => unknown_key(cx, key.span(), other, &["settings", "repositories", "jobs", "hub"]),
         }
     }
     Some(doc)
@@ -103,6 +105,18 @@ impl Shape for RawS3 {}
 impl Shape for RawHooks {}
 impl Shape for RawRetention {}
 impl Shape for RawCommand {}
+impl Shape for crate::hub::RawAcl {}
+
+impl Shape for crate::hub::RawHub {
+    fn nested(cx: &mut Ctx<'_>, key: &str, value: &mut Spanned<DeValue<'_>>) -> bool {
+        match (key, value.get_mut()) {
+            ("acl", DeValue::Array(items)) => {
+                items.iter_mut().fold(true, |clean, item| prune::<crate::hub::RawAcl>(cx, item) & clean)
+            }
+            _ => true,
+        }
+    }
+}
 
 impl Shape for RawRepo {
     fn nested(cx: &mut Ctx<'_>, key: &str, value: &mut Spanned<DeValue<'_>>) -> bool {

@@ -53,10 +53,11 @@ pub(crate) fn validate(cx: &mut Ctx<'_>, doc: Doc, base: &Path) -> Option<Config
             jobs.insert(j.name.clone(), j);
         }
     }
+    let hub = doc.hub.and_then(|h| crate::hub::validate(cx, h, base));
     if !cx.diags.is_empty() {
         return None;
     }
-    Some(Config { source: cx.file.to_path_buf(), settings, repositories, jobs })
+    Some(Config { source: cx.file.to_path_buf(), settings, repositories, jobs, hub })
 }
 
 fn check_host(cx: &mut Ctx<'_>, h: Spanned<String>, key: &str) -> Option<String> {

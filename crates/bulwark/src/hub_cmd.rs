@@ -1,0 +1,354 @@
+//! `bulwark hub`: serve repositories over restic's REST protocol (flags as
+//! rest-server's), `hub passwd` (htpasswd entries), `hub scrub`.
+
+use std::{
+    io::{BufRead, IsTerminal},
+    net::{SocketAddr, ToSocketAddrs},
+    path::PathBuf,
+    time::Duration,
+};
+
+use anyhow::{bail, Context, Result};
+use bulwark_hub::{HubConfig, TlsFiles};
+use clap::{Args, Subcommand};
+
+use crate::{cli::Global, exit};
+
+const HUB_HELP: &str = "\
+Flags are rest-server's, so an existing rest-server setup (data directory,
+htpasswd file, flags) works unchanged. With -c bulwark.toml the [hub] section
+is used and flags override it. Authentication uses <data>/.htpasswd unless
+--htpasswd is given; create entries with `bulwark hub passwd FILE USER`.
+
+EXAMPLES:
+    bulwark hub --data /srv/bulwark --listen :8000 --append-only
+    bulwark hub passwd /srv/bulwark/.htpasswd alice
+    bulwark hub scrub --data /srv/bulwark --json     (exit code 3: damaged files found)";
+
+/// `bulwark hub ...`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, after_help = HUB_HELP)]
+pub(crate) struct HubArgs {
+    #[command(subcommand)]
+    pub(crate) command: Option<HubCmd>,
+    #[command(flatten)]
+    pub(crate) serve: ServeArgs,
+}
+
+/// The hub's subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum HubCmd {
+    /// Add a user to an htpasswd file or change their password (bcrypt).
+    ///
+    /// The password is read from standard input when it is not a terminal
+    /// (one line), otherwise prompted for twice. The file is replaced
+    /// atomically and has mode 0600. A running hub picks the change up
+    /// within a second.
+    Passwd {
+        /// The htpasswd file (created if missing).
+        file: PathBuf,
+        /// The user name.
+        user: String,
+    },
+    /// Re-hash every stored file and report those whose content no longer
+    /// matches its name (bit rot, tampering). Needs no repository key.
+    /// Exit code 3 if any file is damaged or unreadable.
+    Scrub {
+        /// The hub's data directory.
+        #[arg(long, visible_alias = "path", value_name = "DIR")]
+        data: PathBuf,
+    },
+}
+
+/// Serving flags (rest-server's names).
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on [default: :8000].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Data directory (one directory per repository, rest-server's layout).
+    #[arg(long, visible_alias = "path", value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// htpasswd file (bcrypt entries) [default: <data>/.htpasswd].
+    #[arg(long, visible_alias = "htpasswd-file", value_name = "FILE")]
+    htpasswd: Option<PathBuf>,
+    /// Everyone may only add files (and remove locks): nothing can be deleted.
+    #[arg(long)]
+    append_only: bool,
+    /// Users may only use repositories under /<their user name>/ (the default;
+    /// accepted for rest-server compatibility).
+    #[arg(long, conflicts_with = "shared_repos")]
+    private_repos: bool,
+    /// Any user may use any repository not covered by an ACL entry
+    /// (rest-server's default; Bulwark's default is private repositories).
+    #[arg(long)]
+    shared_repos: bool,
+    /// No authentication at all.
+    #[arg(long)]
+    no_auth: bool,
+    /// Serve HTTPS (with --tls-cert/--tls-key, default <data>/public_key and <data>/private_key).
+    #[arg(long)]
+    tls: bool,
+    /// TLS certificate chain (PEM).
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// Maximum bytes stored in the whole data directory.
+    #[arg(long, value_name = "BYTES")]
+    max_size: Option<u64>,
+    /// Maximum size of one uploaded file [default: 128 MiB].
+    #[arg(long, value_name = "BYTES")]
+    max_file_size: Option<u64>,
+    /// How often to scrub every repository (e.g. 7d, 12h; 0 disables) [default: 7d].
+    #[arg(long, value_name = "DURATION")]
+    scrub_interval: Option<String>,
+    /// File holding a bearer token that may read /metrics.
+    #[arg(long, value_name = "FILE")]
+    metrics_token_file: Option<PathBuf>,
+    /// Accepted for rest-server compatibility (metrics are always served on /metrics).
+    #[arg(long, hide = true)]
+    prometheus: bool,
+    /// Serve /metrics without authentication.
+    #[arg(long)]
+    prometheus_no_auth: bool,
+}
+
+/// Runs `bulwark hub ...`.
+pub(crate) fn run(g: &Global, args: HubArgs) -> Result<u8> {
+    match args.command {
+        Some(HubCmd::Passwd { file, user }) => passwd(&file, &user),
+        Some(HubCmd::Scrub { data }) => scrub(g, data),
+        None => serve(g, args.serve),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn parse_listen(s: &str) -> Result<SocketAddr> {
+    let full = if s.starts_with(':') {
+        format!("0.0.0.0{s}")
+    } else {
+        s.to_owned()
+    };
+    full.to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .with_context(|| format!("--listen {s:?}: expected HOST:PORT or :PORT"))
+}
+
+fn parse_interval(s: &str) -> Result<Option<Duration>> {
+    let s = s.trim();
+    if s == "0" || s.eq_ignore_ascii_case("off") || s.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    let d = humantime::parse_duration(s).with_context(|| {
+        format!("--scrub-interval {s:?}: expected a duration like 7d or 12h, or 0")
+    })?;
+    Ok((!d.is_zero()).then_some(d))
+}
+
+/// The hub's settings: `[hub]` of the config file (if -c), then flags.
+fn hub_config(g: &Global, a: ServeArgs) -> Result<HubConfig> {
+    let from_file = match &g.config {
+        Some(path) => bulwark_config::load(path)?.hub,
+        None => None,
+    };
+    let data = a
+        .data
+        .clone()
+        .or_else(|| from_file.as_ref().and_then(|h| h.data.clone()))
+        .context(
+            "no data directory: pass --data DIR (or set `data` in [hub] of the config file)",
+        )?;
+    let mut c = HubConfig::new(data);
+    if let Some(h) = from_file {
+        if let Some(l) = &h.listen {
+            c.listen = parse_listen(l)?;
+        }
+        c.htpasswd = h.htpasswd;
+        c.append_only = h.append_only;
+        c.private_repos = h.private_repos;
+        c.no_auth = h.no_auth;
+        if let (Some(cert), Some(key)) = (h.tls_cert, h.tls_key) {
+            c.tls = Some(TlsFiles { cert, key });
+        }
+        c.max_size = h.max_size;
+        if let Some(m) = h.max_file_size {
+            c.max_file_size = m;
+        }
+        if let Some(d) = h.scrub_interval {
+            c.scrub_interval = (!d.is_zero()).then_some(d);
+        }
+        c.quotas = h.quota;
+        c.acl = h
+            .acl
+            .into_iter()
+            .map(|e| bulwark_hub::AclEntry {
+                user: e.user,
+                repo: e.repo,
+                access: match e.access {
+                    bulwark_config::HubAccess::Read => bulwark_hub::Access::Read,
+                    bulwark_config::HubAccess::Append => bulwark_hub::Access::Append,
+                    bulwark_config::HubAccess::Modify => bulwark_hub::Access::Modify,
+                },
+            })
+            .collect();
+        if !h.metrics_users.is_empty() {
+            c.metrics.users = h.metrics_users;
+        }
+        c.metrics.token_file = h.metrics_token_file;
+    }
+    if let Some(l) = &a.listen {
+        c.listen = parse_listen(l)?;
+    }
+    if a.htpasswd.is_some() {
+        c.htpasswd = a.htpasswd;
+    }
+    c.append_only |= a.append_only;
+    if a.shared_repos {
+        c.private_repos = false;
+    }
+    if a.private_repos {
+        c.private_repos = true;
+    }
+    c.no_auth |= a.no_auth;
+    match (a.tls_cert, a.tls_key) {
+        (Some(cert), Some(key)) => c.tls = Some(TlsFiles { cert, key }),
+        (None, None) if a.tls => {
+            c.tls = Some(TlsFiles {
+                cert: c.data.join("public_key"),
+                key: c.data.join("private_key"),
+            });
+        }
+        (None, None) => {}
+        _ => bail!("--tls-cert and --tls-key go together"),
+    }
+    if a.max_size.is_some() {
+        c.max_size = a.max_size;
+    }
+    if let Some(m) = a.max_file_size {
+        c.max_file_size = m;
+    }
+    if let Some(s) = &a.scrub_interval {
+        c.scrub_interval = parse_interval(s)?;
+    }
+    if a.metrics_token_file.is_some() {
+        c.metrics.token_file = a.metrics_token_file;
+    }
+    c.metrics.public |= a.prometheus_no_auth;
+    Ok(c)
+}
+
+fn serve(g: &Global, a: ServeArgs) -> Result<u8> {
+    let config = hub_config(g, a)?;
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let hub = bulwark_hub::Hub::new(config.clone()).await?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        eprintln!("bulwark hub: listening on {}", listener.local_addr()?);
+        hub.run(listener, shutdown_signal()).await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(exit::OK)
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    tracing::info!("signal received: shutting down");
+}
+
+fn passwd(file: &std::path::Path, user: &str) -> Result<u8> {
+    let password = if std::io::stdin().is_terminal() {
+        let p1 = rpassword::prompt_password(format!("password for {user}: "))
+            .context("cannot read the password")?;
+        let p2 = rpassword::prompt_password("again: ").context("cannot read the password")?;
+        if p1 != p2 {
+            bail!("the passwords differ");
+        }
+        p1
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the password from standard input")?;
+        line.trim_end_matches(['\n', '\r']).to_owned()
+    };
+    if password.is_empty() {
+        bail!("empty password");
+    }
+    let existed = bulwark_hub::set_password(file, user, &password)?;
+    eprintln!(
+        "{} user {user} in {}",
+        if existed { "updated" } else { "added" },
+        file.display()
+    );
+    Ok(exit::OK)
+}
+
+fn scrub(g: &Global, data: PathBuf) -> Result<u8> {
+    let summary = runtime()?.block_on(bulwark_hub::scrub_dir(&data))?;
+    if g.json {
+        crate::output::json(&summary)?;
+    } else {
+        for r in &summary.repos {
+            let bad = r.corrupt.len() + r.unreadable.len();
+            println!(
+                "{:<30} {:>8} files {:>12} bytes  {}",
+                r.repo,
+                r.checked,
+                r.bytes,
+                if bad == 0 && r.error.is_none() {
+                    "ok"
+                } else {
+                    "DAMAGED"
+                }
+            );
+            for f in &r.corrupt {
+                println!("    corrupt: {} ({})", f.file, f.problem);
+            }
+            for f in &r.unreadable {
+                println!("    unreadable: {} ({})", f.file, f.problem);
+            }
+            if let Some(e) = &r.error {
+                println!("    error: {e}");
+            }
+        }
+        println!(
+            "checked {} files ({} bytes) in {} repositories: {} corrupt, {} unreadable",
+            summary.checked,
+            summary.bytes,
+            summary.repos.len(),
+            summary.corrupt,
+            summary.unreadable
+        );
+    }
+    Ok(if summary.is_clean() {
+        exit::OK
+    } else {
+        exit::INCOMPLETE
+    })
+}

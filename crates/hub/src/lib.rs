@@ -1,0 +1,50 @@
+//! Bulwark's hub: a keyless repository server that speaks restic's REST
+//! protocol (v1 and v2), a drop-in replacement for rest-server.
+//!
+//! The hub stores opaque repository files through a [`bulwark_store::Store`]
+//! (by default a [`LocalStore`](bulwark_store::local::LocalStore) with
+//! rest-server's directory layout) and **never holds a repository key**: it
+//! checks that every uploaded file (except `config`) hashes to its name,
+//! never overwrites, and writes atomically. On top of the protocol it adds:
+//!
+//! - **authentication**: HTTP Basic against an htpasswd file (bcrypt),
+//!   reloaded when it changes, verified results cached, failed attempts
+//!   rate-limited per source address ([`set_password`] edits the file);
+//! - **access control** per user and repository: `read`, `append` (create
+//!   files, delete only locks), `modify` ([`Access`], [`AclEntry`]), plus
+//!   rest-server's `--append-only`, `--private-repos` and `--no-auth`;
+//! - **quotas** per repository and for the whole data directory, counted
+//!   incrementally (507 when exceeded, nothing stored);
+//! - **metrics** on `/metrics` (Prometheus text): bytes and files per
+//!   repository and type, time of the last snapshot upload, reads, writes,
+//!   deletes, latency, auth failures, scrub results, process figures;
+//! - **scrubbing** on a schedule and on demand ([`scrub_dir`]);
+//! - optional **TLS** (rustls, TLS 1.2+), header and body timeouts, a
+//!   header-count limit, graceful shutdown.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), bulwark_hub::HubError> {
+//! use bulwark_hub::{serve, HubConfig};
+//! let mut config = HubConfig::new("/srv/bulwark");
+//! config.append_only = true;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
+//! serve(listener, config, async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+
+mod acl;
+mod auth;
+mod config;
+mod error;
+mod handler;
+mod metrics;
+mod route;
+mod scrub;
+mod server;
+mod usage;
+
+pub use auth::{parse_htpasswd, set_password};
+pub use config::{Access, AclEntry, HubConfig, MetricsAuth, TlsFiles};
+pub use error::HubError;
+pub use scrub::{scrub_dir, scrub_store, BadFile, RepoScrub, ScrubSummary};
+pub use server::{serve, Hub};

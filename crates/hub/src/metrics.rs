@@ -1,0 +1,311 @@
+//! Prometheus metrics (text exposition on `GET /metrics`).
+
+use std::{
+    sync::atomic::AtomicU64,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+
+use crate::usage::{Usage, SLOT_NAMES};
+
+/// `{repo}` labels.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct RepoLabel {
+    pub(crate) repo: String,
+}
+
+/// `{repo, type}` labels.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct RepoTypeLabels {
+    pub(crate) repo: String,
+    pub(crate) r#type: String,
+}
+
+/// `{repo, method}` labels.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct RequestLabels {
+    pub(crate) repo: String,
+    pub(crate) method: String,
+}
+
+/// `{repo, method, code}` labels.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct StatusLabels {
+    pub(crate) repo: String,
+    pub(crate) method: String,
+    pub(crate) code: String,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+fn latency_histogram() -> Histogram {
+    Histogram::new([
+        0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    ])
+}
+
+/// Every metric the hub exports.
+pub(crate) struct Metrics {
+    registry: Registry,
+    repo_bytes: Family<RepoTypeLabels, Gauge>,
+    repo_files: Family<RepoTypeLabels, Gauge>,
+    repo_quota: Family<RepoLabel, Gauge>,
+    store_bytes: Gauge,
+    store_max_size: Gauge,
+    pub(crate) last_snapshot: Family<RepoLabel, FloatGauge>,
+    pub(crate) reads: Family<RepoTypeLabels, Counter>,
+    pub(crate) read_bytes: Family<RepoTypeLabels, Counter>,
+    pub(crate) writes: Family<RepoTypeLabels, Counter>,
+    pub(crate) write_bytes: Family<RepoTypeLabels, Counter>,
+    pub(crate) deletes: Family<RepoTypeLabels, Counter>,
+    pub(crate) delete_bytes: Family<RepoTypeLabels, Counter>,
+    pub(crate) requests: Family<StatusLabels, Counter>,
+    pub(crate) latency: Family<RequestLabels, Histogram, fn() -> Histogram>,
+    pub(crate) auth_failures: Family<RepoLabel, Counter>,
+    pub(crate) scrub_checked: Family<RepoLabel, Counter>,
+    pub(crate) scrub_corrupt: Family<RepoLabel, Gauge>,
+    pub(crate) scrub_unreadable: Family<RepoLabel, Gauge>,
+    pub(crate) scrub_last: Family<RepoLabel, FloatGauge>,
+    rss: Gauge,
+    cpu: FloatGauge,
+    open_fds: Gauge,
+    start_time: FloatGauge,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn now_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+pub(crate) fn rt(repo: &str, t: &str) -> RepoTypeLabels {
+    RepoTypeLabels {
+        repo: repo.to_owned(),
+        r#type: t.to_owned(),
+    }
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Self {
+        let mut m = Self {
+            registry: Registry::default(),
+            repo_bytes: Family::default(),
+            repo_files: Family::default(),
+            repo_quota: Family::default(),
+            store_bytes: Gauge::default(),
+            store_max_size: Gauge::default(),
+            last_snapshot: Family::default(),
+            reads: Family::default(),
+            read_bytes: Family::default(),
+            writes: Family::default(),
+            write_bytes: Family::default(),
+            deletes: Family::default(),
+            delete_bytes: Family::default(),
+            requests: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram),
+            auth_failures: Family::default(),
+            scrub_checked: Family::default(),
+            scrub_corrupt: Family::default(),
+            scrub_unreadable: Family::default(),
+            scrub_last: Family::default(),
+            rss: Gauge::default(),
+            cpu: FloatGauge::default(),
+            open_fds: Gauge::default(),
+            start_time: FloatGauge::default(),
+        };
+        let r = &mut m.registry;
+        r.register(
+            "bulwark_hub_repo_bytes",
+            "Bytes stored per repository and file type",
+            m.repo_bytes.clone(),
+        );
+        r.register(
+            "bulwark_hub_repo_files",
+            "Files stored per repository and file type",
+            m.repo_files.clone(),
+        );
+        r.register(
+            "bulwark_hub_repo_quota_bytes",
+            "Configured quota per repository",
+            m.repo_quota.clone(),
+        );
+        r.register(
+            "bulwark_hub_store_bytes",
+            "Bytes stored in all repositories",
+            m.store_bytes.clone(),
+        );
+        r.register(
+            "bulwark_hub_store_max_size_bytes",
+            "Configured limit of the whole data directory (0: none)",
+            m.store_max_size.clone(),
+        );
+        r.register(
+            "bulwark_hub_last_snapshot_upload_timestamp_seconds",
+            "Time of the last snapshot file uploaded to the repository (Unix seconds)",
+            m.last_snapshot.clone(),
+        );
+        r.register(
+            "bulwark_hub_blob_reads",
+            "Files read (GET) per repository and type",
+            m.reads.clone(),
+        );
+        r.register(
+            "bulwark_hub_blob_read_bytes",
+            "Bytes read per repository and type",
+            m.read_bytes.clone(),
+        );
+        r.register(
+            "bulwark_hub_blob_writes",
+            "Files written per repository and type",
+            m.writes.clone(),
+        );
+        r.register(
+            "bulwark_hub_blob_write_bytes",
+            "Bytes written per repository and type",
+            m.write_bytes.clone(),
+        );
+        r.register(
+            "bulwark_hub_blob_deletes",
+            "Files deleted per repository and type",
+            m.deletes.clone(),
+        );
+        r.register(
+            "bulwark_hub_blob_delete_bytes",
+            "Bytes deleted per repository and type",
+            m.delete_bytes.clone(),
+        );
+        r.register(
+            "bulwark_hub_requests",
+            "Requests per repository, method and status code",
+            m.requests.clone(),
+        );
+        r.register(
+            "bulwark_hub_request_duration_seconds",
+            "Time to the response headers, per repository and method",
+            m.latency.clone(),
+        );
+        r.register(
+            "bulwark_hub_auth_failures",
+            "Failed authentications (by addressed repository; empty if none)",
+            m.auth_failures.clone(),
+        );
+        r.register(
+            "bulwark_hub_scrub_files_checked",
+            "Files re-hashed by scrubbing",
+            m.scrub_checked.clone(),
+        );
+        r.register(
+            "bulwark_hub_scrub_corrupt_files",
+            "Files whose content did not match their name at the last scrub",
+            m.scrub_corrupt.clone(),
+        );
+        r.register(
+            "bulwark_hub_scrub_unreadable_files",
+            "Files that could not be read at the last scrub",
+            m.scrub_unreadable.clone(),
+        );
+        r.register(
+            "bulwark_hub_scrub_last_timestamp_seconds",
+            "End of the last scrub of the repository (Unix seconds)",
+            m.scrub_last.clone(),
+        );
+        r.register(
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes",
+            m.rss.clone(),
+        );
+        r.register(
+            "process_cpu_seconds",
+            "User and system CPU time spent in seconds",
+            m.cpu.clone(),
+        );
+        r.register(
+            "process_open_fds",
+            "Number of open file descriptors",
+            m.open_fds.clone(),
+        );
+        r.register(
+            "process_start_time_seconds",
+            "Start time of the process since the Unix epoch in seconds",
+            m.start_time.clone(),
+        );
+        m.start_time.set(now_secs());
+        m
+    }
+
+    /// Refreshes the usage and process gauges and renders everything.
+    pub(crate) fn render(&self, usage: &Usage) -> String {
+        for (repo, u) in usage.snapshot() {
+            let name = repo.to_string();
+            for (i, t) in SLOT_NAMES.iter().enumerate() {
+                self.repo_bytes
+                    .get_or_create(&rt(&name, t))
+                    .set(i64::try_from(u.bytes[i]).unwrap_or(i64::MAX));
+                self.repo_files
+                    .get_or_create(&rt(&name, t))
+                    .set(i64::try_from(u.files[i]).unwrap_or(i64::MAX));
+            }
+        }
+        for (repo, q) in usage.quotas() {
+            self.repo_quota
+                .get_or_create(&RepoLabel { repo: repo.clone() })
+                .set(i64::try_from(*q).unwrap_or(i64::MAX));
+        }
+        self.store_bytes
+            .set(i64::try_from(usage.grand_total()).unwrap_or(i64::MAX));
+        self.store_max_size.set(
+            usage
+                .max_size()
+                .map_or(0, |m| i64::try_from(m).unwrap_or(i64::MAX)),
+        );
+        self.update_process();
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!("encoding metrics: {e}");
+        }
+        out
+    }
+
+    /// RSS, CPU time and open descriptors from /proc/self (Linux; left at
+    /// zero elsewhere).
+    fn update_process(&self) {
+        let page = 4096i64;
+        if let Ok(statm) = std::fs::read_to_string("/proc/self/statm") {
+            if let Some(rss) = statm
+                .split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<i64>().ok())
+            {
+                self.rss.set(rss * page);
+            }
+        }
+        if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
+            // Fields after the command name (which may contain spaces).
+            if let Some(after) = stat.rsplit_once(')').map(|(_, a)| a) {
+                let f: Vec<&str> = after.split_whitespace().collect();
+                // utime and stime are fields 14 and 15 (1-based) of the
+                // whole line: indexes 11 and 12 after the name.
+                let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+                // USER_HZ is 100 on every Linux architecture.
+                self.cpu.set((ticks(11) + ticks(12)) / 100.0);
+            }
+        }
+        if let Ok(rd) = std::fs::read_dir("/proc/self/fd") {
+            self.open_fds
+                .set(i64::try_from(rd.count()).unwrap_or(i64::MAX));
+        }
+    }
+}

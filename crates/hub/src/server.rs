@@ -1,0 +1,260 @@
+//! The accept loop: TCP (or TLS) connections served by hyper's HTTP/1.1
+//! with header-read timeouts and a header-count limit; graceful shutdown.
+
+use std::{future::Future, net::SocketAddr, path::Path, sync::Arc, time::Duration};
+
+use bulwark_store::{local::LocalStore, Store};
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    server::graceful::GracefulShutdown,
+};
+use tokio::net::TcpListener;
+
+use crate::{
+    acl::Policy,
+    auth::{Htpasswd, RateLimiter},
+    config::{HubConfig, TlsFiles},
+    handler::{self, State},
+    metrics::Metrics,
+    scrub,
+    usage::{self, Usage},
+    HubError,
+};
+
+/// A hub ready to serve: settings checked, users loaded, usage counted.
+#[derive(Clone)]
+pub struct Hub {
+    state: Arc<State>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("store", &self.state.store.describe())
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+fn load_tls(files: &TlsFiles) -> Result<tokio_rustls::TlsAcceptor, HubError> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| HubError::Tls(format!("certificate {}: {e}", files.cert.display())))?;
+    if certs.is_empty() {
+        return Err(HubError::Tls(format!(
+            "{} holds no certificate",
+            files.cert.display()
+        )));
+    }
+    let key = PrivateKeyDer::from_pem_file(&files.key)
+        .map_err(|e| HubError::Tls(format!("key {}: {e}", files.key.display())))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| HubError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| HubError::Tls(e.to_string()))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+fn read_token(path: &Path) -> Result<Vec<u8>, HubError> {
+    let text = std::fs::read(path).map_err(|source| HubError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let token = text.trim_ascii().to_vec();
+    if token.is_empty() {
+        return Err(HubError::BadFile {
+            path: path.to_path_buf(),
+            message: "the metrics token file is empty".into(),
+        });
+    }
+    Ok(token)
+}
+
+impl Hub {
+    /// Opens the data directory as a [`LocalStore`] and prepares the hub.
+    pub async fn new(config: HubConfig) -> Result<Self, HubError> {
+        let store = LocalStore::new(&config.data)?;
+        Self::with_store(config, Arc::new(store)).await
+    }
+
+    /// Prepares a hub over any store: loads the htpasswd file (unless
+    /// `no_auth`), the TLS files and the metrics token, and counts the usage
+    /// of every repository once.
+    pub async fn with_store(config: HubConfig, store: Arc<dyn Store>) -> Result<Self, HubError> {
+        let htpasswd = if config.no_auth {
+            None
+        } else {
+            let path = config.htpasswd_path();
+            if !path.exists() {
+                return Err(HubError::Config(format!(
+                    "no htpasswd file at {} (create one with `bulwark hub passwd {} USER`, or pass --no-auth)",
+                    path.display(),
+                    path.display()
+                )));
+            }
+            Some(Htpasswd::open(path)?)
+        };
+        let tls = config.tls.as_ref().map(load_tls).transpose()?;
+        let metrics_token = config
+            .metrics
+            .token_file
+            .as_deref()
+            .map(read_token)
+            .transpose()?;
+        let usage = Usage::new(config.quotas.clone(), config.max_size);
+        for repo in store.list_repos().await? {
+            let u = usage::count(store.as_ref(), &repo).await?;
+            usage.insert(repo, u);
+        }
+        let state = State {
+            policy: Policy::new(&config),
+            limiter: RateLimiter::new(config.auth_failure_limit),
+            metrics: Metrics::new(),
+            htpasswd,
+            usage,
+            store,
+            metrics_token,
+            config,
+        };
+        Ok(Self {
+            state: Arc::new(state),
+            tls,
+        })
+    }
+
+    /// Serves connections from `listener` until `shutdown` completes, then
+    /// stops accepting, lets requests in flight finish (at most
+    /// [`HubConfig::shutdown_grace`]) and returns.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), HubError> {
+        let state = self.state;
+        let local = listener.local_addr()?;
+        tracing::info!(
+            "hub listening on {}://{local}, storing in {} ({} repositories)",
+            if self.tls.is_some() { "https" } else { "http" },
+            state.store.describe(),
+            state.usage.snapshot().len()
+        );
+        let scrubber = state
+            .config
+            .scrub_interval
+            .filter(|d| !d.is_zero())
+            .map(|d| tokio::spawn(scrub::schedule(Arc::clone(&state), d)));
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(state.config.header_read_timeout)
+            .max_headers(state.config.max_headers)
+            .keep_alive(true);
+        let graceful = GracefulShutdown::new();
+        tokio::pin!(shutdown);
+        loop {
+            let (socket, peer) = tokio::select! {
+                res = listener.accept() => match res {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // Out of descriptors and the like: don't spin.
+                        tracing::warn!("accept: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let _ = socket.set_nodelay(true);
+            let state = Arc::clone(&state);
+            let http = http.clone();
+            let watcher = graceful.watcher();
+            let tls = self.tls.clone();
+            let handshake_timeout = state.config.header_read_timeout;
+            tokio::spawn(async move {
+                let svc = service(Arc::clone(&state), peer);
+                match tls {
+                    None => {
+                        let conn = http.serve_connection(TokioIo::new(socket), svc);
+                        if let Err(e) = watcher.watch(conn).await {
+                            tracing::debug!("connection from {peer}: {e}");
+                        }
+                    }
+                    Some(acceptor) => {
+                        let stream =
+                            match tokio::time::timeout(handshake_timeout, acceptor.accept(socket))
+                                .await
+                            {
+                                Ok(Ok(s)) => s,
+                                Ok(Err(e)) => {
+                                    tracing::debug!("TLS handshake with {peer}: {e}");
+                                    return;
+                                }
+                                Err(_) => {
+                                    tracing::debug!("TLS handshake with {peer} timed out");
+                                    return;
+                                }
+                            };
+                        let conn = http.serve_connection(TokioIo::new(stream), svc);
+                        if let Err(e) = watcher.watch(conn).await {
+                            tracing::debug!("connection from {peer}: {e}");
+                        }
+                    }
+                }
+            });
+        }
+        drop(listener);
+        if let Some(s) = scrubber {
+            s.abort();
+        }
+        tracing::info!("shutting down: waiting for requests in flight");
+        let grace = state.config.shutdown_grace;
+        if tokio::time::timeout(grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "requests still running after {}s; stopping anyway",
+                grace.as_secs()
+            );
+        }
+        tracing::info!("hub stopped");
+        Ok(())
+    }
+
+    /// Runs one scrub of every repository now and publishes the result in
+    /// the metrics (what the schedule does).
+    pub async fn scrub_now(&self) {
+        scrub::scrub_once(&self.state).await;
+    }
+}
+
+fn service(
+    state: Arc<State>,
+    peer: SocketAddr,
+) -> impl hyper::service::Service<
+    http::Request<hyper::body::Incoming>,
+    Response = http::Response<handler::Body>,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<http::Response<handler::Body>, std::convert::Infallible>>
+                 + Send,
+> + Clone {
+    hyper::service::service_fn(move |req| {
+        let state = Arc::clone(&state);
+        async move { Ok(handler::handle(state, peer.ip(), req).await) }
+    })
+}
+
+/// Serves the hub over the local directory `config.data` on `listener`
+/// until `shutdown` completes (see [`Hub::run`]).
+pub async fn serve(
+    listener: TcpListener,
+    config: HubConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), HubError> {
+    Hub::new(config).await?.run(listener, shutdown).await
+}
