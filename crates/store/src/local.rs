@@ -26,8 +26,9 @@
 //! and refused for writing. (The root itself may be a symlink.)
 
 use std::{
-    fmt, fs, io,
-    os::unix::fs::MetadataExt,
+    fmt, fs,
+    io::{self, Write as _},
+    os::unix::fs::{MetadataExt, OpenOptionsExt},
     path::{Path, PathBuf},
     time::{Duration, SystemTime},
 };
@@ -35,7 +36,7 @@ use std::{
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::{
     util::{already_exists, body_error, hash_mismatch, not_found, resolve_range, too_large},
@@ -48,6 +49,9 @@ const TEMP_PREFIX: &str = ".tmp-";
 const STALE_TEMP_AGE: Duration = Duration::from_secs(60 * 60);
 /// Size of the chunks [`Store::load`] yields.
 const READ_CHUNK: usize = 256 * 1024;
+
+/// Uploads are written in batches of this size.
+const WRITE_BATCH: usize = 1 << 20;
 
 fn nofollow() -> i32 {
     nix::fcntl::OFlag::O_NOFOLLOW.bits()
@@ -489,36 +493,62 @@ impl Store for LocalStore {
         let (dir, target) = blocking(move || Self::prepare_save(&root, &repo2, &loc, &what2)).await?;
 
         let temp = dir.join(format!("{TEMP_PREFIX}{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>()));
-        let mut f = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(nofollow())
-            .open(&temp)
-            .await
-            .map_err(|e| io_error(&e, &what))?;
+        let (temp2, what2) = (temp.clone(), what.clone());
+        let f = blocking(move || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(nofollow())
+                .open(&temp2)
+                .map_err(|e| io_error(&e, &what2))
+        })
+        .await?;
         let guard = TempGuard(Some(temp.clone()));
 
-        let mut hasher = Sha256::new();
+        // Body chunks are small (a few KiB); hashing and writing them one by
+        // one would cost a blocking-pool hop each. Batch them into 1 MiB
+        // writes, hashed and written together off the async threads.
+        let mut state = Some((f, Sha256::new()));
+        let mut buf = BytesMut::with_capacity(WRITE_BATCH);
         let mut len = 0u64;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| body_error(&what, &e))?;
-            len += chunk.len() as u64;
-            if len > max_len {
-                return Err(too_large(&what, max_len));
+        loop {
+            let next = body.next().await;
+            let end = next.is_none();
+            if let Some(chunk) = next {
+                let chunk = chunk.map_err(|e| body_error(&what, &e))?;
+                len += chunk.len() as u64;
+                if len > max_len {
+                    return Err(too_large(&what, max_len));
+                }
+                buf.extend_from_slice(&chunk);
             }
-            hasher.update(&chunk);
-            f.write_all(&chunk).await.map_err(|e| io_error(&e, &what))?;
+            if buf.len() >= WRITE_BATCH || (end && !buf.is_empty()) {
+                let batch = buf.split().freeze();
+                let (mut f, mut hasher) = state.take().ok_or_else(|| Error::new(ErrorKind::Io, "internal: lost the file"))?;
+                let what2 = what.clone();
+                state = Some(
+                    blocking(move || {
+                        hasher.update(&batch);
+                        f.write_all(&batch).map_err(|e| io_error(&e, &what2))?;
+                        Ok((f, hasher))
+                    })
+                    .await?,
+                );
+            }
+            if end {
+                break;
+            }
         }
+        let (f, hasher) = state.ok_or_else(|| Error::new(ErrorKind::Io, "internal: lost the file"))?;
         if let FileRef::Named(_, name) = file {
             let actual = hex::encode(hasher.finalize());
             if actual != name.as_str() {
                 return Err(hash_mismatch(&what, &actual));
             }
         }
-        f.flush().await.map_err(|e| io_error(&e, &what))?;
-        f.sync_all().await.map_err(|e| io_error(&e, &what))?;
-        drop(f);
+        let what2 = what.clone();
+        blocking(move || f.sync_all().map_err(|e| io_error(&e, &what2))).await?;
 
         blocking(move || {
             let _guard = guard; // removes the temporary file if publishing fails
