@@ -249,16 +249,62 @@ fn hub_config(g: &Global, a: ServeArgs) -> Result<HubConfig> {
 fn serve(g: &Global, a: ServeArgs) -> Result<u8> {
     let config = hub_config(g, a)?;
     let rt = runtime()?;
+    let store = store_for(&config.data)?;
     rt.block_on(async move {
-        let hub = bulwark_hub::Hub::new(config.clone()).await?;
+        let hub = match store {
+            Some(store) => bulwark_hub::Hub::with_store(config.clone(), store).await?,
+            None => bulwark_hub::Hub::new(config.clone()).await?,
+        };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
-        eprintln!("bulwark hub: listening on {}", listener.local_addr()?);
         hub.run(listener, shutdown_signal()).await?;
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(exit::OK)
+}
+
+/// `--data s3:http(s)://ENDPOINT/BUCKET[/PREFIX]`: the hub fronts an
+/// S3-compatible bucket (MinIO, Garage, Ceph, B2, ...) instead of a local
+/// directory. Credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY,
+/// region from AWS_REGION / AWS_DEFAULT_REGION. `None` for a local path.
+fn store_for(data: &std::path::Path) -> Result<Option<std::sync::Arc<dyn bulwark_store::Store>>> {
+    let Some(url) = data.to_str().and_then(|d| d.strip_prefix("s3:")) else {
+        return Ok(None);
+    };
+    s3_store(url).map(Some)
+}
+
+#[cfg(feature = "s3")]
+fn s3_store(url: &str) -> Result<std::sync::Arc<dyn bulwark_store::Store>> {
+    let bad = || anyhow::anyhow!("--data s3:{url}: expected s3:http(s)://ENDPOINT/BUCKET[/PREFIX]");
+    let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
+    if scheme != "http" && scheme != "https" {
+        return Err(bad());
+    }
+    let mut parts = rest.splitn(3, '/');
+    let host = parts.next().filter(|h| !h.is_empty()).ok_or_else(bad)?;
+    let bucket = parts.next().filter(|b| !b.is_empty()).ok_or_else(bad)?;
+    let prefix = parts.next().unwrap_or("").trim_matches('/');
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let (Some(access_key_id), Some(secret_access_key)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) else {
+        anyhow::bail!("--data s3:…: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for the bucket");
+    };
+    let store = bulwark_store::s3::S3Store::new(bulwark_store::s3::S3Config {
+        endpoint: format!("{scheme}://{host}"),
+        region: env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")).unwrap_or_default(),
+        bucket: bucket.to_string(),
+        prefix: prefix.to_string(),
+        access_key_id,
+        secret_access_key,
+    })
+    .with_context(|| format!("cannot use the bucket at s3:{scheme}://{host}/{bucket}"))?;
+    Ok(std::sync::Arc::new(store))
+}
+
+#[cfg(not(feature = "s3"))]
+fn s3_store(_url: &str) -> Result<std::sync::Arc<dyn bulwark_store::Store>> {
+    anyhow::bail!("this bulwark was built without S3 support: build it with `cargo build --release -p bulwark --features s3`")
 }
 
 /// Completes on SIGINT or SIGTERM.

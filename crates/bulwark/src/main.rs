@@ -62,7 +62,9 @@ fn init_logging(g: &cli::Global, server: bool) {
     };
     let filter = EnvFilter::try_from_env("BULWARK_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_log::LogTracer::init();
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // colours only for a person at a terminal, never into log files
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     let _ = match g.log_format {
         cli::LogFormat::Json => builder.json().try_init(),
         cli::LogFormat::Text => builder.without_time().with_target(false).try_init(),

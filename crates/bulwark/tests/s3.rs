@@ -77,3 +77,57 @@ fn backup_restore_prune_on_s3_and_restic_checks_it() {
     let out: Out = r.args(["--no-cache", "-r", url.as_str(), "--password-file"]).arg(&env.pw).args(["check", "--read-data"]).output().unwrap().into();
     out.ok();
 }
+
+/// `bulwark hub --data s3:…`: the hub fronts a bucket. restic backs up
+/// through the hub; the bucket holds restic's S3 layout, so restic can also
+/// read it directly (no hub needed in a disaster).
+#[test]
+fn hub_fronts_an_s3_bucket() {
+    let env = Env::new();
+    let (_moto, moto_port) = moto();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut hub = Command::new(BIN);
+    hub.args(["hub", "--no-auth", "--listen", &format!("127.0.0.1:{port}"), "--data"])
+        .arg(format!("s3:http://127.0.0.1:{moto_port}/backups/hub"))
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let hub = Moto(hub.spawn().unwrap()); // killed on drop, like moto
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the hub did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a"), random_bytes(6, 2_000_000)).unwrap();
+    std::fs::write(src.join("b"), b"small").unwrap();
+    let rest = format!("rest:http://127.0.0.1:{port}/alice/laptop");
+    let restic = |repo: &str, args: &[&str]| -> Out {
+        let mut r = Command::new("timeout");
+        r.args(["120", "restic", "--no-cache", "-r", repo, "--password-file"])
+            .arg(&env.pw)
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("AWS_CA_BUNDLE");
+        r.output().unwrap().into()
+    };
+    restic(&rest, &["init"]).ok();
+    restic(&rest, &["backup", src.to_str().unwrap()]).ok();
+    restic(&rest, &["check", "--read-data"]).ok();
+    let target = env.path("out");
+    restic(&rest, &["restore", "latest", "--target", target.to_str().unwrap()]).ok();
+    assert_same_tree(&src, &under(&target, &src));
+
+    // the same repository straight from the bucket
+    let direct = format!("s3:http://127.0.0.1:{moto_port}/backups/hub/alice/laptop");
+    restic(&direct, &["check", "--read-data"]).ok();
+    let snaps = restic(&direct, &["snapshots", "--json"]).ok().json();
+    assert_eq!(snaps.as_array().unwrap().len(), 1, "{snaps}");
+    drop(hub);
+}
