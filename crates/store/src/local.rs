@@ -510,7 +510,8 @@ impl Store for LocalStore {
         // one would cost a blocking-pool hop each. Batch them into 1 MiB
         // writes, hashed and written together off the async threads.
         let mut state = Some((f, Sha256::new()));
-        let mut buf = BytesMut::with_capacity(WRITE_BATCH);
+        let mut batch: Vec<Bytes> = Vec::new();
+        let mut batch_len = 0usize;
         let mut len = 0u64;
         loop {
             let next = body.next().await;
@@ -521,16 +522,20 @@ impl Store for LocalStore {
                 if len > max_len {
                     return Err(too_large(&what, max_len));
                 }
-                buf.extend_from_slice(&chunk);
+                batch_len += chunk.len();
+                batch.push(chunk);
             }
-            if buf.len() >= WRITE_BATCH || (end && !buf.is_empty()) {
-                let batch = buf.split().freeze();
+            if batch_len >= WRITE_BATCH || (end && batch_len > 0) {
+                let chunks = std::mem::take(&mut batch);
+                batch_len = 0;
                 let (mut f, mut hasher) = state.take().ok_or_else(|| Error::new(ErrorKind::Io, "internal: lost the file"))?;
                 let what2 = what.clone();
                 state = Some(
                     blocking(move || {
-                        hasher.update(&batch);
-                        f.write_all(&batch).map_err(|e| io_error(&e, &what2))?;
+                        for c in &chunks {
+                            hasher.update(c);
+                            f.write_all(c).map_err(|e| io_error(&e, &what2))?;
+                        }
                         Ok((f, hasher))
                     })
                     .await?,
