@@ -50,6 +50,17 @@ def parse_size(s: str) -> int:
     return int(s)
 
 
+
+def proc_field(path, key):
+    """The value of the first `key: value` line of a /proc-style file, or "?"."""
+    try:
+        for line in open(path):
+            if line.startswith(key):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "?"
+
 def fmt_bytes(n: float) -> str:
     for unit, div in (("GiB", GIB), ("MiB", MIB), ("KiB", KIB)):
         if abs(n) >= div:

@@ -517,14 +517,7 @@ def claim(wd):
 
 
 def machine_info(workdir):
-    def first(path, key):
-        try:
-            for line in open(path):
-                if line.startswith(key):
-                    return line.split(":", 1)[1].strip()
-        except OSError:
-            pass
-        return "?"
+    first = gen_data.proc_field
     mem = first("/proc/meminfo", "MemTotal")
     try:
         mem = "%.1f GiB" % (int(mem.split()[0]) / (1 << 20))

@@ -270,14 +270,7 @@ def restored_root(target, data):
 
 
 def machine_info():
-    def first(path, key):
-        try:
-            for line in open(path):
-                if line.startswith(key):
-                    return line.split(":", 1)[1].strip()
-        except OSError:
-            pass
-        return "?"
+    first = gen_data.proc_field
     try:
         nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
     except OSError:
