@@ -657,6 +657,20 @@ async fn scrub_reports_corruption_in_metrics() {
     task.await.unwrap().unwrap();
 }
 
+/// Polls `GET path` until it answers `want` (the htpasswd file is re-read
+/// at most once a second); fails after 5 s.
+async fn wait_for_status(addr: std::net::SocketAddr, path: &str, creds: Option<(&str, &str)>, want: u16, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let r = req(addr, "GET", path, creds, &[], b"").await;
+        if r.status == want {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}: still {}", r.status);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn htpasswd_changes_are_picked_up() {
     let dir = tempfile::tempdir().unwrap();
@@ -680,19 +694,7 @@ async fn htpasswd_changes_are_picked_up() {
     );
     // replace the file: carol added, alice removed
     common::htpasswd(&file, &[("carol", "pw-carol")]);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let r = req(server.addr, "GET", "/alice/keys/", carol, &[], b"").await;
-        if r.status == 200 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "reload not seen: {}",
-            r.status
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    wait_for_status(server.addr, "/alice/keys/", carol, 200, "reload not seen").await;
     // alice's cached success must not survive the reload
     assert_eq!(
         req(server.addr, "GET", "/alice/keys/", ALICE, &[], b"")
@@ -702,18 +704,7 @@ async fn htpasswd_changes_are_picked_up() {
     );
     // a password change for carol: the old password stops working
     common::htpasswd(&file, &[("carol", "new")]);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let r = req(server.addr, "GET", "/alice/keys/", carol, &[], b"").await;
-        if r.status == 401 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "password change not seen"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    wait_for_status(server.addr, "/alice/keys/", carol, 401, "password change not seen").await;
     assert_eq!(
         req(
             server.addr,
