@@ -108,14 +108,24 @@ impl Hub {
             .map(read_token)
             .transpose()?;
         let usage = Usage::new(config.quotas.clone(), config.max_size);
+        let metrics = Metrics::new();
         for repo in store.list_repos().await? {
             let u = usage::count(store.as_ref(), &repo).await?;
+            // freshness survives a restart: the newest stored snapshot file
+            if let Ok(Some(t)) = store.newest(&repo, bulwark_store::FileType::Snapshots).await {
+                if let Ok(d) = t.duration_since(std::time::UNIX_EPOCH) {
+                    metrics
+                        .last_snapshot
+                        .get_or_create(&crate::metrics::RepoLabel { repo: repo.to_string() })
+                        .set(d.as_secs_f64());
+                }
+            }
             usage.insert(repo, u);
         }
         let state = State {
             policy: Policy::new(&config),
             limiter: RateLimiter::new(config.auth_failure_limit),
-            metrics: Metrics::new(),
+            metrics,
             htpasswd,
             usage,
             store,

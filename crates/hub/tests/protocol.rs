@@ -593,6 +593,20 @@ async fn metrics_need_auth_and_show_repositories() {
         assert!(m.contains(want), "missing {want:?} in\n{m}");
     }
     server.stop().await;
+
+    // after a restart the freshness comes from the stored snapshot file
+    let mut c = config(dir.path());
+    c.metrics.token_file = Some(dir.path().join("token"));
+    let server = Server::start(c).await;
+    let m = metrics_text(&server).await;
+    let line = m
+        .lines()
+        .find(|l| l.starts_with("bulwark_hub_last_snapshot_upload_timestamp_seconds{repo=\"alice/laptop\"}"))
+        .unwrap_or_else(|| panic!("no freshness after a restart in\n{m}"));
+    let t: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    assert!((now - t).abs() < 600.0, "freshness {t} is not the upload time (now {now})");
+    server.stop().await;
 }
 
 #[tokio::test]

@@ -422,6 +422,26 @@ impl Store for LocalStore {
         .await
     }
 
+    async fn newest(&self, repo: &RepoPath, tpe: FileType) -> Result<Option<SystemTime>> {
+        let root = self.root.clone();
+        let repo = repo.clone();
+        blocking(move || {
+            let mut newest = None;
+            for entry in Self::list_blocking(&root, &repo, tpe)? {
+                let loc = Location::new(&repo, &FileRef::Named(tpe, entry.name));
+                let mut path = root.clone();
+                path.extend(&loc.dirs);
+                path.push(&loc.file);
+                // listed files are plain files below checked directories
+                if let Ok(t) = fs::symlink_metadata(&path).and_then(|m| m.modified()) {
+                    newest = newest.max(Some(t));
+                }
+            }
+            Ok(newest)
+        })
+        .await
+    }
+
     async fn list(&self, repo: &RepoPath, tpe: FileType) -> Result<Vec<Entry>> {
         let root = self.root.clone();
         let repo = repo.clone();

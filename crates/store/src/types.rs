@@ -251,4 +251,10 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Removes a file ([`ErrorKind::NotFound`] if absent).
     async fn delete(&self, repo: &RepoPath, file: &FileRef) -> Result<()>;
+
+    /// When the newest file of `tpe` was stored, if the store knows (the hub
+    /// uses it for backup freshness after a restart). Default: unknown.
+    async fn newest(&self, _repo: &RepoPath, _tpe: FileType) -> Result<Option<std::time::SystemTime>> {
+        Ok(None)
+    }
 }
