@@ -1,0 +1,542 @@
+//! The control API between Bulwark's agents, hub and CLI: versioned JSON over
+//! HTTP(S), described by [`OPENAPI`] (served by the hub at
+//! `/api/v1/openapi.json`, and checked against the server's responses in the
+//! hub's tests).
+//!
+//! This crate is only the *contract*: serde types and path constants. The hub
+//! serves it, the agent and `bulwark status`/`trigger` are its clients.
+//!
+//! Conventions:
+//! - every time is an RFC 3339 UTC timestamp (`jiff::Timestamp`);
+//! - every error response (4xx/5xx) has an [`ApiError`] body;
+//! - authentication is `Authorization: Bearer TOKEN` — an *admin* token, or a
+//!   *host* token that may only report and read for its own host;
+//! - the hub never receives a repository password: runs carry summaries the
+//!   agent computed, never keys.
+//!
+//! ```
+//! use bulwark_api::{RunReport, RunStatus, RunKind, Trigger};
+//! let json = r#"{"id":"7f3a9c0e5b1d4e2f8a6b0c1d2e3f4a5b","host":"nas","job":"photos","kind":"backup",
+//!   "trigger":"schedule","started":"2026-11-23T02:00:00Z","finished":"2026-11-23T02:03:10Z",
+//!   "status":"success"}"#;
+//! let r: RunReport = serde_json::from_str(json)?;
+//! assert_eq!(r.status, RunStatus::Success);
+//! assert_eq!(r.kind, RunKind::Backup);
+//! assert_eq!(r.trigger, Trigger::Schedule);
+//! assert!(r.validate().is_ok());
+//! # Ok::<(), serde_json::Error>(())
+//! ```
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// Every control API path starts with this.
+pub const PREFIX: &str = "/api/v1";
+
+/// healthchecks-style pings live under this prefix: `/ping/{uuid}`,
+/// `/ping/{uuid}/start`, `/ping/{uuid}/fail`, `/ping/{uuid}/{exit-status}`.
+pub const PING_PREFIX: &str = "/ping";
+
+/// The OpenAPI 3.1 document describing every path and type here.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// Largest request body the hub accepts on the control API.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// At most this many skipped files are listed in a report (the count is exact).
+pub const MAX_SKIPPED_LISTED: usize = 100;
+
+/// At most this many errors are listed in a report.
+pub const MAX_ERRORS_LISTED: usize = 20;
+
+/// Longest long-poll the hub holds (seconds).
+pub const MAX_POLL_WAIT: u64 = 60;
+
+/// The body of every error response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// What went wrong, one line.
+    pub error: String,
+    /// How to fix it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    /// For 409 on leases and 429: try again after this many seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+}
+
+/// The outcome of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Everything was backed up (or maintained).
+    Success,
+    /// A snapshot landed but some files could not be read.
+    Partial,
+    /// No usable result: a hook, a dump or the backup failed.
+    Failed,
+    /// Stopped by a signal (agent shutdown, Ctrl-C).
+    Interrupted,
+}
+
+impl RunStatus {
+    /// `success`, `partial`, `failed`, `interrupted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Partial => "partial",
+            Self::Failed => "failed",
+            Self::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// What a job does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum RunKind {
+    /// `[jobs.NAME]`: a backup (with hooks and database sources).
+    Backup,
+    /// `[maintenance.NAME]`: forget + prune of a repository.
+    Maintenance,
+}
+
+/// Why a run started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// Its schedule fired.
+    Schedule,
+    /// A persistent catch-up of a fire time missed while the host was down.
+    CatchUp,
+    /// `bulwark trigger` / `POST /api/v1/jobs/{job}/trigger`.
+    Manual,
+}
+
+/// Counters of a backup run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunStats {
+    /// Files new since the parent snapshot.
+    #[serde(default)]
+    pub files_new: u64,
+    /// Files changed.
+    #[serde(default)]
+    pub files_changed: u64,
+    /// Files unchanged.
+    #[serde(default)]
+    pub files_unmodified: u64,
+    /// Directories new.
+    #[serde(default)]
+    pub dirs_new: u64,
+    /// Directories changed.
+    #[serde(default)]
+    pub dirs_changed: u64,
+    /// Files processed in all.
+    #[serde(default)]
+    pub files_processed: u64,
+    /// Bytes read from the sources.
+    #[serde(default)]
+    pub bytes_processed: u64,
+    /// Bytes added to the repository (before compression).
+    #[serde(default)]
+    pub bytes_added: u64,
+    /// Bytes added to the repository (compressed, encrypted).
+    #[serde(default)]
+    pub bytes_stored: u64,
+    /// Snapshots removed by retention (maintenance).
+    #[serde(default)]
+    pub snapshots_removed: u64,
+    /// Bytes freed by prune (maintenance).
+    #[serde(default)]
+    pub bytes_freed: u64,
+}
+
+/// The snapshot a backup run created (what the agent saw; the hub can't decrypt).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotSummary {
+    /// Full snapshot id (64 hex digits).
+    pub id: String,
+    /// Snapshot time.
+    pub time: Timestamp,
+    /// Repository name in the configuration.
+    pub repository: String,
+    /// Host name recorded in the snapshot.
+    #[serde(default)]
+    pub hostname: String,
+    /// Backed-up paths.
+    #[serde(default)]
+    pub paths: Vec<String>,
+    /// Tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// A file a backup could not read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedFile {
+    /// Path as it would appear in the snapshot.
+    pub path: String,
+    /// Why.
+    pub error: String,
+}
+
+/// One finished run, as an agent reports it (`POST /api/v1/agent/runs`).
+///
+/// `id` makes delivery idempotent: the agent may send the same report again
+/// (after a timeout, from its durable queue) and the hub stores it once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunReport {
+    /// Chosen by the agent: 32 lowercase hex digits, unique per host.
+    pub id: String,
+    /// The reporting host (must be the token's host).
+    pub host: String,
+    /// Job (or maintenance) name.
+    pub job: String,
+    /// Backup or maintenance.
+    pub kind: RunKind,
+    /// Why it ran.
+    pub trigger: Trigger,
+    /// The trigger command this run answers, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_id: Option<i64>,
+    /// Start.
+    pub started: Timestamp,
+    /// End (not before `started`).
+    pub finished: Timestamp,
+    /// Outcome.
+    pub status: RunStatus,
+    /// Exit status of the job process, if it exited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// The snapshot that landed, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotSummary>,
+    /// Counters.
+    #[serde(default)]
+    pub stats: RunStats,
+    /// Files not backed up (at most [`MAX_SKIPPED_LISTED`]).
+    #[serde(default)]
+    pub skipped: Vec<SkippedFile>,
+    /// How many files were not backed up in all.
+    #[serde(default)]
+    pub skipped_count: u64,
+    /// What went wrong (at most [`MAX_ERRORS_LISTED`], each one line).
+    #[serde(default)]
+    pub errors: Vec<String>,
+}
+
+impl RunReport {
+    /// Checks the fields a server must not trust blindly; the message names
+    /// the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.id.len() != 32 || !self.id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            return Err("`id` must be 32 lowercase hex digits".into());
+        }
+        if !valid_name(&self.host) {
+            return Err("`host` must be 1-64 letters, digits, `-` or `_`".into());
+        }
+        if !valid_name(&self.job) {
+            return Err("`job` must be 1-64 letters, digits, `-` or `_`".into());
+        }
+        if self.finished < self.started {
+            return Err("`finished` is before `started`".into());
+        }
+        if self.skipped.len() > MAX_SKIPPED_LISTED {
+            return Err(format!("`skipped` lists more than {MAX_SKIPPED_LISTED} files"));
+        }
+        if self.errors.len() > MAX_ERRORS_LISTED {
+            return Err(format!("`errors` lists more than {MAX_ERRORS_LISTED} entries"));
+        }
+        if let Some(s) = &self.snapshot {
+            if s.id.len() != 64 || !s.id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err("`snapshot.id` must be 64 hex digits".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A host, job, repository or ping name: 1-64 of `[A-Za-z0-9_-]`.
+pub fn valid_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The hub's answer to a stored report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stored {
+    /// The run's id on the hub.
+    pub run: i64,
+    /// True when this report had been stored before (nothing changed).
+    pub duplicate: bool,
+}
+
+/// A job the agent is running right now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunningJob {
+    /// Job name.
+    pub job: String,
+    /// Since when.
+    pub started: Timestamp,
+}
+
+/// When the agent will run a job next.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedRun {
+    /// Job name.
+    pub job: String,
+    /// Planned start.
+    pub at: Timestamp,
+    /// It is a persistent catch-up.
+    #[serde(default)]
+    pub catch_up: bool,
+}
+
+/// The agent's long-poll (`POST /api/v1/agent/poll?wait=SECONDS`): its state
+/// in, commands out. The hub answers at once when a command is pending,
+/// else when one arrives or `wait` runs out (then with no commands).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PollRequest {
+    /// The agent's version.
+    #[serde(default)]
+    pub agent_version: String,
+    /// The config version the agent runs (see [`AgentConfig::version`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_version: Option<String>,
+    /// Jobs running now.
+    #[serde(default)]
+    pub running: Vec<RunningJob>,
+    /// The next run of each scheduled job.
+    #[serde(default)]
+    pub next_runs: Vec<PlannedRun>,
+}
+
+/// What the hub tells a polling agent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PollResponse {
+    /// Commands to carry out, oldest first. Each is delivered once.
+    #[serde(default)]
+    pub commands: Vec<Command>,
+    /// The current version of this host's configuration on the hub (None
+    /// when the hub serves no configuration); fetch it when it differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_version: Option<String>,
+}
+
+/// A command for an agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Command {
+    /// Its id (echoed as `RunReport::command_id`).
+    pub id: i64,
+    /// What to do.
+    pub kind: CommandKind,
+    /// The job (or maintenance) it concerns.
+    pub job: String,
+    /// When it was issued.
+    pub created: Timestamp,
+}
+
+/// What a command asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandKind {
+    /// Run the job now.
+    Run,
+}
+
+/// `GET /api/v1/agent/config`: this host's part of the hub's `bulwark.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentConfig {
+    /// The host it is for.
+    pub host: String,
+    /// Changes whenever the text does (a hash of it).
+    pub version: String,
+    /// TOML text: this host's jobs, maintenance and the repositories they
+    /// use — paths to secret files only, never secrets.
+    pub toml: String,
+}
+
+/// Kinds of repository lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaseKind {
+    /// Shared: many backups may write to a repository at once.
+    Backup,
+    /// Exclusive: forget + prune, alone on the repository.
+    Maintenance,
+}
+
+/// `POST /api/v1/agent/leases`: ask to work on a repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRequest {
+    /// The repository, as its URL without credentials (all hosts must name
+    /// it the same way).
+    pub repository: String,
+    /// Shared or exclusive.
+    pub kind: LeaseKind,
+    /// The job that wants it.
+    pub job: String,
+}
+
+/// A granted lease (201). Refusals are 409 with `retry_after`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// Release it with `DELETE /api/v1/agent/leases/{id}`.
+    pub id: String,
+    /// It lapses by itself then (a crashed agent can't block a repository).
+    pub expires: Timestamp,
+}
+
+/// A job's state, as `bulwark status` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// The last run succeeded and the next one isn't overdue.
+    Ok,
+    /// Running now.
+    Running,
+    /// The last run failed (or was interrupted).
+    Failed,
+    /// The last run was partial.
+    Partial,
+    /// A run expected by its schedule has not been seen.
+    Late,
+    /// Never ran, and no run is overdue yet.
+    Pending,
+}
+
+/// A host (`GET /api/v1/hosts`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Host {
+    /// Name.
+    pub name: String,
+    /// Last time its agent polled or reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<Timestamp>,
+    /// Its agent's version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_version: Option<String>,
+    /// Seen within the last two poll intervals.
+    pub online: bool,
+    /// Its jobs and maintenance, by name.
+    #[serde(default)]
+    pub jobs: Vec<String>,
+}
+
+/// A run as the hub stored it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Run {
+    /// Id on the hub.
+    pub id: i64,
+    /// The agent's report, as received.
+    #[serde(flatten)]
+    pub report: RunReport,
+    /// When the hub received it.
+    pub received: Timestamp,
+}
+
+/// A job (`GET /api/v1/jobs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    /// Name.
+    pub name: String,
+    /// The host that runs it.
+    pub host: String,
+    /// Backup or maintenance.
+    pub kind: RunKind,
+    /// Repository name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    /// Its `OnCalendar` expression (None: runs only when triggered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// What it is now.
+    pub state: JobState,
+    /// Since when it is late (the fire time that wasn't followed by a run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_since: Option<Timestamp>,
+    /// Running since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running_since: Option<Timestamp>,
+    /// The agent's planned next run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_run: Option<Timestamp>,
+    /// The last run, any status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<Run>,
+    /// When the last successful run finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success: Option<Timestamp>,
+}
+
+/// Healthchecks-style ping check states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum PingState {
+    /// Never pinged.
+    New,
+    /// The last ping was a success and is within period + grace.
+    Up,
+    /// A `/start` arrived, no end yet.
+    Started,
+    /// The last ping was a failure.
+    Down,
+    /// No ping within period + grace.
+    Late,
+}
+
+/// A ping check (`[pings.NAME]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PingCheck {
+    /// Name.
+    pub name: String,
+    /// What it is now.
+    pub state: PingState,
+    /// Last ping of any kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_ping: Option<Timestamp>,
+    /// Last success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success: Option<Timestamp>,
+    /// Exit status of the last `/ping/{uuid}/{exit}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_exit: Option<i32>,
+}
+
+/// `GET /api/v1/status`: everything `bulwark status` shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// When the hub computed it.
+    pub generated: Timestamp,
+    /// Hosts.
+    pub hosts: Vec<Host>,
+    /// Jobs and maintenance.
+    pub jobs: Vec<Job>,
+    /// Ping checks.
+    #[serde(default)]
+    pub pings: Vec<PingCheck>,
+}
+
+/// `POST /api/v1/jobs/{job}/trigger` → 202.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Triggered {
+    /// The command's id.
+    pub command: i64,
+    /// The host that will run it.
+    pub host: String,
+    /// The job.
+    pub job: String,
+}
+
+/// A snapshot as reported by the run that made it (`GET /api/v1/snapshots`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotRecord {
+    /// The host that made it.
+    pub host: String,
+    /// The job that made it.
+    pub job: String,
+    /// The run (id on the hub).
+    pub run: i64,
+    /// What the agent saw.
+    #[serde(flatten)]
+    pub snapshot: SnapshotSummary,
+}
