@@ -44,6 +44,7 @@ use std::{
 };
 
 pub use hub::{parse_size, Hub, HubAccess, HubAcl};
+pub use bulwark_schedule as schedule;
 pub use keep::KeepWithin;
 pub use secret::{Secret, SecretError, SecretSource};
 pub use url::RepoUrl;
@@ -110,6 +111,147 @@ pub struct Config {
     pub jobs: BTreeMap<String, Job>,
     /// The `[hub]` section, if present.
     pub hub: Option<Hub>,
+    /// `[hosts.NAME]`: the machines whose agents run jobs. Empty in a
+    /// single-machine file; once any host is declared, every job and
+    /// maintenance names one.
+    pub hosts: BTreeMap<String, HostDecl>,
+    /// `[maintenance.NAME]`: retention (forget + prune) per repository, run by
+    /// the one host that holds `modify` credentials.
+    pub maintenance: BTreeMap<String, Maintenance>,
+    /// `[pings.NAME]`: healthchecks-style checks that external cron jobs ping.
+    pub pings: BTreeMap<String, Ping>,
+    /// `[agent]`: how agents reach the hub.
+    pub agent: AgentSettings,
+}
+
+/// `[hosts.NAME]`: a machine that runs an agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostDecl {
+    /// Its name (also the host name recorded in its jobs' snapshots).
+    pub name: String,
+    /// Where *that host's* agent reads its hub token (a path on that host).
+    pub token_file: Option<PathBuf>,
+}
+
+/// `[agent]`: settings every agent reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AgentSettings {
+    /// Base URL of the hub's control API, e.g. `https://hub.lan:8000`.
+    pub hub_url: Option<String>,
+    /// PEM file with the CA (or self-signed certificate) to trust for the hub.
+    pub ca_file: Option<PathBuf>,
+    /// Where the agent keeps its state (queue, last runs, fetched config).
+    pub state_dir: Option<PathBuf>,
+}
+
+/// When a job (or maintenance, or ping) is expected to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobSchedule {
+    /// The expression as written (`daily`, `Mon..Fri 03:00`, ...).
+    pub expression: String,
+    /// Parsed calendar, randomized delay and persistence.
+    pub schedule: bulwark_schedule::Schedule,
+    /// How long after a planned start (fire time + randomized delay) without a
+    /// run before the hub calls the job late. Default: 1 hour.
+    pub late_after: Duration,
+}
+
+/// `[maintenance.NAME]`: forget + prune of one repository.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Maintenance {
+    /// Its name (unique across jobs and maintenance).
+    pub name: String,
+    /// The host that runs it (the one with `modify` credentials).
+    pub host: Option<String>,
+    /// The repository (declared; its credentials must allow deletion).
+    pub repository: String,
+    /// When (None: only when triggered).
+    pub schedule: Option<JobSchedule>,
+    /// The policy, applied to every host/paths group; `prune` frees space.
+    pub retention: Retention,
+    /// Also run `check` (structure only) after prune.
+    pub check: bool,
+}
+
+/// `[pings.NAME]`: a check that something outside Bulwark pings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ping {
+    /// Its name.
+    pub name: String,
+    /// The secret part of `/ping/{uuid}` (16-64 of `[A-Za-z0-9_-]`, unique).
+    pub uuid: String,
+    /// Expected every this long ...
+    pub period: Option<Duration>,
+    /// ... or on this schedule (exactly one of the two).
+    pub schedule: Option<JobSchedule>,
+    /// Tolerance before it is late. Default: 1 hour.
+    pub grace: Duration,
+}
+
+/// A database source: dumped by its tool, streamed into the snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseSource {
+    /// Which database and how to reach it.
+    pub kind: DatabaseKind,
+    /// Path of the dump inside the snapshot (relative; stored under `/`).
+    /// Default: `databases/postgres/NAME.sql` (`.dump` for the custom
+    /// format), `databases/postgres/all.sql` for pg_dumpall,
+    /// `databases/mysql/NAME.sql` / `all.sql`, `databases/sqlite/FILE_NAME`.
+    pub filename: String,
+    /// Extra arguments for the dump tool.
+    pub options: Vec<String>,
+    /// The dump fails if a line of its stderr contains one of these.
+    pub fail_on_stderr: Vec<String>,
+}
+
+/// The database engines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseKind {
+    /// `pg_dump DATABASE`, or `pg_dumpall` when `database` is None.
+    Postgres {
+        /// Database (None: all, with roles, via pg_dumpall).
+        database: Option<String>,
+        /// Host name or socket directory (`PGHOST`).
+        host: Option<String>,
+        /// Port.
+        port: Option<u16>,
+        /// User.
+        user: Option<String>,
+        /// Password (`PGPASSWORD` for the dump process only).
+        password: Option<SecretSource>,
+        /// `plain` SQL (default) or `custom` (pg_restore format).
+        format: PgFormat,
+    },
+    /// `mariadb-dump` / `mysqldump` (the first found), `--single-transaction`.
+    Mysql {
+        /// Database (None: `--all-databases`).
+        database: Option<String>,
+        /// Host name.
+        host: Option<String>,
+        /// Port.
+        port: Option<u16>,
+        /// Unix socket path.
+        socket: Option<PathBuf>,
+        /// User.
+        user: Option<String>,
+        /// Password (`MYSQL_PWD` for the dump process only).
+        password: Option<SecretSource>,
+    },
+    /// A consistent online copy through SQLite's backup API.
+    Sqlite {
+        /// The live database file (absolute).
+        path: PathBuf,
+    },
+}
+
+/// pg_dump's output format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PgFormat {
+    /// SQL text (restore with psql).
+    #[default]
+    Plain,
+    /// pg_dump's custom format (restore with pg_restore).
+    Custom,
 }
 
 /// Global settings.
@@ -161,8 +303,13 @@ pub struct Job {
     pub name: String,
     /// Name of the repository it backs up into.
     pub repository: String,
-    /// Host name to record (overrides `settings.host`).
+    /// The host that runs it (a `[hosts.NAME]` when hosts are declared), and
+    /// the host name recorded in its snapshots (overrides `settings.host`).
     pub host: Option<String>,
+    /// When the agent runs it (None: only when triggered or run by hand).
+    pub schedule: Option<JobSchedule>,
+    /// Database sources.
+    pub databases: Vec<DatabaseSource>,
     /// Tags for its snapshots.
     pub tags: Vec<String>,
     /// Absolute paths to back up.
@@ -188,6 +335,8 @@ pub struct CommandSource {
     pub command: CommandLine,
     /// Path of the file inside the snapshot (relative; stored under `/`).
     pub filename: String,
+    /// The command fails if a line of its stderr contains one of these.
+    pub fail_on_stderr: Vec<String>,
 }
 
 /// A command line.
@@ -304,6 +453,17 @@ impl Config {
                 self.jobs.keys().cloned().collect::<Vec<_>>().join(", ")
             },
         })
+    }
+
+    /// The jobs and maintenance that `host` runs. With no `[hosts]` declared,
+    /// every job runs on the one machine.
+    pub fn jobs_of<'a>(&'a self, host: &'a str) -> impl Iterator<Item = &'a Job> + 'a {
+        self.jobs.values().filter(move |j| self.hosts.is_empty() || j.host.as_deref() == Some(host))
+    }
+
+    /// The maintenance that `host` runs (all of it with no `[hosts]`).
+    pub fn maintenance_of<'a>(&'a self, host: &'a str) -> impl Iterator<Item = &'a Maintenance> + 'a {
+        self.maintenance.values().filter(move |m| self.hosts.is_empty() || m.host.as_deref() == Some(host))
     }
 
     /// The repository a job of this config uses.

@@ -8,7 +8,7 @@ use std::{
 
 use serde_spanned::Spanned;
 
-use crate::{
+use crate::{AgentSettings, 
     raw::{RawCommand, RawCommandLine, RawHooks, RawJob, RawRepo, RawRetention},
     read::{closest, Ctx, Doc, Entry},
     CommandLine, CommandSource, Config, Hooks, Job, KeepWithin, RepoUrl, Repository, RestAuth, Retention, S3Settings,
@@ -57,7 +57,7 @@ pub(crate) fn validate(cx: &mut Ctx<'_>, doc: Doc, base: &Path) -> Option<Config
     if !cx.diags.is_empty() {
         return None;
     }
-    Some(Config { source: cx.file.to_path_buf(), settings, repositories, jobs, hub })
+    Some(Config { source: cx.file.to_path_buf(), settings, repositories, jobs, hub, hosts: BTreeMap::new(), maintenance: BTreeMap::new(), pings: BTreeMap::new(), agent: AgentSettings::default() })
 }
 
 fn check_host(cx: &mut Ctx<'_>, h: Spanned<String>, key: &str) -> Option<String> {
@@ -288,6 +288,8 @@ fn job(cx: &mut Ctx<'_>, entry: Entry<RawJob>, declared: &BTreeSet<String>) -> O
         name: jname,
         repository,
         host,
+        schedule: None,
+        databases: Vec::new(),
         tags,
         paths,
         exclude: j.exclude.into_iter().map(Spanned::into_inner).collect(),
@@ -380,7 +382,7 @@ fn commands(cx: &mut Ctx<'_>, jname: &str, raw: &[Spanned<RawCommand>], clean: b
             continue;
         }
         if let Some(command) = command {
-            out.push(CommandSource { command, filename: f.clone() });
+            out.push(CommandSource { command, filename: f.clone(), fail_on_stderr: Vec::new() });
         }
     }
     out
