@@ -160,6 +160,28 @@ pub(crate) enum Cmd {
     /// Serve repositories to restic and Bulwark over restic's REST protocol
     /// (a drop-in replacement for rest-server; never needs a repository key).
     Hub(crate::hub_cmd::HubArgs),
+    /// Run this host's jobs on their schedules, report every run to the hub,
+    /// take triggers (see docs/agent.md).
+    Agent(crate::agent_cmd::AgentArgs),
+    /// Hub and agent in one process on this machine, with an embedded default:
+    /// backs up /etc on a schedule, status on http://127.0.0.1:8130.
+    Up(crate::agent_cmd::UpArgs),
+    /// Hosts, jobs, last result, last success, next run; late and failed jobs highlighted.
+    Status(crate::agent_cmd::StatusArgs),
+    /// Ask the hub to run a job now (its agent picks it up within seconds).
+    Trigger(crate::agent_cmd::TriggerArgs),
+    /// Apply a `[maintenance.NAME]`: forget by its retention policy, prune, optionally check.
+    Maintenance {
+        /// The `[maintenance.NAME]` to run.
+        name: String,
+    },
+    /// Write a consistent online copy of a live SQLite database to stdout
+    /// (SQLite's backup API: safe while the application writes).
+    #[command(hide = true)]
+    SqliteBackup {
+        /// The database file.
+        path: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -23,6 +23,12 @@ pub(crate) fn dispatch(cli: cli::Cli) -> Result<u8> {
         Cmd::Config(ConfigCmd::Check { file }) => config_check(g, file),
         Cmd::Run(args) => run(g, &args, progress),
         Cmd::Hub(args) => crate::hub_cmd::run(g, args),
+        Cmd::Agent(args) => crate::agent_cmd::agent(g, args),
+        Cmd::Up(args) => crate::agent_cmd::up(g, args),
+        Cmd::Status(args) => crate::agent_cmd::status(g, args),
+        Cmd::Trigger(args) => crate::agent_cmd::trigger(g, args),
+        Cmd::SqliteBackup { path } => crate::dbsource::sqlite_backup(&path),
+        Cmd::Maintenance { name } => crate::agent_cmd::maintenance(g, &name, progress),
         cmd => {
             let cfg = load_config(g)?;
             let spec = repo_spec(g, cfg.as_ref(), progress)?;
@@ -55,7 +61,15 @@ pub(crate) fn dispatch(cli: cli::Cli) -> Result<u8> {
                     }
                     Ok(exit::OK)
                 }
-                Cmd::Config(_) | Cmd::Run(_) | Cmd::Hub(_) => unreachable!("handled above"),
+                Cmd::Config(_)
+                | Cmd::Maintenance { .. }
+                | Cmd::Run(_)
+                | Cmd::Hub(_)
+                | Cmd::Agent(_)
+                | Cmd::Up(_)
+                | Cmd::Status(_)
+                | Cmd::Trigger(_)
+                | Cmd::SqliteBackup { .. } => unreachable!("handled above"),
             }
         }
     }

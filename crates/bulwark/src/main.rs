@@ -1,9 +1,11 @@
 //! The `bulwark` binary: argument parsing, wiring and exit codes. All the
 //! work happens in the library crates (`bulwark-config`, `bulwark-engine`).
 
+mod agent_cmd;
 mod cli;
 mod commands;
 mod context;
+mod dbsource;
 mod hooks;
 mod hub_cmd;
 mod output;
@@ -73,16 +75,17 @@ fn init_logging(g: &cli::Global, server: bool) {
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    init_logging(&cli.global, matches!(cli.command, cli::Cmd::Hub(_)));
+    // long-running services: log a line per event by default, and handle
+    // SIGINT/SIGTERM themselves (graceful shutdown)
+    let service = matches!(cli.command, cli::Cmd::Hub(_) | cli::Cmd::Agent(_) | cli::Cmd::Up(_));
+    init_logging(&cli.global, service);
     if std::env::var_os("RUST_BACKTRACE").is_none() {
         // a panic is a bug; say so in one line instead of a backtrace
         std::panic::set_hook(Box::new(|info| {
             eprintln!("bulwark: internal error: {info} (set RUST_BACKTRACE=1 for details, and please report it)");
         }));
     }
-    // The hub handles SIGINT/SIGTERM itself (graceful shutdown).
-    let is_hub = matches!(cli.command, cli::Cmd::Hub(_));
-    if !is_hub {
+    if !service {
         context::install_interrupt_handler();
     }
     match commands::dispatch(cli) {
