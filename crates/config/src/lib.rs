@@ -5,6 +5,13 @@
 //! secrets are only *referenced* (`password_file`, `password_env`) and loaded on
 //! demand with [`SecretSource::load`].
 //!
+//! One file may describe many machines: `[hosts.NAME]` declares them, each job
+//! (with its `schedule`, paths, commands and `[[jobs.NAME.databases]]`) and each
+//! `[maintenance.NAME]` names the host that runs it, `[agent]` says how agents
+//! reach the hub, and `[pings.NAME]` declares checks that outside scripts ping.
+//! [`extract_host`] cuts out the part one agent needs. `docs/configuration.md`
+//! describes every key.
+//!
 //! ```
 //! let text = r#"
 //! [repositories.home]
@@ -28,8 +35,11 @@
 //! assert!(err.to_string().starts_with("b.toml:2:1: unknown key `pathes`"));
 //! ```
 
+mod database;
+mod extract;
 mod hub;
 mod keep;
+mod multihost;
 mod raw;
 mod read;
 mod secret;
@@ -94,6 +104,14 @@ pub enum ConfigError {
         /// What was asked for.
         name: String,
         /// What exists.
+        available: String,
+    },
+    /// A host name that the file does not declare as `[hosts.NAME]`.
+    #[error("there is no host `{name}` in the configuration (hosts: {available}); declare it as [hosts.{name}]")]
+    UnknownHost {
+        /// What was asked for.
+        name: String,
+        /// The declared hosts, comma-separated ("none" if there are none).
         available: String,
     },
 }
@@ -492,6 +510,51 @@ pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
 pub fn default_config(data_dir: &Path) -> Result<Config, ConfigError> {
     let text = DEFAULT_CONFIG.replace("@DATA@", &data_dir.to_string_lossy());
     parse(&text, Path::new("<embedded default>"))
+}
+
+/// The part of a many-host configuration that the agent on `host` needs, as
+/// TOML text that is itself a valid `bulwark.toml`.
+///
+/// `text` must validate (its [`parse`] error is returned otherwise), and
+/// `host` must be declared as `[hosts.HOST]` ([`ConfigError::UnknownHost`]
+/// otherwise). The result holds `[settings]` and `[agent]` (if present),
+/// `[hosts.HOST]` alone, the `[jobs.*]` and `[maintenance.*]` whose `host` is
+/// HOST, and exactly the `[repositories.*]` they use — never `[hub]`,
+/// `[pings]`, other hosts or their jobs.
+///
+/// The agent stores the text elsewhere, so every path that was relative to
+/// the original file's directory (local repository URLs, `password_file`s,
+/// `token_file`, `ca_file`, `state_dir`) is made absolute against it. Comments
+/// and key order are not kept.
+///
+/// ```
+/// let text = r#"
+/// [hosts.nas]
+/// [hosts.vps]
+///
+/// [repositories.local]
+/// url = "/srv/backup"
+/// password_file = "local.pass"
+///
+/// [jobs.etc]
+/// host = "nas"
+/// repository = "local"
+/// paths = ["/etc"]
+///
+/// [jobs.web]
+/// host = "vps"
+/// repository = "local"
+/// paths = ["/var/www"]
+/// "#;
+/// let origin = std::path::Path::new("/etc/bulwark/bulwark.toml");
+/// let nas = bulwark_config::extract_host(text, origin, "nas").unwrap();
+/// let cfg = bulwark_config::parse(&nas, origin).unwrap();
+/// assert_eq!(cfg.jobs.keys().collect::<Vec<_>>(), ["etc"]);
+/// assert!(nas.contains("password_file = \"/etc/bulwark/local.pass\""));
+/// assert!(bulwark_config::extract_host(text, origin, "nope").is_err());
+/// ```
+pub fn extract_host(text: &str, origin: &Path, host: &str) -> Result<String, ConfigError> {
+    extract::extract_host(text, origin, host)
 }
 
 /// Parses and validates config text. `origin` names the text in messages,

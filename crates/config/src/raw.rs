@@ -44,6 +44,10 @@ pub(crate) struct RawS3 {
 pub(crate) struct RawJob {
     pub repository: Option<Spanned<String>>,
     pub host: Option<Spanned<String>>,
+    pub schedule: Option<Spanned<String>>,
+    pub randomized_delay: Option<Spanned<String>>,
+    pub persistent: Option<Spanned<bool>>,
+    pub late_after: Option<Spanned<String>>,
     #[serde(default)]
     pub tags: Vec<Spanned<String>>,
     #[serde(default)]
@@ -56,6 +60,8 @@ pub(crate) struct RawJob {
     pub one_file_system: bool,
     #[serde(default)]
     pub commands: Vec<Spanned<RawCommand>>,
+    #[serde(default)]
+    pub databases: Vec<Spanned<RawDatabase>>,
     pub hooks: Option<RawHooks>,
     pub retention: Option<Spanned<RawRetention>>,
 }
@@ -72,6 +78,27 @@ pub(crate) enum RawCommandLine {
 pub(crate) struct RawCommand {
     pub command: Option<Spanned<RawCommandLine>>,
     pub filename: Option<Spanned<String>>,
+    #[serde(default)]
+    pub fail_on_stderr: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDatabase {
+    #[serde(rename = "type")]
+    pub kind: Option<Spanned<String>>,
+    pub database: Option<Spanned<String>>,
+    pub host: Option<Spanned<String>>,
+    pub port: Option<Spanned<i64>>,
+    pub user: Option<Spanned<String>>,
+    pub password_file: Option<Spanned<String>>,
+    pub password_env: Option<Spanned<String>>,
+    pub format: Option<Spanned<String>>,
+    pub socket: Option<Spanned<String>>,
+    pub path: Option<Spanned<String>>,
+    pub filename: Option<Spanned<String>>,
+    pub options: Option<Spanned<Vec<Spanned<String>>>>,
+    pub fail_on_stderr: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,6 +125,44 @@ pub(crate) struct RawRetention {
     pub keep_monthly: Option<Spanned<i64>>,
     pub keep_yearly: Option<Spanned<i64>>,
     pub keep_within: Option<Spanned<String>>,
+    /// Unset: the default of the owner (false for jobs, true for maintenance).
+    pub prune: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHost {
+    pub token_file: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAgent {
+    pub hub_url: Option<Spanned<String>>,
+    pub ca_file: Option<Spanned<String>>,
+    pub state_dir: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMaintenance {
+    pub host: Option<Spanned<String>>,
+    pub repository: Option<Spanned<String>>,
+    pub schedule: Option<Spanned<String>>,
+    pub randomized_delay: Option<Spanned<String>>,
+    pub persistent: Option<Spanned<bool>>,
+    pub late_after: Option<Spanned<String>>,
     #[serde(default)]
-    pub prune: bool,
+    pub check: bool,
+    pub retention: Option<Spanned<RawRetention>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPing {
+    pub uuid: Option<Spanned<String>>,
+    pub period: Option<Spanned<String>>,
+    pub schedule: Option<Spanned<String>>,
+    pub randomized_delay: Option<Spanned<String>>,
+    pub grace: Option<Spanned<String>>,
 }

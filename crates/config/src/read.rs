@@ -13,7 +13,10 @@ use serde_spanned::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use crate::{
-    raw::{RawCommand, RawHooks, RawJob, RawRepo, RawRest, RawRetention, RawS3, RawSettings},
+    raw::{
+        RawAgent, RawCommand, RawDatabase, RawHooks, RawHost, RawJob, RawMaintenance, RawPing, RawRepo, RawRest,
+        RawRetention, RawS3, RawSettings,
+    },
     Diagnostic,
 };
 
@@ -49,7 +52,7 @@ impl Ctx<'_> {
     }
 }
 
-/// A `[repositories.NAME]` or `[jobs.NAME]` table.
+/// A `[SECTION.NAME]` table (`repositories`, `jobs`, `hosts`, `maintenance`, `pings`).
 pub(crate) struct Entry<T> {
     /// NAME, spanning the key.
     pub name: Spanned<String>,
@@ -66,7 +69,15 @@ pub(crate) struct Doc {
     pub repositories: Vec<Entry<RawRepo>>,
     pub jobs: Vec<Entry<RawJob>>,
     pub hub: Option<crate::hub::RawHub>,
+    pub hosts: Vec<Entry<RawHost>>,
+    pub agent: Option<RawAgent>,
+    pub maintenance: Vec<Entry<RawMaintenance>>,
+    pub pings: Vec<Entry<RawPing>>,
 }
+
+/// The top-level tables of `bulwark.toml`.
+pub(crate) const SECTIONS: &[&str] =
+    &["settings", "repositories", "jobs", "hub", "hosts", "agent", "maintenance", "pings"];
 
 /// Reads the document; None when its TOML syntax is broken (then every
 /// syntax error has been reported).
@@ -85,7 +96,11 @@ pub(crate) fn read(cx: &mut Ctx<'_>) -> Option<Doc> {
             "repositories" => doc.repositories = named(cx, "repositories", value),
             "jobs" => doc.jobs = named(cx, "jobs", value),
             "hub" => doc.hub = table::<crate::hub::RawHub>(cx, "hub", value).0,
-            other => unknown_key(cx, key.span(), other, &["settings", "repositories", "jobs", "hub"]),
+            "hosts" => doc.hosts = named(cx, "hosts", value),
+            "agent" => doc.agent = table::<RawAgent>(cx, "agent", value).0,
+            "maintenance" => doc.maintenance = named(cx, "maintenance", value),
+            "pings" => doc.pings = named(cx, "pings", value),
+            other => unknown_key(cx, key.span(), other, SECTIONS),
         }
     }
     Some(doc)
@@ -105,6 +120,19 @@ impl Shape for RawS3 {}
 impl Shape for RawHooks {}
 impl Shape for RawRetention {}
 impl Shape for RawCommand {}
+impl Shape for RawDatabase {}
+impl Shape for RawHost {}
+impl Shape for RawAgent {}
+impl Shape for RawPing {}
+
+impl Shape for RawMaintenance {
+    fn nested(cx: &mut Ctx<'_>, key: &str, value: &mut Spanned<DeValue<'_>>) -> bool {
+        match key {
+            "retention" => prune::<RawRetention>(cx, value),
+            _ => true,
+        }
+    }
+}
 impl Shape for crate::hub::RawAcl {}
 
 impl Shape for crate::hub::RawHub {
@@ -135,6 +163,9 @@ impl Shape for RawJob {
             ("retention", _) => prune::<RawRetention>(cx, value),
             ("commands", DeValue::Array(items)) => {
                 items.iter_mut().fold(true, |clean, item| prune::<RawCommand>(cx, item) & clean)
+            }
+            ("databases", DeValue::Array(items)) => {
+                items.iter_mut().fold(true, |clean, item| prune::<RawDatabase>(cx, item) & clean)
             }
             _ => true,
         }
@@ -241,12 +272,39 @@ fn expectation(label: &str) -> Option<(&'static str, String)> {
         "settings" => e("a table", "[settings]"),
         "repositories" => e("a table of repositories", "[repositories.NAME]"),
         "jobs" => e("a table of jobs", "[jobs.NAME]"),
-        l if l.starts_with("repositories.") || l.starts_with("jobs.") => Some(("a table", format!("[{l}]"))),
+        "hub" | "agent" => Some(("a table", format!("[{label}]"))),
+        "hosts" => e("a table of hosts", "[hosts.NAME]"),
+        "maintenance" => e("a table of maintenance tasks", "[maintenance.NAME]"),
+        "pings" => e("a table of pings", "[pings.NAME]"),
+        l if ["repositories.", "jobs.", "hosts.", "maintenance.", "pings."].iter().any(|p| l.starts_with(p)) => {
+            Some(("a table", format!("[{l}]")))
+        }
         "rest" | "s3" => Some(("a table", format!("[repositories.NAME.{label}]"))),
-        "hooks" | "retention" => Some(("a table", format!("[jobs.NAME.{label}]"))),
+        "hooks" => e("a table", "[jobs.NAME.hooks]"),
+        "retention" => e("a table", "[jobs.NAME.retention] (or [maintenance.NAME.retention])"),
         "commands" => e("an array of tables", "[[jobs.NAME.commands]]"),
+        "databases" => e("an array of tables", "[[jobs.NAME.databases]]"),
         "url" => e("a string", "url = \"/srv/backup/repo\""),
         "password_file" => e("a string (a file path)", "password_file = \"/etc/bulwark/repo.pass\""),
+        "token_file" => e("a string (a file path)", "token_file = \"/etc/bulwark/agent.token\""),
+        "ca_file" => e("a string (a file path)", "ca_file = \"/etc/bulwark/hub-ca.pem\""),
+        "state_dir" => e("a string (a directory path)", "state_dir = \"/var/lib/bulwark\""),
+        "hub_url" => e("a string (a URL)", "hub_url = \"https://hub.lan:8000\""),
+        "schedule" => e("a string (a calendar expression)", "schedule = \"daily\""),
+        "randomized_delay" => e("a string (a duration)", "randomized_delay = \"30m\""),
+        "late_after" => e("a string (a duration)", "late_after = \"2h\""),
+        "period" => e("a string (a duration)", "period = \"1d\""),
+        "grace" => e("a string (a duration)", "grace = \"1h\""),
+        "uuid" => e("a string", "uuid = \"5b0e9b3c-7d1e-4f2a-9c3b-2a6f8e1d4c70\""),
+        "type" => e("a string", "type = \"postgres\" (or \"mysql\", \"sqlite\")"),
+        "database" => e("a string", "database = \"app\""),
+        "user" => e("a string", "user = \"postgres\""),
+        "port" => e("an integer (1-65535)", "port = 5432"),
+        "format" => e("a string", "format = \"custom\""),
+        "socket" => e("a string (an absolute path)", "socket = \"/run/mysqld/mysqld.sock\""),
+        "path" => e("a string (an absolute path)", "path = \"/var/lib/app/db.sqlite\""),
+        "options" => e(STRINGS, "options = [\"--no-owner\"]"),
+        "fail_on_stderr" => e(STRINGS, "fail_on_stderr = [\"ERROR\"]"),
         "access_key_id_file" | "secret_access_key_file" => {
             Some(("a string (a file path)", format!("{label} = \"/etc/bulwark/s3-{}\"", &label[..label.len() - 5])))
         }
@@ -264,7 +322,7 @@ fn expectation(label: &str) -> Option<(&'static str, String)> {
         "before" | "after" | "on_failure" | "finally" => {
             Some((STRINGS, format!("{label} = [\"systemctl restart app\"]")))
         }
-        "one_file_system" | "prune" => Some(("a boolean (true or false)", format!("{label} = true"))),
+        "one_file_system" | "prune" | "persistent" | "check" => Some(("a boolean (true or false)", format!("{label} = true"))),
         "command" => e(
             "a string (run with sh -c) or an array of strings (program and arguments)",
             "command = [\"pg_dumpall\", \"-U\", \"postgres\"]",

@@ -3,21 +3,24 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
+    ops::Range,
     path::{Component, Path, PathBuf},
 };
 
 use serde_spanned::Spanned;
 
-use crate::{AgentSettings, 
+use crate::{
+    database,
+    multihost::{self, ScheduleKeys},
     raw::{RawCommand, RawCommandLine, RawHooks, RawJob, RawRepo, RawRetention},
     read::{closest, Ctx, Doc, Entry},
-    CommandLine, CommandSource, Config, Hooks, Job, KeepWithin, RepoUrl, Repository, RestAuth, Retention, S3Settings,
-    SecretSource, Settings,
+    CommandLine, CommandSource, Config, DatabaseSource, Hooks, Job, KeepWithin, RepoUrl, Repository, RestAuth,
+    Retention, S3Settings, SecretSource, Settings,
 };
 
-const NAME_HINT: &str = "use only letters, digits, `-` and `_`";
+pub(crate) const NAME_HINT: &str = "use only letters, digits, `-` and `_`";
 
-fn valid_name(s: &str) -> bool {
+pub(crate) fn valid_name(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
@@ -28,7 +31,7 @@ fn valid_env_name(s: &str) -> bool {
 }
 
 /// Splits `"what is wrong; how to fix it"`.
-fn split_hint(m: &str) -> (String, Option<String>) {
+pub(crate) fn split_hint(m: &str) -> (String, Option<String>) {
     match m.split_once("; ") {
         Some((msg, hint)) => (msg.to_string(), Some(hint.to_string())),
         None => (m.to_string(), None),
@@ -40,27 +43,45 @@ pub(crate) fn validate(cx: &mut Ctx<'_>, doc: Doc, base: &Path) -> Option<Config
     let settings = Settings {
         host: doc.settings.and_then(|s| s.host).and_then(|h| check_host(cx, h, "settings.host")),
     };
+    // Names that are declared, even when their table has problems: a
+    // reference to them is not reported on top.
     let declared: BTreeSet<String> = doc.repositories.iter().map(|e| e.name.get_ref().clone()).collect();
+    let host_names: BTreeSet<String> = doc.hosts.iter().map(|e| e.name.get_ref().clone()).collect();
+    let mut hosts = BTreeMap::new();
+    for entry in doc.hosts {
+        if let Some(h) = multihost::host(cx, entry, base) {
+            hosts.insert(h.name.clone(), h);
+        }
+    }
+    let agent = doc.agent.map(|a| multihost::agent(cx, a, base)).unwrap_or_default();
     let mut repositories = BTreeMap::new();
     for entry in doc.repositories {
         if let Some(r) = repository(cx, entry, base) {
             repositories.insert(r.name.clone(), r);
         }
     }
+    multihost::shared_names(cx, &doc.jobs, &doc.maintenance);
     let mut jobs = BTreeMap::new();
     for entry in doc.jobs {
-        if let Some(j) = job(cx, entry, &declared) {
+        if let Some(j) = job(cx, entry, &declared, &host_names, base) {
             jobs.insert(j.name.clone(), j);
         }
     }
+    let mut maintenance = BTreeMap::new();
+    for entry in doc.maintenance {
+        if let Some(m) = multihost::maintenance(cx, entry, &declared, &host_names) {
+            maintenance.insert(m.name.clone(), m);
+        }
+    }
+    let pings = multihost::pings(cx, doc.pings);
     let hub = doc.hub.and_then(|h| crate::hub::validate(cx, h, base));
     if !cx.diags.is_empty() {
         return None;
     }
-    Some(Config { source: cx.file.to_path_buf(), settings, repositories, jobs, hub, hosts: BTreeMap::new(), maintenance: BTreeMap::new(), pings: BTreeMap::new(), agent: AgentSettings::default() })
+    Some(Config { source: cx.file.to_path_buf(), settings, repositories, jobs, hub, hosts, maintenance, pings, agent })
 }
 
-fn check_host(cx: &mut Ctx<'_>, h: Spanned<String>, key: &str) -> Option<String> {
+pub(crate) fn check_host(cx: &mut Ctx<'_>, h: Spanned<String>, key: &str) -> Option<String> {
     let v = h.get_ref();
     if v.is_empty() || v.chars().any(char::is_whitespace) {
         cx.err_at(&h, format!("`{key}` must be a non-empty name without spaces"), "e.g. host = \"nas\", or remove it to use the machine's host name");
@@ -71,7 +92,7 @@ fn check_host(cx: &mut Ctx<'_>, h: Spanned<String>, key: &str) -> Option<String>
 
 /// A file path for a secret: non-empty; relative paths are taken from the
 /// config file's directory.
-fn secret_file(cx: &mut Ctx<'_>, f: &Spanned<String>, key: &str, base: &Path) -> Option<PathBuf> {
+pub(crate) fn secret_file(cx: &mut Ctx<'_>, f: &Spanned<String>, key: &str, base: &Path) -> Option<PathBuf> {
     if f.get_ref().trim().is_empty() {
         cx.err_at(f, format!("`{key}` is empty"), "give the path of a file that holds the secret");
         return None;
@@ -81,7 +102,7 @@ fn secret_file(cx: &mut Ctx<'_>, f: &Spanned<String>, key: &str, base: &Path) ->
 
 /// `PREFIX_file` / `PREFIX_env`: at most one; Ok(None) when neither is set,
 /// Err(()) when a problem was reported.
-fn secret(
+pub(crate) fn secret(
     cx: &mut Ctx<'_>,
     file: Option<&Spanned<String>>,
     env: Option<&Spanned<String>>,
@@ -213,38 +234,58 @@ fn repository(cx: &mut Ctx<'_>, entry: Entry<RawRepo>, base: &Path) -> Option<Re
     Some(Repository { name: name.into_inner(), url: url?, password: password?, rest, s3 })
 }
 
-fn job(cx: &mut Ctx<'_>, entry: Entry<RawJob>, declared: &BTreeSet<String>) -> Option<Job> {
+/// The repository a job or maintenance names: required, and declared.
+pub(crate) fn repository_ref(
+    cx: &mut Ctx<'_>,
+    r: Option<&Spanned<String>>,
+    owner: &str,
+    name: &Spanned<String>,
+    declared: &BTreeSet<String>,
+    clean: bool,
+) -> String {
+    let Some(r) = r else {
+        if clean {
+            cx.err_at(name, format!("{owner} has no `repository`"), "add repository = \"NAME\" naming a [repositories.NAME] table");
+        }
+        return String::new();
+    };
+    if !declared.contains(r.get_ref()) {
+        let known: Vec<&str> = declared.iter().map(String::as_str).collect();
+        let hint = match closest(r.get_ref(), &known) {
+            _ if known.is_empty() => "declare it in a [repositories.NAME] table".to_string(),
+            Some(best) => format!("did you mean `{best}`? (declared repositories: {})", known.join(", ")),
+            None => format!("declared repositories: {}", known.join(", ")),
+        };
+        cx.err_at(r, format!("{owner} uses repository `{}`, which is not declared", r.get_ref()), hint);
+    }
+    r.get_ref().clone()
+}
+
+fn job(
+    cx: &mut Ctx<'_>,
+    entry: Entry<RawJob>,
+    declared: &BTreeSet<String>,
+    hosts: &BTreeSet<String>,
+    base: &Path,
+) -> Option<Job> {
     let Entry { name, raw, clean } = entry;
     let jname = name.get_ref().clone();
     if !valid_name(&jname) {
         cx.err_at(&name, format!("`{jname}` is not a valid job name"), NAME_HINT);
     }
     let j = raw?;
-    let repository = match &j.repository {
-        None => {
-            if clean {
-                cx.err_at(
-                    &name,
-                    format!("job `{jname}` has no `repository`"),
-                    "add repository = \"NAME\" naming a [repositories.NAME] table",
-                );
-            }
-            String::new()
-        }
-        Some(r) => {
-            if !declared.contains(r.get_ref()) {
-                let known: Vec<&str> = declared.iter().map(String::as_str).collect();
-                let hint = match closest(r.get_ref(), &known) {
-                    _ if known.is_empty() => "declare it in a [repositories.NAME] table".to_string(),
-                    Some(best) => format!("did you mean `{best}`? (declared repositories: {})", known.join(", ")),
-                    None => format!("declared repositories: {}", known.join(", ")),
-                };
-                cx.err_at(r, format!("job `{jname}` uses repository `{}`, which is not declared", r.get_ref()), hint);
-            }
-            r.get_ref().clone()
-        }
-    };
-    let host = j.host.and_then(|h| check_host(cx, h, "host"));
+    let owner = format!("job `{jname}`");
+    let repository = repository_ref(cx, j.repository.as_ref(), &owner, &name, declared, clean);
+    let host = multihost::owner_host(cx, j.host, "job", &name, hosts, clean);
+    let schedule = multihost::schedule(
+        cx,
+        ScheduleKeys {
+            schedule: j.schedule.as_ref(),
+            randomized_delay: j.randomized_delay.as_ref(),
+            persistent: j.persistent.as_ref(),
+            late_after: j.late_after.as_ref(),
+        },
+    );
     let mut tags = Vec::new();
     for t in j.tags {
         let v = t.get_ref();
@@ -274,22 +315,33 @@ fn job(cx: &mut Ctx<'_>, entry: Entry<RawJob>, declared: &BTreeSet<String>) -> O
             cx.err_at(e, format!("`{v}` is not a file name"), "give a plain name like .nobackup");
         }
     }
-    let commands = commands(cx, &jname, &j.commands, clean);
-    if clean && j.paths.is_empty() && j.commands.is_empty() {
+    let mut claims = Vec::new();
+    let commands = commands(cx, &jname, &j.commands, clean, &mut claims);
+    let databases: Vec<DatabaseSource> = j
+        .databases
+        .iter()
+        .filter_map(|d| {
+            let (source, claim) = database::database(cx, &jname, d, clean, base);
+            claims.extend(claim);
+            source
+        })
+        .collect();
+    check_claims(cx, &jname, claims);
+    if clean && j.paths.is_empty() && j.commands.is_empty() && j.databases.is_empty() {
         cx.err_at(
             &name,
             format!("job `{jname}` backs up nothing"),
-            format!("add paths = [\"/…\"] or a [[jobs.{jname}.commands]] source"),
+            format!("add paths = [\"/…\"], a [[jobs.{jname}.commands]] or a [[jobs.{jname}.databases]] source"),
         );
     }
     let hooks = j.hooks.map(|h| hooks(cx, h)).unwrap_or_default();
-    let retention = j.retention.map(|r| retention(cx, &jname, r, clean));
+    let retention = j.retention.map(|r| retention(cx, &owner, r, clean, false));
     Some(Job {
         name: jname,
         repository,
         host,
-        schedule: None,
-        databases: Vec::new(),
+        schedule,
+        databases,
         tags,
         paths,
         exclude: j.exclude.into_iter().map(Spanned::into_inner).collect(),
@@ -329,7 +381,44 @@ fn check_glob(g: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-fn commands(cx: &mut Ctx<'_>, jname: &str, raw: &[Spanned<RawCommand>], clean: bool) -> Vec<CommandSource> {
+/// Where a source of a job writes in the snapshot, for the uniqueness check.
+pub(crate) struct Claim {
+    /// The `filename` value, or the source's table when the name is a default.
+    pub at: Range<usize>,
+    /// The path inside the snapshot.
+    pub filename: String,
+    /// A database source (else a command source).
+    pub database: bool,
+}
+
+/// A relative path inside the snapshot: no `.`, `..` or empty components.
+pub(crate) fn valid_snapshot_filename(f: &str) -> bool {
+    !f.is_empty()
+        && !f.ends_with('/')
+        && !f.contains("//")
+        && Path::new(f).components().all(|c| matches!(c, Component::Normal(_)))
+}
+
+/// `fail_on_stderr`: non-empty patterns.
+pub(crate) fn stderr_patterns(cx: &mut Ctx<'_>, raw: &[Spanned<String>]) -> Vec<String> {
+    raw.iter()
+        .filter_map(|p| {
+            if p.get_ref().is_empty() {
+                cx.err_at(p, "empty pattern in `fail_on_stderr`", "remove it: an empty pattern would match every line");
+                return None;
+            }
+            Some(p.get_ref().clone())
+        })
+        .collect()
+}
+
+fn commands(
+    cx: &mut Ctx<'_>,
+    jname: &str,
+    raw: &[Spanned<RawCommand>],
+    clean: bool,
+    claims: &mut Vec<Claim>,
+) -> Vec<CommandSource> {
     let mut out: Vec<CommandSource> = Vec::new();
     for c in raw {
         let (Some(cmd), Some(file)) = (&c.get_ref().command, &c.get_ref().filename) else {
@@ -355,12 +444,9 @@ fn commands(cx: &mut Ctx<'_>, jname: &str, raw: &[Spanned<RawCommand>], clean: b
             RawCommandLine::Shell(s) => Some(CommandLine::Shell(s.clone())),
             RawCommandLine::Argv(v) => Some(CommandLine::Argv(v.clone())),
         };
+        let fail_on_stderr = stderr_patterns(cx, &c.get_ref().fail_on_stderr);
         let f = file.get_ref();
-        let ok = !f.is_empty()
-            && !f.ends_with('/')
-            && !f.contains("//")
-            && Path::new(f).components().all(|c| matches!(c, Component::Normal(_)));
-        if !ok {
+        if !valid_snapshot_filename(f) {
             cx.err_at(
                 file,
                 format!("`{f}` is not a valid filename inside the snapshot"),
@@ -368,24 +454,47 @@ fn commands(cx: &mut Ctx<'_>, jname: &str, raw: &[Spanned<RawCommand>], clean: b
             );
             continue;
         }
-        if out.iter().any(|c| c.filename == *f) {
-            cx.err_at(file, format!("two command sources of job `{jname}` write `{f}`"), "give each its own filename");
-            continue;
-        }
-        if let Some(other) = out.iter().find(|c| is_dir_of(&c.filename, f) || is_dir_of(f, &c.filename)) {
-            let (dir, inner) = if is_dir_of(&other.filename, f) { (&other.filename, f) } else { (f, &other.filename) };
-            cx.err_at(
-                file,
-                format!("`{dir}` cannot be both a file and the directory of `{inner}`"),
-                "give the command sources filenames that don't nest",
-            );
-            continue;
-        }
+        claims.push(Claim { at: file.span(), filename: f.clone(), database: false });
         if let Some(command) = command {
-            out.push(CommandSource { command, filename: f.clone(), fail_on_stderr: Vec::new() });
+            out.push(CommandSource { command, filename: f.clone(), fail_on_stderr });
         }
     }
     out
+}
+
+/// Every source of a job writes its own file, and none is the directory of
+/// another; the later one (in file order) is reported.
+fn check_claims(cx: &mut Ctx<'_>, jname: &str, mut claims: Vec<Claim>) {
+    claims.sort_by_key(|c| c.at.start);
+    let mut taken: Vec<Claim> = Vec::new();
+    for c in claims {
+        let f = &c.filename;
+        if let Some(other) = taken.iter().find(|o| o.filename == *f) {
+            let (message, hint) = match (other.database, c.database) {
+                (false, false) => (format!("two command sources of job `{jname}` write `{f}`"), "give each its own filename"),
+                (true, true) => (
+                    format!("two database sources of job `{jname}` write `{f}`"),
+                    "give each its own filename: set `filename` on one of them",
+                ),
+                _ => (
+                    format!("a command source and a database source of job `{jname}` both write `{f}`"),
+                    "give each its own filename (a database source's default is databases/ENGINE/NAME.sql; set `filename` to change it)",
+                ),
+            };
+            cx.err(c.at, message, Some(hint.into()));
+            continue;
+        }
+        if let Some(other) = taken.iter().find(|o| is_dir_of(&o.filename, f) || is_dir_of(f, &o.filename)) {
+            let (dir, inner) = if is_dir_of(&other.filename, f) { (&other.filename, f) } else { (f, &other.filename) };
+            cx.err(
+                c.at,
+                format!("`{dir}` cannot be both a file and the directory of `{inner}`"),
+                Some("give the sources filenames that don't nest".into()),
+            );
+            continue;
+        }
+        taken.push(c);
+    }
 }
 
 /// `dir/…` is inside `dir`.
@@ -422,7 +531,15 @@ fn hooks(cx: &mut Ctx<'_>, h: RawHooks) -> Hooks {
     out
 }
 
-fn retention(cx: &mut Ctx<'_>, jname: &str, r: Spanned<RawRetention>, clean: bool) -> Retention {
+/// A retention table; `owner` is "job `x`" or "maintenance `x`", and
+/// `default_prune` applies when `prune` is not set.
+pub(crate) fn retention(
+    cx: &mut Ctx<'_>,
+    owner: &str,
+    r: Spanned<RawRetention>,
+    clean: bool,
+    default_prune: bool,
+) -> Retention {
     let span = r.span();
     let r = r.into_inner();
     let count = |cx: &mut Ctx<'_>, v: &Option<Spanned<i64>>, key: &str| -> Option<u32> {
@@ -458,7 +575,7 @@ fn retention(cx: &mut Ctx<'_>, jname: &str, r: Spanned<RawRetention>, clean: boo
                 None
             }
         }),
-        prune: r.prune,
+        prune: r.prune.unwrap_or(default_prune),
     };
     let any_set = [r.keep_last, r.keep_hourly, r.keep_daily, r.keep_weekly, r.keep_monthly, r.keep_yearly]
         .iter()
@@ -467,7 +584,7 @@ fn retention(cx: &mut Ctx<'_>, jname: &str, r: Spanned<RawRetention>, clean: boo
     if clean && !any_set {
         cx.err(
             span,
-            format!("the retention of job `{jname}` keeps nothing"),
+            format!("the retention of {owner} keeps nothing"),
             Some("add keep_daily = 7 (or another keep_* rule), or remove the table".into()),
         );
     }

@@ -102,6 +102,15 @@ fn cases() -> Vec<Case> {
         case(job("paths = [\"/a\"]\n[jobs.j.retention]\nprune = true\n"), "7:1", "the retention of job `j` keeps nothing", "keep_daily"),
         // settings
         case("[settings]\nhost = \"\"\n", "2:8", "`settings.host` must be a non-empty name", ""),
+        // schedules, database sources, fail_on_stderr (more in multihost.rs)
+        case(job("paths = [\"/a\"]\nschedule = \"Mon..Fri 03:60\"\n"), "7:25", "bad schedule: `03:60`: minute must be 0-59, not 60", ""),
+        case(job("paths = [\"/a\"]\nschedule = \"*-04-31\"\n"), "7:12", "the schedule `*-04-31` never fires", "check the date"),
+        case(job("paths = [\"/a\"]\nrandomized_delay = \"30m\"\n"), "7:20", "`randomized_delay` only makes sense with `schedule`", "add schedule"),
+        case(job("[[jobs.j.databases]]\ntype = \"sqlite\"\n"), "6:1", "a sqlite source of job `j` has no `path`", "path = "),
+        case(job("[[jobs.j.databases]]\ntype = \"postgres\"\npath = \"/x\"\n"), "8:8", "`path` does not apply to a postgres database", ""),
+        case(job("[[jobs.j.commands]]\ncommand = \"a\"\nfilename = \"databases/mysql/all.sql\"\n[[jobs.j.databases]]\ntype = \"mariadb\"\n"), "9:1", "a command source and a database source of job `j` both write `databases/mysql/all.sql`", "own filename"),
+        case(job("[[jobs.j.commands]]\ncommand = \"a\"\nfilename = \"a.sql\"\nfail_on_stderr = [1]\n"), "9:19", "wrong type in `fail_on_stderr`: expected an array of strings, but this element is an integer", ""),
+        case(job("paths = [\"/a\"]\nhost = \"nas\"\n[maintenance.j]\nrepository = \"r\"\n[maintenance.j.retention]\nkeep_last = 1\n"), "8:14", "`j` is the name of both a job and a maintenance task", "rename this one"),
     ]
 }
 
