@@ -27,8 +27,12 @@
 //! };
 //! let token = read_token("/etc/bulwark/agent.token".as_ref())?;
 //! let hub = HubClient::new("https://hub.lan:8000", token, None)?;
-//! let (_tx, config) = tokio::sync::watch::channel("/etc/bulwark/bulwark.toml".into());
-//! let exec = ProcessExecutor { program: "/usr/bin/bulwark".into(), config, extra_args: vec![], stop_grace: Duration::from_secs(60) };
+//! let exec = ProcessExecutor {
+//!     program: "/usr/bin/bulwark".into(),
+//!     config: "/etc/bulwark/bulwark.toml".into(),
+//!     extra_args: vec![],
+//!     stop_grace: Duration::from_secs(60),
+//! };
 //! let agent = Agent::new(opts, Some(hub), Arc::new(exec), Arc::new(SystemClock), stop)?;
 //! agent.run().await
 //! # }

@@ -74,8 +74,8 @@ pub struct ProcessExecutor {
     /// The `bulwark` binary.
     pub program: PathBuf,
     /// The configuration file the child reads (the agent's own, or the one
-    /// fetched from the hub).
-    pub config: watch::Receiver<PathBuf>,
+    /// fetched from the hub into the state directory).
+    pub config: PathBuf,
     /// Arguments before the subcommand (e.g. `--cache-dir DIR`).
     pub extra_args: Vec<String>,
     /// How long a stopped child may take to run its cleanup hooks.
@@ -86,7 +86,7 @@ impl Executor for ProcessExecutor {
     fn execute(&self, req: RunRequest, mut stop: watch::Receiver<bool>) -> Pin<Box<dyn Future<Output = RunOutcome> + Send>> {
         let this = self.clone();
         Box::pin(async move {
-            let config = this.config.borrow().clone();
+            let config = this.config.clone();
             let mut cmd = tokio::process::Command::new(&this.program);
             cmd.args(&this.extra_args).arg("--config").arg(&config).arg("--json").arg("--quiet");
             match req.kind {
