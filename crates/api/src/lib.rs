@@ -425,8 +425,9 @@ pub struct Host {
 /// A run as the hub stored it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Run {
-    /// Id on the hub.
-    pub id: i64,
+    /// The run's id on the hub (`GET /api/v1/runs/{run}`); `id` is the
+    /// agent's report id.
+    pub run: i64,
     /// The agent's report, as received.
     #[serde(flatten)]
     pub report: RunReport,

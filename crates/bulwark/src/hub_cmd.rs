@@ -1,15 +1,18 @@
 //! `bulwark hub`: serve repositories over restic's REST protocol (flags as
-//! rest-server's), `hub passwd` (htpasswd entries), `hub scrub`.
+//! rest-server's) and, with a configuration file or `--state`, the control
+//! API (`/api/v1`, `/ping`); `hub passwd` (htpasswd entries), `hub scrub`,
+//! `hub token` (control API tokens).
 
 use std::{
     io::{BufRead, IsTerminal},
     net::{SocketAddr, ToSocketAddrs},
-    path::PathBuf,
+    path::{Path, PathBuf},
+    sync::Arc,
     time::Duration,
 };
 
 use anyhow::{bail, Context, Result};
-use bulwark_hub::{HubConfig, TlsFiles};
+use bulwark_hub::{ControlConfig, ControlPlan, HubConfig, TlsFiles, TokenKind};
 use clap::{Args, Subcommand};
 
 use crate::{cli::Global, exit};
@@ -20,8 +23,15 @@ htpasswd file, flags) works unchanged. With -c bulwark.toml the [hub] section
 is used and flags override it. Authentication uses <data>/.htpasswd unless
 --htpasswd is given; create entries with `bulwark hub passwd FILE USER`.
 
+With -c (or --state DIR) the hub also serves the control API under /api/v1
+and pings under /ping (so no repository may be named `api` or `ping`); its
+run history lives in <state>/control.sqlite, --state defaulting to
+<data>/.bulwark. The configuration file is re-read when it changes.
+
 EXAMPLES:
     bulwark hub --data /srv/bulwark --listen :8000 --append-only
+    bulwark -c /etc/bulwark/bulwark.toml hub
+    bulwark -c /etc/bulwark/bulwark.toml hub token create --host nas --output /root/nas.token
     bulwark hub passwd /srv/bulwark/.htpasswd alice
     bulwark hub scrub --data /srv/bulwark --json     (exit code 3: damaged files found)";
 
@@ -57,6 +67,44 @@ pub(crate) enum HubCmd {
         /// The hub's data directory.
         #[arg(long, visible_alias = "path", value_name = "DIR")]
         data: PathBuf,
+    },
+    /// Create, list or revoke control API tokens.
+    Token {
+        #[command(subcommand)]
+        action: TokenCmd,
+        /// The control plane's state directory [default: <data>/.bulwark].
+        #[arg(long, global = true, value_name = "DIR")]
+        state: Option<PathBuf>,
+        /// The hub's data directory (to find the default state directory).
+        #[arg(long, global = true, visible_alias = "path", value_name = "DIR")]
+        data: Option<PathBuf>,
+    },
+}
+
+/// `bulwark hub token ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCmd {
+    /// Create a token: --admin (everything) or --host NAME (that agent only).
+    ///
+    /// The token is shown once. With --output it is written to FILE (mode
+    /// 0600, atomically) instead of standard output.
+    Create {
+        /// An admin token.
+        #[arg(long, conflicts_with = "host", required_unless_present = "host")]
+        admin: bool,
+        /// A host token for this host's agent.
+        #[arg(long, value_name = "NAME")]
+        host: Option<String>,
+        /// Write the token to this file (0600) instead of printing it.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token by id; a running hub refuses it from the next request on.
+    Revoke {
+        /// The token's id (see `list`).
+        id: i64,
     },
 }
 
@@ -113,6 +161,10 @@ pub(crate) struct ServeArgs {
     /// Serve /metrics without authentication.
     #[arg(long)]
     prometheus_no_auth: bool,
+    /// Enable the control API with its state (run history, tokens) in DIR
+    /// [default with -c: <data>/.bulwark].
+    #[arg(long, value_name = "DIR")]
+    state: Option<PathBuf>,
 }
 
 /// Runs `bulwark hub ...`.
@@ -120,6 +172,7 @@ pub(crate) fn run(g: &Global, args: HubArgs) -> Result<u8> {
     match args.command {
         Some(HubCmd::Passwd { file, user }) => passwd(&file, &user),
         Some(HubCmd::Scrub { data }) => scrub(g, data),
+        Some(HubCmd::Token { action, state, data }) => token(g, action, state, data),
         None => serve(g, args.serve),
     }
 }
@@ -246,8 +299,67 @@ fn hub_config(g: &Global, a: ServeArgs) -> Result<HubConfig> {
     Ok(c)
 }
 
+/// The control plane's state directory: `--state`, else `<data>/.bulwark`
+/// for a local data directory.
+fn state_dir(state: Option<PathBuf>, data: &Path) -> Result<PathBuf> {
+    if let Some(s) = state {
+        return Ok(s);
+    }
+    if data.to_str().is_some_and(|d| d.starts_with("s3:")) {
+        bail!("with s3: data the control plane needs --state DIR (a local directory for its database)");
+    }
+    Ok(data.join(".bulwark"))
+}
+
+/// The plan of the config file at `path` (text and typed config).
+fn load_plan(path: &Path) -> Result<ControlPlan> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let cfg = bulwark_config::parse(&text, path)?;
+    Ok(ControlPlan::from_config(&cfg, &text))
+}
+
+/// Re-reads the config file when its mtime or size changes (checked every
+/// 2 s) and publishes the new plan; an invalid file keeps the old plan.
+async fn watch_plan(path: PathBuf, tx: tokio::sync::watch::Sender<Arc<ControlPlan>>) {
+    let stamp = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.modified().ok(), m.len()));
+    let mut last = stamp(&path);
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let now = stamp(&path);
+        if now == last {
+            continue;
+        }
+        last = now;
+        match load_plan(&path) {
+            Ok(plan) => {
+                tracing::info!("{} changed: control plan reloaded", path.display());
+                if tx.send(Arc::new(plan)).is_err() {
+                    return;
+                }
+            }
+            Err(e) => tracing::error!(
+                "{} changed but cannot be used; keeping the previous plan: {e:#}",
+                path.display()
+            ),
+        }
+    }
+}
+
 fn serve(g: &Global, a: ServeArgs) -> Result<u8> {
-    let config = hub_config(g, a)?;
+    let state = a.state.clone();
+    let mut config = hub_config(g, a)?;
+    let mut plan_source = None;
+    if g.config.is_some() || state.is_some() {
+        let dir = state_dir(state, &config.data)?;
+        let plan = match &g.config {
+            Some(path) => load_plan(path)?,
+            None => ControlPlan::empty(),
+        };
+        let (control, tx) = ControlConfig::new(dir, plan);
+        config.control = Some(control);
+        plan_source = g.config.clone().map(|p| (p, tx));
+    }
     let rt = runtime()?;
     let store = store_for(&config.data)?;
     rt.block_on(async move {
@@ -258,7 +370,11 @@ fn serve(g: &Global, a: ServeArgs) -> Result<u8> {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let watcher = plan_source.map(|(path, tx)| tokio::spawn(watch_plan(path, tx)));
         hub.run(listener, shutdown_signal()).await?;
+        if let Some(w) = watcher {
+            w.abort();
+        }
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(exit::OK)
@@ -353,6 +469,106 @@ fn passwd(file: &std::path::Path, user: &str) -> Result<u8> {
         file.display()
     );
     Ok(exit::OK)
+}
+
+fn token(g: &Global, action: TokenCmd, state: Option<PathBuf>, data: Option<PathBuf>) -> Result<u8> {
+    let data = match data {
+        Some(d) => Some(d),
+        None => match &g.config {
+            Some(path) => bulwark_config::load(path)?.hub.and_then(|h| h.data),
+            None => None,
+        },
+    };
+    let dir = match (state, data) {
+        (Some(s), _) => s,
+        (None, Some(d)) => state_dir(None, &d)?,
+        (None, None) => bail!(
+            "no state directory: pass --state DIR (or --data DIR, or -c with `data` in [hub])"
+        ),
+    };
+    match action {
+        TokenCmd::Create { admin, host, output } => {
+            let kind = match (admin, host) {
+                (_, Some(h)) => TokenKind::Host(h),
+                (true, None) => TokenKind::Admin,
+                (false, None) => bail!("pass --admin or --host NAME"),
+            };
+            let what = match &kind {
+                TokenKind::Admin => "admin token".to_owned(),
+                TokenKind::Host(h) => format!("token for host {h}"),
+            };
+            let (id, secret) = bulwark_hub::create_token(&dir, kind)?;
+            match output {
+                Some(file) => {
+                    write_secret_file(&file, &format!("{secret}\n"))?;
+                    eprintln!("created {what} (id {id}) in {}", file.display());
+                }
+                None => {
+                    eprintln!("created {what} (id {id}); it is shown only now, store it safely:");
+                    println!("{secret}");
+                }
+            }
+            Ok(exit::OK)
+        }
+        TokenCmd::List => {
+            let tokens = bulwark_hub::list_tokens(&dir)?;
+            if g.json {
+                crate::output::json(&tokens)?;
+            } else if tokens.is_empty() {
+                println!("no tokens (create one with `bulwark hub token create --admin`)");
+            } else {
+                println!("{:>4}  {:<20} {:<25} LAST USED", "ID", "KIND", "CREATED");
+                for t in &tokens {
+                    let kind = match &t.kind {
+                        TokenKind::Admin => "admin".to_owned(),
+                        TokenKind::Host(h) => format!("host {h}"),
+                    };
+                    let last = t.last_used.map_or_else(|| "never".to_owned(), |l| l.to_string());
+                    println!("{:>4}  {:<20} {:<25} {last}", t.id, kind, t.created.to_string());
+                }
+            }
+            Ok(exit::OK)
+        }
+        TokenCmd::Revoke { id } => {
+            if bulwark_hub::revoke_token(&dir, id)? {
+                eprintln!("revoked token {id}");
+                Ok(exit::OK)
+            } else {
+                bail!("there is no token {id} (see `bulwark hub token list`)")
+            }
+        }
+    }
+}
+
+/// Writes `text` to `path` with mode 0600, atomically: a temporary file in
+/// the same directory, fsync, rename, fsync of the directory.
+fn write_secret_file(path: &Path, text: &str) -> Result<()> {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "token".into());
+    let temp = dir.join(format!(".{name}.tmp-{:016x}", rand::random::<u64>()));
+    let result = (|| -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&temp, path)?;
+        std::fs::File::open(&dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result.with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn scrub(g: &Global, data: PathBuf) -> Result<u8> {

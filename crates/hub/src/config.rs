@@ -139,6 +139,9 @@ pub struct HubConfig {
     pub max_headers: usize,
     /// Failed authentications per source address per minute before 429.
     pub auth_failure_limit: u32,
+    /// The control plane (`/api/v1`, `/ping`); `None`: those paths answer
+    /// 404 and only the repository server runs.
+    pub control: Option<crate::control::ControlConfig>,
 }
 
 impl HubConfig {
@@ -169,6 +172,7 @@ impl HubConfig {
             shutdown_grace: Duration::from_secs(30),
             max_headers: 100,
             auth_failure_limit: 10,
+            control: None,
         }
     }
 

@@ -39,6 +39,9 @@ pub enum HubError {
     /// A setting is unusable.
     #[error("{0}")]
     Config(String),
+    /// The control plane's database or state failed.
+    #[error("{0}")]
+    Control(String),
     /// Socket-level failure.
     #[error("{0}")]
     Io(#[from] std::io::Error),

@@ -40,6 +40,8 @@ pub(crate) struct State {
     pub(crate) usage: Usage,
     pub(crate) metrics: Metrics,
     pub(crate) metrics_token: Option<Vec<u8>>,
+    /// The control plane (None: not enabled; its paths answer 404).
+    pub(crate) control: Option<Arc<crate::control::Control>>,
 }
 
 /// A refusal: status and a one-line reason (sent as the body).
@@ -127,6 +129,29 @@ pub(crate) async fn handle(
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    if crate::control::claims(&path) {
+        let resp = crate::control::handle(&state, peer, req).await;
+        let status = resp.status().as_u16();
+        let elapsed = start.elapsed();
+        state
+            .metrics
+            .requests
+            .get_or_create(&StatusLabels {
+                repo: String::new(),
+                method: method.to_string(),
+                code: status.to_string(),
+            })
+            .inc();
+        tracing::info!(
+            target: "bulwark_hub::access",
+            method = %method,
+            path = %crate::control::log_path(&path),
+            status,
+            duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+            "control request"
+        );
+        return resp;
+    }
     let target = route::parse(&path);
     let repo_label = target
         .as_ref()

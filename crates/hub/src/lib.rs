@@ -19,6 +19,11 @@
 //!   repository and type, time of the last snapshot upload, reads, writes,
 //!   deletes, latency, auth failures, scrub results, process figures;
 //! - **scrubbing** on a schedule and on demand ([`scrub_dir`]);
+//! - a **control plane** ([`ControlConfig`]): a versioned JSON API under
+//!   `/api/v1` (run history in SQLite, triggers with agent long-poll,
+//!   repository leases, job status with late detection, bearer tokens) and
+//!   healthchecks-style pings under `/ping`; the repository names `api` and
+//!   `ping` are therefore reserved;
 //! - optional **TLS** (rustls, TLS 1.2+), header and body timeouts, a
 //!   header-count limit, graceful shutdown.
 //!
@@ -35,6 +40,7 @@
 mod acl;
 mod auth;
 mod config;
+mod control;
 mod error;
 mod handler;
 mod metrics;
@@ -45,6 +51,11 @@ mod usage;
 
 pub use auth::{parse_htpasswd, set_password};
 pub use config::{Access, AclEntry, HubConfig, MetricsAuth, TlsFiles};
+pub use control::{
+    config_version, create_token, list_tokens, revoke_token, routes as control_routes,
+    ControlConfig, ControlPlan, DbError, PlanHost, PlanJob, PlanPing, TokenInfo, TokenKind,
+    MAX_PING_BODY, TOKEN_PREFIX,
+};
 pub use error::HubError;
 pub use scrub::{scrub_dir, scrub_store, BadFile, RepoScrub, ScrubSummary};
 pub use server::{serve, Hub};

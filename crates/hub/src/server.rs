@@ -122,7 +122,16 @@ impl Hub {
             }
             usage.insert(repo, u);
         }
+        let control = match &config.control {
+            Some(cc) => Some(Arc::new(
+                crate::control::Control::open(cc)
+                    .await
+                    .map_err(|e| HubError::Control(e.to_string()))?,
+            )),
+            None => None,
+        };
         let state = State {
+            control,
             policy: Policy::new(&config),
             limiter: RateLimiter::new(config.auth_failure_limit),
             metrics,
@@ -159,6 +168,17 @@ impl Hub {
             .scrub_interval
             .filter(|d| !d.is_zero())
             .map(|d| tokio::spawn(scrub::schedule(Arc::clone(&state), d)));
+        let background = state
+            .control
+            .as_ref()
+            .map(|c| tokio::spawn(Arc::clone(c).background()));
+        if state.control.is_some() {
+            tracing::info!(
+                "control API on {}, state in {}",
+                bulwark_api::PREFIX,
+                c_state_dir(&state.config)
+            );
+        }
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
             .header_read_timeout(state.config.header_read_timeout)
@@ -221,6 +241,13 @@ impl Hub {
         if let Some(s) = scrubber {
             s.abort();
         }
+        if let Some(b) = background {
+            b.abort();
+        }
+        if let Some(c) = &state.control {
+            // open long-polls answer now instead of holding shutdown up
+            c.shut_down();
+        }
         tracing::info!("shutting down: waiting for requests in flight");
         let grace = state.config.shutdown_grace;
         if tokio::time::timeout(grace, graceful.shutdown())
@@ -241,6 +268,14 @@ impl Hub {
     pub async fn scrub_now(&self) {
         scrub::scrub_once(&self.state).await;
     }
+}
+
+fn c_state_dir(config: &HubConfig) -> String {
+    config
+        .control
+        .as_ref()
+        .map(|c| c.state_dir.display().to_string())
+        .unwrap_or_default()
 }
 
 fn service(

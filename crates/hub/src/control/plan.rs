@@ -1,0 +1,194 @@
+//! The control plan: what the hub's configuration says about hosts, jobs,
+//! maintenance and ping checks, and each host's agent configuration text.
+//! Built from the typed config by [`ControlPlan::from_config`]; the hub holds
+//! it in a `tokio::sync::watch` channel so the binary can swap it when the
+//! file changes.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use bulwark_api::{AgentConfig, RunKind};
+use bulwark_config::{Config, JobSchedule};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// A host the configuration declares.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanHost {
+    /// Its name.
+    pub name: String,
+    /// Its agent configuration (None when the hub serves none for it).
+    pub config: Option<AgentConfig>,
+}
+
+/// A job or maintenance the configuration declares.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanJob {
+    /// Its name.
+    pub name: String,
+    /// The host that runs it.
+    pub host: String,
+    /// Backup or maintenance.
+    pub kind: RunKind,
+    /// The repository name.
+    pub repository: Option<String>,
+    /// When it runs (None: only when triggered).
+    pub schedule: Option<JobSchedule>,
+}
+
+/// A ping check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanPing {
+    /// Its name.
+    pub name: String,
+    /// The secret part of its URL.
+    pub uuid: String,
+    /// Expected every this long ...
+    pub period: Option<Duration>,
+    /// ... or on this schedule.
+    pub schedule: Option<JobSchedule>,
+    /// Tolerance.
+    pub grace: Duration,
+}
+
+/// Everything the control plane takes from the configuration.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ControlPlan {
+    /// Hosts by name.
+    pub hosts: BTreeMap<String, PlanHost>,
+    /// Jobs and maintenance by name.
+    pub jobs: BTreeMap<String, PlanJob>,
+    /// Ping checks by name.
+    pub pings: BTreeMap<String, PlanPing>,
+}
+
+/// `version` of an agent configuration: the first 16 hex digits of the
+/// SHA-256 of its text.
+pub fn config_version(text: &str) -> String {
+    let mut h = hex::encode(Sha256::digest(text.as_bytes()));
+    h.truncate(16);
+    h
+}
+
+/// This host's part of the file: `bulwark_config::extract_host` — or, in a
+/// single-machine file without `[hosts]` (what `bulwark up` runs), the whole
+/// file. Either way: paths to secret files, never secrets.
+fn extract_host(cfg: &Config, text: &str, host: &str) -> Result<String, String> {
+    if cfg.hosts.is_empty() {
+        return Ok(text.to_owned());
+    }
+    bulwark_config::extract_host(text, &cfg.source, host).map_err(|e| e.to_string())
+}
+
+impl ControlPlan {
+    /// An empty plan: no hosts, jobs or pings (agents' jobs are still learned
+    /// from their reports).
+    pub fn empty() -> Self {
+        Self::default()
+    }
+
+    /// The plan of a configuration whose text is `text`. Jobs without a host
+    /// (a single-machine file without `[hosts]`) are left out; use
+    /// [`ControlPlan::from_config_with_default_host`] to give them one.
+    pub fn from_config(cfg: &Config, text: &str) -> Self {
+        Self::from_config_with_default_host(cfg, text, None)
+    }
+
+    /// Like [`ControlPlan::from_config`], with jobs and maintenance that name
+    /// no host assigned to `default_host` (`settings.host` is tried first),
+    /// which also gets an agent configuration when no `[hosts]` is declared
+    /// (what `bulwark up` runs on one machine).
+    pub fn from_config_with_default_host(
+        cfg: &Config,
+        text: &str,
+        default_host: Option<&str>,
+    ) -> Self {
+        let default_host = cfg.settings.host.as_deref().or(default_host);
+        let mut plan = Self::default();
+        let mut host_names: Vec<String> = cfg.hosts.keys().cloned().collect();
+        if cfg.hosts.is_empty() {
+            if let Some(h) = default_host {
+                host_names.push(h.to_owned());
+            }
+        }
+        for name in host_names {
+            let config = match extract_host(cfg, text, &name) {
+                Ok(toml) => Some(AgentConfig {
+                    host: name.clone(),
+                    version: config_version(&toml),
+                    toml,
+                }),
+                Err(e) => {
+                    tracing::warn!("no agent configuration for host {name}: {e}");
+                    None
+                }
+            };
+            plan.hosts.insert(name.clone(), PlanHost { name, config });
+        }
+        let host_of = |h: &Option<String>| h.as_deref().or(default_host).map(str::to_owned);
+        for j in cfg.jobs.values() {
+            let Some(host) = host_of(&j.host) else {
+                tracing::debug!("job {} names no host; the control plane ignores it", j.name);
+                continue;
+            };
+            plan.jobs.insert(
+                j.name.clone(),
+                PlanJob {
+                    name: j.name.clone(),
+                    host,
+                    kind: RunKind::Backup,
+                    repository: Some(j.repository.clone()),
+                    schedule: j.schedule.clone(),
+                },
+            );
+        }
+        for m in cfg.maintenance.values() {
+            let Some(host) = host_of(&m.host) else {
+                continue;
+            };
+            plan.jobs.insert(
+                m.name.clone(),
+                PlanJob {
+                    name: m.name.clone(),
+                    host,
+                    kind: RunKind::Maintenance,
+                    repository: Some(m.repository.clone()),
+                    schedule: m.schedule.clone(),
+                },
+            );
+        }
+        for p in cfg.pings.values() {
+            plan.pings.insert(
+                p.name.clone(),
+                PlanPing {
+                    name: p.name.clone(),
+                    uuid: p.uuid.clone(),
+                    period: p.period,
+                    schedule: p.schedule.clone(),
+                    grace: p.grace,
+                },
+            );
+        }
+        plan
+    }
+
+    /// The jobs `host` runs according to the plan.
+    pub fn jobs_of<'a>(&'a self, host: &'a str) -> impl Iterator<Item = &'a PlanJob> + 'a {
+        self.jobs.values().filter(move |j| j.host == host)
+    }
+
+    /// The agent configuration served to `host`.
+    pub fn agent_config(&self, host: &str) -> Option<&AgentConfig> {
+        self.hosts.get(host).and_then(|h| h.config.as_ref())
+    }
+
+    /// The ping check whose uuid is `uuid` (compared in constant time).
+    pub fn ping_by_uuid(&self, uuid: &str) -> Option<&PlanPing> {
+        let mut found = None;
+        for p in self.pings.values() {
+            if bool::from(p.uuid.as_bytes().ct_eq(uuid.as_bytes())) {
+                found = Some(p);
+            }
+        }
+        found
+    }
+}
