@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs Bulwark's whole test suite on a fresh Debian machine: installs what the
-# tests need (restic 0.14 as the interop oracle, rclone, setpriv, moto_server),
+# tests need (restic 0.14 as the interop oracle, rclone, setpriv, moto_server,
+# PostgreSQL for database sources, systemd-analyze for the packaged units),
 # then cargo test, plus the S3 test with the `s3` feature.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,13 @@ command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
 command -v rclone >/dev/null 2>&1 || need+=(rclone)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)   # the hub's TLS test makes a certificate
 command -v timeout >/dev/null 2>&1 || need+=(coreutils)
+# database-source tests start their own PostgreSQL (15 on bookworm) clusters as
+# the `postgres` user: server binaries (initdb, pg_ctl) and the client tools
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
+command -v pg_dump >/dev/null 2>&1 || need+=(postgresql-client)
+# the packaged systemd units are checked with `systemd-analyze verify`
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+command -v runuser >/dev/null 2>&1 || need+=(util-linux)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   as_root apt-get update -qq

@@ -101,10 +101,12 @@ pub enum SqliteError {
 /// Writes a consistent copy of the live SQLite database at `path` to `out`
 /// (see the module docs) and returns the number of bytes written.
 pub fn online_copy(path: &Path, out: &mut dyn Write) -> Result<u64, SqliteError> {
-    copy_with_limit(path, out, MEMORY_LIMIT)
+    copy_with_limit(path, out, MEMORY_LIMIT, &std::env::temp_dir())
 }
 
-fn copy_with_limit(path: &Path, out: &mut dyn Write, memory_limit: u64) -> Result<u64, SqliteError> {
+/// [`online_copy`] with the size limit and the temporary directory's parent
+/// given (tests).
+fn copy_with_limit(path: &Path, out: &mut dyn Write, memory_limit: u64, tmp: &Path) -> Result<u64, SqliteError> {
     let src = open_source(path)?;
     let read_err = |e: rusqlite::Error| classify(path, &e);
     let page_size: i64 = src.pragma_query_value(None, "page_size", |r| r.get(0)).map_err(read_err)?;
@@ -128,7 +130,7 @@ fn copy_with_limit(path: &Path, out: &mut dyn Write, memory_limit: u64) -> Resul
         Ok(data.len() as u64)
     } else {
         let temp_err = |e: &dyn std::fmt::Display| SqliteError::Temp { path: path.to_path_buf(), reason: e.to_string() };
-        let dir = PrivateDir::new().map_err(|e| temp_err(&e))?;
+        let dir = PrivateDir::new(tmp).map_err(|e| temp_err(&e))?;
         let file = dir.0.join("copy.sqlite");
         {
             let mut dst = Connection::open(&file).map_err(|e| temp_err(&e))?;
@@ -227,12 +229,12 @@ fn copy_into(path: &Path, src: &Connection, dst: &mut Connection, page_size: i64
     }
 }
 
-/// A 0700 directory under `$TMPDIR`, removed with everything in it on drop.
+/// A 0700 directory under `base` (`$TMPDIR`), removed with everything in it
+/// on drop.
 struct PrivateDir(PathBuf);
 
 impl PrivateDir {
-    fn new() -> io::Result<Self> {
-        let base = std::env::temp_dir();
+    fn new(base: &Path) -> io::Result<Self> {
         for _ in 0..16 {
             let dir = base.join(format!("bulwark-sqlite-{:016x}", rand::random::<u64>()));
             match fs::DirBuilder::new().mode(0o700).create(&dir) {
@@ -306,14 +308,41 @@ mod tests {
         small_db(&db);
         let scratch = tmp.path().join("scratch");
         fs::create_dir(&scratch).unwrap();
-        // TMPDIR is read by std::env::temp_dir(); only this test sets it
-        std::env::set_var("TMPDIR", &scratch);
-        let mut out = Vec::new();
-        let n = copy_with_limit(&db, &mut out, 1024).unwrap();
-        std::env::remove_var("TMPDIR");
-        assert_eq!(n, out.len() as u64);
-        check_copy(&out, tmp.path());
+        /// Looks at the scratch directory while the copy is being streamed.
+        struct Spy {
+            scratch: PathBuf,
+            seen: Vec<(u32, Vec<String>)>,
+            bytes: Vec<u8>,
+        }
+        impl Write for Spy {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                use std::os::unix::fs::PermissionsExt;
+                if self.seen.is_empty() {
+                    for d in fs::read_dir(&self.scratch)? {
+                        let d = d?;
+                        let mode = d.metadata()?.permissions().mode() & 0o777;
+                        let files = fs::read_dir(d.path())?.map(|f| f.map(|f| f.file_name().to_string_lossy().into_owned())).collect::<io::Result<_>>()?;
+                        self.seen.push((mode, files));
+                    }
+                }
+                self.bytes.extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut out = Spy { scratch: scratch.clone(), seen: Vec::new(), bytes: Vec::new() };
+        let n = copy_with_limit(&db, &mut out, 1024, &scratch).unwrap();
+        assert_eq!(out.seen, vec![(0o700, vec!["copy.sqlite".to_string()])], "streamed from a private temp file");
+        assert_eq!(n, out.bytes.len() as u64);
+        check_copy(&out.bytes, tmp.path());
         assert_eq!(fs::read_dir(&scratch).unwrap().count(), 0, "the temporary copy is deleted");
+        // a temp directory that cannot be made: a clear error, nothing written
+        let mut out = Vec::new();
+        let e = copy_with_limit(&db, &mut out, 1024, &tmp.path().join("no/such/dir")).unwrap_err();
+        assert!(matches!(e, SqliteError::Temp { .. }) && e.to_string().contains("TMPDIR"), "{e}");
+        assert!(out.is_empty());
     }
 
     #[test]

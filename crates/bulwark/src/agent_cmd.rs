@@ -1,13 +1,19 @@
 //! `bulwark agent`, `up`, `status`, `trigger` and `maintenance`: wiring of the
 //! agent and the hub's control plane.
 
-use std::{path::PathBuf, sync::Arc};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Result;
-use bulwark_engine::ProgressSink;
+use bulwark_agent::{Agent, AgentOptions, ConfigSource, HubClient, ProcessExecutor, SystemClock};
+use bulwark_engine::{CheckData, ProgressSink, RepoSpec, SnapshotFilter};
 use clap::Args;
+use jiff::Timestamp;
 
-use crate::{cli::Global, context::fail};
+use crate::{
+    cli::Global,
+    context::{fail, load_config},
+    exit,
+};
 
 /// `bulwark agent`.
 #[derive(Debug, Args)]
@@ -24,6 +30,9 @@ pub(crate) struct AgentArgs {
     /// Where the agent keeps its state [default: [agent] state_dir, else /var/lib/bulwark/agent].
     #[arg(long, value_name = "DIR")]
     pub(crate) state_dir: Option<PathBuf>,
+    /// Longest wait of one long-poll to the hub, in seconds.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub(crate) poll_wait: u64,
 }
 
 /// `bulwark up`.
@@ -61,22 +70,358 @@ pub(crate) struct TriggerArgs {
     pub(crate) token_file: Option<PathBuf>,
 }
 
-pub(crate) fn agent(_g: &Global, _a: AgentArgs) -> Result<u8> {
-    Err(fail("not yet", "wait"))
+
+/// This machine's name as a Bulwark host name: the host name up to the first
+/// dot, with anything but letters, digits, `-` and `_` replaced by `-`.
+pub(crate) fn machine_host() -> String {
+    let raw = nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default();
+    let short = raw.split('.').next().unwrap_or_default();
+    let name: String = short
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .take(64)
+        .collect();
+    if name.is_empty() { "localhost".into() } else { name }
 }
 
-pub(crate) fn up(_g: &Global, _a: UpArgs) -> Result<u8> {
-    Err(fail("not yet", "wait"))
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| fail(format!("cannot start the async runtime: {e}"), "this is a bug or a resource limit"))
 }
 
-pub(crate) fn status(_g: &Global, _a: StatusArgs) -> Result<u8> {
-    Err(fail("not yet", "wait"))
+/// SIGINT/SIGTERM → `true` on the returned channel.
+fn stop_on_signal() -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("signal received; stopping (running jobs get their cleanup hooks)");
+        let _ = tx.send(true);
+    });
+    rx
 }
 
-pub(crate) fn trigger(_g: &Global, _a: TriggerArgs) -> Result<u8> {
-    Err(fail("not yet", "wait"))
+fn agent_error(e: bulwark_agent::AgentError) -> anyhow::Error {
+    match e {
+        bulwark_agent::AgentError::Setup { message, hint } => fail(message, hint),
+        other => fail(other.to_string(), "see docs/agent.md"),
+    }
 }
 
-pub(crate) fn maintenance(_g: &Global, _name: &str, _progress: Arc<dyn ProgressSink>) -> Result<u8> {
-    Err(fail("not yet", "wait"))
+/// Default state directory: /var/lib/bulwark/agent for root, else under $XDG_STATE_HOME.
+fn default_state_dir() -> PathBuf {
+    if nix::unistd::Uid::effective().is_root() {
+        return PathBuf::from("/var/lib/bulwark/agent");
+    }
+    std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("bulwark/agent")
+}
+
+/// Arguments every job process inherits from the agent's command line.
+fn child_args(g: &Global) -> Vec<String> {
+    let mut v = Vec::new();
+    if let Some(d) = &g.cache_dir {
+        v.push("--cache-dir".into());
+        v.push(d.display().to_string());
+    }
+    if g.no_cache {
+        v.push("--no-cache".into());
+    }
+    v
+}
+
+pub(crate) fn agent(g: &Global, a: AgentArgs) -> Result<u8> {
+    let cfg = load_config(g)?;
+    let host = a
+        .host
+        .clone()
+        .or_else(|| cfg.as_ref().and_then(|c| c.settings.host.clone()))
+        .or_else(|| cfg.is_some().then(machine_host));
+    let hub_url = a.hub.clone().or_else(|| cfg.as_ref().and_then(|c| c.agent.hub_url.clone()));
+    let token_file = a.token_file.clone().or_else(|| {
+        let (c, h) = (cfg.as_ref()?, host.as_ref()?);
+        c.hosts.get(h)?.token_file.clone()
+    });
+    let state_dir = a
+        .state_dir
+        .clone()
+        .or_else(|| cfg.as_ref().and_then(|c| c.agent.state_dir.clone()))
+        .unwrap_or_else(default_state_dir);
+    let ca_file = cfg.as_ref().and_then(|c| c.agent.ca_file.clone());
+    let source = match &g.config {
+        Some(p) => ConfigSource::File(p.clone()),
+        None if hub_url.is_some() => ConfigSource::Hub,
+        None => {
+            return Err(fail(
+                "the agent needs a configuration",
+                "give -c bulwark.toml (a local copy), or --hub URL --token-file FILE to fetch this host's part from the hub",
+            ))
+        }
+    };
+    let hub = match (&hub_url, &token_file) {
+        (Some(url), Some(tf)) => {
+            let token = bulwark_agent::read_token(tf).map_err(agent_error)?;
+            Some(bulwark_agent::HubClient::new(url, token, ca_file.as_deref()).map_err(agent_error)?)
+        }
+        (Some(_), None) => {
+            return Err(fail(
+                "a hub is configured but no token file",
+                "pass --token-file FILE, or set token_file in this host's [hosts.NAME] table",
+            ))
+        }
+        (None, _) => None,
+    };
+    if hub.is_none() {
+        tracing::warn!("no hub configured: jobs run on their schedules, but runs are only logged here");
+    }
+    let config_for_children = match &source {
+        ConfigSource::File(p) => std::path::absolute(p).unwrap_or_else(|_| p.clone()),
+        ConfigSource::Hub => state_dir.join("config.toml"),
+    };
+    let opts = AgentOptions {
+        host: host.clone(),
+        state_dir,
+        config: source,
+        poll_wait: Duration::from_secs(a.poll_wait.clamp(1, bulwark_api::MAX_POLL_WAIT)),
+        reload_every: Duration::from_secs(2),
+    };
+    let exec = ProcessExecutor {
+        program: std::env::current_exe().map_err(|e| fail(format!("cannot find the bulwark binary: {e}"), "run it by its full path"))?,
+        config: config_for_children,
+        extra_args: child_args(g),
+        stop_grace: Duration::from_secs(120),
+    };
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let stop = stop_on_signal();
+        let agent = Agent::new(opts, hub, Arc::new(exec), Arc::new(SystemClock), stop).map_err(agent_error)?;
+        agent.load_config().await.map_err(agent_error)?;
+        tracing::info!(host = ?host, "agent started");
+        agent.run().await.map_err(agent_error)
+    })?;
+    Ok(exit::OK)
+}
+
+/// Where `bulwark up` keeps everything.
+pub(crate) fn up_home(home: Option<PathBuf>) -> Result<PathBuf> {
+    home.or_else(|| std::env::var_os("BULWARK_HOME").filter(|h| !h.is_empty()).map(PathBuf::from)).or_else(|| {
+        std::env::var_os("XDG_DATA_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+            .map(|d| d.join("bulwark"))
+    })
+    .ok_or_else(|| fail("cannot find a home directory for Bulwark", "set BULWARK_HOME or HOME"))
+}
+
+/// The hub and token `status` and `trigger` talk to: flags, then the
+/// config's [agent] hub_url, then the local `bulwark up`.
+fn control_client(g: &Global, hub: Option<String>, token_file: Option<PathBuf>) -> Result<HubClient> {
+    let cfg = load_config(g)?;
+    let up = up_home(None).ok();
+    let up_url = up.as_ref().and_then(|h| std::fs::read_to_string(h.join("up/url")).ok()).map(|s| s.trim().to_string());
+    let url = hub
+        .or_else(|| cfg.as_ref().and_then(|c| c.agent.hub_url.clone()))
+        .or(up_url)
+        .ok_or_else(|| fail("which hub?", "pass --hub URL (or set [agent] hub_url in -c FILE); with `bulwark up` running here it is found by itself"))?;
+    let token_file = token_file
+        .or_else(|| up.as_ref().map(|h| h.join("up/admin.token")).filter(|p| p.exists()))
+        .ok_or_else(|| fail("no token", "pass --token-file FILE with an admin token (`bulwark hub token create --admin`)"))?;
+    let token = bulwark_agent::read_token(&token_file).map_err(agent_error)?;
+    let ca = cfg.as_ref().and_then(|c| c.agent.ca_file.clone());
+    HubClient::new(&url, token, ca.as_deref()).map_err(agent_error)
+}
+
+fn hub_call_error(e: bulwark_agent::AgentError) -> anyhow::Error {
+    match &e {
+        bulwark_agent::AgentError::Refused { status: 401, .. } => fail(e.to_string(), "the token is not valid on this hub"),
+        bulwark_agent::AgentError::Refused { status: 403, .. } => fail(e.to_string(), "use an admin token"),
+        bulwark_agent::AgentError::Unreachable(_) => fail(e.to_string(), "is the hub running? check --hub"),
+        _ => agent_error(e),
+    }
+}
+
+pub(crate) fn up(g: &Global, a: UpArgs) -> Result<u8> {
+    crate::up::run(g, a)
+}
+
+pub(crate) fn status(g: &Global, a: StatusArgs) -> Result<u8> {
+    let client = control_client(g, a.hub, a.token_file)?;
+    let status = runtime()?.block_on(client.status()).map_err(hub_call_error)?;
+    if g.json {
+        crate::output::json(&status)?;
+    } else {
+        print!("{}", render_status(&status, Timestamp::now(), std::io::IsTerminal::is_terminal(&std::io::stdout())));
+    }
+    Ok(exit::OK)
+}
+
+pub(crate) fn trigger(g: &Global, a: TriggerArgs) -> Result<u8> {
+    let client = control_client(g, a.hub, a.token_file)?;
+    let t = runtime()?.block_on(client.trigger(&a.job)).map_err(hub_call_error)?;
+    if g.json {
+        crate::output::json(&t)?;
+    } else {
+        println!("triggered `{}` on host {} (command {}); its agent starts it within seconds", t.job, t.host, t.command);
+        println!("follow it with `bulwark status`");
+    }
+    Ok(exit::OK)
+}
+
+/// "3m ago", "in 2h 5m".
+pub(crate) fn age(from: Timestamp, to: Timestamp) -> String {
+    let secs = to.as_second() - from.as_second();
+    let (future, s) = (secs < 0, secs.unsigned_abs());
+    let text = match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m", s / 60),
+        3600..=86_399 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d {}h", s / 86_400, (s % 86_400) / 3600),
+    };
+    if future { format!("in {text}") } else { format!("{text} ago") }
+}
+
+/// The `bulwark status` table.
+pub(crate) fn render_status(s: &bulwark_api::Status, now: Timestamp, color: bool) -> String {
+    use std::fmt::Write;
+    let paint = |text: String, code: &str| if color { format!("\x1b[{code}m{text}\x1b[0m") } else { text };
+    let mut out = String::new();
+    let _ = writeln!(out, "HOSTS");
+    let hw = s.hosts.iter().map(|h| h.name.len()).max().unwrap_or(4).max(4);
+    for h in &s.hosts {
+        let seen = h.last_seen.map_or("never seen".to_string(), |t| format!("last seen {}", age(t, now)));
+        let state = if h.online { paint("online ".into(), "32") } else { paint("OFFLINE".into(), "31;1") };
+        let version = h.agent_version.as_deref().map(|v| format!("  agent {v}")).unwrap_or_default();
+        let _ = writeln!(out, "  {:hw$}  {state}  {seen}{version}", h.name);
+    }
+    let _ = writeln!(out, "\nJOBS");
+    let jw = s.jobs.iter().map(|j| j.name.len()).max().unwrap_or(3).max(3);
+    let hw = s.jobs.iter().map(|j| j.host.len()).max().unwrap_or(4).max(4);
+    let _ = writeln!(out, "  {:jw$}  {:hw$}  {:8}  {:26}  {:14}  {}", "JOB", "HOST", "STATE", "LAST RUN", "LAST SUCCESS", "NEXT RUN");
+    for j in &s.jobs {
+        use bulwark_api::JobState as S;
+        let state = match j.state {
+            S::Ok => paint(format!("{:8}", "ok"), "32"),
+            S::Running => paint(format!("{:8}", "running"), "36"),
+            S::Pending => format!("{:8}", "pending"),
+            S::Partial => paint(format!("{:8}", "PARTIAL"), "33;1"),
+            S::Failed => paint(format!("{:8}", "FAILED"), "31;1"),
+            S::Late => paint(format!("{:8}", "LATE"), "31;1"),
+        };
+        let last = j.last_run.as_ref().map_or("-".to_string(), |r| {
+            let secs = r.report.finished.duration_since(r.report.started).as_secs_f64();
+            let took = if secs < 10.0 { format!("{secs:.1}s") } else { format!("{}s", secs.round()) };
+            format!("{} {} ({took})", r.report.status.as_str(), age(r.report.finished, now))
+        });
+        let success = j.last_success.map_or("never".to_string(), |t| age(t, now));
+        let next = match (j.running_since, j.next_run, &j.schedule) {
+            (Some(t), _, _) => format!("running since {}", age(t, now).trim_end_matches(" ago")),
+            (None, Some(t), _) => age(t, now),
+            (None, None, Some(e)) => format!("({e})"),
+            (None, None, None) => "on trigger".into(),
+        };
+        let _ = writeln!(out, "  {:jw$}  {:hw$}  {state}  {last:26}  {success:14}  {next}", j.name, j.host);
+        if let Some(since) = j.late_since.filter(|_| j.state == S::Late) {
+            let _ = writeln!(out, "  {:jw$}  {:hw$}  {}", "", "", paint(format!("↳ expected a run by {} ({})", since, age(since, now)), "31"));
+        }
+        if matches!(j.state, S::Failed | S::Partial) {
+            if let Some(e) = j.last_run.as_ref().and_then(|r| r.report.errors.first()) {
+                let e: String = e.chars().take(160).collect();
+                let _ = writeln!(out, "  {:jw$}  {:hw$}  {}", "", "", paint(format!("↳ {e}"), "31"));
+            }
+        }
+    }
+    if !s.pings.is_empty() {
+        let _ = writeln!(out, "\nPINGS");
+        let pw = s.pings.iter().map(|p| p.name.len()).max().unwrap_or(4);
+        for p in &s.pings {
+            use bulwark_api::PingState as P;
+            let state = match p.state {
+                P::Up => paint(format!("{:8}", "up"), "32"),
+                P::New => format!("{:8}", "new"),
+                P::Started => paint(format!("{:8}", "started"), "36"),
+                P::Down => paint(format!("{:8}", "DOWN"), "31;1"),
+                P::Late => paint(format!("{:8}", "LATE"), "31;1"),
+            };
+            let last = p.last_ping.map_or("never".to_string(), |t| format!("last ping {}", age(t, now)));
+            let _ = writeln!(out, "  {:pw$}  {state}  {last}", p.name);
+        }
+    }
+    out
+}
+
+/// `bulwark maintenance NAME`: forget by the policy (every host/paths group),
+/// prune, optionally check — with the repository's own exclusive lock.
+pub(crate) fn maintenance(g: &Global, name: &str, progress: Arc<dyn ProgressSink>) -> Result<u8> {
+    let cfg = load_config(g)?.ok_or_else(|| fail("maintenance needs a configuration file", "give it with -c FILE"))?;
+    let m = cfg.maintenance.get(name).ok_or_else(|| {
+        fail(
+            format!("there is no [maintenance.{name}] in {}", cfg.source.display()),
+            format!("declared: {}", if cfg.maintenance.is_empty() { "none".to_string() } else { cfg.maintenance.keys().cloned().collect::<Vec<_>>().join(", ") }),
+        )
+    })?;
+    let mut report = MaintenanceReport { job: name.to_string(), status: "failed", forget: None, prune: None, check: None, error: None };
+    let result = (|| -> Result<()> {
+        let repo_cfg = cfg.repositories.get(&m.repository).ok_or_else(|| fail("unknown repository", "config check"))?;
+        let password = repo_cfg.password.load().map_err(|e| fail(e.to_string(), "create the password file, or fix password_file"))?;
+        let spec = RepoSpec {
+            location: crate::context::location(repo_cfg)?,
+            password: password.expose().to_string(),
+            cache_dir: crate::context::cache_dir(g),
+            progress,
+        };
+        let repo = spec.open()?;
+        let policy = crate::commands::policy_of(&m.retention).map_err(|e| fail(e, "fix the retention policy"))?;
+        report.forget = Some(repo.forget(&policy, &SnapshotFilter::default(), false)?);
+        if m.retention.prune {
+            report.prune = Some(repo.prune(false)?);
+        }
+        if m.check {
+            report.check = Some(repo.check(CheckData::None)?);
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => report.status = if report.check.as_ref().is_some_and(|c| !c.errors.is_empty()) { "failed" } else { "success" },
+        Err(e) => report.error = Some(format!("{e:#}")),
+    }
+    if report.status == "failed" && report.error.is_none() {
+        report.error = Some("check found damage; run `bulwark check` for details".into());
+    }
+    if g.json {
+        crate::output::json(&report)?;
+    } else {
+        if let Some(f) = &report.forget {
+            println!("retention: removed {} snapshot(s)", f.removed.len());
+        }
+        if let Some(p) = &report.prune {
+            println!("prune: {} packs removed, {} freed", p.packs_removed, crate::output::size(p.bytes_freed));
+        }
+        if let Some(e) = &report.error {
+            eprintln!("maintenance {name} failed: {e}");
+        }
+    }
+    Ok(if report.status == "success" { exit::OK } else { exit::FATAL })
+}
+
+/// What `bulwark maintenance --json` prints (the agent reads it).
+#[derive(Debug, serde::Serialize)]
+struct MaintenanceReport {
+    job: String,
+    status: &'static str,
+    forget: Option<bulwark_engine::ForgetSummary>,
+    prune: Option<bulwark_engine::PruneSummary>,
+    check: Option<bulwark_engine::CheckSummary>,
+    error: Option<String>,
 }

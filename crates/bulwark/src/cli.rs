@@ -34,7 +34,10 @@ WHERE THE PASSWORD COMES FROM (first match wins):
     --password-file, BULWARK_PASSWORD_FILE, BULWARK_PASSWORD, or the config.
 
 EXAMPLES:
-    bulwark run                                   back up /etc into the default repository
+    bulwark up                                    hub + agent here: /etc backed up daily, reported
+    bulwark status                                hosts, jobs, last result, late and failed jobs
+    bulwark trigger default                       run a job now (through its agent)
+    bulwark run                                   back up /etc into the default repository, once
     bulwark -r /srv/backup init                   create a repository
     bulwark -r /srv/backup backup /etc /var/lib   back up two directories
     bulwark -r /srv/backup snapshots              list snapshots

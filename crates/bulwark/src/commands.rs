@@ -125,22 +125,27 @@ fn shell(cmd: &str) -> CommandSource {
     CommandSource {
         program: "sh".into(),
         args: vec!["-c".into(), cmd.into()],
-        filename: String::new(),
         display: cmd.into(),
+        ..CommandSource::default()
     }
 }
 
 fn command_source(c: &bulwark_config::CommandSource) -> CommandSource {
     let mut src = match &c.command {
         CommandLine::Shell(s) => shell(s),
-        CommandLine::Argv(v) => CommandSource {
-            program: v[0].clone(),
-            args: v[1..].to_vec(),
-            filename: String::new(),
-            display: v.join(" "),
+        CommandLine::Argv(v) => match v.split_first() {
+            Some((program, args)) => CommandSource {
+                program: program.clone(),
+                args: args.to_vec(),
+                display: c.command.display(),
+                ..CommandSource::default()
+            },
+            // the parser never produces an empty argv; fail the source, not the process
+            None => CommandSource { unavailable: Some("the command is empty".into()), ..CommandSource::default() },
         },
     };
     src.filename = c.filename.clone();
+    src.fail_on_stderr = c.fail_on_stderr.clone();
     src
 }
 
@@ -149,6 +154,8 @@ fn backup_request(cfg_host: Option<&str>, job: Option<&Job>, a: &cli::BackupArgs
     if let Some(j) = job {
         req.paths = j.paths.clone();
         req.commands = j.commands.iter().map(command_source).collect();
+        // database dumps after the job's own commands
+        req.commands.extend(j.databases.iter().map(crate::dbsource::command_source));
         req.excludes = j.exclude.clone();
         req.exclude_if_present = j.exclude_if_present.clone();
         req.one_file_system = j.one_file_system;
@@ -214,9 +221,38 @@ fn run_job(cfg: &Config, job: &Job, repo: &Repo, a: &cli::BackupArgs, retention:
             match result {
                 Ok(s) => {
                     env.snapshot_id = Some(s.snapshot.id.clone());
-                    report.status = if s.incomplete { "partial" } else { "success" };
-                    if s.incomplete {
-                        errors.push(format!("{} file(s) could not be backed up", s.skipped.len()));
+                    // A command or database source that failed fails the job:
+                    // its dump is not in the snapshot (a truncated dump is
+                    // never stored), and that is not a "partial" success.
+                    // Files unreadable on disk only make it partial.
+                    let mut sources: Vec<(PathBuf, String)> = job
+                        .commands
+                        .iter()
+                        .map(|c| (c.filename.clone(), format!("command source `{}`", c.command.display())))
+                        .chain(job.databases.iter().map(|d| (d.filename.clone(), crate::dbsource::describe(d))))
+                        .map(|(f, label)| (std::path::Path::new("/").join(f), label))
+                        .collect();
+                    if let Some(cmd) = &a.stdin_from_command {
+                        sources.push((std::path::Path::new("/").join(&a.stdin_filename), format!("command source `{cmd}`")));
+                    }
+                    let mut failed_sources = 0;
+                    for f in &s.skipped {
+                        let path = std::path::Path::new(&f.path);
+                        if let Some((_, label)) = sources.iter().find(|(p, _)| !f.path.is_empty() && p == path) {
+                            failed_sources += 1;
+                            errors.push(format!("{label} failed: {}", f.error));
+                        }
+                    }
+                    let unreadable = s.skipped.len() - failed_sources;
+                    report.status = if failed_sources > 0 {
+                        "failed"
+                    } else if s.incomplete {
+                        "partial"
+                    } else {
+                        "success"
+                    };
+                    if unreadable > 0 {
+                        errors.push(format!("{unreadable} file(s) could not be backed up"));
                     }
                     report.backup = Some(s);
                 }
@@ -436,7 +472,7 @@ fn default_setup(a: &cli::RunArgs) -> Result<Config> {
     Ok(cfg)
 }
 
-fn write_secret(path: &std::path::Path, secret: &str) -> Result<()> {
+pub(crate) fn write_secret(path: &std::path::Path, secret: &str) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let dir = path.parent().unwrap_or(std::path::Path::new("."));
     let tmp = dir.join(".password.tmp");
@@ -553,7 +589,7 @@ fn restore(g: &Global, repo: &Repo, a: &cli::RestoreArgs) -> Result<u8> {
     Ok(if s.incomplete { exit::INCOMPLETE } else { exit::OK })
 }
 
-fn policy_of(r: &bulwark_config::Retention) -> Result<KeepPolicy, String> {
+pub(crate) fn policy_of(r: &bulwark_config::Retention) -> Result<KeepPolicy, String> {
     Ok(KeepPolicy {
         last: r.keep_last,
         hourly: r.keep_hourly,

@@ -9,6 +9,7 @@ mod dbsource;
 mod hooks;
 mod hub_cmd;
 mod output;
+mod up;
 
 use std::process::ExitCode;
 

@@ -235,8 +235,11 @@ fn unreadable_file_makes_the_job_partial_and_runs_after_and_on_failure() {
     assert!(lines[3].starts_with(&format!("Z finally app main partial snap={id}")), "{lines:?}");
 }
 
+/// A failed command source fails the job (exit 1, status "failed"), unlike
+/// an unreadable file (partial): its dump is simply not there. The snapshot
+/// with everything else still lands and the hooks see "failed".
 #[test]
-fn failing_command_source_makes_the_job_partial() {
+fn failing_command_source_fails_the_job() {
     let env = Env::new();
     let src = env.path("src");
     std::fs::create_dir_all(&src).unwrap();
@@ -252,16 +255,19 @@ fn failing_command_source_makes_the_job_partial() {
     );
     env.init();
     let out = env.bulwark_cfg(&cfg, &["--job", "app", "--json", "backup"]);
-    assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
     let j = out.json();
-    assert_eq!(j["status"], "partial");
+    assert_eq!(j["status"], "failed");
+    let err = j["error"].as_str().unwrap();
+    assert!(err.contains("command source `printf half; exit 9` failed") && err.contains("exited with status 9"), "{j}");
     let id = j["backup"]["snapshot"]["id"].as_str().unwrap();
     let lines = log_lines(&log);
     assert_eq!(lines.len(), 4, "{lines:?}");
-    assert!(lines[1].starts_with(&format!("A after app main partial snap={id}")), "{lines:?}");
-    assert!(lines[2].starts_with(&format!("F on_failure app main partial snap={id}")), "{lines:?}");
+    assert!(lines[1].starts_with(&format!("A after app main failed snap={id}")), "{lines:?}");
+    assert!(lines[2].starts_with(&format!("F on_failure app main failed snap={id}")), "{lines:?}");
     let ls = env.bulwark(&["--json", "ls", "latest"]).ok().json();
     assert!(ls["entries"].as_array().unwrap().iter().all(|e| e["path"] != "/broken.sql"), "{ls}");
+    assert!(ls["entries"].as_array().unwrap().iter().any(|e| e["path"] == format!("{}/ok", src.display())), "{ls}");
 }
 
 #[test]

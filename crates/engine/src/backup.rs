@@ -4,8 +4,10 @@
 //! wrap its source so every such file is *recorded* (path and reason), which
 //! lets the caller report it and exit with "incomplete". Command sources are
 //! streamed straight from the child's stdout into the snapshot — no temp file —
-//! and a command that exits non-zero fails its file: a truncated dump is never
-//! stored as if it were whole.
+//! and a command that exits non-zero, or writes a line matching one of its
+//! `fail_on_stderr` patterns to stderr, fails its file: a truncated dump is
+//! never stored as if it were whole. A command's environment (`env`, where
+//! passwords go) is set for that child only and never shown.
 
 use std::{
     ffi::OsStr,
@@ -33,16 +35,47 @@ use crate::{
 };
 
 /// A command whose standard output becomes one file in the snapshot.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// The file fails (is left out of the snapshot and listed in
+/// [`BackupSummary::skipped`]) when the command exits non-zero, is killed,
+/// or writes a line to stderr that contains one of `fail_on_stderr`.
+/// `Debug` shows the names of `env`, never its values.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct CommandSource {
     /// Program to run.
     pub program: String,
-    /// Its arguments.
+    /// Its arguments (never put a secret here: other users can read argv).
     pub args: Vec<String>,
     /// Path of the file inside the snapshot, relative (stored under `/`).
     pub filename: String,
     /// How to name the command in messages (never includes secrets we know of).
     pub display: String,
+    /// Environment variables set for this child only (e.g. `PGPASSWORD`).
+    /// Their values are never shown in messages or logs.
+    pub env: Vec<(String, String)>,
+    /// The file fails if a line the command writes to stderr contains one of
+    /// these (case-sensitive; empty patterns are ignored). Every line is
+    /// scanned, not just the tail kept for messages.
+    pub fail_on_stderr: Vec<String>,
+    /// Set when the source could not even be prepared (its password could
+    /// not be loaded, its tool is not installed, ...): nothing is run and the
+    /// file fails with this message.
+    pub unavailable: Option<String>,
+}
+
+impl std::fmt::Debug for CommandSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let env: Vec<String> = self.env.iter().map(|(k, _)| format!("{k}=***")).collect();
+        f.debug_struct("CommandSource")
+            .field("program", &self.program)
+            .field("args", &self.args)
+            .field("filename", &self.filename)
+            .field("display", &self.display)
+            .field("env", &env)
+            .field("fail_on_stderr", &self.fail_on_stderr)
+            .field("unavailable", &self.unavailable)
+            .finish()
+    }
 }
 
 /// What to back up and how.
@@ -117,6 +150,11 @@ impl ReadSourceOpen for Open {
                     Err(e)
                 }
             },
+            Self::Command(cmd, path, rec, _) if cmd.unavailable.is_some() => {
+                let msg = cmd.unavailable.unwrap_or_default();
+                record(&rec, &path, format!("command `{}` was not run: {msg}", cmd.display));
+                Err(RusticError::new(rustic_core::ErrorKind::ExternalCommand, "command source unavailable"))
+            }
             Self::Command(cmd, path, rec, sizes) => match CommandReader::spawn(&cmd, path.clone(), sizes) {
                 Ok(reader) => Ok(Box::new(Recording { inner: reader, path, rec, failed: false })),
                 Err(e) => {
@@ -204,14 +242,96 @@ fn forget_pid(pid: u32) {
     }
 }
 
-/// Streams a child's stdout; at EOF, fails unless the child exited 0.
+/// What the stderr reader saw.
+#[derive(Debug, Default)]
+struct StderrScan {
+    /// The last few KiB, to say why a command failed.
+    tail: Vec<u8>,
+    /// The first `fail_on_stderr` pattern found, and the line holding it.
+    matched: Option<(String, String)>,
+}
+
+/// Bytes of stderr kept for messages.
+const STDERR_TAIL: usize = 2048;
+/// A line longer than this is scanned in pieces (a command printing
+/// megabytes without a newline must not grow memory without bound).
+const MAX_LINE: usize = 64 * 1024;
+
+impl StderrScan {
+    fn check(&mut self, line: &[u8], patterns: &[String]) {
+        if self.matched.is_some() {
+            return;
+        }
+        if let Some(p) = patterns.iter().find(|p| contains(line, p.as_bytes())) {
+            let text = String::from_utf8_lossy(line);
+            let text: String = text.trim().chars().take(300).collect();
+            self.matched = Some((p.clone(), text));
+        }
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Reads a child's stderr to its end: keeps the tail and scans every line
+/// for the `fail_on_stderr` patterns.
+fn scan_stderr(mut err: impl Read, patterns: &[String]) -> StderrScan {
+    let longest = patterns.iter().map(String::len).max().unwrap_or(0);
+    let mut scan = StderrScan::default();
+    let mut line: Vec<u8> = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = match err.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        let chunk = &buf[..n];
+        scan.tail.extend_from_slice(chunk);
+        if scan.tail.len() > 2 * STDERR_TAIL {
+            scan.tail.drain(..scan.tail.len() - STDERR_TAIL);
+        }
+        if patterns.is_empty() {
+            continue;
+        }
+        for piece in chunk.split_inclusive(|b| *b == b'\n') {
+            line.extend_from_slice(piece);
+            if piece.ends_with(b"\n") {
+                scan.check(&line, patterns);
+                line.clear();
+            } else if line.len() > MAX_LINE {
+                // scan what we have; keep enough to find a pattern that
+                // straddles the cut
+                scan.check(&line, patterns);
+                let keep = longest.saturating_sub(1).min(line.len());
+                line.drain(..line.len() - keep);
+            }
+        }
+    }
+    if !line.is_empty() {
+        scan.check(&line, patterns);
+    }
+    scan
+}
+
+/// The last (at most two) non-empty lines of a command's stderr, for messages.
+fn stderr_summary(tail: &[u8]) -> String {
+    let text = String::from_utf8_lossy(tail);
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    lines[lines.len().saturating_sub(2)..].join(" / ")
+}
+
+/// Streams a child's stdout; at EOF, fails unless the child exited 0 and
+/// wrote no line matching a `fail_on_stderr` pattern.
 struct CommandReader {
     path: PathBuf,
     sizes: Sizes,
     count: u64,
     child: Child,
     stdout: ChildStdout,
-    stderr: Option<JoinHandle<Vec<u8>>>,
+    stderr: Option<JoinHandle<StderrScan>>,
     display: String,
     done: bool,
 }
@@ -222,6 +342,7 @@ impl CommandReader {
         // (`sh -c "pg_dump | gzip"`), not just the shell
         let mut child = Command::new(&cmd.program)
             .args(&cmd.args)
+            .envs(cmd.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -231,23 +352,8 @@ impl CommandReader {
             pids.push(child.id());
         }
         let stdout = child.stdout.take().ok_or_else(|| io::Error::other("no stdout pipe"))?;
-        let stderr = child.stderr.take().map(|mut err| {
-            std::thread::spawn(move || {
-                // keep the last 2 KiB: enough to say why a dump failed
-                let mut tail = Vec::new();
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = err.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    tail.extend_from_slice(&buf[..n]);
-                    if tail.len() > 4096 {
-                        tail.drain(..tail.len() - 2048);
-                    }
-                }
-                tail
-            })
-        });
+        let patterns: Vec<String> = cmd.fail_on_stderr.iter().filter(|p| !p.is_empty()).cloned().collect();
+        let stderr = child.stderr.take().map(|err| std::thread::spawn(move || scan_stderr(err, &patterns)));
         Ok(Self { path, sizes, count: 0, child, stdout, stderr, display: cmd.display.clone(), done: false })
     }
 
@@ -256,24 +362,32 @@ impl CommandReader {
         let status = self.child.wait();
         forget_pid(self.child.id());
         let status = status?;
-        let tail = self.stderr.take().and_then(|h| h.join().ok()).unwrap_or_default();
-        if status.success() {
+        let scan = self.stderr.take().and_then(|h| h.join().ok()).unwrap_or_default();
+        if status.success() && scan.matched.is_none() {
             if let Ok(mut sizes) = self.sizes.lock() {
                 sizes.insert(self.path.clone(), self.count);
             }
             return Ok(());
         }
-        let tail = String::from_utf8_lossy(&tail);
-        let tail = tail.trim();
-        let what = match status.code() {
-            Some(c) => format!("exited with status {c}"),
-            None => "was killed by a signal".to_string(),
+        let msg = match (status.success(), scan.matched) {
+            (true, Some((pattern, line))) => format!(
+                "command `{}` wrote `{pattern}` to stderr (fail_on_stderr); its output was not stored: {line}",
+                self.display
+            ),
+            _ => {
+                let what = match status.code() {
+                    Some(c) => format!("exited with status {c}"),
+                    None => "was killed by a signal".to_string(),
+                };
+                let mut msg = format!("command `{}` {what}; its output was not stored", self.display);
+                let tail = stderr_summary(&scan.tail);
+                if !tail.is_empty() {
+                    msg.push_str(": ");
+                    msg.push_str(&tail);
+                }
+                msg
+            }
         };
-        let mut msg = format!("command `{}` {what}; its output was not stored", self.display);
-        if !tail.is_empty() {
-            msg.push_str(": ");
-            msg.push_str(tail.lines().last().unwrap_or(tail));
-        }
         Err(io::Error::other(msg))
     }
 }

@@ -25,6 +25,7 @@ fn backup_restore_verify_and_restic_check() {
         args: vec!["-c".into(), "echo dump".into()],
         filename: "db/dump.sql".into(),
         display: "echo dump".into(),
+        ..Default::default()
     };
     let s = repo.backup(&BackupRequest { paths: vec![src.clone()], commands: vec![dump], ..Default::default() }).unwrap();
     assert!(!s.incomplete, "{:?}", s.skipped);
@@ -71,6 +72,7 @@ fn failing_command_source_is_not_stored() {
         args: vec!["-c".into(), "printf partial; echo 'disk on fire' >&2; exit 4".into()],
         filename: "bad.sql".into(),
         display: "pg_dump".into(),
+        ..Default::default()
     };
     let good = CommandSource { filename: "good.sql".into(), args: vec!["-c".into(), "printf ok".into()], ..bad.clone() };
     let s = repo.backup(&BackupRequest { commands: vec![bad, good], ..Default::default() }).unwrap();

@@ -364,3 +364,153 @@ pub fn assert_no_crash_text(what: &str, text: &str) {
         assert!(!text.contains(bad), "{what}: `{bad}` in output:\n{text}");
     }
 }
+
+// ---------------------------------------------------------------- PostgreSQL
+
+/// The directory with the PostgreSQL server binaries (initdb, pg_ctl, psql,
+/// pg_restore): the highest version under /usr/lib/postgresql. Panics with
+/// what to install when there is none: these tests never skip silently.
+pub fn pg_bin() -> PathBuf {
+    let mut found: Vec<(Vec<u32>, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let v = e.file_name().to_string_lossy().split('.').map(|n| n.parse().ok()).collect::<Option<Vec<u32>>>()?;
+            let bin = e.path().join("bin");
+            (bin.join("initdb").is_file() && bin.join("pg_ctl").is_file() && bin.join("psql").is_file()).then_some((v, bin))
+        })
+        .collect();
+    found.sort();
+    match found.pop() {
+        Some((_, bin)) => bin,
+        None => panic!(
+            "PostgreSQL server binaries not found (/usr/lib/postgresql/VERSION/bin/initdb, pg_ctl, psql): \
+             install PostgreSQL 15 (Debian: apt-get install postgresql postgresql-client; scripts/test.sh does)"
+        ),
+    }
+}
+
+/// A free TCP port on this machine (also names the unix socket).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A throwaway PostgreSQL cluster: initdb on a temp dir, listening only on a
+/// unix socket in that dir, local connections trusted (plus `hba_extra`
+/// lines first). Run as the `postgres` user when the tests run as root
+/// (initdb refuses root). Stopped (immediately) on drop, even when the test
+/// failed.
+pub struct PgCluster {
+    pub dir: tempfile::TempDir,
+    pub bin: PathBuf,
+    pub port: u16,
+    data: PathBuf,
+    running: bool,
+}
+
+impl PgCluster {
+    pub fn start(hba_extra: &[&str]) -> Self {
+        let bin = pg_bin();
+        let dir = tempfile::Builder::new().prefix("bwpg").tempdir().unwrap();
+        let data = dir.path().join("data");
+        if is_root() {
+            let st = Command::new("chown").arg("postgres:postgres").arg(dir.path()).status().unwrap();
+            assert!(st.success(), "chown postgres {}", dir.path().display());
+        }
+        let init = run(
+            Self::as_pg(&bin.join("initdb"))
+                .arg("-D")
+                .arg(&data)
+                .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync"]),
+            TIMEOUT,
+        );
+        assert_eq!(init.code, 0, "initdb failed:\n{}\n{}", init.stdout, init.stderr);
+        let mut hba: String = hba_extra.iter().map(|l| format!("{l}\n")).collect();
+        hba.push_str("local all all trust\n");
+        std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
+        let port = free_port();
+        let mut c = Self { bin, port, data, dir, running: false };
+        let opts = format!("-p {port} -k {} -c listen_addresses='' -c fsync=off", c.dir.path().display());
+        let log = c.dir.path().join("server.log");
+        let st = run(
+            Self::as_pg(&c.bin.join("pg_ctl"))
+                .arg("-D")
+                .arg(&c.data)
+                .arg("-l")
+                .arg(&log)
+                .args(["-o", &opts, "-w", "-t", "120", "start"]),
+            TIMEOUT,
+        );
+        c.running = st.code == 0;
+        assert!(
+            c.running,
+            "pg_ctl start failed:\n{}\n{}\nserver log:\n{}",
+            st.stdout,
+            st.stderr,
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        c
+    }
+
+    /// `program`, run as `postgres` when we are root.
+    fn as_pg(program: &Path) -> Command {
+        if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(program);
+            c
+        } else {
+            Command::new(program)
+        }
+    }
+
+    /// The socket directory (PGHOST).
+    pub fn host(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A client tool of this cluster's version (psql, pg_restore, ...)
+    /// connecting as `postgres`.
+    pub fn tool(&self, name: &str) -> Command {
+        let mut c = Command::new(self.bin.join(name));
+        c.env("PGHOST", self.host()).env("PGPORT", self.port.to_string()).env("PGUSER", "postgres");
+        c
+    }
+
+    /// Runs SQL in `db` (stops at the first error) and returns psql's output.
+    pub fn sql(&self, db: &str, sql: &str) -> Out {
+        let f = self.dir.path().join(format!("q-{}.sql", rand_suffix()));
+        std::fs::write(&f, sql).unwrap();
+        let out = run(self.tool("psql").args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db, "-f"]).arg(&f), TIMEOUT);
+        let _ = std::fs::remove_file(&f);
+        assert_eq!(out.code, 0, "psql -d {db} failed:\n{sql}\n{}\n{}", out.stdout, out.stderr);
+        out
+    }
+
+    /// `COPY (query) TO STDOUT` in `db`: the exact text form of the rows.
+    pub fn copy_out(&self, db: &str, query: &str) -> Vec<u8> {
+        let out = run(
+            self.tool("psql").args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db, "-c"]).arg(format!("COPY ({query}) TO STDOUT")),
+            TIMEOUT,
+        );
+        assert_eq!(out.code, 0, "COPY in {db} failed: {}", out.stderr);
+        out.raw
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        if self.running {
+            let _ = run(
+                Self::as_pg(&self.bin.join("pg_ctl")).arg("-D").arg(&self.data).args(["-m", "immediate", "-w", "stop"]),
+                Duration::from_secs(60),
+            );
+        }
+    }
+}
+
+fn rand_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
