@@ -556,44 +556,6 @@ fn fail_response(f: Fail) -> Response<Body> {
     r
 }
 
-// --------------------------------------------------------------- wire form
-
-// `bulwark_api::Run` flattens a `RunReport` (which has a string `id`) beside
-// its own numeric `id`: serde would write two `id` keys and could not read
-// its own output. Until the contract is fixed, the hub writes the run's hub
-// id as `run` (like `SnapshotRecord::run`) and keeps the report's `id`.
-
-/// A run as sent: the report's fields, `run` (the hub's id), `received`.
-fn run_value(run: &bulwark_api::Run) -> serde_json::Value {
-    let mut v = serde_json::to_value(&run.report).unwrap_or_default();
-    if let Some(m) = v.as_object_mut() {
-        m.insert("run".into(), run.run.into());
-        m.insert(
-            "received".into(),
-            serde_json::to_value(run.received).unwrap_or_default(),
-        );
-    }
-    v
-}
-
-/// A job as sent (its `last_run` in the form of [`run_value`]).
-fn job_value(job: &Job) -> serde_json::Value {
-    let last = job.last_run.as_ref().map(run_value);
-    let bare = Job {
-        last_run: None,
-        ..job.clone()
-    };
-    let mut v = serde_json::to_value(&bare).unwrap_or_default();
-    if let (Some(m), Some(l)) = (v.as_object_mut(), last) {
-        m.insert("last_run".into(), l);
-    }
-    v
-}
-
-fn jobs_value(jobs: &[Job]) -> serde_json::Value {
-    serde_json::Value::Array(jobs.iter().map(job_value).collect())
-}
-
 // ------------------------------------------------------------ request bits
 
 /// Reads the body: at most `limit` bytes, else 413 (or, with `truncate`,
@@ -839,12 +801,7 @@ async fn api(ctl: &Control, who: Who, ep: Ep, params: &[String], req: Request<In
     match ep {
         Ep::Status => {
             let (hosts, jobs, pings) = ctl.view(who.host().map(str::to_owned), who == Who::Admin).await?;
-            let mut v = serde_json::to_value(Status { generated: Timestamp::now(), hosts, jobs: Vec::new(), pings })
-                .unwrap_or_default();
-            if let Some(m) = v.as_object_mut() {
-                m.insert("jobs".into(), jobs_value(&jobs));
-            }
-            Ok(json(StatusCode::OK, &v))
+            Ok(json(StatusCode::OK, &Status { generated: Timestamp::now(), hosts, jobs, pings }))
         }
         Ep::Hosts => {
             let (hosts, _, _) = ctl.view(who.host().map(str::to_owned), false).await?;
@@ -864,7 +821,7 @@ async fn api(ctl: &Control, who: Who, ep: Ep, params: &[String], req: Request<In
         }
         Ep::Jobs => {
             let (_, jobs, _) = ctl.view(who.host().map(str::to_owned), false).await?;
-            Ok(json(StatusCode::OK, &jobs_value(&jobs)))
+            Ok(json(StatusCode::OK, &jobs))
         }
         Ep::Job => {
             let name = param(0);
@@ -876,7 +833,7 @@ async fn api(ctl: &Control, who: Who, ep: Ep, params: &[String], req: Request<In
             if who.host().is_some_and(|h| h != job.host) {
                 return Err(forbidden("a host token may only read its own jobs"));
             }
-            Ok(json(StatusCode::OK, &job_value(&job)))
+            Ok(json(StatusCode::OK, &job))
         }
         Ep::Trigger => {
             require_admin(&who)?;
@@ -899,8 +856,7 @@ async fn api(ctl: &Control, who: Who, ep: Ep, params: &[String], req: Request<In
         Ep::Runs => {
             let f = run_filter(&who, &q)?;
             let runs = ctl.db.call(move |c| db::list_runs(c, &f)).await?;
-            let v: Vec<serde_json::Value> = runs.iter().map(run_value).collect();
-            Ok(json(StatusCode::OK, &v))
+            Ok(json(StatusCode::OK, &runs))
         }
         Ep::Run => {
             let id: i64 = param(0)
@@ -908,7 +864,7 @@ async fn api(ctl: &Control, who: Who, ep: Ep, params: &[String], req: Request<In
                 .map_err(|_| fail(StatusCode::BAD_REQUEST, "a run id is a number"))?;
             let run = ctl.db.call(move |c| db::get_run(c, id)).await?;
             match run {
-                Some(r) if who.host().is_none_or(|h| h == r.report.host) => Ok(json(StatusCode::OK, &run_value(&r))),
+                Some(r) if who.host().is_none_or(|h| h == r.report.host) => Ok(json(StatusCode::OK, &r)),
                 _ => Err(fail(StatusCode::NOT_FOUND, format!("no run {id}"))),
             }
         }
