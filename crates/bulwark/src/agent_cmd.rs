@@ -308,7 +308,7 @@ pub(crate) fn render_status(s: &bulwark_api::Status, now: Timestamp, color: bool
     let _ = writeln!(out, "\nJOBS");
     let jw = s.jobs.iter().map(|j| j.name.len()).max().unwrap_or(3).max(3);
     let hw = s.jobs.iter().map(|j| j.host.len()).max().unwrap_or(4).max(4);
-    let _ = writeln!(out, "  {:jw$}  {:hw$}  {:8}  {:26}  {:14}  {}", "JOB", "HOST", "STATE", "LAST RUN", "LAST SUCCESS", "NEXT RUN");
+    let _ = writeln!(out, "  {:jw$}  {:hw$}  {:8}  {:26}  {:14}  NEXT RUN", "JOB", "HOST", "STATE", "LAST RUN", "LAST SUCCESS");
     for j in &s.jobs {
         use bulwark_api::JobState as S;
         let state = match j.state {
@@ -424,4 +424,79 @@ struct MaintenanceReport {
     prune: Option<bulwark_engine::PruneSummary>,
     check: Option<bulwark_engine::CheckSummary>,
     error: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use bulwark_api::{Host, Job, JobState, Run, RunKind, RunReport, RunStatus, Status, Trigger};
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ages_read_like_a_person_would_say_them() {
+        let now = ts("2026-11-23T12:00:00Z");
+        assert_eq!(age(ts("2026-11-23T11:59:30Z"), now), "30s ago");
+        assert_eq!(age(ts("2026-11-23T09:55:00Z"), now), "2h 5m ago");
+        assert_eq!(age(ts("2026-11-25T13:00:00Z"), now), "in 2d 1h");
+    }
+
+    #[test]
+    fn status_highlights_late_and_failed_jobs_with_their_reason() {
+        let now = ts("2026-11-23T12:00:00Z");
+        let run = Run {
+            run: 7,
+            received: ts("2026-11-23T11:00:05Z"),
+            report: RunReport {
+                id: "0".repeat(32),
+                host: "nas".into(),
+                job: "db".into(),
+                kind: RunKind::Backup,
+                trigger: Trigger::Schedule,
+                command_id: None,
+                started: ts("2026-11-23T11:00:00Z"),
+                finished: ts("2026-11-23T11:00:02.5Z"),
+                status: RunStatus::Failed,
+                exit_code: Some(1),
+                snapshot: None,
+                stats: Default::default(),
+                skipped: vec![],
+                skipped_count: 0,
+                errors: vec!["database source postgres `app` failed".into()],
+            },
+        };
+        let job = |name: &str, state, last_run, late_since| Job {
+            name: name.into(),
+            host: "nas".into(),
+            kind: RunKind::Backup,
+            repository: Some("hub".into()),
+            schedule: Some("daily".into()),
+            state,
+            late_since,
+            running_since: None,
+            next_run: Some(ts("2026-11-24T00:00:00Z")),
+            last_run,
+            last_success: None,
+        };
+        let s = Status {
+            generated: now,
+            hosts: vec![Host { name: "nas".into(), last_seen: Some(ts("2026-11-23T11:59:58Z")), agent_version: Some("0.1.0".into()), online: true, jobs: vec![] }],
+            jobs: vec![
+                job("db", JobState::Failed, Some(run), None),
+                job("photos", JobState::Late, None, Some(ts("2026-11-23T01:00:00Z"))),
+            ],
+            pings: vec![],
+        };
+        let text = render_status(&s, now, false);
+        assert!(text.contains("nas   online   last seen 2s ago  agent 0.1.0"), "{text}");
+        assert!(text.contains("FAILED") && text.contains("failed 59m ago (2.5s)"), "{text}");
+        assert!(text.contains("↳ database source postgres `app` failed"), "{text}");
+        assert!(text.contains("LATE") && text.contains("↳ expected a run by 2026-11-23T01:00:00Z (11h 0m ago)"), "{text}");
+        assert!(text.contains("in 12h 0m"), "{text}");
+        assert!(!text.contains('\x1b'), "no colour when not a terminal");
+        assert!(render_status(&s, now, true).contains("\x1b[31;1mLATE"));
+    }
 }
