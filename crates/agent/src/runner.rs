@@ -172,8 +172,11 @@ pub fn parse_report(stdout: &[u8], repository: &str) -> RunOutcome {
     };
     let mut out = RunOutcome { status, ..RunOutcome::failed("") };
     out.errors.clear();
-    if let Some(e) = r.get("error").and_then(Value::as_str) {
-        out.errors = e.split("; ").map(|s| s.chars().take(2000).collect()).take(MAX_ERRORS_LISTED).collect();
+    let one = |s: &str| s.chars().take(2000).collect::<String>();
+    if let Some(list) = r.get("errors").and_then(Value::as_array).filter(|l| !l.is_empty()) {
+        out.errors = list.iter().filter_map(Value::as_str).map(one).take(MAX_ERRORS_LISTED).collect();
+    } else if let Some(e) = r.get("error").and_then(Value::as_str) {
+        out.errors = vec![one(e)];
     }
     if let Some(b) = r.get("backup").filter(|b| !b.is_null()) {
         if let Some(s) = b.get("snapshot") {
@@ -258,5 +261,8 @@ mod tests {
         assert!(o.errors[0].contains("no report"));
         let o = parse_report(br#"[{"job":"x","status":"failed","error":"before hook failed"}]"#, "r");
         assert_eq!((o.status, o.errors[0].as_str()), (RunStatus::Failed, "before hook failed"));
+        // errors are taken one per entry, never split at a `;` inside one
+        let o = parse_report(br#"[{"job":"x","status":"failed","error":"a; b","errors":["hook `x; exit 3` failed","b"]}]"#, "r");
+        assert_eq!(o.errors, vec!["hook `x; exit 3` failed".to_string(), "b".to_string()]);
     }
 }

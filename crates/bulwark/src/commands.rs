@@ -189,7 +189,10 @@ struct JobReport {
     backup: Option<BackupSummary>,
     forget: Option<bulwark_engine::ForgetSummary>,
     prune: Option<bulwark_engine::PruneSummary>,
+    /// All errors, joined with "; " (for people).
     error: Option<String>,
+    /// The same, one per entry (for programs: the agent reads these).
+    errors: Vec<String>,
 }
 
 /// Runs a job's backup with its hooks; `retention` also applies forget/prune.
@@ -210,7 +213,7 @@ fn run_job(cfg: &Config, job: &Job, repo: &Repo, a: &cli::BackupArgs, retention:
             timeout,
         });
     }
-    let mut report = JobReport { job: job.name.clone(), status: "failed", backup: None, forget: None, prune: None, error: None };
+    let mut report = JobReport { job: job.name.clone(), status: "failed", backup: None, forget: None, prune: None, error: None, errors: Vec::new() };
     let mut errors: Vec<String> = Vec::new();
     match hooks::run("before", &job.hooks.before, &env, timeout) {
         Err(e) => errors.push(e),
@@ -305,6 +308,7 @@ fn run_job(cfg: &Config, job: &Job, repo: &Repo, a: &cli::BackupArgs, retention:
         errors.push(e);
     }
     report.error = (!errors.is_empty()).then(|| errors.join("; "));
+    report.errors = errors;
     report
 }
 
@@ -418,7 +422,7 @@ fn run(g: &Global, a: &cli::RunArgs, progress: Arc<dyn ProgressSink>) -> Result<
         let repo = match spec.open() {
             Ok(r) => r,
             Err(e) => {
-                reports.push(JobReport { job: job.name.clone(), status: "failed", backup: None, forget: None, prune: None, error: Some(e.to_string()) });
+                reports.push(JobReport { job: job.name.clone(), status: "failed", backup: None, forget: None, prune: None, error: Some(e.to_string()), errors: vec![e.to_string()] });
                 continue;
             }
         };
