@@ -947,7 +947,12 @@ async fn api(ctl: &Control, who: Who, ep: Ep, params: &[String], req: Request<In
                 let h2 = host.clone();
                 commands = ctl
                     .db
-                    .call(move |c| db::take_commands(c, &h2, Timestamp::now()))
+                    .call(move |c| {
+                        // the agent was connected all along: seen now
+                        let now = Timestamp::now();
+                        db::host_seen(c, &h2, now, None)?;
+                        db::take_commands(c, &h2, now)
+                    })
                     .await?;
             }
             let plan = ctl.plan().await?;
