@@ -113,7 +113,7 @@ impl Calendar {
     /// `UTC`). Not supported: fractional seconds, two-digit years.
     ///
     /// ```
-    /// use bulwark_agent::schedule::Calendar;
+    /// use bulwark_schedule::Calendar;
     /// assert!(Calendar::parse("Mon..Fri 03:00").is_ok());
     /// let err = Calendar::parse("25:00").unwrap_err();
     /// assert_eq!(err.to_string(), "`25:00` (column 1): hour must be 0-23, not 25; write midnight as `00:00`");
