@@ -477,17 +477,8 @@ fn default_setup(a: &cli::RunArgs) -> Result<Config> {
 }
 
 pub(crate) fn write_secret(path: &std::path::Path, secret: &str) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = path.parent().unwrap_or(std::path::Path::new("."));
-    let tmp = dir.join(".password.tmp");
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    f.write_all(secret.as_bytes())?;
-    f.write_all(b"\n")?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()?;
-    Ok(())
+    bulwark_agent::write_atomic(path, format!("{secret}\n").as_bytes(), 0o600)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// RFC 3339 → "2024-05-01 02:00:13" in local time, for tables.

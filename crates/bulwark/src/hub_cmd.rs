@@ -540,35 +540,10 @@ fn token(g: &Global, action: TokenCmd, state: Option<PathBuf>, data: Option<Path
     }
 }
 
-/// Writes `text` to `path` with mode 0600, atomically: a temporary file in
-/// the same directory, fsync, rename, fsync of the directory.
+/// Writes `text` to `path` with mode 0600, atomically (temporary file,
+/// fsync, rename, fsync of the directory).
 fn write_secret_file(path: &Path, text: &str) -> Result<()> {
-    use std::{io::Write, os::unix::fs::OpenOptionsExt};
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "token".into());
-    let temp = dir.join(format!(".{name}.tmp-{:016x}", rand::random::<u64>()));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&temp, path)?;
-        std::fs::File::open(&dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    result.with_context(|| format!("cannot write {}", path.display()))
+    bulwark_agent::write_atomic(path, text.as_bytes(), 0o600).with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn scrub(g: &Global, data: PathBuf) -> Result<u8> {
