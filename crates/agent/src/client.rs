@@ -167,5 +167,15 @@ fn describe(e: &reqwest::Error) -> String {
         }
         src = s.source();
     }
-    parts.join(": ")
+    let text = parts.join(": ");
+    if text.contains("CaUsedAsEndEntity") {
+        return format!(
+            "{text} (the hub's certificate is a CA certificate used as a server certificate; make a self-signed one with \
+             `openssl req -x509 ... -addext basicConstraints=critical,CA:FALSE`, or sign it with a CA and give that as ca_file)"
+        );
+    }
+    if text.contains("UnknownIssuer") {
+        return format!("{text} (give the hub's certificate or its CA as [agent] ca_file)");
+    }
+    text
 }

@@ -594,3 +594,103 @@ fn maintenance_applies_retention_to_every_group_and_prunes() {
     assert_eq!(bad.code, 1);
     assert!(bad.stderr.contains("weekly"), "lists what exists: {}", bad.stderr);
 }
+
+/// Agent and CLI reach a hub over HTTPS with a self-signed certificate given
+/// as `[agent] ca_file`; without it the certificate is refused, loudly.
+#[test]
+fn agent_and_status_over_https_with_a_private_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |r: &str| dir.path().join(r);
+    let o = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        // a self-signed *server* certificate (rustls refuses a CA certificate
+        // used as the server's own, which is openssl's default)
+        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1", "-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(d("key.pem"))
+        .arg("-out")
+        .arg(d("cert.pem"))
+        .output()
+        .expect("openssl is installed");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::create_dir_all(d("data")).unwrap();
+    std::fs::create_dir_all(d("src")).unwrap();
+    std::fs::write(d("src/f"), "x").unwrap();
+    std::fs::write(d("data/.htpasswd"), "").unwrap();
+    std::fs::write(d("pw"), "pw\n").unwrap();
+    let port = free_port();
+    let cfg = d("bulwark.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[agent]\nhub_url = \"https://127.0.0.1:{port}\"\nca_file = \"{ca}\"\n\n[repositories.r]\nurl = \"{repo}\"\npassword_file = \"{pw}\"\n\n[jobs.t]\nrepository = \"r\"\npaths = [\"{src}\"]\nschedule = \"*:*:0/2\"\n",
+            ca = d("cert.pem").display(),
+            repo = d("repo").display(),
+            pw = d("pw").display(),
+            src = d("src").display()
+        ),
+    )
+    .unwrap();
+    let b = |args: &[&str]| {
+        let mut c = Command::new(BIN);
+        c.args(args).env("XDG_CACHE_HOME", d("cache")).env("HOME", dir.path()).env_remove("BULWARK_CONFIG");
+        run(&mut c, TIMEOUT)
+    };
+    let state = d("state");
+    let s = state.to_str().unwrap();
+    b(&["hub", "token", "create", "--state", s, "--admin", "--output", d("admin.token").to_str().unwrap()]).ok();
+    b(&["hub", "token", "create", "--state", s, "--host", "h", "--output", d("h.token").to_str().unwrap()]).ok();
+    b(&["-c", cfg.to_str().unwrap(), "--job", "t", "init"]).ok();
+    let spawn = |name: &'static str, args: Vec<String>| {
+        let log = std::fs::File::create(d(&format!("{name}.log"))).unwrap();
+        let child = Command::new(BIN)
+            .args(args)
+            .env("XDG_CACHE_HOME", d("cache"))
+            .env("BULWARK_LOG", "info")
+            .env_remove("BULWARK_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Proc { child, name }
+    };
+    let s2 = |p: PathBuf| p.display().to_string();
+    let mut hub = spawn(
+        "hub",
+        vec!["hub".into(), "--listen".into(), format!("127.0.0.1:{port}"), "--data".into(), s2(d("data")), "--state".into(), s2(d("state")), "--tls-cert".into(), s2(d("cert.pem")), "--tls-key".into(), s2(d("key.pem")), "--scrub-interval".into(), "0".into()],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "hub did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut agent = spawn(
+        "agent",
+        vec!["-c".into(), s2(cfg.clone()), "agent".into(), "--host".into(), "h".into(), "--token-file".into(), s2(d("h.token")), "--state-dir".into(), s2(d("agent")), "--poll-wait".into(), "2".into()],
+    );
+    let admin = d("admin.token");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let out = b(&["-c", cfg.to_str().unwrap(), "--json", "status", "--token-file", admin.to_str().unwrap()]);
+        if out.code == 0 {
+            let s = out.json();
+            if s["jobs"].as_array().unwrap().iter().any(|j| j["name"] == "t" && j["last_run"]["status"] == "success") {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no run reported over HTTPS: {}\nagent:\n{}",
+            out.stderr,
+            std::fs::read_to_string(d("agent.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // without the CA the hub's certificate is not trusted
+    let out = b(&["status", "--hub", &format!("https://127.0.0.1:{port}"), "--token-file", admin.to_str().unwrap()]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.to_lowercase().contains("certificate"), "{}", out.stderr);
+    agent.stop();
+    hub.stop();
+}
