@@ -23,8 +23,12 @@ fn restic(tmp: &tempfile::TempDir) -> Command {
     c
 }
 
+/// Lock files that are completely written (restic's local backend writes in
+/// place, so a lock file can be seen while still empty).
 fn lock_count(tmp: &tempfile::TempDir) -> usize {
-    std::fs::read_dir(tmp.path().join("repo/locks")).map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir(tmp.path().join("repo/locks"))
+        .map(|d| d.filter_map(Result::ok).filter(|e| e.metadata().is_ok_and(|m| m.len() > 0)).count())
+        .unwrap_or(0)
 }
 
 #[test]
@@ -88,6 +92,8 @@ fn restic_holding_lock(tmp: &tempfile::TempDir) -> std::process::Child {
         assert!(Instant::now() < deadline, "restic never took its lock");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // and let it finish writing and syncing the lock before anyone looks
+    std::thread::sleep(Duration::from_millis(300));
     child
 }
 
