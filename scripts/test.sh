@@ -38,3 +38,5 @@ cargo test --workspace --locked "$@"
 cargo test --locked -p bulwark --features s3 --test s3 "$@"
 # The keyless store's conformance suite on S3 (moto_server).
 cargo test --locked -p bulwark-store --features s3 "$@"
+# The keyless mirror (replication) to S3 (moto_server).
+cargo test --locked -p bulwark-replicate --features s3 --test s3 "$@"
