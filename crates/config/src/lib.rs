@@ -9,6 +9,8 @@
 //! (with its `schedule`, paths, commands and `[[jobs.NAME.databases]]`) and each
 //! `[maintenance.NAME]` names the host that runs it, `[agent]` says how agents
 //! reach the hub, and `[pings.NAME]` declares checks that outside scripts ping.
+//! `[targets.NAME]` declares where the hub replicates its repositories to
+//! (offsite copies), and a job's `rpo` its recovery point objective.
 //! [`extract_host`] cuts out the part one agent needs. `docs/configuration.md`
 //! describes every key.
 //!
@@ -43,6 +45,7 @@ mod multihost;
 mod raw;
 mod read;
 mod secret;
+mod target;
 mod url;
 mod validate;
 
@@ -140,6 +143,100 @@ pub struct Config {
     pub pings: BTreeMap<String, Ping>,
     /// `[agent]`: how agents reach the hub.
     pub agent: AgentSettings,
+    /// `[targets.NAME]`: where the hub replicates its repositories to. They
+    /// belong to the hub; agents never receive them.
+    pub targets: BTreeMap<String, Target>,
+}
+
+/// `[targets.NAME]`: a replication target. The hub copies its repositories
+/// (all of them, or those in `repositories`) there on `schedule`, and
+/// re-hashes a sample of the copy on `verify`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    /// Its name in the file.
+    pub name: String,
+    /// Where the copies go: a local path, `rest:…` or `s3:…`, parsed like a
+    /// repository url. Each hub repository `P` is copied to `url/P`.
+    pub url: RepoUrl,
+    /// What it is stored on (for the 3-2-1 count of media).
+    pub medium: Medium,
+    /// Whether it is outside this building (for the 3-2-1 count of offsite
+    /// copies). Any medium may be either.
+    pub offsite: bool,
+    /// S3 settings: `Some` exactly when `url` is `s3:` (region defaults to
+    /// `us-east-1`; keys default to `AWS_ACCESS_KEY_ID` /
+    /// `AWS_SECRET_ACCESS_KEY`).
+    pub s3: Option<S3Settings>,
+    /// HTTP basic auth: `Some` exactly when `url` is `rest:` (both parts may
+    /// be unset: no auth).
+    pub rest: Option<TargetRestAuth>,
+    /// Hub repository paths to copy (`nas/main`), or `"*"`. Empty: all.
+    pub repositories: Vec<String>,
+    /// When to replicate (also soon after new snapshots). Default `hourly`.
+    pub schedule: JobSchedule,
+    /// Limit in bytes per second, shared by all parallel copies.
+    pub bandwidth: Option<u64>,
+    /// Files copied at the same time, 1–64. Default 4.
+    pub parallel: u32,
+    /// When to verify the copy (re-hash a sample). Default `weekly`.
+    pub verify: JobSchedule,
+    /// Percentage (0 < p ≤ 100) of the data packs re-hashed per verify.
+    /// Default 5.
+    pub verify_sample_percent: f64,
+    /// Delete at the target what was deleted (pruned) at the source, after
+    /// `quarantine`. Default false: the target only grows.
+    pub propagate_deletes: bool,
+    /// How long a file deleted at the source stays at the target before it
+    /// is deleted there too. Default 7 days. (Only set with
+    /// `propagate_deletes`.)
+    pub quarantine: Duration,
+    /// At most this percentage (0 < p ≤ 100) of the target's files is deleted
+    /// per run; more stops the deletion and is reported. Default 5. (Only
+    /// set with `propagate_deletes`.)
+    pub delete_cap_percent: f64,
+}
+
+/// HTTP basic auth for a `rest:` target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetRestAuth {
+    /// User name.
+    pub username: Option<String>,
+    /// Where the HTTP password comes from (only with `username`).
+    pub password: Option<SecretSource>,
+}
+
+/// What a replication target is stored on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Medium {
+    /// A fixed disk or NAS mount.
+    Disk,
+    /// A cloud object store.
+    Cloud,
+    /// Another Bulwark hub or REST server run by someone else.
+    Peer,
+    /// A disk that is unplugged and carried away (USB disk, tape).
+    Removable,
+}
+
+impl Medium {
+    /// Every medium, in the order of the docs.
+    pub const ALL: [Self; 4] = [Self::Disk, Self::Cloud, Self::Peer, Self::Removable];
+
+    /// The name used in `medium = "…"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Disk => "disk",
+            Self::Cloud => "cloud",
+            Self::Peer => "peer",
+            Self::Removable => "removable",
+        }
+    }
+}
+
+impl fmt::Display for Medium {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// `[hosts.NAME]`: a machine that runs an agent.
@@ -344,6 +441,9 @@ pub struct Job {
     pub hooks: Hooks,
     /// Retention policy.
     pub retention: Option<Retention>,
+    /// `rpo`: the recovery point objective — at most this much data (time)
+    /// may be lost, i.e. the newest snapshot should never be older.
+    pub rpo: Option<Duration>,
 }
 
 /// A command whose standard output is stored as a file in the snapshot.
@@ -520,7 +620,7 @@ pub fn default_config(data_dir: &Path) -> Result<Config, ConfigError> {
 /// otherwise). The result holds `[settings]` and `[agent]` (if present),
 /// `[hosts.HOST]` alone, the `[jobs.*]` and `[maintenance.*]` whose `host` is
 /// HOST, and exactly the `[repositories.*]` they use — never `[hub]`,
-/// `[pings]`, other hosts or their jobs.
+/// `[pings]`, `[targets]`, other hosts or their jobs.
 ///
 /// The agent stores the text elsewhere, so every path that was relative to
 /// the original file's directory (local repository URLs, `password_file`s,

@@ -34,7 +34,7 @@ fn path(cx: &mut Ctx<'_>, v: &Spanned<String>, key: &str, what: &str, base: &Pat
 }
 
 /// A duration key (`90s`, `30m`, `1h 30m`).
-fn duration(cx: &mut Ctx<'_>, v: &Spanned<String>, key: &str, example: &str) -> Option<Duration> {
+pub(crate) fn duration(cx: &mut Ctx<'_>, v: &Spanned<String>, key: &str, example: &str) -> Option<Duration> {
     match humantime::parse_duration(v.get_ref().trim()) {
         Ok(d) => Some(d),
         Err(_) => {
@@ -49,7 +49,7 @@ fn duration(cx: &mut Ctx<'_>, v: &Spanned<String>, key: &str, example: &str) -> 
 }
 
 /// A duration key that must not be zero.
-fn positive(cx: &mut Ctx<'_>, v: &Spanned<String>, key: &str, example: &str, why: &str) -> Option<Duration> {
+pub(crate) fn positive(cx: &mut Ctx<'_>, v: &Spanned<String>, key: &str, example: &str, why: &str) -> Option<Duration> {
     let d = duration(cx, v, key, example)?;
     if d.is_zero() {
         cx.err_at(v, format!("`{key}` must not be zero: {why}"), format!("e.g. {key} = \"{example}\""));

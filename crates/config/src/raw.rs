@@ -64,6 +64,7 @@ pub(crate) struct RawJob {
     pub databases: Vec<Spanned<RawDatabase>>,
     pub hooks: Option<RawHooks>,
     pub retention: Option<Spanned<RawRetention>>,
+    pub rpo: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -165,4 +166,29 @@ pub(crate) struct RawPing {
     pub schedule: Option<Spanned<String>>,
     pub randomized_delay: Option<Spanned<String>>,
     pub grace: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTarget {
+    pub url: Option<Spanned<String>>,
+    pub medium: Option<Spanned<String>>,
+    pub offsite: Option<Spanned<bool>>,
+    pub region: Option<Spanned<String>>,
+    pub access_key_id_file: Option<Spanned<String>>,
+    pub access_key_id_env: Option<Spanned<String>>,
+    pub secret_access_key_file: Option<Spanned<String>>,
+    pub secret_access_key_env: Option<Spanned<String>>,
+    pub username: Option<Spanned<String>>,
+    pub password_file: Option<Spanned<String>>,
+    pub password_env: Option<Spanned<String>>,
+    pub repositories: Option<Spanned<Vec<Spanned<String>>>>,
+    pub schedule: Option<Spanned<String>>,
+    pub bandwidth: Option<Spanned<crate::hub::RawSize>>,
+    pub parallel: Option<Spanned<i64>>,
+    pub verify: Option<Spanned<String>>,
+    pub verify_sample: Option<Spanned<String>>,
+    pub propagate_deletes: Option<Spanned<bool>>,
+    pub quarantine: Option<Spanned<String>>,
+    pub delete_cap: Option<Spanned<String>>,
 }

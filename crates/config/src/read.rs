@@ -15,7 +15,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use crate::{
     raw::{
         RawAgent, RawCommand, RawDatabase, RawHooks, RawHost, RawJob, RawMaintenance, RawPing, RawRepo, RawRest,
-        RawRetention, RawS3, RawSettings,
+        RawRetention, RawS3, RawSettings, RawTarget,
     },
     Diagnostic,
 };
@@ -52,7 +52,7 @@ impl Ctx<'_> {
     }
 }
 
-/// A `[SECTION.NAME]` table (`repositories`, `jobs`, `hosts`, `maintenance`, `pings`).
+/// A `[SECTION.NAME]` table (`repositories`, `jobs`, `hosts`, `maintenance`, `pings`, `targets`).
 pub(crate) struct Entry<T> {
     /// NAME, spanning the key.
     pub name: Spanned<String>,
@@ -73,11 +73,12 @@ pub(crate) struct Doc {
     pub agent: Option<RawAgent>,
     pub maintenance: Vec<Entry<RawMaintenance>>,
     pub pings: Vec<Entry<RawPing>>,
+    pub targets: Vec<Entry<RawTarget>>,
 }
 
 /// The top-level tables of `bulwark.toml`.
 pub(crate) const SECTIONS: &[&str] =
-    &["settings", "repositories", "jobs", "hub", "hosts", "agent", "maintenance", "pings"];
+    &["settings", "repositories", "jobs", "hub", "hosts", "agent", "maintenance", "pings", "targets"];
 
 /// Reads the document; None when its TOML syntax is broken (then every
 /// syntax error has been reported).
@@ -100,6 +101,7 @@ pub(crate) fn read(cx: &mut Ctx<'_>) -> Option<Doc> {
             "agent" => doc.agent = table::<RawAgent>(cx, "agent", value).0,
             "maintenance" => doc.maintenance = named(cx, "maintenance", value),
             "pings" => doc.pings = named(cx, "pings", value),
+            "targets" => doc.targets = named(cx, "targets", value),
             other => unknown_key(cx, key.span(), other, SECTIONS),
         }
     }
@@ -111,6 +113,12 @@ pub(crate) trait Shape: DeserializeOwned {
     /// Prunes the table (or array of tables) under `key`; false if anything was rejected.
     fn nested(_cx: &mut Ctx<'_>, _key: &str, _value: &mut Spanned<DeValue<'_>>) -> bool {
         true
+    }
+
+    /// What `key` holds in this table, and an example of it (for wrong-type
+    /// messages). Default: the file-wide [`expectation`] table.
+    fn expectation(key: &str) -> Option<(&'static str, String)> {
+        expectation(key)
     }
 }
 
@@ -124,6 +132,17 @@ impl Shape for RawDatabase {}
 impl Shape for RawHost {}
 impl Shape for RawAgent {}
 impl Shape for RawPing {}
+
+impl Shape for RawTarget {
+    fn expectation(key: &str) -> Option<(&'static str, String)> {
+        match key {
+            // (at the top level, `repositories` is a table of tables)
+            "repositories" => Some(("an array of strings", "repositories = [\"nas/main\", \"vps/main\"]".into())),
+            "schedule" => Some(("a string (a calendar expression)", "schedule = \"*-*-* 04:00:00\"".into())),
+            _ => expectation(key),
+        }
+    }
+}
 
 impl Shape for RawMaintenance {
     fn nested(cx: &mut Ctx<'_>, key: &str, value: &mut Spanned<DeValue<'_>>) -> bool {
@@ -223,7 +242,7 @@ fn prune<T: Shape>(cx: &mut Ctx<'_>, value: &mut Spanned<DeValue<'_>>) -> bool {
         let mut alone = DeTable::new();
         alone.insert(key.clone(), value.clone());
         if let Err(e) = T::deserialize(ValueDeserializer::from(Spanned::new(span.clone(), DeValue::Table(alone)))) {
-            report(cx, &e, key.get_ref(), value);
+            report(cx, &e, key.get_ref(), value, T::expectation);
             rejected.push(key.clone());
             clean = false;
         }
@@ -276,7 +295,8 @@ fn expectation(label: &str) -> Option<(&'static str, String)> {
         "hosts" => e("a table of hosts", "[hosts.NAME]"),
         "maintenance" => e("a table of maintenance tasks", "[maintenance.NAME]"),
         "pings" => e("a table of pings", "[pings.NAME]"),
-        l if ["repositories.", "jobs.", "hosts.", "maintenance.", "pings."].iter().any(|p| l.starts_with(p)) => {
+        "targets" => e("a table of replication targets", "[targets.NAME]"),
+        l if ["repositories.", "jobs.", "hosts.", "maintenance.", "pings.", "targets."].iter().any(|p| l.starts_with(p)) => {
             Some(("a table", format!("[{l}]")))
         }
         "rest" | "s3" => Some(("a table", format!("[repositories.NAME.{label}]"))),
@@ -322,7 +342,20 @@ fn expectation(label: &str) -> Option<(&'static str, String)> {
         "before" | "after" | "on_failure" | "finally" => {
             Some((STRINGS, format!("{label} = [\"systemctl restart app\"]")))
         }
-        "one_file_system" | "prune" | "persistent" | "check" => Some(("a boolean (true or false)", format!("{label} = true"))),
+        "one_file_system" | "prune" | "persistent" | "check" | "offsite" | "propagate_deletes" => {
+            Some(("a boolean (true or false)", format!("{label} = true")))
+        }
+        "medium" => e("a string", "medium = \"cloud\" (or \"disk\", \"peer\", \"removable\")"),
+        "bandwidth" => e(
+            "a size per second: a number of bytes or a string such as \"20 MiB\"",
+            "bandwidth = \"20 MiB\"",
+        ),
+        "parallel" => e("an integer (1-64)", "parallel = 4"),
+        "verify" => e("a string (a calendar expression)", "verify = \"weekly\""),
+        "verify_sample" => e("a string (a percentage)", "verify_sample = \"5%\""),
+        "delete_cap" => e("a string (a percentage)", "delete_cap = \"5%\""),
+        "quarantine" => e("a string (a duration)", "quarantine = \"7d\""),
+        "rpo" => e("a string (a duration)", "rpo = \"26h\""),
         "command" => e(
             "a string (run with sh -c) or an array of strings (program and arguments)",
             "command = [\"pg_dumpall\", \"-U\", \"postgres\"]",
@@ -336,7 +369,17 @@ fn expectation(label: &str) -> Option<(&'static str, String)> {
 }
 
 fn wrong_type(cx: &mut Ctx<'_>, span: Range<usize>, label: &str, found: &str) {
-    let (message, hint) = match expectation(label) {
+    wrong_type_as(cx, span, label, found, expectation(label));
+}
+
+fn wrong_type_as(
+    cx: &mut Ctx<'_>,
+    span: Range<usize>,
+    label: &str,
+    found: &str,
+    expected: Option<(&'static str, String)>,
+) {
+    let (message, hint) = match expected {
         Some((expected, example)) => {
             (format!("wrong type for `{label}`: expected {expected}, found {found}"), Some(format!("e.g. {example}")))
         }
@@ -345,8 +388,11 @@ fn wrong_type(cx: &mut Ctx<'_>, span: Range<usize>, label: &str, found: &str) {
     cx.err(span, message, hint);
 }
 
-/// A key that `T` rejected.
-fn report(cx: &mut Ctx<'_>, e: &toml::de::Error, key: &str, value: &Spanned<DeValue<'_>>) {
+/// What a key holds, and an example of it.
+type Expectation = fn(&str) -> Option<(&'static str, String)>;
+
+/// A key that `T` rejected; `expect` is `T`'s table of what its keys hold.
+fn report(cx: &mut Ctx<'_>, e: &toml::de::Error, key: &str, value: &Spanned<DeValue<'_>>, expect: Expectation) {
     let message = e.message().trim();
     let span = e.span().unwrap_or_else(|| value.span());
     if let Some(rest) = message.strip_prefix("unknown field `") {
@@ -357,25 +403,30 @@ fn report(cx: &mut Ctx<'_>, e: &toml::de::Error, key: &str, value: &Spanned<DeVa
     let found = match value.get_ref() {
         _ if span != value.span() => match found_in(message) {
             "a value of another type" => "an array with an element of the wrong type",
-            k => return element_type(cx, span, key, k),
+            k => return element_type(cx, span, key, k, expect(key)),
         },
-        DeValue::Array(_) if expectation(key).is_some_and(|(e, _)| e.contains("array of strings")) => {
+        DeValue::Array(_) if expect(key).is_some_and(|(e, _)| e.contains("array of strings")) => {
             "an array that holds something other than strings"
         }
         v => kind(v),
     };
-    wrong_type(cx, span, key, found);
+    wrong_type_as(cx, span, key, found, expect(key));
 }
 
 /// An element of an array has the wrong type.
-fn element_type(cx: &mut Ctx<'_>, span: Range<usize>, key: &str, found: &str) {
-    let (expected, example) = expectation(key).unwrap_or(("another type", String::new()));
+fn element_type(cx: &mut Ctx<'_>, span: Range<usize>, key: &str, found: &str, expected: Option<(&'static str, String)>) {
+    let (expected, example) = expected.unwrap_or(("another type", String::new()));
     let hint = (!example.is_empty()).then(|| format!("e.g. {example}"));
     cx.err(span, format!("wrong type in `{key}`: expected {expected}, but this element is {found}"), hint);
 }
 
 pub(crate) fn unknown_key(cx: &mut Ctx<'_>, span: Range<usize>, key: &str, valid: &[&str]) {
+    let (file, env) = (format!("{key}_file"), format!("{key}_env"));
     let hint = match closest(key, valid) {
+        // `password = "…"`: a secret written inline (its value is never echoed)
+        _ if valid.contains(&file.as_str()) && valid.contains(&env.as_str()) => format!(
+            "secrets are never written in bulwark.toml: put it in a file (mode 0600) and set `{file}`, or name an environment variable that holds it with `{env}`"
+        ),
         Some(best) => format!("did you mean `{best}`?"),
         None if !valid.is_empty() => format!("valid keys here: {}", valid.join(", ")),
         None => "remove it".to_string(),

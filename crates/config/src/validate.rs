@@ -74,11 +74,29 @@ pub(crate) fn validate(cx: &mut Ctx<'_>, doc: Doc, base: &Path) -> Option<Config
         }
     }
     let pings = multihost::pings(cx, doc.pings);
+    let hub_data = doc
+        .hub
+        .as_ref()
+        .and_then(|h| h.data.as_ref())
+        .filter(|d| !d.get_ref().trim().is_empty())
+        .map(|d| base.join(d.get_ref()));
+    let targets = crate::target::targets(cx, doc.targets, hub_data.as_deref(), base);
     let hub = doc.hub.and_then(|h| crate::hub::validate(cx, h, base));
     if !cx.diags.is_empty() {
         return None;
     }
-    Some(Config { source: cx.file.to_path_buf(), settings, repositories, jobs, hub, hosts, maintenance, pings, agent })
+    Some(Config {
+        source: cx.file.to_path_buf(),
+        settings,
+        repositories,
+        jobs,
+        hub,
+        hosts,
+        maintenance,
+        pings,
+        agent,
+        targets,
+    })
 }
 
 pub(crate) fn check_host(cx: &mut Ctx<'_>, h: Spanned<String>, key: &str) -> Option<String> {
@@ -336,6 +354,7 @@ fn job(
     }
     let hooks = j.hooks.map(|h| hooks(cx, h)).unwrap_or_default();
     let retention = j.retention.map(|r| retention(cx, &owner, r, clean, false));
+    let rpo = j.rpo.as_ref().and_then(|r| multihost::positive(cx, r, "rpo", "26h", "no backup could ever meet it"));
     Some(Job {
         name: jname,
         repository,
@@ -350,6 +369,7 @@ fn job(
         commands,
         hooks,
         retention,
+        rpo,
     })
 }
 
