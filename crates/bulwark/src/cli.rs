@@ -173,6 +173,9 @@ pub(crate) enum Cmd {
     Status(crate::agent_cmd::StatusArgs),
     /// Ask the hub to run a job now (its agent picks it up within seconds).
     Trigger(crate::agent_cmd::TriggerArgs),
+    /// Copy the hub's repositories to the `[targets]` (cloud bucket, local disk):
+    /// keyless, verified, never deleting (see docs/replication.md).
+    Replicate(crate::replicate_cmd::ReplicateArgs),
     /// Apply a `[maintenance.NAME]`: forget by its retention policy, prune, optionally check.
     Maintenance {
         /// The `[maintenance.NAME]` to run.

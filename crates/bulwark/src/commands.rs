@@ -27,6 +27,7 @@ pub(crate) fn dispatch(cli: cli::Cli) -> Result<u8> {
         Cmd::Up(args) => crate::agent_cmd::up(g, args),
         Cmd::Status(args) => crate::agent_cmd::status(g, args),
         Cmd::Trigger(args) => crate::agent_cmd::trigger(g, args),
+        Cmd::Replicate(args) => crate::replicate_cmd::replicate(g, args),
         Cmd::SqliteBackup { path } => crate::dbsource::sqlite_backup(&path),
         Cmd::Maintenance { name } => crate::agent_cmd::maintenance(g, &name, progress),
         cmd => {
@@ -69,6 +70,7 @@ pub(crate) fn dispatch(cli: cli::Cli) -> Result<u8> {
                 | Cmd::Up(_)
                 | Cmd::Status(_)
                 | Cmd::Trigger(_)
+                | Cmd::Replicate(_)
                 | Cmd::SqliteBackup { .. } => unreachable!("handled above"),
             }
         }

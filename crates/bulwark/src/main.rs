@@ -9,6 +9,7 @@ mod dbsource;
 mod hooks;
 mod hub_cmd;
 mod output;
+mod replicate_cmd;
 mod up;
 
 use std::process::ExitCode;

@@ -9,9 +9,14 @@
 //!
 //! Implementations: [`local::LocalStore`] (a directory, rest-server's layout)
 //! and, with the `s3` feature, `s3::S3Store` (an S3-compatible bucket via
-//! opendal, restic's S3 layout). Both layouts are the ones restic itself
+//! opendal, restic's S3 layout). With the `rest` feature, `rest::RestStore`
+//! is a client of restic's REST protocol (a peer Bulwark hub, restic's
+//! rest-server, `rclone serve restic`), for replicating to another host. The
+//! local and S3 layouts are the ones restic itself
 //! uses, so restic can open a repository in either directly. Every
-//! implementation passes the conformance suite in `tests/conformance.rs`.
+//! implementation passes the conformance suite in `tests/suite/mod.rs`
+//! (the REST store minus the checks its protocol cannot express, listed in
+//! `tests/rest.rs`).
 //!
 //! [`scrub`] re-hashes stored files against their names ([`verify`],
 //! [`scrub_repo`]): a keyless check for bit rot and tampering.
@@ -28,6 +33,8 @@
 //! ```
 
 pub mod local;
+#[cfg(feature = "rest")]
+pub mod rest;
 #[cfg(feature = "s3")]
 pub mod s3;
 pub mod scrub;
@@ -35,5 +42,7 @@ pub mod scrub;
 mod types;
 mod util;
 
+#[cfg(feature = "rest")]
+pub use rest::RestStore;
 pub use scrub::{scrub_repo, verify, ScrubReport};
 pub use types::{ByteStream, Entry, Error, ErrorKind, FileRef, FileType, Name, Range, RepoPath, Result, Store};

@@ -1,0 +1,151 @@
+//! `bulwark replicate`: the hub's repositories copied to a local target
+//! (a USB disk), verified, repaired, never spreading a wipe — and restic
+//! restores straight from the copy.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::{path::Path, process::Command};
+
+use common::*;
+
+fn b(cfg: &Path, args: &[&str]) -> Out {
+    let mut c = Command::new(BIN);
+    c.arg("-c").arg(cfg).args(args).env_remove("BULWARK_CONFIG").env("XDG_CACHE_HOME", cfg.parent().unwrap().join("cache"));
+    run(&mut c, TIMEOUT)
+}
+
+#[test]
+fn a_usb_copy_that_restic_restores_and_that_survives_a_wiped_hub() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |r: &str| dir.path().join(r);
+    std::fs::create_dir_all(d("src/sub")).unwrap();
+    for i in 0..10 {
+        std::fs::write(d(&format!("src/sub/f{i}")), random_bytes(i, 200_000)).unwrap();
+    }
+    std::fs::write(d("pw"), "repository password\n").unwrap();
+    let cfg = d("bulwark.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[hub]\ndata = \"{data}\"\n\n[repositories.nas]\nurl = \"{data}/nas/main\"\npassword_file = \"{pw}\"\n\n[jobs.nas]\nrepository = \"nas\"\npaths = [\"{src}\"]\n\n[targets.usb]\nurl = \"{usb}\"\nmedium = \"removable\"\noffsite = false\nverify_sample = \"100%\"\n",
+            data = d("data").display(),
+            pw = d("pw").display(),
+            src = d("src").display(),
+            usb = d("usb").display()
+        ),
+    )
+    .unwrap();
+    b(&cfg, &["--job", "nas", "init"]).ok();
+    b(&cfg, &["--job", "nas", "run"]).ok();
+
+    // first copy: everything; the copy is a repository restic reads
+    let out = b(&cfg, &["--json", "replicate"]);
+    out.ok();
+    let r = out.json();
+    assert_eq!(r[0]["repo"], "nas/main", "{r:#}");
+    let copied: u64 = r[0]["mirror"]["types"].as_object().unwrap().values().map(|t| t["copied"].as_u64().unwrap()).sum();
+    assert!(copied >= 4, "config aside, keys, data, index and snapshots: {r:#}");
+    let copy = d("usb/nas/main");
+    restic_at(&copy, &d("pw"), &["check", "--read-data"]).ok();
+    restic_at(&copy, &d("pw"), &["restore", "latest", "--target", d("restored").to_str().unwrap()]).ok();
+    assert_same_tree(&d("src"), &under(&d("restored"), &d("src")));
+
+    // nothing new: nothing copied
+    let again = b(&cfg, &["--json", "replicate"]).json();
+    let copied: u64 = again[0]["mirror"]["types"].as_object().unwrap().values().map(|t| t["copied"].as_u64().unwrap()).sum();
+    assert_eq!(copied, 0, "{again:#}");
+
+    // a pack rots on the USB disk: --verify finds it and copies it again
+    let pack = std::fs::read_dir(copy.join("data"))
+        .unwrap()
+        .flat_map(|e| std::fs::read_dir(e.unwrap().path()).unwrap())
+        .map(|e| e.unwrap().path())
+        .next()
+        .unwrap();
+    let mut bytes = std::fs::read(&pack).unwrap();
+    bytes[10] ^= 0xff;
+    std::fs::write(&pack, &bytes).unwrap();
+    let out = b(&cfg, &["replicate", "--verify"]);
+    out.ok();
+    assert!(out.stdout.contains("1 corrupt") && out.stdout.contains("1 re-copied"), "{}", out.stdout);
+    restic_at(&copy, &d("pw"), &["check", "--read-data"]).ok();
+
+    // the hub is wiped (ransomware, a bad rm): the copy keeps everything
+    for sub in ["data", "index", "snapshots"] {
+        std::fs::remove_dir_all(d(&format!("data/nas/main/{sub}"))).unwrap();
+        std::fs::create_dir_all(d(&format!("data/nas/main/{sub}"))).unwrap();
+    }
+    b(&cfg, &["replicate"]);
+    restic_at(&copy, &d("pw"), &["check", "--read-data"]).ok();
+    let snaps = restic_at(&copy, &d("pw"), &["snapshots", "--json"]);
+    snaps.ok();
+    assert_eq!(snaps.json().as_array().unwrap().len(), 1);
+
+    // unknown target: a clear error
+    let bad = b(&cfg, &["replicate", "--target", "cloud"]);
+    assert_eq!(bad.code, 1);
+    assert!(bad.stderr.contains("usb"), "{}", bad.stderr);
+}
+
+/// A friend's Bulwark hub as the offsite peer: the copy lands under the
+/// friend's user through the REST protocol, and restic restores from it.
+/// (A Bulwark hub, like rest-server with private repos, serves `user/repo`:
+/// a one-segment repository `nas` becomes `alice/nas` there.)
+#[test]
+fn a_peer_hub_copy_that_restic_restores() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |r: &str| dir.path().join(r);
+    std::fs::create_dir_all(d("src")).unwrap();
+    for i in 0..5 {
+        std::fs::write(d(&format!("src/f{i}")), random_bytes(100 + i, 150_000)).unwrap();
+    }
+    std::fs::write(d("pw"), "repository password\n").unwrap();
+    std::fs::write(d("friend.pass"), "friend-http-secret\n").unwrap();
+    // the friend's hub: user alice, who may only use /alice/...
+    std::fs::create_dir_all(d("friend")).unwrap();
+    let mut c = Command::new(BIN);
+    c.args(["hub", "passwd"]).arg(d("friend/.htpasswd")).arg("alice").stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::null());
+    let mut child = c.spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"friend-http-secret\n").unwrap();
+    assert!(child.wait().unwrap().success());
+    let port = free_port();
+    let mut peer = Command::new(BIN)
+        .args(["hub", "--listen", &format!("127.0.0.1:{port}"), "--data"])
+        .arg(d("friend"))
+        .args(["--append-only", "--scrub-interval", "0"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "the peer hub did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let cfg = d("bulwark.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[hub]\ndata = \"{data}\"\n\n[repositories.nas]\nurl = \"{data}/nas\"\npassword_file = \"{pw}\"\n\n[jobs.nas]\nrepository = \"nas\"\npaths = [\"{src}\"]\n\n[targets.friend]\nurl = \"rest:http://127.0.0.1:{port}/alice\"\nmedium = \"peer\"\noffsite = true\nusername = \"alice\"\npassword_file = \"{fp}\"\n",
+            data = d("data").display(),
+            pw = d("pw").display(),
+            src = d("src").display(),
+            fp = d("friend.pass").display(),
+        ),
+    )
+    .unwrap();
+    b(&cfg, &["--job", "nas", "init"]).ok();
+    b(&cfg, &["--job", "nas", "run"]).ok();
+    let out = b(&cfg, &["replicate", "--verify"]);
+    let _ = peer.kill();
+    out.ok();
+    assert!(out.stdout.contains("nas → friend (peer, offsite)"), "{}", out.stdout);
+    // the copy is on the friend's disk under alice/, and restic reads it
+    let copy = d("friend/alice/nas");
+    restic_at(&copy, &d("pw"), &["restore", "latest", "--target", d("restored").to_str().unwrap()]).ok();
+    assert_same_tree(&d("src"), &under(&d("restored"), &d("src")));
+    let _ = peer.wait();
+}
