@@ -327,6 +327,8 @@ pub(crate) fn render_status(s: &bulwark_api::Status, now: Timestamp, color: bool
         let success = j.last_success.map_or("never".to_string(), |t| age(t, now));
         let next = match (j.running_since, j.next_run, &j.schedule) {
             (Some(t), _, _) => format!("running since {}", age(t, now).trim_end_matches(" ago")),
+            // planned at the agent's last poll; a time already past is starting now
+            (None, Some(t), _) if t <= now => "due now".into(),
             (None, Some(t), _) => age(t, now),
             (None, None, Some(e)) => format!("({e})"),
             (None, None, None) => "on trigger".into(),
