@@ -84,30 +84,16 @@ pub(crate) fn machine_host() -> String {
     if name.is_empty() { "localhost".into() } else { name }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| fail(format!("cannot start the async runtime: {e}"), "this is a bug or a resource limit"))
-}
-
-/// SIGINT/SIGTERM → `true` on the returned channel.
-fn stop_on_signal() -> tokio::sync::watch::Receiver<bool> {
+/// A stop flag that SIGINT/SIGTERM (or the returned sender) turns true.
+pub(crate) fn stop_on_signal() -> (tokio::sync::watch::Sender<bool>, tokio::sync::watch::Receiver<bool>) {
     let (tx, rx) = tokio::sync::watch::channel(false);
+    let on_signal = tx.clone();
     tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-            return;
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-        tracing::info!("signal received; stopping (running jobs get their cleanup hooks)");
-        let _ = tx.send(true);
+        crate::hub_cmd::shutdown_signal().await;
+        eprintln!("bulwark: stopping (a running job finishes its cleanup hooks first)");
+        let _ = on_signal.send(true);
     });
-    rx
+    (tx, rx)
 }
 
 fn agent_error(e: bulwark_agent::AgentError) -> anyhow::Error {
@@ -203,9 +189,9 @@ pub(crate) fn agent(g: &Global, a: AgentArgs) -> Result<u8> {
         extra_args: child_args(g),
         stop_grace: Duration::from_secs(120),
     };
-    let rt = runtime()?;
+    let rt = crate::hub_cmd::runtime()?;
     rt.block_on(async move {
-        let stop = stop_on_signal();
+        let (_stop_tx, stop) = stop_on_signal();
         let agent = Agent::new(opts, hub, Arc::new(exec), Arc::new(SystemClock), stop).map_err(agent_error)?;
         agent.load_config().await.map_err(agent_error)?;
         tracing::info!(host = ?host, "agent started");
@@ -258,7 +244,7 @@ pub(crate) fn up(g: &Global, a: UpArgs) -> Result<u8> {
 
 pub(crate) fn status(g: &Global, a: StatusArgs) -> Result<u8> {
     let client = control_client(g, a.hub, a.token_file)?;
-    let status = runtime()?.block_on(client.status()).map_err(hub_call_error)?;
+    let status = crate::hub_cmd::runtime()?.block_on(client.status()).map_err(hub_call_error)?;
     if g.json {
         crate::output::json(&status)?;
     } else {
@@ -269,7 +255,7 @@ pub(crate) fn status(g: &Global, a: StatusArgs) -> Result<u8> {
 
 pub(crate) fn trigger(g: &Global, a: TriggerArgs) -> Result<u8> {
     let client = control_client(g, a.hub, a.token_file)?;
-    let t = runtime()?.block_on(client.trigger(&a.job)).map_err(hub_call_error)?;
+    let t = crate::hub_cmd::runtime()?.block_on(client.trigger(&a.job)).map_err(hub_call_error)?;
     if g.json {
         crate::output::json(&t)?;
     } else {

@@ -177,7 +177,8 @@ pub(crate) fn run(g: &Global, args: HubArgs) -> Result<u8> {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+/// The async runtime of the long-running commands (hub, agent, up).
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -424,7 +425,8 @@ fn s3_store(_url: &str) -> Result<std::sync::Arc<dyn bulwark_store::Store>> {
 }
 
 /// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or SIGINT.
+pub(crate) async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let term = signal(SignalKind::terminate());
     let int = signal(SignalKind::interrupt());

@@ -142,7 +142,7 @@ pub(crate) fn replicate(g: &Global, a: ReplicateArgs) -> Result<u8> {
         return Err(fail("the configuration has no [targets]", "add a [targets.NAME] table (docs/replication.md)"));
     }
     let source: Arc<dyn Store> = Arc::new(LocalStore::new(data.clone()).with_context(|| format!("cannot use the hub data directory {}", data.display()))?);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = crate::hub_cmd::runtime()?;
     let outcomes = rt.block_on(async {
         let all = source.list_repos().await.map_err(|e| fail(format!("cannot list the repositories in {}: {e}", data.display()), "check --data"))?;
         let mut out = Vec::new();

@@ -88,16 +88,13 @@ pub(crate) fn run(g: &Global, a: UpArgs) -> Result<u8> {
     }
     let never_ran = !home.join("agent/last_runs.json").exists();
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| fail(format!("cannot start the async runtime: {e}"), "this is a resource limit"))?;
+    let rt = crate::hub_cmd::runtime()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| fail(format!("cannot listen on {listen}: {e}"), "is another `bulwark up` running? pick another --listen"))?;
-        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        // SIGTERM stops both; so does a failing hub
+        let (stop_tx, stop) = crate::agent_cmd::stop_on_signal();
         let mut hub_stop = stop.clone();
         let hub_failed = stop_tx.clone();
         let hub = tokio::spawn(async move {
@@ -146,13 +143,6 @@ pub(crate) fn run(g: &Global, a: UpArgs) -> Result<u8> {
             .map_err(|e| fail(e.to_string(), "check the agent state directory"))?;
         agent.load_config().await.map_err(|e| fail(e.to_string(), format!("fix {}", cfg_path.display())))?;
         let agent = tokio::spawn(agent.run());
-        tokio::spawn(async move {
-            use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else { return };
-            tokio::select! { _ = term.recv() => {} _ = int.recv() => {} }
-            eprintln!("bulwark up: stopping (a running job finishes its cleanup hooks first)");
-            let _ = stop_tx.send(true);
-        });
         eprintln!("Bulwark is up on {url} (host `{host}`).");
         eprintln!("  configuration: {} (changes apply while running)", cfg_path.display());
         eprintln!("  status:        bulwark status        run a job now: bulwark trigger JOB");
