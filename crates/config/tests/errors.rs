@@ -3,9 +3,13 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::{case, check_cases, diagnostics, Case};
+
 use std::path::Path;
 
-use bulwark_config::{parse, ConfigError, Diagnostic};
+use bulwark_config::{parse, ConfigError};
 
 /// Lines 1–3.
 const GOOD_REPO: &str = "[repositories.r]\nurl = \"/srv/r\"\npassword_file = \"/p\"\n";
@@ -18,17 +22,6 @@ fn job(body: &str) -> String {
 /// A repository `r` on lines 1.. with `body`, and no jobs.
 fn repo(body: &str) -> String {
     format!("[repositories.r]\n{body}")
-}
-
-struct Case {
-    input: String,
-    at: &'static str,
-    message: &'static str,
-    hint: &'static str,
-}
-
-fn case(input: impl Into<String>, at: &'static str, message: &'static str, hint: &'static str) -> Case {
-    Case { input: input.into(), at, message, hint }
 }
 
 fn cases() -> Vec<Case> {
@@ -116,34 +109,9 @@ fn cases() -> Vec<Case> {
 
 #[test]
 fn every_bad_input_gets_its_position_message_and_hint() {
-    let cases = cases();
-    assert!(cases.len() >= 25);
-    let mut failures = Vec::new();
-    for Case { input, at, message, hint } in cases {
-        let err = match parse(&input, Path::new("bulwark.toml")) {
-            Ok(_) => {
-                failures.push(format!("accepted:\n{input}"));
-                continue;
-            }
-            Err(e) => e.to_string(),
-        };
-        let first = err.lines().next().unwrap_or_default();
-        let ok = first.starts_with(&format!("bulwark.toml:{at}: "))
-            && first.contains(message)
-            && err.lines().nth(1).unwrap_or_default().contains(hint);
-        if !ok {
-            failures.push(format!("input:\n{input}\nexpected {at} `{message}` / hint `{hint}`\ngot:\n{err}\n"));
-        }
-    }
-    assert!(failures.is_empty(), "{} case(s) failed:\n{}", failures.len(), failures.join("\n---\n"));
+    check_cases(cases(), 25);
 }
 
-fn diagnostics(input: &str) -> Vec<Diagnostic> {
-    match parse(input, Path::new("x.toml")) {
-        Err(ConfigError::Invalid(d)) => d,
-        other => panic!("expected Invalid, got {other:?}"),
-    }
-}
 
 #[test]
 fn all_semantic_problems_are_reported_together() {

@@ -3,6 +3,10 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::{case, check_cases, Case};
+
 use std::{
     path::{Path, PathBuf},
     time::Duration,
@@ -346,17 +350,6 @@ fn maint(body: &str) -> String {
 
 const RETENTION: &str = "[maintenance.m.retention]\nkeep_daily = 7\n";
 
-struct Case {
-    input: String,
-    at: &'static str,
-    message: &'static str,
-    hint: &'static str,
-}
-
-fn case(input: impl Into<String>, at: &'static str, message: &'static str, hint: &'static str) -> Case {
-    Case { input: input.into(), at, message, hint }
-}
-
 fn cases() -> Vec<Case> {
     vec![
         // hosts
@@ -447,26 +440,7 @@ fn cases() -> Vec<Case> {
 
 #[test]
 fn every_bad_input_gets_its_position_message_and_hint() {
-    let cases = cases();
-    assert!(cases.len() >= 15);
-    let mut failures = Vec::new();
-    for Case { input, at, message, hint } in cases {
-        let err = match parse(&input, Path::new("bulwark.toml")) {
-            Ok(_) => {
-                failures.push(format!("accepted:\n{input}"));
-                continue;
-            }
-            Err(e) => e.to_string(),
-        };
-        let first = err.lines().next().unwrap_or_default();
-        let ok = first.starts_with(&format!("bulwark.toml:{at}: "))
-            && first.contains(message)
-            && err.lines().nth(1).unwrap_or_default().contains(hint);
-        if !ok {
-            failures.push(format!("input:\n{input}\nexpected {at} `{message}` / hint `{hint}`\ngot:\n{err}\n"));
-        }
-    }
-    assert!(failures.is_empty(), "{} case(s) failed:\n{}", failures.len(), failures.join("\n---\n"));
+    check_cases(cases(), 15);
 }
 
 #[test]
