@@ -176,6 +176,10 @@ pub(crate) enum Cmd {
     /// Copy the hub's repositories to the `[targets]` (cloud bucket, local disk):
     /// keyless, verified, never deleting (see docs/replication.md).
     Replicate(crate::replicate_cmd::ReplicateArgs),
+    /// The 3-2-1 report: for every job, how many current copies of its
+    /// repository exist (hub + targets), on how many media, how many offsite,
+    /// and the effective RPO. Exit 3 when a rule is violated.
+    Report(crate::replicate_cmd::ReportArgs),
     /// Apply a `[maintenance.NAME]`: forget by its retention policy, prune, optionally check.
     Maintenance {
         /// The `[maintenance.NAME]` to run.

@@ -28,6 +28,7 @@ pub(crate) fn dispatch(cli: cli::Cli) -> Result<u8> {
         Cmd::Status(args) => crate::agent_cmd::status(g, args),
         Cmd::Trigger(args) => crate::agent_cmd::trigger(g, args),
         Cmd::Replicate(args) => crate::replicate_cmd::replicate(g, args),
+        Cmd::Report(args) => crate::replicate_cmd::report(g, args),
         Cmd::SqliteBackup { path } => crate::dbsource::sqlite_backup(&path),
         Cmd::Maintenance { name } => crate::agent_cmd::maintenance(g, &name, progress),
         cmd => {
@@ -71,6 +72,7 @@ pub(crate) fn dispatch(cli: cli::Cli) -> Result<u8> {
                 | Cmd::Status(_)
                 | Cmd::Trigger(_)
                 | Cmd::Replicate(_)
+                | Cmd::Report(_)
                 | Cmd::SqliteBackup { .. } => unreachable!("handled above"),
             }
         }

@@ -29,7 +29,7 @@ fn a_usb_copy_that_restic_restores_and_that_survives_a_wiped_hub() {
     std::fs::write(
         &cfg,
         format!(
-            "[hub]\ndata = \"{data}\"\n\n[repositories.nas]\nurl = \"{data}/nas/main\"\npassword_file = \"{pw}\"\n\n[jobs.nas]\nrepository = \"nas\"\npaths = [\"{src}\"]\n\n[targets.usb]\nurl = \"{usb}\"\nmedium = \"removable\"\noffsite = false\nverify_sample = \"100%\"\n",
+            "[hub]\ndata = \"{data}\"\n\n[repositories.nas]\nurl = \"{data}/nas/main\"\npassword_file = \"{pw}\"\n\n[jobs.nas]\nrepository = \"nas\"\npaths = [\"{src}\"]\nschedule = \"daily\"\nrpo = \"1h\"\n\n[targets.usb]\nurl = \"{usb}\"\nmedium = \"removable\"\noffsite = false\nverify_sample = \"100%\"\n",
             data = d("data").display(),
             pw = d("pw").display(),
             src = d("src").display(),
@@ -51,6 +51,25 @@ fn a_usb_copy_that_restic_restores_and_that_survives_a_wiped_hub() {
     restic_at(&copy, &d("pw"), &["check", "--read-data"]).ok();
     restic_at(&copy, &d("pw"), &["restore", "latest", "--target", d("restored").to_str().unwrap()]).ok();
     assert_same_tree(&d("src"), &under(&d("restored"), &d("src")));
+
+    // the 3-2-1 report: hub + USB disk are 2 copies on 2 media, none offsite
+    let rep = b(&cfg, &["--json", "report"]);
+    assert_eq!(rep.code, 3, "violations exit 3: {}{}", rep.stdout, rep.stderr);
+    let line = &rep.json()[0];
+    assert_eq!((line["job"].as_str(), line["repo"].as_str()), (Some("nas"), Some("nas/main")), "{line:#}");
+    assert_eq!((line["copies"].as_u64(), line["media"].as_u64(), line["offsite"].as_u64()), (Some(2), Some(2), Some(0)), "{line:#}");
+    assert_eq!(line["interval_seconds"], 86400);
+    let v = line["violations"].to_string();
+    assert!(v.contains("needs 3") && v.contains("no current offsite copy") && v.contains("exceeds the job's rpo"), "{v}");
+    // a new snapshot the USB disk doesn't have yet: it falls behind
+    std::fs::write(d("src/new"), "new").unwrap();
+    b(&cfg, &["--job", "nas", "run"]).ok();
+    let rep = b(&cfg, &["report"]);
+    assert!(rep.stdout.contains("usb (removable) BEHIND") && rep.stdout.contains("VIOLATION"), "{}", rep.stdout);
+    let line = &b(&cfg, &["--json", "report"]).json()[0];
+    assert_eq!(line["copies"], 1, "{line:#}");
+    assert_eq!(line["copies_detail"][1]["missing_snapshots"], 1, "{line:#}");
+    b(&cfg, &["replicate"]).ok();
 
     // nothing new: nothing copied
     let again = b(&cfg, &["--json", "replicate"]).json();
@@ -81,7 +100,7 @@ fn a_usb_copy_that_restic_restores_and_that_survives_a_wiped_hub() {
     restic_at(&copy, &d("pw"), &["check", "--read-data"]).ok();
     let snaps = restic_at(&copy, &d("pw"), &["snapshots", "--json"]);
     snaps.ok();
-    assert_eq!(snaps.json().as_array().unwrap().len(), 1);
+    assert_eq!(snaps.json().as_array().unwrap().len(), 2);
 
     // unknown target: a clear error
     let bad = b(&cfg, &["replicate", "--target", "cloud"]);
