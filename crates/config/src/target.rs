@@ -25,7 +25,7 @@ use crate::{
     raw::RawTarget,
     read::{closest, Ctx, Entry},
     validate::{secret, split_hint, valid_name, NAME_HINT},
-    JobSchedule, Medium, RepoUrl, S3Settings, Target, TargetRestAuth,
+    JobSchedule, Medium, RepoUrl, Target, TargetRestAuth,
 };
 
 /// `schedule` when not set.
@@ -292,30 +292,13 @@ fn target(
         (r.password_env.as_ref(), "password_env"),
     ];
     let s3 = match &url {
-        Some(RepoUrl::S3 { .. }) => {
-            let region = match &r.region {
-                Some(v) if v.get_ref().trim().is_empty() => {
-                    cx.err_at(v, "`region` is empty", "remove it to use us-east-1, or give the region");
-                    String::new()
-                }
-                Some(v) => v.get_ref().clone(),
-                None => "us-east-1".to_string(),
-            };
-            let access_key_id =
-                secret(cx, r.access_key_id_file.as_ref(), r.access_key_id_env.as_ref(), "access_key_id", base);
-            let secret_access_key = secret(
-                cx,
-                r.secret_access_key_file.as_ref(),
-                r.secret_access_key_env.as_ref(),
-                "secret_access_key",
-                base,
-            );
-            Some(S3Settings {
-                region,
-                access_key_id: access_key_id.ok().flatten(),
-                secret_access_key: secret_access_key.ok().flatten(),
-            })
-        }
+        Some(RepoUrl::S3 { .. }) => Some(crate::validate::s3_settings(
+            cx,
+            r.region.as_ref(),
+            [r.access_key_id_file.as_ref(), r.access_key_id_env.as_ref()],
+            [r.secret_access_key_file.as_ref(), r.secret_access_key_env.as_ref()],
+            base,
+        )),
         Some(u) => {
             for (v, key) in s3_keys {
                 only_for(cx, v, key, &tname, u, true);

@@ -120,6 +120,28 @@ pub(crate) fn secret_file(cx: &mut Ctx<'_>, f: &Spanned<String>, key: &str, base
 
 /// `PREFIX_file` / `PREFIX_env`: at most one; Ok(None) when neither is set,
 /// Err(()) when a problem was reported.
+/// S3 settings from a region and the `*_file` / `*_env` pairs of the two
+/// keys (`[repositories.NAME.s3]` and `[targets.NAME]` share them).
+pub(crate) fn s3_settings(
+    cx: &mut Ctx<'_>,
+    region: Option<&Spanned<String>>,
+    [id_file, id_env]: [Option<&Spanned<String>>; 2],
+    [key_file, key_env]: [Option<&Spanned<String>>; 2],
+    base: &Path,
+) -> S3Settings {
+    let region = match region {
+        Some(r) if r.get_ref().trim().is_empty() => {
+            cx.err_at(r, "`region` is empty", "remove it to use us-east-1, or give the region");
+            String::new()
+        }
+        Some(r) => r.get_ref().clone(),
+        None => "us-east-1".to_string(),
+    };
+    let access_key_id = secret(cx, id_file, id_env, "access_key_id", base);
+    let secret_access_key = secret(cx, key_file, key_env, "secret_access_key", base);
+    S3Settings { region, access_key_id: access_key_id.ok().flatten(), secret_access_key: secret_access_key.ok().flatten() }
+}
+
 pub(crate) fn secret(
     cx: &mut Ctx<'_>,
     file: Option<&Spanned<String>>,
@@ -221,28 +243,13 @@ fn repository(cx: &mut Ctx<'_>, entry: Entry<RawRepo>, base: &Path) -> Option<Re
         }
         Some(t) => {
             let t = t.get_ref();
-            let region = match &t.region {
-                Some(r) if r.get_ref().trim().is_empty() => {
-                    cx.err_at(r, "`region` is empty", "remove it to use us-east-1, or give the region");
-                    String::new()
-                }
-                Some(r) => r.get_ref().clone(),
-                None => "us-east-1".to_string(),
-            };
-            let access_key_id =
-                secret(cx, t.access_key_id_file.as_ref(), t.access_key_id_env.as_ref(), "access_key_id", base);
-            let secret_access_key = secret(
+            Some(s3_settings(
                 cx,
-                t.secret_access_key_file.as_ref(),
-                t.secret_access_key_env.as_ref(),
-                "secret_access_key",
+                t.region.as_ref(),
+                [t.access_key_id_file.as_ref(), t.access_key_id_env.as_ref()],
+                [t.secret_access_key_file.as_ref(), t.secret_access_key_env.as_ref()],
                 base,
-            );
-            Some(S3Settings {
-                region,
-                access_key_id: access_key_id.ok().flatten(),
-                secret_access_key: secret_access_key.ok().flatten(),
-            })
+            ))
         }
         None => None,
     };
