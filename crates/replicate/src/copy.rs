@@ -29,6 +29,13 @@ impl FileId {
     pub fn file_ref(&self) -> FileRef {
         FileRef::Named(self.tpe, self.name.clone())
     }
+
+    /// Parses the text [`Display`](fmt::Display) writes (`type/name`, e.g.
+    /// `data/<64 hex>`); `None` for anything else, including `config`.
+    pub fn parse(s: &str) -> Option<FileId> {
+        let (tpe, name) = s.split_once('/')?;
+        Some(FileId { tpe: FileType::parse(tpe)?, name: Name::parse(name).ok()? })
+    }
 }
 
 impl fmt::Display for FileId {
@@ -203,6 +210,35 @@ mod tests {
         let s = verified_stream(Box::pin(futures::stream::iter(chunks)), Some(expected), None, status.clone());
         let items: Vec<_> = s.collect().await;
         (items, status.load(Ordering::SeqCst))
+    }
+
+    #[test]
+    fn file_id_parses_what_it_displays() {
+        let name = Name::parse(&hex::encode(Sha256::digest(b"x"))).unwrap();
+        for tpe in FileType::ALL {
+            let id = FileId { tpe, name: name.clone() };
+            assert_eq!(FileId::parse(&id.to_string()), Some(id.clone()), "{id}");
+        }
+        let hex = name.as_str();
+        for bad in [
+            String::new(),
+            "config".to_owned(),
+            "data".to_owned(),
+            "data/".to_owned(),
+            hex.to_owned(),
+            format!("/{hex}"),
+            format!("config/{hex}"),
+            format!("Data/{hex}"),
+            format!("data/{}", hex.to_uppercase()),
+            format!("data/{}", &hex[..63]),
+            format!("data/{hex}0"),
+            format!("data/{hex}/"),
+            format!("data/{}/{hex}", &hex[..2]),
+            format!("data//{hex}"),
+            format!(" data/{hex}"),
+        ] {
+            assert_eq!(FileId::parse(&bad), None, "{bad:?}");
+        }
     }
 
     #[tokio::test]

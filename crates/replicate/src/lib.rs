@@ -1,6 +1,6 @@
 //! Offsite replication: mirror a restic-format repository from one keyless
-//! [`Store`](bulwark_store::Store) to another — incrementally, verified,
-//! never deleting.
+//! [`Store`](bulwark_store::Store) to another — incrementally, verified;
+//! deletions reach the target only through [`propagate_deletes`].
 //!
 //! Repository files are immutable and named by the SHA-256 of their
 //! content (all but `config`), so a mirror needs no key: it lists both
@@ -25,6 +25,16 @@
 //! a seeded random sample of packs); [`repair`] deletes files it proved
 //! corrupt (if the target store allows) and copies them and missing ones
 //! again from the source.
+//!
+//! [`propagate_deletes`] carries deletions (forget, prune) over to the
+//! target, separately from the mirror and cautiously: a file missing at
+//! the source enters a [`Pending`] list the caller keeps between runs, and
+//! is deleted only once it has been missing for [`DeletePolicy::quarantine`];
+//! a run that would delete more than [`DeletePolicy::cap_percent`] of the
+//! target deletes nothing and reports [`DeleteReport::over_cap`]. Deletes go
+//! in [`DELETE_ORDER`] (snapshots, index, data, keys); a source that is
+//! gone, has no `config`, holds another repository or cannot be listed
+//! fails the run before anything is deleted.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -51,12 +61,14 @@
 //! ```
 
 mod copy;
+mod deletes;
 mod error;
 mod limiter;
 mod mirror;
 mod verify;
 
 pub use copy::{FileId, FileProblem};
+pub use deletes::{propagate_deletes, DeletePolicy, DeleteReport, Pending, DELETE_ORDER};
 pub use error::{ErrorKind, ReplicateError, Result};
 pub use limiter::RateLimiter;
 pub use mirror::{mirror_repo, MirrorOptions, MirrorReport, TypeReport, PHASES};
