@@ -21,6 +21,10 @@ command -v pg_dump >/dev/null 2>&1 || need+=(postgresql-client)
 # the packaged systemd units are checked with `systemd-analyze verify`
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v runuser >/dev/null 2>&1 || need+=(util-linux)
+# monitors: a real DNS server (dnsmasq) for the dns probe; promtool (prometheus) checks the shipped
+# alert rules and the /metrics exposition
+command -v dnsmasq >/dev/null 2>&1 || need+=(dnsmasq-base)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   as_root apt-get update -qq
@@ -30,6 +34,11 @@ restic version
 if ! command -v moto_server >/dev/null 2>&1; then
   echo "installing: moto[server] (pip)"
   python3 -m pip install -q 'moto[server]'
+fi
+# a real SMTP sink for the email notifier's tests
+if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
+  echo "installing: aiosmtpd (pip)"
+  python3 -m pip install -q aiosmtpd
 fi
 
 cargo test --workspace --locked "$@"
