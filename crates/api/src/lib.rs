@@ -541,3 +541,165 @@ pub struct SnapshotRecord {
     #[serde(flatten)]
     pub snapshot: SnapshotSummary,
 }
+
+/// How much an alert matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth knowing (e.g. a corrupt copy found and repaired).
+    Info,
+    /// Something needs attention soon (a target failing, an RPO exceeded).
+    Warning,
+    /// Data is at risk now (the hub's repositories shrank or vanished).
+    Critical,
+}
+
+impl Severity {
+    /// Its name in JSON and in metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Info => "info",
+            Self::Warning => "warning",
+            Self::Critical => "critical",
+        }
+    }
+}
+
+/// An alert the hub raised (`GET /api/v1/alerts`). One alert is open per
+/// (kind, subject) at a time: a condition that persists refreshes
+/// `last_seen`, and the alert is resolved when the condition clears.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Its id.
+    pub id: i64,
+    /// What kind of condition: `replication.failing`, `replication.rpo`,
+    /// `replication.shrink`, `replication.delete_cap`, `replication.corrupt`.
+    pub kind: String,
+    /// What it is about: `TARGET/REPO`, a repository path or a job name.
+    pub subject: String,
+    /// How much it matters.
+    pub severity: Severity,
+    /// What happened and what to do, in one or two sentences.
+    pub message: String,
+    /// When it was raised.
+    pub opened: Timestamp,
+    /// When the condition was last seen.
+    pub last_seen: Timestamp,
+    /// When the condition cleared (None: still open).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<Timestamp>,
+}
+
+/// Replication of one hub repository to one target, as the hub recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetRepoState {
+    /// The target's name.
+    pub target: String,
+    /// The hub repository path.
+    pub repo: String,
+    /// When a copy pass last started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt: Option<Timestamp>,
+    /// When a pass last completed with every file copied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success: Option<Timestamp>,
+    /// The start of the last complete pass: the target held everything the
+    /// hub held at that moment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_sync_at: Option<Timestamp>,
+    /// When a verify pass (re-hash of a sample) last completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_verified: Option<Timestamp>,
+    /// Failed passes since the last complete one.
+    pub consecutive_failures: u32,
+    /// When the next retry is due after failures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_retry: Option<Timestamp>,
+    /// Why the last pass failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Files deleted at the hub, waiting out the quarantine at the target.
+    pub pending_deletes: u64,
+    /// Files copied over all passes.
+    pub copied_files: u64,
+    /// Bytes copied over all passes.
+    pub copied_bytes: u64,
+}
+
+/// One place that holds a copy of a job's repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyPlace {
+    /// `hub` or the target's name.
+    pub place: String,
+    /// `disk`, `cloud`, `peer` or `removable`.
+    pub medium: String,
+    /// Outside the building.
+    pub offsite: bool,
+    /// Holds every snapshot the hub holds (listed now).
+    pub current: bool,
+    /// Snapshots the hub holds that this copy lacks.
+    pub missing_snapshots: u64,
+    /// How far behind the hub this copy is, in seconds (0 when current;
+    /// None when unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_seconds: Option<u64>,
+    /// When the last complete copy pass finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success: Option<Timestamp>,
+    /// When the copy was last verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_verified: Option<Timestamp>,
+    /// Why it could not be listed, or why the last pass failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The 3-2-1 line of one job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobCopies {
+    /// The job.
+    pub job: String,
+    /// The host that runs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Its repository's path on the hub (None: not on this hub).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo: Option<String>,
+    /// Snapshots in that repository on the hub.
+    pub snapshots: u64,
+    /// Current copies: the hub and every target holding all its snapshots.
+    pub copies: u64,
+    /// Distinct media among the current copies.
+    pub media: u64,
+    /// Current copies outside the building.
+    pub offsite: u64,
+    /// Seconds between two scheduled runs (None: not scheduled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_seconds: Option<u64>,
+    /// How far the best offsite copy is behind the hub, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_lag_seconds: Option<u64>,
+    /// Worst-case data loss if the building burns: interval + lag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effective_rpo_seconds: Option<u64>,
+    /// The job's declared `rpo`, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpo_seconds: Option<u64>,
+    /// Every place, current or not.
+    pub places: Vec<CopyPlace>,
+    /// 3-2-1 and RPO violations, one sentence each.
+    pub violations: Vec<String>,
+}
+
+/// `GET /api/v1/replication`: the 3-2-1 report (what `bulwark report` shows).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicationReport {
+    /// When it was computed.
+    pub generated: Timestamp,
+    /// One line per backup job.
+    pub jobs: Vec<JobCopies>,
+    /// Per target and repository: what replication recorded.
+    pub targets: Vec<TargetRepoState>,
+    /// Open alerts.
+    pub alerts: Vec<Alert>,
+}

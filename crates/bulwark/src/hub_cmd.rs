@@ -357,7 +357,8 @@ fn serve(g: &Global, a: ServeArgs) -> Result<u8> {
             Some(path) => load_plan(path)?,
             None => ControlPlan::empty(),
         };
-        let (control, tx) = ControlConfig::new(dir, plan);
+        let (mut control, tx) = ControlConfig::new(dir, plan);
+        control.replication = Some(bulwark_hub::ReplicationSettings::new(crate::replicate_cmd::opener()));
         config.control = Some(control);
         plan_source = g.config.clone().map(|p| (p, tx));
     }

@@ -223,71 +223,32 @@ pub(crate) fn replicate(g: &Global, a: ReplicateArgs) -> Result<u8> {
     Ok(if outcomes.iter().all(Outcome::clean) { exit::OK } else if outcomes.iter().any(|o| o.error.is_some()) { exit::FATAL } else { exit::INCOMPLETE })
 }
 
+/// The opener the hub uses for its targets (S3 only with the `s3` feature).
+pub(crate) fn opener() -> bulwark_hub::TargetOpener {
+    Arc::new(|t: &Target| target_store(t).map_err(|e| format!("{e:#}")))
+}
+
 /// `bulwark report`.
 #[derive(Debug, Args)]
 pub(crate) struct ReportArgs {
     /// The hub's data directory [default: `[hub] data`].
     #[arg(long, value_name = "DIR")]
     pub(crate) data: Option<PathBuf>,
+    /// The hub's state directory, for what its replication recorded (last
+    /// success, last verify, lag, alerts) [default: DATA/.bulwark].
+    #[arg(long, value_name = "DIR")]
+    pub(crate) state: Option<PathBuf>,
 }
 
-/// One copy of a job's repository.
-#[derive(Debug, Serialize)]
-struct Copy {
-    /// `hub` or the target's name.
-    place: String,
-    medium: &'static str,
-    offsite: bool,
-    /// Holds every snapshot the hub holds.
-    current: bool,
-    /// Snapshots the hub has that this copy lacks.
-    missing_snapshots: usize,
-    error: Option<String>,
-}
-
-/// The 3-2-1 line of one job.
-#[derive(Debug, Serialize)]
-struct JobCopies {
-    job: String,
-    host: Option<String>,
-    repo: Option<String>,
-    snapshots: usize,
-    copies: usize,
-    media: usize,
-    offsite: usize,
-    /// Seconds between two scheduled runs (None: not scheduled).
-    interval_seconds: Option<u64>,
-    /// The age of the newest snapshot on the hub, when no offsite copy holds it.
-    replication_lag_seconds: Option<u64>,
-    /// Worst case data loss if the hub burns: interval + offsite lag.
-    effective_rpo_seconds: Option<u64>,
-    rpo_seconds: Option<u64>,
-    copies_detail: Vec<Copy>,
-    violations: Vec<String>,
-}
-
-/// The repository path on the hub of a job's repository: a local path under
-/// the data directory, or the path of a `rest:` URL.
-fn hub_repo_of(url: &RepoUrl, data: &std::path::Path) -> Option<String> {
-    match url {
-        RepoUrl::Local(p) => p.strip_prefix(data).ok().map(|r| r.to_string_lossy().trim_matches('/').to_string()),
-        RepoUrl::Rest(u) => {
-            let rest = u.split_once("://").map_or(u.as_str(), |(_, r)| r);
-            rest.split_once('/').map(|(_, p)| p.trim_matches('/').to_string())
-        }
-        RepoUrl::S3 { .. } => None,
-    }
-}
-
-/// Seconds between the next two fire times of a schedule.
-fn interval_of(s: &bulwark_config::JobSchedule) -> Option<u64> {
-    let now = jiff::Zoned::now();
-    let a = s.schedule.calendar.next_after(now)?;
-    let b = s.schedule.calendar.next_after(a.clone())?;
-    u64::try_from(b.timestamp().as_second() - a.timestamp().as_second()).ok()
+fn dur(secs: u64) -> String {
+    humantime::format_duration(std::time::Duration::from_secs(secs)).to_string()
 }
 
 pub(crate) fn report(g: &Global, a: ReportArgs) -> Result<u8> {
+    use bulwark_hub::replication::{
+        read_state,
+        report::{self, ReportInput, ReportJob},
+    };
     let cfg = load_config(g)?.ok_or_else(|| fail("report needs the hub's configuration file", "give it with -c FILE"))?;
     let data = a
         .data
@@ -295,114 +256,102 @@ pub(crate) fn report(g: &Global, a: ReportArgs) -> Result<u8> {
         .or_else(|| cfg.hub.as_ref().and_then(|h| h.data.clone()))
         .ok_or_else(|| fail("which repositories? no hub data directory", "set `data` in [hub], or pass --data DIR"))?;
     let source: Arc<dyn Store> = Arc::new(LocalStore::new(data.clone()).with_context(|| format!("cannot use {}", data.display()))?);
-    type Opened = Result<Arc<dyn Store>, String>;
-    let stores: Vec<(&Target, Opened)> =
-        cfg.targets.values().map(|t| (t, target_store(t).map_err(|e| format!("{e:#}")))).collect();
+    let targets: Vec<report::OpenedTarget> =
+        cfg.targets.values().map(|t| (t.clone(), target_store(t).map_err(|e| format!("{e:#}")))).collect();
+    let jobs: Vec<ReportJob> = cfg
+        .jobs
+        .values()
+        .map(|j| ReportJob {
+            name: j.name.clone(),
+            host: j.host.clone(),
+            repo_url: cfg.repository_for(j).url.clone(),
+            schedule: j.schedule.clone(),
+            rpo: j.rpo,
+        })
+        .collect();
+    let state_dir = a.state.clone().unwrap_or_else(|| data.join(".bulwark"));
+    let (rows, alerts) = read_state(&state_dir).unwrap_or_else(|e| {
+        tracing::warn!("cannot read the hub's replication state in {}: {e}", state_dir.display());
+        (Vec::new(), Vec::new())
+    });
     let rt = crate::hub_cmd::runtime()?;
-    let lines = rt.block_on(async {
-        let mut lines = Vec::new();
-        for job in cfg.jobs.values() {
-            let repo_cfg = cfg.repository_for(job);
-            let repo = hub_repo_of(&repo_cfg.url, &data);
-            let mut line = JobCopies {
-                job: job.name.clone(),
-                host: job.host.clone(),
-                repo: repo.clone(),
-                snapshots: 0,
-                copies: 0,
-                media: 0,
-                offsite: 0,
-                interval_seconds: job.schedule.as_ref().and_then(interval_of),
-                replication_lag_seconds: None,
-                effective_rpo_seconds: None,
-                rpo_seconds: job.rpo.map(|d| d.as_secs()),
-                copies_detail: Vec::new(),
-                violations: Vec::new(),
-            };
-            let Some(path) = repo.as_deref().and_then(|r| RepoPath::parse(r).ok()) else {
-                line.violations.push("its repository is not on this hub: copies unknown".into());
-                lines.push(line);
-                continue;
-            };
-            let names = |v: Vec<bulwark_store::Entry>| v.into_iter().map(|e| e.name.to_string()).collect::<std::collections::BTreeSet<_>>();
-            let at_hub = match source.list(&path, bulwark_store::FileType::Snapshots).await {
-                Ok(v) => names(v),
-                Err(e) => {
-                    line.violations.push(format!("cannot list the hub's copy: {e}"));
-                    lines.push(line);
-                    continue;
-                }
-            };
-            line.snapshots = at_hub.len();
-            line.copies_detail.push(Copy { place: "hub".into(), medium: "disk", offsite: false, current: !at_hub.is_empty(), missing_snapshots: 0, error: None });
-            for (t, store) in &stores {
-                let selected = t.repositories.is_empty() || t.repositories.iter().any(|r| r == path.to_string().as_str());
-                if !selected {
-                    continue;
-                }
-                let mut c = Copy { place: t.name.clone(), medium: t.medium.as_str(), offsite: t.offsite, current: false, missing_snapshots: at_hub.len(), error: None };
-                match store {
-                    Err(e) => c.error = Some(e.clone()),
-                    Ok(s) => match s.list(&path, bulwark_store::FileType::Snapshots).await {
-                        Ok(v) => {
-                            let there = names(v);
-                            c.missing_snapshots = at_hub.difference(&there).count();
-                            c.current = !at_hub.is_empty() && c.missing_snapshots == 0;
-                        }
-                        Err(e) if e.kind == bulwark_store::ErrorKind::NotFound => {}
-                        Err(e) => c.error = Some(e.to_string()),
-                    },
-                }
-                line.copies_detail.push(c);
-            }
-            let current: Vec<&Copy> = line.copies_detail.iter().filter(|c| c.current).collect();
-            line.copies = current.len();
-            line.media = current.iter().map(|c| c.medium).collect::<std::collections::BTreeSet<_>>().len();
-            line.offsite = current.iter().filter(|c| c.offsite).count();
-            if line.offsite == 0 && !at_hub.is_empty() {
-                let newest = source.newest(&path, bulwark_store::FileType::Snapshots).await.ok().flatten();
-                line.replication_lag_seconds = newest.and_then(|t| t.elapsed().ok()).map(|d| d.as_secs());
-            } else {
-                line.replication_lag_seconds = Some(0);
-            }
-            line.effective_rpo_seconds = match (line.interval_seconds, line.replication_lag_seconds) {
-                (Some(i), Some(l)) => Some(i + l),
-                _ => None,
-            };
-            if line.copies < 3 {
-                line.violations.push(format!("3-2-1: {} current cop{} (needs 3)", line.copies, if line.copies == 1 { "y" } else { "ies" }));
-            }
-            if line.media < 2 {
-                line.violations.push(format!("3-2-1: {} medium (needs 2 different)", line.media));
-            }
-            if line.offsite < 1 {
-                line.violations.push("3-2-1: no current offsite copy".into());
-            }
-            if let (Some(rpo), Some(eff)) = (line.rpo_seconds, line.effective_rpo_seconds) {
-                if eff > rpo {
-                    line.violations.push(format!("effective RPO {} exceeds the job's rpo {}", humantime::format_duration(std::time::Duration::from_secs(eff)), humantime::format_duration(std::time::Duration::from_secs(rpo))));
-                }
-            }
-            lines.push(line);
-        }
-        Ok::<_, anyhow::Error>(lines)
-    })?;
+    let uploads = std::collections::HashMap::new();
+    let mut r = rt.block_on(report::build(ReportInput {
+        jobs: &jobs,
+        data: &data,
+        source: source.as_ref(),
+        targets: &targets,
+        state: &rows,
+        last_upload: &uploads,
+        live: true,
+        now: jiff::Timestamp::now(),
+    }));
+    r.alerts = alerts;
     if g.json {
-        crate::output::json(&lines)?;
+        crate::output::json(&r)?;
     } else {
-        println!("{:20}  {:6}  {:5}  {:7}  {:10}  COPIES", "JOB", "COPIES", "MEDIA", "OFFSITE", "EFF. RPO");
-        for l in &lines {
-            let rpo = l.effective_rpo_seconds.map_or("-".to_string(), |s| humantime::format_duration(std::time::Duration::from_secs(s)).to_string());
-            let places: Vec<String> = l
-                .copies_detail
+        let rows: Vec<Vec<String>> = r
+            .jobs
+            .iter()
+            .flat_map(|l| {
+                let places: Vec<String> = l
+                    .places
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{} ({}{}){}",
+                            c.place,
+                            c.medium,
+                            if c.offsite { ", offsite" } else { "" },
+                            if c.current { String::new() } else { format!(" BEHIND {} snapshot(s)", c.missing_snapshots) }
+                        )
+                    })
+                    .collect();
+                let head = vec![
+                    l.job.clone(),
+                    l.copies.to_string(),
+                    l.media.to_string(),
+                    l.offsite.to_string(),
+                    l.replication_lag_seconds.map_or("-".into(), dur),
+                    l.effective_rpo_seconds.map_or("-".into(), dur),
+                    places.join(", "),
+                ];
+                std::iter::once(head).chain(l.violations.iter().map(|v| {
+                    vec![String::new(), String::new(), String::new(), String::new(), String::new(), String::new(), format!("VIOLATION: {v}")]
+                }))
+            })
+            .collect();
+        print!("{}", crate::output::table(&["JOB", "COPIES", "MEDIA", "OFFSITE", "LAG", "EFF. RPO", "PLACES"], &rows));
+        if !r.targets.is_empty() {
+            let now = jiff::Timestamp::now();
+            let when = |t: Option<jiff::Timestamp>| t.map_or("never".to_string(), |t| format!("{} ago", crate::agent_cmd::age(t, now)));
+            let rows: Vec<Vec<String>> = r
+                .targets
                 .iter()
-                .map(|c| format!("{} ({}{}){}", c.place, c.medium, if c.offsite { ", offsite" } else { "" }, if c.current { "" } else { " BEHIND" }))
+                .map(|t| {
+                    vec![
+                        t.target.clone(),
+                        t.repo.clone(),
+                        when(t.last_success),
+                        when(t.last_verified),
+                        t.consecutive_failures.to_string(),
+                        t.pending_deletes.to_string(),
+                        t.last_error.clone().unwrap_or_default(),
+                    ]
+                })
                 .collect();
-            println!("{:20}  {:6}  {:5}  {:7}  {:10}  {}", l.job, l.copies, l.media, l.offsite, rpo, places.join(", "));
-            for v in &l.violations {
-                println!("{:20}  VIOLATION: {v}", "");
+            println!();
+            print!(
+                "{}",
+                crate::output::table(&["TARGET", "REPO", "LAST SUCCESS", "LAST VERIFIED", "FAILURES", "PENDING DELETES", "LAST ERROR"], &rows)
+            );
+        }
+        if !r.alerts.is_empty() {
+            println!("\nOPEN ALERTS");
+            for al in &r.alerts {
+                println!("  #{} {} {} {}: {}", al.id, al.severity.as_str().to_uppercase(), al.kind, al.subject, al.message);
             }
         }
     }
-    Ok(if lines.iter().all(|l| l.violations.is_empty()) { exit::OK } else { exit::INCOMPLETE })
+    Ok(if r.jobs.iter().all(|l| l.violations.is_empty()) && r.alerts.is_empty() { exit::OK } else { exit::INCOMPLETE })
 }

@@ -74,7 +74,8 @@ pub(crate) fn run(g: &Global, a: UpArgs) -> Result<u8> {
     bulwark_agent::write_atomic(&up.join("url"), format!("{url}\n").as_bytes(), 0o644)?;
 
     let plan = ControlPlan::from_config_with_default_host(&cfg, &text, Some(&host));
-    let (control, plan_tx) = ControlConfig::new(&state, plan);
+    let (mut control, plan_tx) = ControlConfig::new(&state, plan);
+    control.replication = Some(bulwark_hub::ReplicationSettings::new(crate::replicate_cmd::opener()));
     let mut hub_config = HubConfig::new(home.join("hub/data"));
     hub_config.listen = listen;
     hub_config.control = Some(control);

@@ -55,7 +55,7 @@ fn a_usb_copy_that_restic_restores_and_that_survives_a_wiped_hub() {
     // the 3-2-1 report: hub + USB disk are 2 copies on 2 media, none offsite
     let rep = b(&cfg, &["--json", "report"]);
     assert_eq!(rep.code, 3, "violations exit 3: {}{}", rep.stdout, rep.stderr);
-    let line = &rep.json()[0];
+    let line = &rep.json()["jobs"][0];
     assert_eq!((line["job"].as_str(), line["repo"].as_str()), (Some("nas"), Some("nas/main")), "{line:#}");
     assert_eq!((line["copies"].as_u64(), line["media"].as_u64(), line["offsite"].as_u64()), (Some(2), Some(2), Some(0)), "{line:#}");
     assert_eq!(line["interval_seconds"], 86400);
@@ -66,9 +66,9 @@ fn a_usb_copy_that_restic_restores_and_that_survives_a_wiped_hub() {
     b(&cfg, &["--job", "nas", "run"]).ok();
     let rep = b(&cfg, &["report"]);
     assert!(rep.stdout.contains("usb (removable) BEHIND") && rep.stdout.contains("VIOLATION"), "{}", rep.stdout);
-    let line = &b(&cfg, &["--json", "report"]).json()[0];
+    let line = &b(&cfg, &["--json", "report"]).json()["jobs"][0];
     assert_eq!(line["copies"], 1, "{line:#}");
-    assert_eq!(line["copies_detail"][1]["missing_snapshots"], 1, "{line:#}");
+    assert_eq!(line["places"][1]["missing_snapshots"], 1, "{line:#}");
     b(&cfg, &["replicate"]).ok();
 
     // nothing new: nothing copied

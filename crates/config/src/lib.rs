@@ -194,6 +194,10 @@ pub struct Target {
     /// per run; more stops the deletion and is reported. Default 5. (Only
     /// set with `propagate_deletes`.)
     pub delete_cap_percent: f64,
+    /// How soon after a new snapshot arrives at the hub its repository is
+    /// copied here (`None`: only on `schedule`). Default 1 minute, so the
+    /// uploads of one backup run settle first.
+    pub after_upload: Option<Duration>,
 }
 
 /// HTTP basic auth for a `rest:` target.

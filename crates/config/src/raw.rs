@@ -191,4 +191,5 @@ pub(crate) struct RawTarget {
     pub propagate_deletes: Option<Spanned<bool>>,
     pub quarantine: Option<Spanned<String>>,
     pub delete_cap: Option<Spanned<String>>,
+    pub after_upload: Option<Spanned<String>>,
 }

@@ -355,6 +355,7 @@ fn expectation(label: &str) -> Option<(&'static str, String)> {
         "verify_sample" => e("a string (a percentage)", "verify_sample = \"5%\""),
         "delete_cap" => e("a string (a percentage)", "delete_cap = \"5%\""),
         "quarantine" => e("a string (a duration)", "quarantine = \"7d\""),
+        "after_upload" => e("a string (a duration, or \"off\")", "after_upload = \"1m\""),
         "rpo" => e("a string (a duration)", "rpo = \"26h\""),
         "command" => e(
             "a string (run with sh -c) or an array of strings (program and arguments)",

@@ -38,6 +38,8 @@ const DEFAULT_PARALLEL: u32 = 4;
 const DEFAULT_VERIFY_SAMPLE: f64 = 5.0;
 /// `quarantine` when not set.
 const DEFAULT_QUARANTINE: Duration = Duration::from_secs(7 * 86_400);
+/// `after_upload` when not set.
+const DEFAULT_AFTER_UPLOAD: Duration = Duration::from_secs(60);
 /// `delete_cap` when not set, in percent.
 const DEFAULT_DELETE_CAP: f64 = 5.0;
 
@@ -425,6 +427,11 @@ fn target(
     let quarantine =
         r.quarantine.as_ref().map_or(Some(DEFAULT_QUARANTINE), |q| multihost::duration(cx, q, "quarantine", "7d"));
     let delete_cap = r.delete_cap.as_ref().map_or(Some(DEFAULT_DELETE_CAP), |d| percent(cx, d, "delete_cap", "5%"));
+    let after_upload = match &r.after_upload {
+        None => Some(Some(DEFAULT_AFTER_UPLOAD)),
+        Some(v) if v.get_ref().trim().eq_ignore_ascii_case("off") => Some(None),
+        Some(v) => multihost::duration(cx, v, "after_upload", "1m").map(Some),
+    };
 
     if cx.diags.len() > before || !clean {
         return (None, url);
@@ -434,8 +441,8 @@ fn target(
     else {
         return (None, url);
     };
-    let (Some(verify_sample_percent), Some(quarantine), Some(delete_cap_percent)) =
-        (verify_sample, quarantine, delete_cap)
+    let (Some(verify_sample_percent), Some(quarantine), Some(delete_cap_percent), Some(after_upload)) =
+        (verify_sample, quarantine, delete_cap, after_upload)
     else {
         return (None, url);
     };
@@ -455,6 +462,7 @@ fn target(
         propagate_deletes,
         quarantine,
         delete_cap_percent,
+        after_upload,
     };
     (Some(t), url)
 }

@@ -94,6 +94,7 @@ fn defaults(name: &str, url: RepoUrl, medium: Medium, offsite: bool) -> Target {
         propagate_deletes: false,
         quarantine: secs(7 * 86_400),
         delete_cap_percent: 5.0,
+        after_upload: Some(secs(60)),
     }
 }
 
@@ -127,6 +128,7 @@ fn the_full_example_parses_into_the_model() {
             propagate_deletes: true,
             quarantine: secs(7 * 86_400),
             delete_cap_percent: 5.0,
+            after_upload: Some(secs(60)),
         }
     );
     assert_eq!(
@@ -162,6 +164,7 @@ verify_sample = "100%"
 propagate_deletes = true
 quarantine = "1h 30m"
 delete_cap = "0.5 %"
+after_upload = "off"
 
 [targets.anon]
 url = "rest:http://10.0.0.2:8000/"
@@ -174,6 +177,7 @@ url = "backups/mirror"
 medium = "disk"
 offsite = true
 schedule = "daily"
+after_upload = "5s"
 "#;
     let cfg = parse(text, Path::new("/etc/bulwark/bulwark.toml")).unwrap();
     let b2 = &cfg.targets["b2"];
@@ -189,6 +193,8 @@ schedule = "daily"
     assert_eq!((b2.bandwidth, b2.parallel, b2.verify_sample_percent), (Some(1_000_000), 64, 100.0));
     assert_eq!((b2.propagate_deletes, b2.quarantine, b2.delete_cap_percent), (true, secs(5400), 0.5));
     assert!(matches!(&b2.url, RepoUrl::S3 { prefix, .. } if prefix.is_empty()));
+    assert_eq!(b2.after_upload, None, "after_upload = \"off\": only on schedule");
+    assert_eq!(cfg.targets["nas"].after_upload, Some(secs(5)));
     assert_eq!(b2.rest, None);
 
     let anon = &cfg.targets["anon"];
@@ -341,6 +347,8 @@ fn cases() -> Vec<Case> {
             "`a week` is not a duration",
             "quarantine = \"7d\"",
         ),
+        case(local("after_upload = \"soon\"\n"), "5:16", "`soon` is not a duration", "after_upload = \"1m\""),
+        case(local("after_upload = 60\n"), "5:16", "expected a string (a duration, or \"off\")", "after_upload = \"1m\""),
         case(local("schedule = \"dialy\"\n"), "5:13", "bad schedule: `dialy`", "did you mean `daily`?"),
         case(local("verify = \"Sun 25:00\"\n"), "5:15", "bad `verify` schedule: `25:00`: hour must be 0-23", ""),
         case(local("verify = \"*-02-30\"\n"), "5:10", "the `verify` schedule `*-02-30` never fires", "check the date"),

@@ -42,6 +42,9 @@ pub(crate) struct State {
     pub(crate) metrics_token: Option<Vec<u8>>,
     /// The control plane (None: not enabled; its paths answer 404).
     pub(crate) control: Option<Arc<crate::control::Control>>,
+    /// Announces every stored snapshot file's repository (replication
+    /// copies it soon after).
+    pub(crate) uploads: tokio::sync::broadcast::Sender<bulwark_store::RepoPath>,
 }
 
 /// A refusal: status and a one-line reason (sent as the body).
@@ -641,6 +644,8 @@ async fn file_op(
                             .last_snapshot
                             .get_or_create(&RepoLabel { repo: repo_s })
                             .set(now_secs());
+                        // no receiver (replication off) is fine
+                        let _ = state.uploads.send(repo.clone());
                     }
                     Ok(response(StatusCode::OK, empty()))
                 }

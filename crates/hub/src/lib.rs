@@ -24,6 +24,11 @@
 //!   repository leases, job status with late detection, bearer tokens) and
 //!   healthchecks-style pings under `/ping`; the repository names `api` and
 //!   `ping` are therefore reserved;
+//! - **replication** ([`replication`]): with [`ControlConfig::replication`]
+//!   set, every `[targets.NAME]` of the plan receives a keyless, verified
+//!   copy of the hub's repositories on its schedule and soon after each new
+//!   snapshot, with progress and durable alerts in the control database and
+//!   the 3-2-1 report on `/api/v1/replication` and in the metrics;
 //! - optional **TLS** (rustls, TLS 1.2+), header and body timeouts, a
 //!   header-count limit, graceful shutdown.
 //!
@@ -44,6 +49,7 @@ mod control;
 mod error;
 mod handler;
 mod metrics;
+pub mod replication;
 mod route;
 mod scrub;
 mod server;
@@ -57,5 +63,6 @@ pub use control::{
     MAX_PING_BODY, TOKEN_PREFIX,
 };
 pub use error::HubError;
+pub use replication::{ReplicationSettings, TargetOpener};
 pub use scrub::{scrub_dir, scrub_store, BadFile, RepoScrub, ScrubSummary};
 pub use server::{serve, Hub};

@@ -41,7 +41,27 @@ pub(crate) struct StatusLabels {
     pub(crate) code: String,
 }
 
-type FloatGauge = Gauge<f64, AtomicU64>;
+/// `{target, repo}` labels.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct TargetRepoLabels {
+    pub(crate) target: String,
+    pub(crate) repo: String,
+}
+
+/// `{job}` labels.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct JobLabel {
+    pub(crate) job: String,
+}
+
+/// `{kind, severity}` labels.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct AlertLabels {
+    pub(crate) kind: String,
+    pub(crate) severity: String,
+}
+
+pub(crate) type FloatGauge = Gauge<f64, AtomicU64>;
 
 fn latency_histogram() -> Histogram {
     Histogram::new([
@@ -71,6 +91,20 @@ pub(crate) struct Metrics {
     pub(crate) scrub_corrupt: Family<RepoLabel, Gauge>,
     pub(crate) scrub_unreadable: Family<RepoLabel, Gauge>,
     pub(crate) scrub_last: Family<RepoLabel, FloatGauge>,
+    pub(crate) repl_last_success: Family<TargetRepoLabels, FloatGauge>,
+    pub(crate) repl_last_verified: Family<TargetRepoLabels, FloatGauge>,
+    pub(crate) repl_lag: Family<TargetRepoLabels, Gauge>,
+    pub(crate) repl_failures: Family<TargetRepoLabels, Gauge>,
+    pub(crate) repl_pending_deletes: Family<TargetRepoLabels, Gauge>,
+    pub(crate) repl_copied_files: Family<TargetRepoLabels, Counter>,
+    pub(crate) repl_copied_bytes: Family<TargetRepoLabels, Counter>,
+    pub(crate) repl_deleted_files: Family<TargetRepoLabels, Counter>,
+    pub(crate) job_copies: Family<JobLabel, Gauge>,
+    pub(crate) job_media: Family<JobLabel, Gauge>,
+    pub(crate) job_offsite: Family<JobLabel, Gauge>,
+    pub(crate) job_effective_rpo: Family<JobLabel, Gauge>,
+    pub(crate) job_rpo: Family<JobLabel, Gauge>,
+    pub(crate) alerts_open: Family<AlertLabels, Gauge>,
     rss: Gauge,
     cpu: FloatGauge,
     open_fds: Gauge,
@@ -121,6 +155,20 @@ impl Metrics {
             scrub_corrupt: Family::default(),
             scrub_unreadable: Family::default(),
             scrub_last: Family::default(),
+            repl_last_success: Family::default(),
+            repl_last_verified: Family::default(),
+            repl_lag: Family::default(),
+            repl_failures: Family::default(),
+            repl_pending_deletes: Family::default(),
+            repl_copied_files: Family::default(),
+            repl_copied_bytes: Family::default(),
+            repl_deleted_files: Family::default(),
+            job_copies: Family::default(),
+            job_media: Family::default(),
+            job_offsite: Family::default(),
+            job_effective_rpo: Family::default(),
+            job_rpo: Family::default(),
+            alerts_open: Family::default(),
             rss: Gauge::default(),
             cpu: FloatGauge::default(),
             open_fds: Gauge::default(),
@@ -236,6 +284,76 @@ impl Metrics {
             "process_open_fds",
             "Number of open file descriptors",
             m.open_fds.clone(),
+        );
+        r.register(
+            "bulwark_replication_last_success_timestamp_seconds",
+            "End of the last complete copy pass per target and repository (Unix seconds)",
+            m.repl_last_success.clone(),
+        );
+        r.register(
+            "bulwark_replication_last_verified_timestamp_seconds",
+            "End of the last verify pass (re-hash of a sample) per target and repository (Unix seconds)",
+            m.repl_last_verified.clone(),
+        );
+        r.register(
+            "bulwark_replication_lag_seconds",
+            "How far the target is behind the hub (0: holds every snapshot)",
+            m.repl_lag.clone(),
+        );
+        r.register(
+            "bulwark_replication_consecutive_failures",
+            "Failed copy passes since the last complete one",
+            m.repl_failures.clone(),
+        );
+        r.register(
+            "bulwark_replication_pending_deletes",
+            "Files deleted at the hub that wait out the quarantine at the target",
+            m.repl_pending_deletes.clone(),
+        );
+        r.register(
+            "bulwark_replication_copied_files",
+            "Files copied to the target since the hub started",
+            m.repl_copied_files.clone(),
+        );
+        r.register(
+            "bulwark_replication_copied_bytes",
+            "Bytes copied to the target since the hub started",
+            m.repl_copied_bytes.clone(),
+        );
+        r.register(
+            "bulwark_replication_deleted_files",
+            "Files deleted at the target (propagated deletions) since the hub started",
+            m.repl_deleted_files.clone(),
+        );
+        r.register(
+            "bulwark_job_copies",
+            "Current copies of the job's repository (hub + targets holding every snapshot)",
+            m.job_copies.clone(),
+        );
+        r.register(
+            "bulwark_job_media",
+            "Distinct media among the current copies of the job's repository",
+            m.job_media.clone(),
+        );
+        r.register(
+            "bulwark_job_offsite_copies",
+            "Current offsite copies of the job's repository",
+            m.job_offsite.clone(),
+        );
+        r.register(
+            "bulwark_job_effective_rpo_seconds",
+            "Schedule interval + replication lag of the best offsite copy",
+            m.job_effective_rpo.clone(),
+        );
+        r.register(
+            "bulwark_job_rpo_seconds",
+            "The job's declared rpo",
+            m.job_rpo.clone(),
+        );
+        r.register(
+            "bulwark_alerts_open",
+            "Open alerts by kind and severity",
+            m.alerts_open.clone(),
         );
         r.register(
             "process_start_time_seconds",

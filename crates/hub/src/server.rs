@@ -140,6 +140,7 @@ impl Hub {
             store,
             metrics_token,
             config,
+            uploads: tokio::sync::broadcast::channel(1024).0,
         };
         Ok(Self {
             state: Arc::new(state),
@@ -172,6 +173,14 @@ impl Hub {
             .control
             .as_ref()
             .map(|c| tokio::spawn(Arc::clone(c).background()));
+        let replication = match (&state.control, state.config.control.as_ref().and_then(|c| c.replication.clone())) {
+            (Some(ctl), Some(settings)) => {
+                let r = crate::replication::Replication::new(Arc::clone(&state), Arc::clone(ctl), settings);
+                ctl.set_replication(&r);
+                Some(tokio::spawn(r.run()))
+            }
+            _ => None,
+        };
         if state.control.is_some() {
             tracing::info!(
                 "control API on {}, state in {}",
@@ -243,6 +252,11 @@ impl Hub {
         }
         if let Some(b) = background {
             b.abort();
+        }
+        if let Some(r) = replication {
+            // copies in flight stop here; stores write atomically, so the
+            // next pass copies just what is still missing
+            r.abort();
         }
         if let Some(c) = &state.control {
             // open long-polls answer now instead of holding shutdown up

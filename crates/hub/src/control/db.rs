@@ -1,5 +1,6 @@
 //! The control plane's SQLite database (`<state_dir>/control.sqlite`): tokens,
-//! hosts, jobs, run history, commands, pings.
+//! hosts, jobs, run history, commands, pings; alerts ([`super::alerts`]) and
+//! replication state (`crate::replication`).
 //!
 //! - WAL journal with `synchronous=NORMAL`: a committed transaction survives
 //!   a crash of the hub; a power loss may drop the last few commits (an
@@ -93,6 +94,46 @@ CREATE TABLE pings (
     body BLOB
 );
 CREATE INDEX pings_by_name ON pings (name, id);
+"#, r#"
+CREATE TABLE alerts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    severity TEXT NOT NULL CHECK (severity IN ('info', 'warning', 'critical')),
+    message TEXT NOT NULL,
+    opened INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    resolved INTEGER
+);
+CREATE UNIQUE INDEX alerts_open ON alerts (kind, subject) WHERE resolved IS NULL;
+CREATE TABLE replication (
+    target TEXT NOT NULL,
+    repo TEXT NOT NULL,
+    first_seen INTEGER NOT NULL,
+    last_attempt INTEGER,
+    last_success INTEGER,
+    in_sync_at INTEGER,
+    last_verified INTEGER,
+    consecutive_failures INTEGER NOT NULL DEFAULT 0,
+    next_retry INTEGER,
+    last_error TEXT,
+    copied_files INTEGER NOT NULL DEFAULT 0,
+    copied_bytes INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (target, repo)
+);
+CREATE TABLE replication_pending (
+    target TEXT NOT NULL,
+    repo TEXT NOT NULL,
+    file TEXT NOT NULL,
+    first_missing INTEGER NOT NULL,
+    PRIMARY KEY (target, repo, file)
+);
+CREATE TABLE replication_sources (
+    repo TEXT PRIMARY KEY,
+    snapshots INTEGER NOT NULL,
+    data INTEGER NOT NULL,
+    seen INTEGER NOT NULL
+);
 "#];
 
 /// Pings kept per check (older ones are deleted).

@@ -19,7 +19,8 @@
 //! runs. The names `api` and `ping` are reserved: those paths never reach
 //! the repository server.
 
-mod db;
+pub(crate) mod alerts;
+pub(crate) mod db;
 mod lease;
 mod plan;
 mod state;
@@ -70,6 +71,9 @@ pub struct ControlConfig {
     pub plan: watch::Receiver<Arc<ControlPlan>>,
     /// How long a repository lease lasts unless released.
     pub lease_ttl: Duration,
+    /// Replication to the plan's `[targets]` (None: the hub does not
+    /// replicate by itself; `bulwark replicate` still can).
+    pub replication: Option<crate::replication::ReplicationSettings>,
 }
 
 impl ControlConfig {
@@ -88,6 +92,7 @@ impl ControlConfig {
                 state_dir: state_dir.into(),
                 plan: rx,
                 lease_ttl: Self::DEFAULT_LEASE_TTL,
+                replication: None,
             },
             tx,
         )
@@ -97,8 +102,10 @@ impl ControlConfig {
 /// The running control plane.
 #[derive(Debug)]
 pub(crate) struct Control {
-    db: Db,
+    pub(crate) db: Db,
     plan: watch::Receiver<Arc<ControlPlan>>,
+    /// The hub's replication, once it runs (for the report endpoint).
+    replication: std::sync::OnceLock<std::sync::Weak<crate::replication::Replication>>,
     /// The last plan whose jobs were recorded in the database.
     recorded: tokio::sync::Mutex<Option<Arc<ControlPlan>>>,
     wakers: Mutex<HashMap<String, Arc<Notify>>>,
@@ -121,6 +128,7 @@ impl Control {
             wakers: Mutex::new(HashMap::new()),
             leases: Mutex::new(Leases::new(cfg.lease_ttl)),
             shutdown: watch::channel(false).0,
+            replication: std::sync::OnceLock::new(),
         };
         c.plan().await?;
         Ok(c)
@@ -159,6 +167,16 @@ impl Control {
     }
 
     /// Makes open long-polls return now and new ones not wait.
+    /// A receiver of the current plan.
+    pub(crate) fn plan_receiver(&self) -> watch::Receiver<Arc<ControlPlan>> {
+        self.plan.clone()
+    }
+
+    /// Makes `r` the replication the report endpoint asks.
+    pub(crate) fn set_replication(&self, r: &Arc<crate::replication::Replication>) {
+        let _ = self.replication.set(Arc::downgrade(r));
+    }
+
     pub(crate) fn shut_down(&self) {
         let _ = self.shutdown.send(true);
         self.wake_all();
@@ -366,6 +384,9 @@ enum Ep {
     PingStart,
     PingFail,
     PingExit,
+    Replication,
+    Alerts,
+    AlertResolve,
 }
 
 /// Every (method, path template) served, most specific template first.
@@ -380,6 +401,9 @@ const ROUTES: &[(&str, &str, Ep)] = &[
     ("GET", "/api/v1/runs", Ep::Runs),
     ("GET", "/api/v1/runs/{id}", Ep::Run),
     ("GET", "/api/v1/snapshots", Ep::Snapshots),
+    ("GET", "/api/v1/replication", Ep::Replication),
+    ("GET", "/api/v1/alerts", Ep::Alerts),
+    ("POST", "/api/v1/alerts/{id}/resolve", Ep::AlertResolve),
     ("POST", "/api/v1/agent/runs", Ep::Report),
     ("POST", "/api/v1/agent/poll", Ep::Poll),
     ("GET", "/api/v1/agent/config", Ep::AgentConfig),
@@ -1006,6 +1030,41 @@ async fn api(ctl: &Control, who: Who, ep: Ep, params: &[String], req: Request<In
             } else {
                 Err(fail(StatusCode::NOT_FOUND, "no such lease held by this host")
                     .hint("it may have expired"))
+            }
+        }
+        Ep::Replication => {
+            require_admin(&who)?;
+            let Some(r) = ctl.replication.get().and_then(std::sync::Weak::upgrade) else {
+                return Err(fail(StatusCode::NOT_FOUND, "this hub does not replicate")
+                    .hint("start the hub with a configuration file (-c) that declares [targets]"));
+            };
+            Ok(json(StatusCode::OK, &r.report(true).await?))
+        }
+        Ep::Alerts => {
+            require_admin(&who)?;
+            let open = match q.get("open").map(String::as_str) {
+                None | Some("") => None,
+                Some("true") => Some(true),
+                Some("false") => Some(false),
+                Some(o) => {
+                    return Err(fail(StatusCode::BAD_REQUEST, format!("`open` must be true or false, not {o:?}")))
+                }
+            };
+            let limit = limit_of(&q)?;
+            let list = ctl.db.call(move |c| alerts::list(c, open, limit)).await?;
+            Ok(json(StatusCode::OK, &list))
+        }
+        Ep::AlertResolve => {
+            require_admin(&who)?;
+            let id: i64 = param(0)
+                .parse()
+                .map_err(|_| fail(StatusCode::BAD_REQUEST, "an alert id is a number"))?;
+            match ctl.db.call(move |c| alerts::resolve_id(c, id, Timestamp::now())).await? {
+                Some(a) => {
+                    tracing::info!(alert = a.id, kind = %a.kind, subject = %a.subject, "alert resolved by an administrator");
+                    Ok(json(StatusCode::OK, &a))
+                }
+                None => Err(fail(StatusCode::NOT_FOUND, format!("no alert {id}"))),
             }
         }
         Ep::OpenApi | Ep::Ping | Ep::PingStart | Ep::PingFail | Ep::PingExit => {

@@ -7,7 +7,7 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use bulwark_api::{AgentConfig, RunKind};
-use bulwark_config::{Config, JobSchedule};
+use bulwark_config::{Config, JobSchedule, RepoUrl, Target};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -33,6 +33,10 @@ pub struct PlanJob {
     pub repository: Option<String>,
     /// When it runs (None: only when triggered).
     pub schedule: Option<JobSchedule>,
+    /// Where its repository is (backups only).
+    pub repo_url: Option<RepoUrl>,
+    /// Its declared recovery point objective (backups only).
+    pub rpo: Option<Duration>,
 }
 
 /// A ping check.
@@ -59,6 +63,8 @@ pub struct ControlPlan {
     pub jobs: BTreeMap<String, PlanJob>,
     /// Ping checks by name.
     pub pings: BTreeMap<String, PlanPing>,
+    /// Replication targets by name (`[targets.NAME]`).
+    pub targets: BTreeMap<String, Target>,
 }
 
 /// `version` of an agent configuration: the first 16 hex digits of the
@@ -138,6 +144,8 @@ impl ControlPlan {
                     kind: RunKind::Backup,
                     repository: Some(j.repository.clone()),
                     schedule: j.schedule.clone(),
+                    repo_url: cfg.repositories.get(&j.repository).map(|r| r.url.clone()),
+                    rpo: j.rpo,
                 },
             );
         }
@@ -153,9 +161,12 @@ impl ControlPlan {
                     kind: RunKind::Maintenance,
                     repository: Some(m.repository.clone()),
                     schedule: m.schedule.clone(),
+                    repo_url: None,
+                    rpo: None,
                 },
             );
         }
+        plan.targets = cfg.targets.clone();
         for p in cfg.pings.values() {
             plan.pings.insert(
                 p.name.clone(),
