@@ -58,7 +58,14 @@ impl Outcome {
 fn target_store(t: &Target) -> Result<Arc<dyn Store>> {
     match &t.url {
         RepoUrl::Local(dir) => {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create the target directory {}", dir.display()))?;
+            // Never created here: a USB disk that is not mounted must not
+            // turn into a copy on the root file system.
+            if !dir.is_dir() {
+                return Err(fail(
+                    format!("target `{}`: {} is not a directory (is the disk mounted?)", t.name, dir.display()),
+                    format!("mount the disk, or create the directory once with `mkdir -p {}`", dir.display()),
+                ));
+            }
             Ok(Arc::new(LocalStore::new(dir.clone()).with_context(|| format!("cannot use {}", dir.display()))?))
         }
         RepoUrl::S3 { endpoint, bucket, prefix } => s3_target(t, endpoint, bucket, prefix),

@@ -40,6 +40,16 @@ fn a_usb_copy_that_restic_restores_and_that_survives_a_wiped_hub() {
     b(&cfg, &["--job", "nas", "init"]).ok();
     b(&cfg, &["--job", "nas", "run"]).ok();
 
+    // the USB disk is not mounted (its directory is missing): nothing is
+    // written anywhere, not even in a dry run, and the error says why
+    for args in [&["replicate", "--dry-run"][..], &["replicate"][..]] {
+        let out = b(&cfg, args);
+        assert_eq!(out.code, 1, "{args:?}: {}{}", out.stdout, out.stderr);
+        assert!(out.stdout.contains("is the disk mounted?") || out.stderr.contains("is the disk mounted?"), "{}{}", out.stdout, out.stderr);
+        assert!(!d("usb").exists(), "{args:?} created the target directory");
+    }
+    std::fs::create_dir_all(d("usb")).unwrap();
+
     // first copy: everything; the copy is a repository restic reads
     let out = b(&cfg, &["--json", "replicate"]);
     out.ok();
