@@ -169,12 +169,25 @@ fn a_peer_hub_copy_that_restic_restores() {
     b(&cfg, &["--job", "nas", "init"]).ok();
     b(&cfg, &["--job", "nas", "run"]).ok();
     let out = b(&cfg, &["replicate", "--verify"]);
-    let _ = peer.kill();
     out.ok();
     assert!(out.stdout.contains("nas → friend (peer, offsite)"), "{}", out.stdout);
-    // the copy is on the friend's disk under alice/, and restic reads it
+    // restic restores straight from the friend's hub over its REST protocol
+    // (the friend's append-only account allows it: restore only adds a lock)
+    let mut c = Command::new("restic");
+    c.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", dir.path())
+        .env("RESTIC_REPOSITORY", format!("rest:http://alice:friend-http-secret@127.0.0.1:{port}/alice/nas"))
+        .env("RESTIC_PASSWORD_FILE", d("pw"))
+        .args(["--no-cache", "restore", "latest", "--target"])
+        .arg(d("restored-rest"));
+    let restored = run(&mut c, TIMEOUT);
+    let _ = peer.kill();
+    let _ = peer.wait();
+    restored.ok();
+    assert_same_tree(&d("src"), &under(&d("restored-rest"), &d("src")));
+    // the copy is on the friend's disk under alice/, a plain repository
     let copy = d("friend/alice/nas");
     restic_at(&copy, &d("pw"), &["restore", "latest", "--target", d("restored").to_str().unwrap()]).ok();
     assert_same_tree(&d("src"), &under(&d("restored"), &d("src")));
-    let _ = peer.wait();
 }

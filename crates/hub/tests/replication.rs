@@ -492,3 +492,62 @@ delete_cap = "{cap}"
     );
     s.server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_verify_schedule_finds_a_rotten_pack_at_a_target_and_copies_it_again() {
+    let s = start(|data, tmp| {
+        format!(
+            r#"
+[repositories.main]
+url = "{data}/alice/main"
+password_file = "/tmp/unused.pass"
+
+[targets.usb]
+url = "{tmp}/usb"
+medium = "removable"
+offsite = true
+after_upload = "1s"
+verify = "*:*:0/3"
+verify_sample = "100%"
+"#,
+            data = data.display(),
+            tmp = tmp.display()
+        )
+    })
+    .await;
+    let home = s.path("home");
+    let src = s.path("src");
+    make_source(&src, 13);
+    restic_async(s.hub_repo(), home.clone(), vec!["init"]).await;
+    let src_s: &'static str = Box::leak(src.to_string_lossy().into_owned().into_boxed_str());
+    restic_async(s.hub_repo(), home.clone(), vec!["backup", src_s]).await;
+    let hub_repo = s.data().join("alice/main");
+    let usb = s.path("usb/alice/main");
+    wait_for("the copy", 60, async || !snapshots(&hub_repo).is_empty() && snapshots(&usb) == snapshots(&hub_repo)).await;
+
+    // bit rot on the USB disk
+    let pack = std::fs::read_dir(usb.join("data"))
+        .unwrap()
+        .flat_map(|e| std::fs::read_dir(e.unwrap().path()).unwrap())
+        .map(|e| e.unwrap().path())
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let good = std::fs::read(&pack).unwrap();
+    let mut bad = good.clone();
+    bad[100] ^= 0x55;
+    std::fs::write(&pack, &bad).unwrap();
+
+    wait_for("replication.corrupt and the pack copied again", 30, async || {
+        std::fs::read(&pack).is_ok_and(|b| b == good)
+            && s.open_alerts().await.iter().any(|a| a["kind"] == "replication.corrupt" && a["subject"] == "usb/alice/main")
+    })
+    .await;
+    let alert = s.open_alerts().await.into_iter().find(|a| a["kind"] == "replication.corrupt").unwrap();
+    let msg = alert["message"].as_str().unwrap();
+    assert!(msg.contains("1 corrupt") && msg.contains("re-copied"), "{msg}");
+    assert_eq!(alert["severity"], "info", "repaired: {alert:#}");
+    restic(&usb.to_string_lossy(), &home, &["check", "--read-data"]);
+    let r = s.api("/api/v1/replication").await;
+    assert!(r["targets"][0]["last_verified"].is_string(), "{r:#}");
+    s.server.stop().await;
+}
