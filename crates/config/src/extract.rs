@@ -5,7 +5,9 @@ use std::{collections::BTreeSet, path::Path};
 
 use toml::{Table, Value};
 
-use crate::{parse, Config, ConfigError, DatabaseKind, Diagnostic, RepoUrl, SecretSource};
+use bulwark_monitor::Probe;
+
+use crate::{parse, Config, ConfigError, DatabaseKind, Diagnostic, MonitorCheck, RepoUrl, SecretSource};
 
 /// Sets `key` to the absolute `path` if the table has that key.
 fn set_path(t: &mut Table, key: &str, path: Option<&Path>) {
@@ -108,7 +110,31 @@ pub(crate) fn extract_host(text: &str, origin: &Path, host: &str) -> Result<Stri
         }
         repositories.insert(name.clone(), Value::Table(t));
     }
-    for (section, table) in [("repositories", repositories), ("jobs", jobs), ("maintenance", maintenance)] {
+    // The probe monitors this host runs, as it runs them: alone in `on`;
+    // quorum and alerting stay with the hub.
+    let mut monitors = Table::new();
+    for m in cfg.monitors_of(host) {
+        let (Some(mut t), MonitorCheck::Probe(p)) = (take(&mut doc, "monitors", &m.name), &m.check) else { continue };
+        for key in ["quorum", "severity", "remind_every", "recovery", "enabled"] {
+            t.remove(key);
+        }
+        t.insert("on".into(), Value::Array(vec![Value::String(host.to_string())]));
+        let ca_file = match &p.spec.probe {
+            Probe::Http(h) => h.ca_file.as_deref(),
+            Probe::Tls(t) => t.ca_file.as_deref(),
+            _ => None,
+        };
+        set_path(&mut t, "ca_file", ca_file);
+        if let Some(Value::Table(files)) = t.get_mut("header_files") {
+            for (header, source) in &p.secret_headers {
+                set_path(files, header, file_of(Some(source)));
+            }
+        }
+        monitors.insert(m.name.clone(), Value::Table(t));
+    }
+    for (section, table) in
+        [("repositories", repositories), ("jobs", jobs), ("maintenance", maintenance), ("monitors", monitors)]
+    {
         if !table.is_empty() {
             out.insert(section.into(), Value::Table(table));
         }

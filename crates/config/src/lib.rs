@@ -11,6 +11,8 @@
 //! reach the hub, and `[pings.NAME]` declares checks that outside scripts ping.
 //! `[targets.NAME]` declares where the hub replicates its repositories to
 //! (offsite copies), and a job's `rpo` its recovery point objective.
+//! `[monitors.NAME]`, `[notifiers.NAME]`, `[[routes]]`, `[[silences]]` and
+//! `[alerts]` declare monitoring and alerting (`docs/monitoring.md`).
 //! [`extract_host`] cuts out the part one agent needs. `docs/configuration.md`
 //! describes every key.
 //!
@@ -41,7 +43,9 @@ mod database;
 mod extract;
 mod hub;
 mod keep;
+mod monitor;
 mod multihost;
+mod notify;
 mod raw;
 mod read;
 mod secret;
@@ -58,7 +62,15 @@ use std::{
 
 pub use hub::{parse_size, Hub, HubAccess, HubAcl};
 pub use bulwark_schedule as schedule;
+pub use bulwark_monitor;
+pub use bulwark_notify;
 pub use keep::KeepWithin;
+pub use monitor::{
+    Alerts, BackupCheck, BuildError, DiskCheck, MinFree, MonitorCheck, MonitorDecl, MonitorKind, ProbeCheck,
+    ReplicationCheck, Silence, SilenceWindow, DEFAULT_HUB_PING_INTERVAL, DEFAULT_MAX_AGE, DEFAULT_MIN_FREE_PERCENT,
+    DEFAULT_REMIND_EVERY, DEFAULT_TLS_PORT,
+};
+pub use notify::{NotifierDecl, NotifierSettings, WebhookUrl, DEFAULT_NTFY_SERVER};
 pub use secret::{Secret, SecretError, SecretSource};
 pub use url::RepoUrl;
 
@@ -146,6 +158,20 @@ pub struct Config {
     /// `[targets.NAME]`: where the hub replicates its repositories to. They
     /// belong to the hub; agents never receive them.
     pub targets: BTreeMap<String, Target>,
+    /// `[monitors.NAME]`: what is watched, where, and how loudly. Agents
+    /// receive the probe monitors that run on them, nothing else.
+    pub monitors: BTreeMap<String, MonitorDecl>,
+    /// `[notifiers.NAME]`: where alerts go (secrets only referenced). Hub only.
+    pub notifiers: BTreeMap<String, NotifierDecl>,
+    /// The routes in effect: the `[[routes]]` in file order, or, when there
+    /// are none and exactly one notifier is declared, one route of every
+    /// message to it. Hub only.
+    pub routes: Vec<bulwark_notify::Route>,
+    /// `[[silences]]`: maintenance windows, in file order. Hub only.
+    pub silences: Vec<Silence>,
+    /// `[alerts]`: the hub's dead-man's switch, connectivity canaries and the
+    /// default reminder interval (defaults when absent). Hub only.
+    pub alerts: Alerts,
 }
 
 /// `[targets.NAME]`: a replication target. The hub copies its repositories
@@ -588,6 +614,18 @@ impl Config {
         self.maintenance.values().filter(move |m| self.hosts.is_empty() || m.host.as_deref() == Some(host))
     }
 
+    /// The enabled monitors that run on the agent of `host` (never the
+    /// built-ins, which run on the hub).
+    pub fn monitors_of<'a>(&'a self, host: &'a str) -> impl Iterator<Item = &'a MonitorDecl> + 'a {
+        let at = bulwark_monitor::Vantage::Agent(host.to_string());
+        self.monitors.values().filter(move |m| m.enabled && m.runs_on(&at))
+    }
+
+    /// Whether a `[[silences]]` window silences `monitor` at `at`.
+    pub fn silenced(&self, monitor: &str, at: jiff::Timestamp) -> bool {
+        self.silences.iter().any(|s| s.silences(monitor, at))
+    }
+
     /// The repository a job of this config uses.
     ///
     /// # Panics
@@ -626,10 +664,17 @@ pub fn default_config(data_dir: &Path) -> Result<Config, ConfigError> {
 /// HOST, and exactly the `[repositories.*]` they use — never `[hub]`,
 /// `[pings]`, `[targets]`, other hosts or their jobs.
 ///
+/// It also holds the enabled probe monitors (`http`, `tcp`, `dns`, `tls`,
+/// `path`, `command`) whose `on` names HOST, cut down to what the agent
+/// runs: `on = ["HOST"]`, and without `quorum`, `severity`, `remind_every`
+/// and `recovery` (the hub decides and alerts). Never `[notifiers]`,
+/// `[[routes]]`, `[[silences]]` or `[alerts]`.
+///
 /// The agent stores the text elsewhere, so every path that was relative to
 /// the original file's directory (local repository URLs, `password_file`s,
-/// `token_file`, `ca_file`, `state_dir`) is made absolute against it. Comments
-/// and key order are not kept.
+/// `token_file`, `ca_file`, `state_dir`, a monitor's `ca_file` and
+/// `header_files`) is made absolute against it. Comments and key order are
+/// not kept.
 ///
 /// ```
 /// let text = r#"

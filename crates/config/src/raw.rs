@@ -193,3 +193,161 @@ pub(crate) struct RawTarget {
     pub delete_cap: Option<Spanned<String>>,
     pub after_upload: Option<Spanned<String>>,
 }
+
+// ---- monitoring: [monitors.NAME], [notifiers.NAME], [[routes]], [[silences]], [alerts] ----
+
+/// A table of strings with the span of each key and value (`headers`,
+/// `header_files`, `header_envs`).
+pub(crate) type RawStringMap = std::collections::BTreeMap<Spanned<String>, Spanned<String>>;
+
+/// `expected_status`: one status or range, or an array of them.
+#[derive(Debug, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a status such as 200 or \"200-299\", or an array of them"
+)]
+pub(crate) enum RawStatuses {
+    One(RawStatus),
+    Many(Vec<RawStatus>),
+}
+
+/// One HTTP status (`200`) or range (`"200-299"`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawStatus {
+    Code(i64),
+    Text(String),
+}
+
+/// `[monitors.NAME]`: every key of every type; `monitor.rs` refuses the keys
+/// that don't apply to the `type`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMonitor {
+    #[serde(rename = "type")]
+    pub kind: Option<Spanned<String>>,
+    // common
+    pub interval: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
+    pub failure_threshold: Option<Spanned<i64>>,
+    pub success_threshold: Option<Spanned<i64>>,
+    pub on: Option<Spanned<Vec<Spanned<String>>>>,
+    pub quorum: Option<Spanned<i64>>,
+    pub severity: Option<Spanned<String>>,
+    pub remind_every: Option<Spanned<String>>,
+    pub recovery: Option<Spanned<bool>>,
+    pub enabled: Option<Spanned<bool>>,
+    // http
+    pub url: Option<Spanned<String>>,
+    pub method: Option<Spanned<String>>,
+    pub headers: Option<Spanned<RawStringMap>>,
+    pub header_files: Option<Spanned<RawStringMap>>,
+    pub header_envs: Option<Spanned<RawStringMap>>,
+    pub body: Option<Spanned<String>>,
+    pub expected_status: Option<Spanned<RawStatuses>>,
+    pub body_contains: Option<Spanned<String>>,
+    pub json_pointer: Option<Spanned<String>>,
+    pub json_equals: Option<Spanned<toml::Value>>,
+    pub max_response_time: Option<Spanned<String>>,
+    pub min_cert_days: Option<Spanned<i64>>,
+    pub follow_redirects: Option<Spanned<bool>>,
+    // http, tls
+    pub ca_file: Option<Spanned<String>>,
+    pub insecure: Option<Spanned<bool>>,
+    // tcp, tls
+    pub host: Option<Spanned<String>>,
+    pub port: Option<Spanned<i64>>,
+    // tls
+    pub server_name: Option<Spanned<String>>,
+    pub min_days: Option<Spanned<i64>>,
+    // dns
+    pub server: Option<Spanned<String>>,
+    pub name: Option<Spanned<String>>,
+    pub record: Option<Spanned<String>>,
+    pub expect: Option<Spanned<Vec<Spanned<String>>>>,
+    pub rcode: Option<Spanned<String>>,
+    // path
+    pub path: Option<Spanned<String>>,
+    pub check: Option<Spanned<String>>,
+    // command
+    pub command: Option<Spanned<RawCommandLine>>,
+    pub exit_code: Option<Spanned<i64>>,
+    // backup, replication
+    pub job: Option<Spanned<String>>,
+    pub jobs: Option<Spanned<Vec<Spanned<String>>>>,
+    pub max_age: Option<Spanned<String>>,
+    pub targets: Option<Spanned<Vec<Spanned<String>>>>,
+    // disk
+    pub min_free: Option<Spanned<crate::hub::RawSize>>,
+}
+
+/// `[notifiers.NAME]`: every key of every type; `notify.rs` refuses the
+/// keys that don't apply to the `type`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawNotifier {
+    #[serde(rename = "type")]
+    pub kind: Option<Spanned<String>>,
+    // ntfy
+    pub server: Option<Spanned<String>>,
+    pub topic: Option<Spanned<String>>,
+    pub tags: Option<Spanned<Vec<Spanned<String>>>>,
+    // ntfy, gotify
+    pub token_file: Option<Spanned<String>>,
+    pub token_env: Option<Spanned<String>>,
+    // gotify, webhook (plain); discord, slack, webhook (secret)
+    pub url: Option<Spanned<String>>,
+    pub url_file: Option<Spanned<String>>,
+    pub url_env: Option<Spanned<String>>,
+    // slack
+    pub text_only: Option<Spanned<bool>>,
+    // email
+    pub host: Option<Spanned<String>>,
+    pub port: Option<Spanned<i64>>,
+    pub security: Option<Spanned<String>>,
+    pub username: Option<Spanned<String>>,
+    pub password_file: Option<Spanned<String>>,
+    pub password_env: Option<Spanned<String>>,
+    pub from: Option<Spanned<String>>,
+    pub to: Option<Spanned<Vec<Spanned<String>>>>,
+    // webhook
+    pub method: Option<Spanned<String>>,
+    pub headers: Option<Spanned<RawStringMap>>,
+    pub header_files: Option<Spanned<RawStringMap>>,
+    pub header_envs: Option<Spanned<RawStringMap>>,
+    pub template: Option<Spanned<String>>,
+    // ntfy, gotify, email, webhook
+    pub ca_file: Option<Spanned<String>>,
+}
+
+/// `[[routes]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRoute {
+    pub notifiers: Option<Spanned<Vec<Spanned<String>>>>,
+    pub monitors: Option<Spanned<Vec<Spanned<String>>>>,
+    pub min_severity: Option<Spanned<String>>,
+}
+
+/// `[[silences]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSilence {
+    pub monitors: Option<Spanned<Vec<Spanned<String>>>>,
+    pub from: Option<Spanned<toml::Value>>,
+    pub until: Option<Spanned<toml::Value>>,
+    pub schedule: Option<Spanned<String>>,
+    pub duration: Option<Spanned<String>>,
+    pub reason: Option<Spanned<String>>,
+}
+
+/// `[alerts]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAlerts {
+    pub hub_ping_url_file: Option<Spanned<String>>,
+    pub hub_ping_url_env: Option<Spanned<String>>,
+    pub hub_ping_interval: Option<Spanned<String>>,
+    pub connectivity: Option<Spanned<Vec<Spanned<String>>>>,
+    pub remind_every: Option<Spanned<String>>,
+}

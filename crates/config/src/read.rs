@@ -14,8 +14,8 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use crate::{
     raw::{
-        RawAgent, RawCommand, RawDatabase, RawHooks, RawHost, RawJob, RawMaintenance, RawPing, RawRepo, RawRest,
-        RawRetention, RawS3, RawSettings, RawTarget,
+        RawAgent, RawAlerts, RawCommand, RawDatabase, RawHooks, RawHost, RawJob, RawMaintenance, RawMonitor,
+        RawNotifier, RawPing, RawRepo, RawRest, RawRetention, RawRoute, RawS3, RawSettings, RawSilence, RawTarget,
     },
     Diagnostic,
 };
@@ -62,6 +62,16 @@ pub(crate) struct Entry<T> {
     pub clean: bool,
 }
 
+/// One table of a `[[SECTION]]` array (`routes`, `silences`).
+pub(crate) struct Item<T> {
+    /// The table (where "this route has no …" is reported).
+    pub span: Range<usize>,
+    /// What could be read (None when the element is not a table).
+    pub raw: Option<T>,
+    /// False when some key of it was rejected.
+    pub clean: bool,
+}
+
 /// The whole file, read.
 #[derive(Default)]
 pub(crate) struct Doc {
@@ -74,11 +84,32 @@ pub(crate) struct Doc {
     pub maintenance: Vec<Entry<RawMaintenance>>,
     pub pings: Vec<Entry<RawPing>>,
     pub targets: Vec<Entry<RawTarget>>,
+    pub monitors: Vec<Entry<RawMonitor>>,
+    pub notifiers: Vec<Entry<RawNotifier>>,
+    pub routes: Vec<Item<RawRoute>>,
+    /// The file has a `routes` key (even one that could not be read).
+    pub routes_given: bool,
+    pub silences: Vec<Item<RawSilence>>,
+    pub alerts: Option<RawAlerts>,
 }
 
 /// The top-level tables of `bulwark.toml`.
-pub(crate) const SECTIONS: &[&str] =
-    &["settings", "repositories", "jobs", "hub", "hosts", "agent", "maintenance", "pings", "targets"];
+pub(crate) const SECTIONS: &[&str] = &[
+    "settings",
+    "repositories",
+    "jobs",
+    "hub",
+    "hosts",
+    "agent",
+    "maintenance",
+    "pings",
+    "targets",
+    "monitors",
+    "notifiers",
+    "routes",
+    "silences",
+    "alerts",
+];
 
 /// Reads the document; None when its TOML syntax is broken (then every
 /// syntax error has been reported).
@@ -102,6 +133,14 @@ pub(crate) fn read(cx: &mut Ctx<'_>) -> Option<Doc> {
             "maintenance" => doc.maintenance = named(cx, "maintenance", value),
             "pings" => doc.pings = named(cx, "pings", value),
             "targets" => doc.targets = named(cx, "targets", value),
+            "monitors" => doc.monitors = named(cx, "monitors", value),
+            "notifiers" => doc.notifiers = named(cx, "notifiers", value),
+            "routes" => {
+                doc.routes_given = true;
+                doc.routes = items(cx, "routes", value);
+            }
+            "silences" => doc.silences = items(cx, "silences", value),
+            "alerts" => doc.alerts = table::<RawAlerts>(cx, "alerts", value).0,
             other => unknown_key(cx, key.span(), other, SECTIONS),
         }
     }
@@ -132,6 +171,137 @@ impl Shape for RawDatabase {}
 impl Shape for RawHost {}
 impl Shape for RawAgent {}
 impl Shape for RawPing {}
+
+impl Shape for RawRoute {
+    fn expectation(key: &str) -> Option<(&'static str, String)> {
+        match key {
+            "notifiers" => Some(("an array of strings", "notifiers = [\"phone\"]".into())),
+            "monitors" => Some(("an array of strings (monitor names or globs)", "monitors = [\"web-*\"]".into())),
+            "min_severity" => Some(("a string", "min_severity = \"critical\" (or \"warning\", \"info\")".into())),
+            _ => expectation(key),
+        }
+    }
+}
+
+impl Shape for RawSilence {
+    fn expectation(key: &str) -> Option<(&'static str, String)> {
+        match key {
+            "monitors" => Some(("an array of strings (monitor names or globs)", "monitors = [\"web-*\"]".into())),
+            "from" | "until" => Some((
+                "a date and time (a string or a TOML date-time)",
+                format!("{key} = \"2026-12-01 02:00\""),
+            )),
+            "schedule" => Some(("a string (a calendar expression)", "schedule = \"Sun 03:00\"".into())),
+            "duration" => Some(("a string (a duration)", "duration = \"2h\"".into())),
+            "reason" => Some(("a string", "reason = \"kernel updates\"".into())),
+            _ => expectation(key),
+        }
+    }
+}
+
+impl Shape for RawAlerts {
+    fn expectation(key: &str) -> Option<(&'static str, String)> {
+        match key {
+            "hub_ping_url_file" => Some(("a string (a file path)", "hub_ping_url_file = \"/etc/bulwark/hc-ping.url\"".into())),
+            "hub_ping_url_env" => Some(("a string (a variable name)", "hub_ping_url_env = \"HUB_PING_URL\"".into())),
+            "hub_ping_interval" => Some(("a string (a duration)", "hub_ping_interval = \"1m\"".into())),
+            "connectivity" => Some(("an array of strings", "connectivity = [\"tcp:1.1.1.1:53\", \"http://192.168.1.1\"]".into())),
+            "remind_every" => Some(("a string (a duration, or \"off\")", "remind_every = \"24h\"".into())),
+            _ => expectation(key),
+        }
+    }
+}
+
+impl Shape for RawMonitor {
+    fn expectation(key: &str) -> Option<(&'static str, String)> {
+        let e = |what: &'static str, example: &str| Some((what, example.to_string()));
+        const STRINGS: &str = "an array of strings";
+        const TABLE: &str = "a table of strings";
+        match key {
+            "type" => e(
+                "a string",
+                "type = \"http\" (or \"tcp\", \"dns\", \"tls\", \"path\", \"command\", \"backup\", \"replication\", \"disk\")",
+            ),
+            "interval" => e("a string (a duration)", "interval = \"60s\""),
+            "timeout" => e("a string (a duration)", "timeout = \"10s\""),
+            "failure_threshold" => e("an integer (at least 1)", "failure_threshold = 3"),
+            "success_threshold" => e("an integer (at least 1)", "success_threshold = 2"),
+            "on" => e(STRINGS, "on = [\"hub\", \"nas\"]"),
+            "quorum" => e("an integer (at least 1)", "quorum = 2"),
+            "severity" => e("a string", "severity = \"critical\" (or \"warning\", \"info\")"),
+            "remind_every" => e("a string (a duration, or \"off\")", "remind_every = \"24h\""),
+            "recovery" | "enabled" | "insecure" | "follow_redirects" => {
+                Some(("a boolean (true or false)", format!("{key} = true")))
+            }
+            "url" => e("a string (a URL)", "url = \"https://nas.lan:8443/health\""),
+            "method" => e("a string", "method = \"HEAD\""),
+            "headers" => e(TABLE, "headers = { \"Accept\" = \"application/json\" }"),
+            "header_files" => e(TABLE, "header_files = { \"Authorization\" = \"/etc/bulwark/app.auth\" }"),
+            "header_envs" => e(TABLE, "header_envs = { \"Authorization\" = \"APP_AUTH\" }"),
+            "body" => e("a string", "body = \"{}\""),
+            "expected_status" => e(
+                "a status such as 200 or \"200-299\", or an array of them",
+                "expected_status = [\"200-299\", 401]",
+            ),
+            "body_contains" => e("a string", "body_contains = \"ok\""),
+            "json_pointer" => e("a string (a JSON pointer)", "json_pointer = \"/status\""),
+            "max_response_time" => e("a string (a duration)", "max_response_time = \"2s\""),
+            "min_cert_days" => e("an integer (days)", "min_cert_days = 14"),
+            "min_days" => e("an integer (days)", "min_days = 14"),
+            "host" => e("a string (a host name or IP address)", "host = \"nas.lan\""),
+            "port" => e("an integer (1-65535)", "port = 443"),
+            "server_name" => e("a string (a host name)", "server_name = \"nas.example.org\""),
+            "server" => e("a string (IP:PORT)", "server = \"192.168.1.1:53\""),
+            "name" => e("a string (a DNS name)", "name = \"nas.home.arpa\""),
+            "record" => e("a string", "record = \"AAAA\""),
+            "expect" => e(STRINGS, "expect = [\"192.168.1.10\"]"),
+            "rcode" => e("a string", "rcode = \"NXDOMAIN\""),
+            "path" => e("a string (an absolute path)", "path = \"/mnt/nas\""),
+            "check" => e("a string", "check = \"mountpoint\" (or \"exists\", \"readable\")"),
+            "exit_code" => e("an integer (0-255)", "exit_code = 0"),
+            "job" => e("a string (a job name)", "job = \"nas\""),
+            "jobs" => e(STRINGS, "jobs = [\"nas\", \"vps\"]"),
+            "max_age" => e("a string (a duration)", "max_age = \"48h\""),
+            "targets" => e(STRINGS, "targets = [\"usb\", \"cloud\"]"),
+            "min_free" => e("a string (a percentage or a size)", "min_free = \"10%\" (or \"50 GiB\")"),
+            _ => expectation(key),
+        }
+    }
+}
+
+impl Shape for RawNotifier {
+    fn expectation(key: &str) -> Option<(&'static str, String)> {
+        let e = |what: &'static str, example: &str| Some((what, example.to_string()));
+        const TABLE: &str = "a table of strings";
+        match key {
+            "type" => e(
+                "a string",
+                "type = \"ntfy\" (or \"gotify\", \"discord\", \"slack\", \"email\", \"webhook\")",
+            ),
+            "server" => e("a string (a URL)", "server = \"https://ntfy.sh\""),
+            "topic" => e("a string", "topic = \"bulwark-alerts\""),
+            "tags" => e("an array of strings", "tags = [\"homelab\"]"),
+            "token_file" => e("a string (a file path)", "token_file = \"/etc/bulwark/ntfy.token\""),
+            "token_env" => e("a string (a variable name)", "token_env = \"NTFY_TOKEN\""),
+            "url" => e("a string (a URL)", "url = \"https://gotify.lan\""),
+            "url_file" => e("a string (a file path)", "url_file = \"/etc/bulwark/discord.url\""),
+            "url_env" => e("a string (a variable name)", "url_env = \"DISCORD_WEBHOOK_URL\""),
+            "text_only" => e("a boolean (true or false)", "text_only = true"),
+            "host" => e("a string (a host name)", "host = \"smtp.example.org\""),
+            "port" => e("an integer (1-65535)", "port = 587"),
+            "security" => e("a string", "security = \"starttls\" (or \"tls\", \"none\")"),
+            "username" => e("a string", "username = \"bulwark@example.org\""),
+            "from" => e("a string (an email address)", "from = \"Bulwark <bulwark@example.org>\""),
+            "to" => e("an array of strings (email addresses)", "to = [\"me@example.org\"]"),
+            "method" => e("a string", "method = \"PUT\""),
+            "headers" => e(TABLE, "headers = { \"X-Source\" = \"bulwark\" }"),
+            "header_files" => e(TABLE, "header_files = { \"Authorization\" = \"/etc/bulwark/hook.auth\" }"),
+            "header_envs" => e(TABLE, "header_envs = { \"Authorization\" = \"HOOK_AUTH\" }"),
+            "template" => e("a string (JSON with placeholders)", "template = '{\"text\": \"{{title}}\"}'"),
+            _ => expectation(key),
+        }
+    }
+}
 
 impl Shape for RawTarget {
     fn expectation(key: &str) -> Option<(&'static str, String)> {
@@ -201,6 +371,25 @@ fn named<T: Shape>(cx: &mut Ctx<'_>, section: &str, value: Spanned<DeValue<'_>>)
                 let name = Spanned::new(key.span(), key.get_ref().to_string());
                 let (raw, clean) = table::<T>(cx, &format!("{section}.{}", key.get_ref()), value);
                 Entry { name, raw, clean }
+            })
+            .collect(),
+        other => {
+            wrong_type(cx, span, section, kind(&other));
+            Vec::new()
+        }
+    }
+}
+
+/// `[[SECTION]]` tables.
+fn items<T: Shape>(cx: &mut Ctx<'_>, section: &str, value: Spanned<DeValue<'_>>) -> Vec<Item<T>> {
+    let span = value.span();
+    match value.into_inner() {
+        DeValue::Array(a) => a
+            .into_iter()
+            .map(|value| {
+                let span = value.span();
+                let (raw, clean) = table::<T>(cx, section, value);
+                Item { span, raw, clean }
             })
             .collect(),
         other => {
@@ -296,7 +485,15 @@ fn expectation(label: &str) -> Option<(&'static str, String)> {
         "maintenance" => e("a table of maintenance tasks", "[maintenance.NAME]"),
         "pings" => e("a table of pings", "[pings.NAME]"),
         "targets" => e("a table of replication targets", "[targets.NAME]"),
-        l if ["repositories.", "jobs.", "hosts.", "maintenance.", "pings.", "targets."].iter().any(|p| l.starts_with(p)) => {
+        "monitors" => e("a table of monitors", "[monitors.NAME]"),
+        "notifiers" => e("a table of notifiers", "[notifiers.NAME]"),
+        "routes" => e("an array of tables", "[[routes]]"),
+        "silences" => e("an array of tables", "[[silences]]"),
+        "alerts" => e("a table", "[alerts]"),
+        l if ["repositories.", "jobs.", "hosts.", "maintenance.", "pings.", "targets.", "monitors.", "notifiers."]
+            .iter()
+            .any(|p| l.starts_with(p)) =>
+        {
             Some(("a table", format!("[{l}]")))
         }
         "rest" | "s3" => Some(("a table", format!("[repositories.NAME.{label}]"))),

@@ -39,7 +39,9 @@ pub(crate) fn split_hint(m: &str) -> (String, Option<String>) {
 }
 
 /// Validates the document; None if anything was reported.
-pub(crate) fn validate(cx: &mut Ctx<'_>, doc: Doc, base: &Path) -> Option<Config> {
+pub(crate) fn validate(cx: &mut Ctx<'_>, mut doc: Doc, base: &Path) -> Option<Config> {
+    let known = crate::monitor::Known::of(&doc);
+    let monitoring = crate::monitor::validate(cx, &mut doc, &known, base);
     let settings = Settings {
         host: doc.settings.and_then(|s| s.host).and_then(|h| check_host(cx, h, "settings.host")),
     };
@@ -96,6 +98,11 @@ pub(crate) fn validate(cx: &mut Ctx<'_>, doc: Doc, base: &Path) -> Option<Config
         pings,
         agent,
         targets,
+        monitors: monitoring.monitors,
+        notifiers: monitoring.notifiers,
+        routes: monitoring.routes,
+        silences: monitoring.silences,
+        alerts: monitoring.alerts,
     })
 }
 
