@@ -148,6 +148,20 @@ impl HubClient {
         self.call::<(), _>(Method::GET, "/status", None, Duration::from_secs(30)).await.map(|(_, s)| s)
     }
 
+    /// `GET /api/v1/alerts`: open ones (`Some(true)`), resolved ones
+    /// (`Some(false)`) or all, newest first.
+    pub async fn alerts(&self, open: Option<bool>, limit: u32) -> Result<Vec<bulwark_api::Alert>> {
+        let filter = open.map(|o| format!("&open={o}")).unwrap_or_default();
+        let path = format!("/alerts?limit={limit}{filter}");
+        self.call::<(), _>(Method::GET, &path, None, Duration::from_secs(30)).await.map(|(_, a)| a)
+    }
+
+    /// `POST /api/v1/alerts/{id}/resolve`.
+    pub async fn resolve_alert(&self, id: i64) -> Result<bulwark_api::Alert> {
+        let path = format!("/alerts/{id}/resolve");
+        self.call::<(), _>(Method::POST, &path, None, Duration::from_secs(30)).await.map(|(_, a)| a)
+    }
+
     /// `POST /api/v1/jobs/{job}/trigger`.
     pub async fn trigger(&self, job: &str) -> Result<Triggered> {
         let path = format!("/jobs/{job}/trigger");

@@ -57,6 +57,76 @@ pub(crate) struct StatusArgs {
     pub(crate) token_file: Option<PathBuf>,
 }
 
+/// `bulwark alerts`.
+#[derive(Debug, Args)]
+pub(crate) struct AlertsArgs {
+    /// Also resolved alerts (the history), newest first.
+    #[arg(long)]
+    pub(crate) all: bool,
+    /// At most this many (1-1000).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub(crate) limit: u32,
+    /// The hub [default: [agent] hub_url, else the local `bulwark up`].
+    #[arg(long, env = "BULWARK_HUB", value_name = "URL")]
+    pub(crate) hub: Option<String>,
+    /// File holding an admin token [default: the local `bulwark up`'s].
+    #[arg(long, env = "BULWARK_TOKEN_FILE", value_name = "FILE")]
+    pub(crate) token_file: Option<PathBuf>,
+    #[command(subcommand)]
+    pub(crate) action: Option<AlertsCmd>,
+}
+
+/// `bulwark alerts resolve`.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum AlertsCmd {
+    /// Resolve (acknowledge) an open alert, e.g. a `replication.shrink` you
+    /// have looked into.
+    Resolve {
+        /// The alert's id (the `#N` in `bulwark alerts`).
+        id: i64,
+    },
+}
+
+pub(crate) fn alerts(g: &Global, a: AlertsArgs) -> Result<u8> {
+    let client = control_client(g, a.hub, a.token_file)?;
+    let rt = crate::hub_cmd::runtime()?;
+    if let Some(AlertsCmd::Resolve { id }) = a.action {
+        let al = rt.block_on(client.resolve_alert(id)).map_err(hub_call_error)?;
+        if g.json {
+            crate::output::json(&al)?;
+        } else {
+            println!("resolved #{} {} {}", al.id, al.kind, al.subject);
+        }
+        return Ok(exit::OK);
+    }
+    let list = rt.block_on(client.alerts(if a.all { None } else { Some(true) }, a.limit)).map_err(hub_call_error)?;
+    if g.json {
+        crate::output::json(&list)?;
+        return Ok(exit::OK);
+    }
+    if list.is_empty() {
+        println!("{}", if a.all { "no alerts" } else { "no open alerts" });
+        return Ok(exit::OK);
+    }
+    let now = Timestamp::now();
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|al| {
+            vec![
+                format!("#{}", al.id),
+                al.severity.as_str().to_uppercase(),
+                al.kind.clone(),
+                al.subject.clone(),
+                age(al.opened, now),
+                al.resolved.map_or("open".into(), |r| format!("resolved {}", age(r, now))),
+                al.message.clone(),
+            ]
+        })
+        .collect();
+    print!("{}", crate::output::table(&["ID", "SEVERITY", "KIND", "SUBJECT", "OPENED", "STATE", "MESSAGE"], &rows));
+    Ok(exit::OK)
+}
+
 /// `bulwark trigger`.
 #[derive(Debug, Args)]
 pub(crate) struct TriggerArgs {

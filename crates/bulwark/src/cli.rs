@@ -173,6 +173,9 @@ pub(crate) enum Cmd {
     Status(crate::agent_cmd::StatusArgs),
     /// Ask the hub to run a job now (its agent picks it up within seconds).
     Trigger(crate::agent_cmd::TriggerArgs),
+    /// The hub's open alerts (--all: the history); `alerts resolve ID`
+    /// acknowledges one (see docs/replication.md#alerts).
+    Alerts(crate::agent_cmd::AlertsArgs),
     /// Copy the hub's repositories to the `[targets]` (cloud bucket, local disk):
     /// keyless, verified, never deleting (see docs/replication.md).
     Replicate(crate::replicate_cmd::ReplicateArgs),

@@ -27,6 +27,7 @@ pub(crate) fn dispatch(cli: cli::Cli) -> Result<u8> {
         Cmd::Up(args) => crate::agent_cmd::up(g, args),
         Cmd::Status(args) => crate::agent_cmd::status(g, args),
         Cmd::Trigger(args) => crate::agent_cmd::trigger(g, args),
+        Cmd::Alerts(args) => crate::agent_cmd::alerts(g, args),
         Cmd::Replicate(args) => crate::replicate_cmd::replicate(g, args),
         Cmd::Report(args) => crate::replicate_cmd::report(g, args),
         Cmd::SqliteBackup { path } => crate::dbsource::sqlite_backup(&path),
@@ -71,6 +72,7 @@ pub(crate) fn dispatch(cli: cli::Cli) -> Result<u8> {
                 | Cmd::Up(_)
                 | Cmd::Status(_)
                 | Cmd::Trigger(_)
+                | Cmd::Alerts(_)
                 | Cmd::Replicate(_)
                 | Cmd::Report(_)
                 | Cmd::SqliteBackup { .. } => unreachable!("handled above"),

@@ -191,3 +191,100 @@ fn a_peer_hub_copy_that_restic_restores() {
     restic_at(&copy, &d("pw"), &["restore", "latest", "--target", d("restored").to_str().unwrap()]).ok();
     assert_same_tree(&d("src"), &under(&d("restored"), &d("src")));
 }
+
+/// `bulwark -c FILE hub` replicates by itself, and a repository that
+/// vanishes from the hub raises `replication.shrink`, which `bulwark alerts`
+/// lists and `bulwark alerts resolve` acknowledges; the copy stays whole.
+#[test]
+fn a_vanished_repository_is_an_alert_the_cli_lists_and_resolves() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |r: &str| dir.path().join(r);
+    std::fs::create_dir_all(d("src")).unwrap();
+    std::fs::create_dir_all(d("usb")).unwrap();
+    std::fs::create_dir_all(d("data")).unwrap();
+    std::fs::write(d("src/a"), random_bytes(77, 200_000)).unwrap();
+    std::fs::write(d("pw"), "repository password\n").unwrap();
+    let port = free_port();
+    let cfg = d("bulwark.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[hub]\ndata = \"{data}\"\nlisten = \"127.0.0.1:{port}\"\nno_auth = true\n\n[repositories.nas]\nurl = \"{data}/nas/main\"\npassword_file = \"{pw}\"\n\n[jobs.nas]\nrepository = \"nas\"\npaths = [\"{src}\"]\n\n[targets.usb]\nurl = \"{usb}\"\nmedium = \"removable\"\noffsite = true\n",
+            data = d("data").display(),
+            pw = d("pw").display(),
+            src = d("src").display(),
+            usb = d("usb").display(),
+        ),
+    )
+    .unwrap();
+    b(&cfg, &["--job", "nas", "init"]).ok();
+    b(&cfg, &["--job", "nas", "run"]).ok();
+    b(&cfg, &["hub", "token", "create", "--admin", "--output", d("admin.token").to_str().unwrap()]).ok();
+    let start_hub = || {
+        let mut c = Command::new(BIN);
+        c.arg("-c")
+            .arg(&cfg)
+            .arg("hub")
+            .env_remove("BULWARK_CONFIG")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let child = c.spawn().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "the hub did not start");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        child
+    };
+    let wait_until = |what: &str, secs: u64, f: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        while !f() {
+            assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+    };
+    let hub_url = format!("http://127.0.0.1:{port}");
+    let alerts = |args: &[&str]| {
+        let token = d("admin.token");
+        let mut all = vec!["alerts", "--hub", hub_url.as_str(), "--token-file", token.to_str().unwrap()];
+        all.extend_from_slice(args);
+        b(&cfg, &all)
+    };
+
+    // the hub's catch-up pass right after it starts copies the repository
+    let mut hub = start_hub();
+    let snaps = |p: &str| std::fs::read_dir(d(p)).map(|r| r.count()).unwrap_or(0);
+    wait_until("the catch-up copy", 60, &|| snaps("usb/nas/main/snapshots") == 1);
+    assert_eq!(alerts(&[]).ok().stdout.trim(), "no open alerts");
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(hub.id() as i32), nix::sys::signal::Signal::SIGTERM);
+    assert!(hub.wait().unwrap().success(), "SIGTERM stops the hub cleanly");
+
+    // the repository vanishes while the hub is down; the next start notices
+    std::fs::remove_dir_all(d("data/nas")).unwrap();
+    let mut hub = start_hub();
+    wait_until("replication.shrink", 60, &|| alerts(&["--json"]).json().as_array().is_some_and(|a| !a.is_empty()));
+    let list = alerts(&["--json"]).ok().json();
+    let alert = &list[0];
+    assert_eq!((alert["kind"].as_str(), alert["subject"].as_str(), alert["severity"].as_str()), (Some("replication.shrink"), Some("nas/main"), Some("critical")), "{list:#}");
+    assert!(alert["message"].as_str().unwrap().contains("vanished"), "{alert:#}");
+    let table = alerts(&[]).ok().stdout.clone();
+    assert!(table.contains("CRITICAL") && table.contains("replication.shrink") && table.contains("nas/main"), "{table}");
+    // the copy is untouched, and restic still reads it
+    assert_eq!(snaps("usb/nas/main/snapshots"), 1);
+    restic_at(&d("usb/nas/main"), &d("pw"), &["check", "--read-data"]).ok();
+    // `bulwark report` shows the open alert and exits 3
+    let rep = b(&cfg, &["report"]);
+    assert_eq!(rep.code, 3, "{}{}", rep.stdout, rep.stderr);
+    assert!(rep.stdout.contains("OPEN ALERTS") && rep.stdout.contains("replication.shrink"), "{}", rep.stdout);
+
+    let id = alert["id"].as_i64().unwrap().to_string();
+    assert!(alerts(&["resolve", &id]).ok().stdout.contains("resolved"));
+    assert_eq!(alerts(&[]).ok().stdout.trim(), "no open alerts");
+    let history = alerts(&["--all"]).ok().stdout.clone();
+    assert!(history.contains("replication.shrink") && history.contains("resolved"), "{history}");
+    let missing = alerts(&["resolve", "999999"]);
+    assert_ne!(missing.code, 0, "an unknown id is an error: {}", missing.stdout);
+    let _ = hub.kill();
+    let _ = hub.wait();
+}
