@@ -125,8 +125,10 @@ pub(crate) async fn run(p: &PathProbe, timeout: Duration) -> ProbeResult {
     let spawned = std::thread::Builder::new()
         .name(THREAD_NAME.into())
         .spawn(move || {
-            let _guard = guard;
             let outcome = check(&spec.path, spec.check);
+            // Free the path *before* answering: a caller that checks again
+            // as soon as it has the answer must not find it still in flight.
+            drop(guard);
             // The probe may have given up waiting; then nobody listens.
             let _ = tx.send(outcome);
         });
