@@ -250,20 +250,27 @@ async fn local_no_space() {
 #[cfg(feature = "s3")]
 mod s3 {
     use std::{
+        collections::BTreeMap,
         io::{Read, Write},
-        net::{TcpListener, TcpStream},
+        net::{Shutdown, TcpListener, TcpStream},
         process::{Child, Command, Stdio},
+        sync::atomic::{AtomicUsize, Ordering},
         time::Instant,
     };
 
     use bulwark_store::s3::{S3Config, S3Store};
+    use bytes::Bytes;
 
     use super::*;
 
-    /// A moto S3 server on a free loopback port, killed on drop.
+    /// A moto S3 server on a free loopback port, killed on drop. Its log
+    /// (one line per request) goes to a temporary file, for [`Moto::requests`].
     struct Moto {
         child: Child,
         port: u16,
+        log: tempfile::NamedTempFile,
+        /// Number of the last mark request and the log length it ended at.
+        mark: std::sync::Mutex<(usize, usize)>,
     }
 
     impl Drop for Moto {
@@ -277,15 +284,18 @@ mod s3 {
         fn start() -> Moto {
             let port = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
             let bin = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".to_owned());
+            let log = tempfile::NamedTempFile::new().expect("moto log file");
+            let out = log.as_file().try_clone().expect("log handle");
+            let err = log.as_file().try_clone().expect("log handle");
             let child = Command::new(&bin)
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
                 .env("AWS_EC2_METADATA_DISABLED", "true")
                 .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stdout(Stdio::from(out))
+                .stderr(Stdio::from(err))
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot start {bin} (install it with `pip install 'moto[server]'`): {e}"));
-            let mut moto = Moto { child, port };
+            let mut moto = Moto { child, port, log, mark: std::sync::Mutex::new((0, 0)) };
             let deadline = Instant::now() + Duration::from_secs(60);
             while TcpStream::connect(("127.0.0.1", port)).is_err() {
                 if let Ok(Some(status)) = moto.child.try_wait() {
@@ -305,30 +315,76 @@ mod s3 {
         /// A plain unsigned HTTP request (moto doesn't check signatures);
         /// returns the status code.
         fn http(&self, method: &str, path: &str) -> std::io::Result<u16> {
+            self.http_text(method, path).map(|(status, _)| status)
+        }
+
+        /// [`Moto::http`], returning the status code and the whole response.
+        fn http_text(&self, method: &str, path: &str) -> std::io::Result<(u16, String)> {
             let mut conn = TcpStream::connect(("127.0.0.1", self.port))?;
             conn.set_read_timeout(Some(Duration::from_secs(30)))?;
             write!(conn, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", self.port)?;
             let mut response = Vec::new();
             conn.read_to_end(&mut response)?;
-            let text = String::from_utf8_lossy(&response);
-            text.split(' ')
+            let text = String::from_utf8_lossy(&response).into_owned();
+            let status = text
+                .split(' ')
                 .nth(1)
                 .and_then(|code| code.parse().ok())
-                .ok_or_else(|| std::io::Error::other(format!("bad response: {text}")))
+                .ok_or_else(|| std::io::Error::other(format!("bad response: {text}")))?;
+            Ok((status, text))
+        }
+
+        /// The requests moto answered since the previous call (or its
+        /// start), by method, e.g. `{"HEAD": 1, "PUT": 1}`. Sends a marker
+        /// request and reads the log up to its line: werkzeug logs a request
+        /// when it sends the status line, so every request whose response
+        /// the caller has received is in the log before the marker.
+        fn requests(&self) -> BTreeMap<String, usize> {
+            let mut mark = self.mark.lock().expect("mark");
+            let n = mark.0 + 1;
+            let marker = format!("/bulwark-test-mark-{n}");
+            self.http("GET", &marker).expect("marker request");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let needle = format!("{marker} ");
+            let text = loop {
+                let log = std::fs::read_to_string(self.log.path()).expect("read moto log");
+                if let Some(at) = log[mark.1..].find(&needle).map(|i| mark.1 + i) {
+                    let end = log[at..].find('\n').map_or(log.len(), |i| at + i + 1);
+                    let text = log[mark.1..at].to_owned();
+                    *mark = (n, end);
+                    break text;
+                }
+                assert!(Instant::now() < deadline, "moto did not log the marker request");
+                std::thread::sleep(Duration::from_millis(20));
+            };
+            let mut counts = BTreeMap::new();
+            for line in text.lines() {
+                let Some((_, request)) = line.split_once('"') else { continue };
+                let mut words = request.split_whitespace();
+                let (Some(method), Some(path), Some(proto)) = (words.next(), words.next(), words.next()) else { continue };
+                if proto.starts_with("HTTP/1.") && !path.starts_with("/bulwark-test-mark-") {
+                    *counts.entry(method.to_owned()).or_insert(0) += 1;
+                }
+            }
+            counts
+        }
+
+        /// A plain opendal operator on `bucket` (independent of `S3Store`).
+        fn plain_op(&self, bucket: &str) -> opendal::Operator {
+            plain_op_at(self.port, bucket)
+        }
+
+        /// The unfinished multipart uploads in `bucket` (ListMultipartUploads).
+        fn open_uploads(&self, bucket: &str) -> usize {
+            let (status, text) = self.http_text("GET", &format!("/{bucket}?uploads")).expect("list uploads");
+            assert_eq!(status, 200, "{text}");
+            text.matches("<UploadId>").count()
         }
 
         /// Every object key in `bucket`, sorted, read with a plain opendal
         /// operator (independent of `S3Store`'s key mapping).
         async fn all_keys(&self, bucket: &str) -> Vec<String> {
-            let builder = opendal::services::S3::default()
-                .endpoint(&format!("http://127.0.0.1:{}", self.port))
-                .region("us-east-1")
-                .bucket(bucket)
-                .access_key_id("test-key")
-                .secret_access_key("test-secret")
-                .disable_config_load()
-                .disable_ec2_metadata();
-            let op = opendal::Operator::new(builder).expect("operator");
+            let op = self.plain_op(bucket);
             let mut keys: Vec<String> = op
                 .list_with("/")
                 .recursive(true)
@@ -343,9 +399,14 @@ mod s3 {
         }
 
         fn store(&self, bucket: &str, prefix: &str) -> S3Store {
+            self.store_via(self.port, bucket, prefix)
+        }
+
+        /// [`Moto::store`] with the store talking to `port` (a proxy).
+        fn store_via(&self, port: u16, bucket: &str, prefix: &str) -> S3Store {
             assert_eq!(self.http("PUT", &format!("/{bucket}")).expect("create bucket"), 200);
             S3Store::new(S3Config {
-                endpoint: format!("http://127.0.0.1:{}", self.port),
+                endpoint: format!("http://127.0.0.1:{port}"),
                 region: "us-east-1".into(),
                 bucket: bucket.into(),
                 prefix: prefix.into(),
@@ -410,5 +471,304 @@ mod s3 {
         .expect("s3 store");
         let err = store.repo_exists(&repo("alice")).await.expect_err("nothing listens");
         assert_eq!(err.kind, ErrorKind::Io, "{err}");
+    }
+
+    /// A plain opendal operator on `bucket` at a moto (or proxy) on `port`.
+    fn plain_op_at(port: u16, bucket: &str) -> opendal::Operator {
+        opendal::install_default(); // the HTTP transport, as S3Store::new does
+        let builder = opendal::services::S3::default()
+            .endpoint(&format!("http://127.0.0.1:{port}"))
+            .region("us-east-1")
+            .bucket(bucket)
+            .access_key_id("test-key")
+            .secret_access_key("test-secret")
+            .disable_config_load()
+            .disable_ec2_metadata();
+        opendal::Operator::new(builder).expect("operator")
+    }
+
+    // ------------------------------------------------ requests per save
+
+    /// The largest body `S3Store` sends in one PUT (`SINGLE_PUT_MAX` in
+    /// s3.rs); above it, multipart uploads of 16 MiB parts.
+    const SINGLE_PUT_MAX: usize = 32 * 1024 * 1024;
+
+    fn reqs(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
+        pairs.iter().map(|(m, n)| ((*m).to_owned(), *n)).collect()
+    }
+
+    fn data_key(prefix: &str, r: &str, data: &[u8]) -> String {
+        let name = name_of(data);
+        format!("{prefix}{r}/data/{}/{name}", &name.as_str()[..2])
+    }
+
+    /// What each kind of save costs on a server that honours
+    /// `If-None-Match: *` (moto 5), around the single-PUT threshold too.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn s3_requests_per_save() {
+        let moto = Moto::start();
+        let store = moto.store("requests", "pre");
+        let r = repo("alice");
+        store.create_repo(&r).await.expect("create");
+        moto.requests();
+
+        // The first save probes (two conditional PUTs of one object, the
+        // second refused, then its DELETE); config always gets its HEAD.
+        save(&store, &r, &FileRef::Config, b"cfg").await.expect("config");
+        assert_eq!(moto.requests(), reqs(&[("DELETE", 1), ("HEAD", 1), ("PUT", 3)]), "probe + config");
+
+        // Content-addressed files up to the threshold: one PUT each.
+        for len in [0, 1, 411, 65 * 1024 + 17, 300 * 1024] {
+            let data = random_bytes(len);
+            save(&store, &r, &named(FileType::Data, &data), &data).await.expect("save small");
+        }
+        assert_eq!(moto.requests(), reqs(&[("PUT", 5)]), "small files");
+
+        // Exactly at the threshold: still one PUT (a single-part ETag).
+        let at = random_bytes(SINGLE_PUT_MAX);
+        assert_eq!(save(&store, &r, &named(FileType::Data, &at), &at).await.expect("save at the threshold"), at.len() as u64);
+        assert_eq!(moto.requests(), reqs(&[("PUT", 1)]), "at the threshold");
+        // One byte more: a multipart upload, parts of 16 + 16 MiB + 1 byte:
+        // HEAD as the body passes the threshold, create, 3 parts, HEAD, complete.
+        let above = random_bytes(SINGLE_PUT_MAX + 1);
+        assert_eq!(save(&store, &r, &named(FileType::Data, &above), &above).await.expect("save above"), above.len() as u64);
+        assert_eq!(moto.requests(), reqs(&[("HEAD", 2), ("POST", 2), ("PUT", 3)]), "above the threshold");
+
+        let op = moto.plain_op("requests");
+        let etag = |key: String| {
+            let op = op.clone();
+            async move { op.stat(&key).await.expect("stat").etag().unwrap_or_default().trim_matches('"').to_owned() }
+        };
+        assert!(!etag(data_key("pre/", "alice", &at)).await.contains('-'), "uploaded in one PUT");
+        assert!(etag(data_key("pre/", "alice", &above)).await.ends_with("-3"), "uploaded in 3 parts");
+        let (at_file, above_file) = (named(FileType::Data, &at), named(FileType::Data, &above));
+        assert!(load_all(&store, &r, &at_file, Range::default()).await.expect("load") == at, "content at the threshold");
+        assert!(load_all(&store, &r, &above_file, Range::default()).await.expect("load") == above, "content above the threshold");
+        let mid = 16 * 1024 * 1024 - 3;
+        let part = load_all(&store, &r, &above_file, Range { offset: mid as u64, length: Some(10) }).await.expect("range across parts");
+        assert_eq!(part, &above[mid..mid + 10]);
+        let last = load_all(&store, &r, &above_file, Range { offset: SINGLE_PUT_MAX as u64 - 1, length: None }).await.expect("last bytes");
+        assert_eq!(last, &above[SINGLE_PUT_MAX - 1..]);
+        moto.requests();
+
+        // Refusals. An existing content-addressed name: the server refuses
+        // the conditional PUT (412), no HEAD.
+        let small = random_bytes(777);
+        let small_file = named(FileType::Keys, &small);
+        save(&store, &r, &small_file, &small).await.expect("save");
+        moto.requests();
+        assert_eq!(kind(save(&store, &r, &small_file, &small).await), ErrorKind::AlreadyExists);
+        assert_eq!(moto.requests(), reqs(&[("PUT", 1)]), "refused by the server");
+        // Other content under it: refused as existing (one HEAD, to tell).
+        assert_eq!(kind(save(&store, &r, &small_file, b"other").await), ErrorKind::AlreadyExists);
+        assert_eq!(moto.requests(), reqs(&[("HEAD", 1)]), "existing name, wrong content");
+        // config: its HEAD refuses it, nothing is sent.
+        assert_eq!(kind(save(&store, &r, &FileRef::Config, b"another").await), ErrorKind::AlreadyExists);
+        assert_eq!(moto.requests(), reqs(&[("HEAD", 1)]), "existing config");
+        // A large body for an existing name: refused before any upload.
+        assert_eq!(kind(save(&store, &r, &named(FileType::Data, &above), &above).await), ErrorKind::AlreadyExists);
+        assert_eq!(moto.requests(), reqs(&[("HEAD", 1)]), "existing large file");
+        // Wrong hash or too large on a free name: nothing sent (the HEAD
+        // only tells "exists" apart).
+        let fresh = random_bytes(5000);
+        assert_eq!(kind(save(&store, &r, &named(FileType::Index, b"x"), &fresh).await), ErrorKind::HashMismatch);
+        assert_eq!(kind(store.save(&r, &named(FileType::Index, &fresh), body(&fresh), 4999).await), ErrorKind::TooLarge);
+        assert_eq!(moto.requests(), reqs(&[("HEAD", 2)]), "refused content");
+
+        // Nothing else in the bucket: no probe object, no unfinished upload.
+        assert_eq!(moto.open_uploads("requests"), 0);
+        let keys = moto.all_keys("requests").await;
+        assert_eq!(keys.len(), 10, "config, keys/ marker, 7 data files, 1 key file: {keys:?}");
+        assert!(keys.iter().all(|k| k.starts_with("pre/alice/")), "{keys:?}");
+
+        // A probe object left behind by an earlier process that could not
+        // delete it: the first conditional PUT is refused, a HEAD confirms
+        // the object, and the verdict is the same.
+        let left = moto.store("leftover", "");
+        moto.plain_op("leftover").write(".bulwark-conditional-write-probe", "old").await.expect("leftover probe");
+        left.create_repo(&r).await.expect("create");
+        moto.requests();
+        let data = random_bytes(100);
+        save(&left, &r, &named(FileType::Snapshots, &data), &data).await.expect("save");
+        assert_eq!(moto.requests(), reqs(&[("DELETE", 1), ("HEAD", 1), ("PUT", 2)]), "probe with a leftover object + save");
+        save(&left, &r, &named(FileType::Snapshots, b"more"), b"more").await.expect("save");
+        assert_eq!(moto.requests(), reqs(&[("PUT", 1)]), "conditional writes used after that probe");
+        assert_eq!(moto.all_keys("leftover").await.len(), 3, "probe object gone");
+    }
+
+    /// Multipart uploads (bodies above the single-PUT threshold) that fail
+    /// leave nothing, not even an unfinished upload; racing ones are safe.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn s3_multipart_failures_leave_nothing() {
+        let moto = Moto::start();
+        let store = Arc::new(moto.store("multipart", ""));
+        let r = repo("bob");
+        store.create_repo(&r).await.expect("create");
+        let big = Arc::new(random_bytes(SINGLE_PUT_MAX + 5 * 1024 * 1024 + 3));
+        let file = named(FileType::Data, &big);
+
+        // Wrong hash: parts were uploaded, the complete is never sent.
+        let wrong = named(FileType::Data, b"not this content");
+        assert_eq!(kind(save(store.as_ref(), &r, &wrong, &big).await), ErrorKind::HashMismatch);
+        assert_absent(store.as_ref(), &r, &wrong).await;
+        // Too large, noticed after the switch to multipart.
+        let limit = SINGLE_PUT_MAX as u64 + 1024 * 1024;
+        assert_eq!(kind(store.save(&r, &file, body(&big), limit).await), ErrorKind::TooLarge);
+        assert_absent(store.as_ref(), &r, &file).await;
+        // An endless body stops at the limit.
+        let endless = futures::stream::repeat_with(|| Ok(Bytes::from(vec![0u8; 64 * 1024])));
+        let res = tokio::time::timeout(Duration::from_secs(120), store.save(&r, &file, Box::pin(endless), limit)).await;
+        assert_eq!(kind(res.expect("must stop")), ErrorKind::TooLarge);
+        // A body failing after the switch.
+        let mut chunks: Vec<std::io::Result<Bytes>> =
+            big[..SINGLE_PUT_MAX + 2 * 1024 * 1024].chunks(1 << 20).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+        chunks.push(Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "client went away")));
+        let err = store.save(&r, &file, Box::pin(futures::stream::iter(chunks)), u64::MAX).await.expect_err("failing body");
+        assert_eq!(err.kind, ErrorKind::Body, "{err}");
+        assert_absent(store.as_ref(), &r, &file).await;
+        assert_eq!(moto.open_uploads("multipart"), 0, "every failed multipart upload was aborted");
+
+        // Racing multipart uploads of the same name.
+        let mut tasks = Vec::new();
+        for _ in 0..3 {
+            let (store, r, file, big) = (store.clone(), r.clone(), file.clone(), big.clone());
+            tasks.push(tokio::spawn(async move { save(store.as_ref(), &r, &file, &big).await }));
+        }
+        let mut ok = 0;
+        for t in tasks {
+            match t.await.expect("task") {
+                Ok(n) => {
+                    assert_eq!(n, big.len() as u64);
+                    ok += 1;
+                }
+                Err(e) => assert_eq!(e.kind, ErrorKind::AlreadyExists, "{e}"),
+            }
+        }
+        assert!(ok >= 1, "one of the racing uploads succeeds");
+        assert!(load_all(store.as_ref(), &r, &file, Range::default()).await.expect("load") == *big, "content");
+        assert_eq!(store.list(&r, FileType::Data).await.expect("list"), vec![Entry { name: name_of(&big), size: big.len() as u64 }]);
+        assert_eq!(moto.open_uploads("multipart"), 0, "refused racing uploads were aborted");
+    }
+
+    // ------------------------------------------------ a server ignoring If-None-Match
+
+    /// A TCP proxy to `upstream` that renames every `If-None-Match` request
+    /// header (to `X-Ignored-Hdr`, same length): moto behind it acts like an
+    /// S3-compatible server that ignores conditional writes. Its threads
+    /// live until the test process ends.
+    fn header_renaming_proxy(upstream: u16) -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else { continue };
+                let (Ok(mut client2), Ok(mut server2)) = (client.try_clone(), server.try_clone()) else { continue };
+                std::thread::spawn(move || rename_header(client, server));
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut server2, &mut client2);
+                    let _ = client2.shutdown(Shutdown::Write);
+                });
+            }
+        });
+        port
+    }
+
+    /// Copies `from` to `to`, replacing `if-none-match:` (any case). Bytes
+    /// that could be the start of a match split across reads are held back
+    /// until the next read, or flushed after 20 ms without one.
+    fn rename_header(mut from: TcpStream, mut to: TcpStream) {
+        const PATTERN: &[u8] = b"if-none-match:";
+        const REPLACEMENT: &[u8] = b"x-ignored-hdr:";
+        static RENAMED: AtomicUsize = AtomicUsize::new(0);
+        let mut pending: Vec<u8> = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let wait = if pending.is_empty() { None } else { Some(Duration::from_millis(20)) };
+            if from.set_read_timeout(wait).is_err() {
+                return;
+            }
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) if pending.is_empty() => {
+                    let _ = to.shutdown(Shutdown::Write);
+                    return;
+                }
+                Ok(0) => {
+                    let _ = to.write_all(&pending);
+                    let _ = to.shutdown(Shutdown::Write);
+                    return;
+                }
+                Ok(n) => {
+                    pending.extend_from_slice(&buf[..n]);
+                    let mut i = 0;
+                    while i + PATTERN.len() <= pending.len() {
+                        if pending[i..i + PATTERN.len()].eq_ignore_ascii_case(PATTERN) {
+                            pending[i..i + PATTERN.len()].copy_from_slice(REPLACEMENT);
+                            RENAMED.fetch_add(1, Ordering::Relaxed);
+                            i += PATTERN.len();
+                        } else {
+                            i += 1;
+                        }
+                    }
+                    // Hold back the longest tail that starts the pattern.
+                    let keep = (1..PATTERN.len().min(pending.len() + 1))
+                        .rev()
+                        .find(|&k| pending[pending.len() - k..].eq_ignore_ascii_case(&PATTERN[..k]))
+                        .unwrap_or(0);
+                    let send = pending.len() - keep;
+                    if to.write_all(&pending[..send]).is_err() {
+                        return;
+                    }
+                    pending.drain(..send);
+                }
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    if to.write_all(&pending).is_err() {
+                        return;
+                    }
+                    pending.clear();
+                }
+                Err(_) => {
+                    let _ = to.write_all(&pending);
+                    let _ = to.shutdown(Shutdown::Write);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// On a server that ignores `If-None-Match` the probe says so, every
+    /// save makes its HEAD, and the whole conformance suite still passes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn s3_conformance_when_conditional_writes_are_ignored() {
+        let moto = Moto::start();
+        let proxy = header_renaming_proxy(moto.port);
+
+        // The proxy really makes conditional writes unconditional.
+        assert_eq!(moto.http("PUT", "/check").expect("bucket"), 200);
+        let plain = moto.plain_op("check");
+        let via_proxy = plain_op_at(proxy, "check");
+        plain.write_with("k", "one").if_not_exists(true).await.expect("first write");
+        let direct = plain.write_with("k", "two").if_not_exists(true).await.expect_err("moto honours the header");
+        assert_eq!(direct.kind(), opendal::ErrorKind::ConditionNotMatch);
+        via_proxy.write_with("k", "three").if_not_exists(true).await.expect("through the proxy the header is ignored");
+        assert_eq!(plain.read("k").await.expect("read").to_vec(), b"three");
+
+        let store = moto.store_via(proxy, "ignored", "");
+        let r = repo("carol");
+        store.create_repo(&r).await.expect("create");
+        moto.requests();
+        // The probe: both PUTs accepted (the second overwrote the probe
+        // object), DELETE; then config's HEAD + PUT.
+        save(&store, &r, &FileRef::Config, b"cfg").await.expect("config");
+        assert_eq!(moto.requests(), reqs(&[("DELETE", 1), ("HEAD", 1), ("PUT", 3)]), "probe + config");
+        let data = random_bytes(1234);
+        let file = named(FileType::Index, &data);
+        save(&store, &r, &file, &data).await.expect("save");
+        assert_eq!(moto.requests(), reqs(&[("HEAD", 1), ("PUT", 1)]), "HEAD + PUT per file");
+        assert_eq!(kind(save(&store, &r, &file, &data).await), ErrorKind::AlreadyExists);
+        assert_eq!(moto.requests(), reqs(&[("HEAD", 1)]), "refused by the HEAD");
+        assert_eq!(moto.all_keys("ignored").await.len(), 3, "config, marker, index file; no probe object");
+
+        conformance(Arc::new(moto.store_via(proxy, "ignored-suite", "/some/prefix/"))).await;
     }
 }
