@@ -786,9 +786,10 @@ def build_report(args, tools, bench, repo_info, small_info, versions, machine, s
              "while it streams and refused if it doesn't hash to its name; `locks` are never copied; nothing is ever "
              "deleted or overwritten at the target. A local target gets each file written to a temporary name, "
              "fsynced, hard-linked to its name and the directory fsynced (crash-safe), and all 256 `data/xx` "
-             "directories are created up front. On S3 each file costs a HEAD before the upload (refuse to "
-             "overwrite), the upload (above 8 MiB a multipart upload of 8 MiB parts: POST, PUTs, POST) and a "
-             "second HEAD just before completing it; "
+             "directories are created up front. On S3 a file up to 32 MiB is read into memory, hashed "
+             "and sent in one PUT with `If-None-Match: *` when the server honours it (probed once per store; "
+             "otherwise a HEAD before the PUT refuses overwrites); above 32 MiB a multipart upload of 16 MiB "
+             "parts with a HEAD before completing it; "
              "`create_repo` writes an empty `keys/` marker object. A no-op lists both sides and reads the "
              "target's `config` to compare it.")
     L.append("- **rclone sync** walks both trees and compares each file by size and modification time (default), "
