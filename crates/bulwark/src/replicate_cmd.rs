@@ -310,7 +310,11 @@ pub(crate) fn report(g: &Global, a: ReportArgs) -> Result<u8> {
                             c.place,
                             c.medium,
                             if c.offsite { ", offsite" } else { "" },
-                            if c.current { String::new() } else { format!(" BEHIND {} snapshot(s)", c.missing_snapshots) }
+                            match (&c.error, c.current) {
+                                (Some(e), false) => format!(" UNKNOWN: {}", e.chars().take(120).collect::<String>()),
+                                (_, true) => String::new(),
+                                (None, false) => format!(" BEHIND {} snapshot(s)", c.missing_snapshots),
+                            }
                         )
                     })
                     .collect();
