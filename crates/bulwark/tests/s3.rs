@@ -36,9 +36,17 @@ fn moto() -> (Moto, u16) {
         assert!(Instant::now() < deadline, "moto_server did not start");
         std::thread::sleep(Duration::from_millis(100));
     }
-    // create the bucket (moto accepts unsigned requests)
-    let st = Command::new("curl").args(["-sf", "-X", "PUT"]).arg(format!("http://127.0.0.1:{port}/backups")).status().unwrap();
-    assert!(st.success(), "could not create the bucket");
+    // create the bucket (moto accepts unsigned requests); a moto that has
+    // just opened its port may not answer yet on a busy machine: retry
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let st = Command::new("curl").args(["-sf", "-X", "PUT"]).arg(format!("http://127.0.0.1:{port}/backups")).status().unwrap();
+        if st.success() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "could not create the bucket");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     (Moto(child), port)
 }
 
