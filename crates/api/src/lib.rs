@@ -565,6 +565,147 @@ impl Severity {
     }
 }
 
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Most probe results an agent may send in one request.
+pub const MAX_MONITOR_RESULTS: usize = 2000;
+
+/// One probe result an agent measured (`POST /api/v1/agent/monitors`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MonitorResult {
+    /// The monitor (`[monitors.NAME]`).
+    pub monitor: String,
+    /// Whether every expectation held.
+    pub up: bool,
+    /// How long the probe took, in milliseconds.
+    pub latency_ms: f64,
+    /// What was expected and what was seen, one line.
+    pub message: String,
+    /// Days left on the server's certificate (https and tls probes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_days_left: Option<f64>,
+    /// When the probe finished.
+    pub at: Timestamp,
+}
+
+/// A batch of probe results (`POST /api/v1/agent/monitors`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MonitorResults {
+    /// The results, oldest first (at most [`MAX_MONITOR_RESULTS`]).
+    pub results: Vec<MonitorResult>,
+}
+
+/// What the hub did with a batch of probe results.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MonitorResultsStored {
+    /// Results counted.
+    pub accepted: u32,
+    /// Monitors the hub does not run on this host (results ignored): the
+    /// agent's configuration is older than the hub's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignored: Vec<String>,
+}
+
+/// A monitor's confirmed state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MonitorHealth {
+    /// Not enough fresh results to say.
+    Unknown,
+    /// Up.
+    Up,
+    /// Down.
+    Down,
+}
+
+impl MonitorHealth {
+    /// `unknown`, `up` or `down`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown",
+            Self::Up => "up",
+            Self::Down => "down",
+        }
+    }
+}
+
+/// One vantage point's view of a probe monitor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VantageStatus {
+    /// `hub` or an agent's host name.
+    pub vantage: String,
+    /// Its confirmed state (after the thresholds).
+    pub state: MonitorHealth,
+    /// Its last probe, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_check: Option<Timestamp>,
+    /// Whether the last probe was up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_up: Option<bool>,
+    /// The last probe's latency in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+    /// The last probe's message.
+    #[serde(default)]
+    pub message: String,
+    /// Days left on the certificate at the last probe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_days_left: Option<f64>,
+    /// Its last result is too old to count towards the quorum.
+    #[serde(default)]
+    pub stale: bool,
+}
+
+/// A monitor as the hub sees it (`GET /api/v1/monitors`). Built-in monitors
+/// that watch several things (a `backup` monitor's jobs, a `replication`
+/// monitor's alerts) have one entry per thing, named in `item`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MonitorStatus {
+    /// The monitor (`[monitors.NAME]`).
+    pub name: String,
+    /// What it watches within the monitor: a job, `KIND SUBJECT` of a
+    /// replication alert. None for probe and disk monitors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<String>,
+    /// Its `type`: http, tcp, dns, tls, path, command, backup, replication, disk.
+    pub kind: String,
+    /// The confirmed state (after thresholds and quorum).
+    pub state: MonitorHealth,
+    /// Since when it holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Timestamp>,
+    /// Its severity.
+    pub severity: Severity,
+    /// What the last evaluation saw.
+    #[serde(default)]
+    pub message: String,
+    /// A maintenance window holds its alerts back now.
+    #[serde(default)]
+    pub silenced: bool,
+    /// When the down notice went out (None: none sent for this outage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notified: Option<Timestamp>,
+    /// Probe monitors: each vantage point.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vantages: Vec<VantageStatus>,
+}
+
+/// `GET /api/v1/monitors`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MonitorsView {
+    /// Every monitor, by name then item.
+    pub monitors: Vec<MonitorStatus>,
+    /// False while the hub's connectivity canaries all fail (alerts are held
+    /// back); true otherwise, and when none are configured.
+    pub connectivity: bool,
+    /// Notifications waiting to be delivered (retried with backoff).
+    pub pending_notifications: u32,
+}
+
 /// An alert the hub raised (`GET /api/v1/alerts`). One alert is open per
 /// (kind, subject) at a time: a condition that persists refreshes
 /// `last_seen`, and the alert is resolved when the condition clears.

@@ -359,6 +359,7 @@ fn serve(g: &Global, a: ServeArgs) -> Result<u8> {
         };
         let (mut control, tx) = ControlConfig::new(dir, plan);
         control.replication = Some(bulwark_hub::ReplicationSettings::new(crate::replicate_cmd::opener()));
+        control.monitoring = Some(bulwark_hub::MonitoringSettings::default());
         config.control = Some(control);
         plan_source = g.config.clone().map(|p| (p, tx));
     }

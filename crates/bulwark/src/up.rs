@@ -76,6 +76,7 @@ pub(crate) fn run(g: &Global, a: UpArgs) -> Result<u8> {
     let plan = ControlPlan::from_config_with_default_host(&cfg, &text, Some(&host));
     let (mut control, plan_tx) = ControlConfig::new(&state, plan);
     control.replication = Some(bulwark_hub::ReplicationSettings::new(crate::replicate_cmd::opener()));
+    control.monitoring = Some(bulwark_hub::MonitoringSettings::default());
     let mut hub_config = HubConfig::new(home.join("hub/data"));
     hub_config.listen = listen;
     hub_config.control = Some(control);

@@ -49,6 +49,7 @@ mod control;
 mod error;
 mod handler;
 mod metrics;
+pub mod monitoring;
 pub mod replication;
 mod route;
 mod scrub;
@@ -63,6 +64,7 @@ pub use control::{
     MAX_PING_BODY, TOKEN_PREFIX,
 };
 pub use error::HubError;
+pub use monitoring::MonitoringSettings;
 pub use replication::{ReplicationSettings, TargetOpener};
 pub use scrub::{scrub_dir, scrub_store, BadFile, RepoScrub, ScrubSummary};
 pub use server::{serve, Hub};

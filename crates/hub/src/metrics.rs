@@ -61,6 +61,35 @@ pub(crate) struct AlertLabels {
     pub(crate) severity: String,
 }
 
+/// `{monitor, item, type}` labels (item: a built-in monitor's job or alert;
+/// empty for probe and disk monitors).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct MonitorLabels {
+    pub(crate) monitor: String,
+    pub(crate) item: String,
+    pub(crate) r#type: String,
+}
+
+/// `{monitor, vantage}` labels.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct VantageLabels {
+    pub(crate) monitor: String,
+    pub(crate) vantage: String,
+}
+
+/// `{job, host}` labels.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct JobHostLabels {
+    pub(crate) job: String,
+    pub(crate) host: String,
+}
+
+/// `{notifier}` labels.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct NotifierLabel {
+    pub(crate) notifier: String,
+}
+
 pub(crate) type FloatGauge = Gauge<f64, AtomicU64>;
 
 fn latency_histogram() -> Histogram {
@@ -105,6 +134,25 @@ pub(crate) struct Metrics {
     pub(crate) job_effective_rpo: Family<JobLabel, Gauge>,
     pub(crate) job_rpo: Family<JobLabel, Gauge>,
     pub(crate) alerts_open: Family<AlertLabels, Gauge>,
+    pub(crate) monitor_up: Family<MonitorLabels, Gauge>,
+    pub(crate) monitor_silenced: Family<MonitorLabels, Gauge>,
+    pub(crate) probe_up: Family<VantageLabels, Gauge>,
+    pub(crate) probe_latency: Family<VantageLabels, FloatGauge>,
+    pub(crate) probe_cert_days: Family<VantageLabels, FloatGauge>,
+    pub(crate) probe_last: Family<VantageLabels, FloatGauge>,
+    pub(crate) connectivity: Gauge,
+    pub(crate) notifications_sent: Family<NotifierLabel, Counter>,
+    pub(crate) notifications_failed: Family<NotifierLabel, Counter>,
+    pub(crate) notifications_pending: Gauge,
+    pub(crate) job_last_success: Family<JobHostLabels, FloatGauge>,
+    pub(crate) job_last_run: Family<JobHostLabels, FloatGauge>,
+    pub(crate) job_last_duration: Family<JobHostLabels, FloatGauge>,
+    pub(crate) job_last_bytes_added: Family<JobHostLabels, Gauge>,
+    pub(crate) job_last_files: Family<JobHostLabels, Gauge>,
+    pub(crate) job_last_result: Family<JobHostLabels, Gauge>,
+    pub(crate) job_late: Family<JobHostLabels, Gauge>,
+    pub(crate) disk_free: Gauge,
+    pub(crate) disk_size: Gauge,
     rss: Gauge,
     cpu: FloatGauge,
     open_fds: Gauge,
@@ -169,6 +217,25 @@ impl Metrics {
             job_effective_rpo: Family::default(),
             job_rpo: Family::default(),
             alerts_open: Family::default(),
+            monitor_up: Family::default(),
+            monitor_silenced: Family::default(),
+            probe_up: Family::default(),
+            probe_latency: Family::default(),
+            probe_cert_days: Family::default(),
+            probe_last: Family::default(),
+            connectivity: Gauge::default(),
+            notifications_sent: Family::default(),
+            notifications_failed: Family::default(),
+            notifications_pending: Gauge::default(),
+            job_last_success: Family::default(),
+            job_last_run: Family::default(),
+            job_last_duration: Family::default(),
+            job_last_bytes_added: Family::default(),
+            job_last_files: Family::default(),
+            job_last_result: Family::default(),
+            job_late: Family::default(),
+            disk_free: Gauge::default(),
+            disk_size: Gauge::default(),
             rss: Gauge::default(),
             cpu: FloatGauge::default(),
             open_fds: Gauge::default(),
@@ -356,11 +423,107 @@ impl Metrics {
             m.alerts_open.clone(),
         );
         r.register(
+            "bulwark_monitor_up",
+            "Confirmed state of a monitor after thresholds and quorum: 1 up, 0 down, -1 unknown",
+            m.monitor_up.clone(),
+        );
+        r.register(
+            "bulwark_monitor_silenced",
+            "1 while a maintenance window holds the monitor's alerts back",
+            m.monitor_silenced.clone(),
+        );
+        r.register(
+            "bulwark_monitor_probe_up",
+            "Result of the last probe at a vantage point: 1 up, 0 down",
+            m.probe_up.clone(),
+        );
+        r.register(
+            "bulwark_monitor_latency_seconds",
+            "Duration of the last probe at a vantage point",
+            m.probe_latency.clone(),
+        );
+        r.register(
+            "bulwark_monitor_cert_days_left",
+            "Days left on the server certificate at the last probe (https and tls monitors)",
+            m.probe_cert_days.clone(),
+        );
+        r.register(
+            "bulwark_monitor_last_check_timestamp_seconds",
+            "Time of the last probe at a vantage point (Unix seconds)",
+            m.probe_last.clone(),
+        );
+        r.register(
+            "bulwark_hub_connectivity_up",
+            "0 while every connectivity canary of the hub fails (alerts are held back), else 1",
+            m.connectivity.clone(),
+        );
+        r.register(
+            "bulwark_notifications_sent",
+            "Notifications delivered per notifier",
+            m.notifications_sent.clone(),
+        );
+        r.register(
+            "bulwark_notifications_failed",
+            "Failed delivery attempts per notifier (each is retried)",
+            m.notifications_failed.clone(),
+        );
+        r.register(
+            "bulwark_notifications_pending",
+            "Notifications waiting to be delivered",
+            m.notifications_pending.clone(),
+        );
+        r.register(
+            "bulwark_job_last_success_timestamp_seconds",
+            "End of the job's last successful run (Unix seconds)",
+            m.job_last_success.clone(),
+        );
+        r.register(
+            "bulwark_job_last_run_timestamp_seconds",
+            "End of the job's last run, whatever its result (Unix seconds)",
+            m.job_last_run.clone(),
+        );
+        r.register(
+            "bulwark_job_last_run_duration_seconds",
+            "Duration of the job's last run",
+            m.job_last_duration.clone(),
+        );
+        r.register(
+            "bulwark_job_last_run_bytes_added",
+            "Bytes the job's last run added to the repository (after deduplication and compression)",
+            m.job_last_bytes_added.clone(),
+        );
+        r.register(
+            "bulwark_job_last_run_files",
+            "Files the job's last run processed",
+            m.job_last_files.clone(),
+        );
+        r.register(
+            "bulwark_job_last_run_success",
+            "Result of the job's last run: 1 success (also with warnings), 0 failure",
+            m.job_last_result.clone(),
+        );
+        r.register(
+            "bulwark_job_late",
+            "1 while a scheduled run of the job has not been seen",
+            m.job_late.clone(),
+        );
+        r.register(
+            "bulwark_hub_disk_free_bytes",
+            "Free space in the file system of the hub's data directory",
+            m.disk_free.clone(),
+        );
+        r.register(
+            "bulwark_hub_disk_size_bytes",
+            "Size of the file system of the hub's data directory",
+            m.disk_size.clone(),
+        );
+        r.register(
             "process_start_time_seconds",
             "Start time of the process since the Unix epoch in seconds",
             m.start_time.clone(),
         );
         m.start_time.set(now_secs());
+        m.connectivity.set(1);
         m
     }
 

@@ -181,6 +181,13 @@ impl Hub {
             }
             _ => None,
         };
+        let monitoring = match (&state.control, state.config.control.as_ref().and_then(|c| c.monitoring.clone())) {
+            (Some(ctl), Some(settings)) => {
+                let m = crate::monitoring::Monitoring::open(Arc::clone(&state), Arc::clone(ctl), settings).await;
+                Some(tokio::spawn(m.run()))
+            }
+            _ => None,
+        };
         if state.control.is_some() {
             tracing::info!(
                 "control API on {}, state in {}",
@@ -252,6 +259,10 @@ impl Hub {
         }
         if let Some(b) = background {
             b.abort();
+        }
+        if let Some(m) = monitoring {
+            // queued notices stay in the outbox for the next start
+            m.abort();
         }
         if let Some(r) = replication {
             // copies in flight stop here; stores write atomically, so the

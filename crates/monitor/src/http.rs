@@ -242,9 +242,12 @@ impl HttpProbe {
     }
 }
 
-fn client(p: &HttpProbe, timeout: Duration) -> Result<reqwest::Client, String> {
+pub(crate) fn client(p: &HttpProbe, timeout: Duration) -> Result<reqwest::Client, String> {
     let mut b = reqwest::Client::builder()
         .timeout(timeout)
+        // every probe opens its own connection: a probe must see a server
+        // that stopped accepting, not a kept-alive socket
+        .pool_max_idle_per_host(0)
         .connect_timeout(timeout)
         .no_proxy()
         .tls_info(true)
@@ -300,12 +303,17 @@ fn origin(url: &str) -> String {
 }
 
 pub(crate) async fn run(p: &HttpProbe, timeout: Duration) -> ProbeResult {
+    match client(p, timeout) {
+        Ok(c) => run_with(p, &c, timeout).await,
+        Err(e) => ProbeResult::down(Duration::ZERO, e),
+    }
+}
+
+/// One probe with a client built by [`client`] for the same probe and
+/// timeout (a monitor that runs every few seconds builds it once).
+pub(crate) async fn run_with(p: &HttpProbe, client: &reqwest::Client, timeout: Duration) -> ProbeResult {
     let start = Instant::now();
     let deadline = start + timeout;
-    let client = match client(p, timeout) {
-        Ok(c) => c,
-        Err(e) => return ProbeResult::down(start.elapsed(), e),
-    };
     let method = reqwest::Method::from_bytes(p.method.as_bytes()).unwrap_or(reqwest::Method::GET);
     let mut req = client.request(method, &p.url);
     for (k, v) in &p.headers {

@@ -18,6 +18,9 @@
 //!    [`Verdict`]; a monitor is down only when `quorum` fresh vantage points
 //!    agree. [`connectivity_lost`] tells the hub its own network is down.
 //!
+//! [`runner`] runs monitors on their intervals ([`Prober`] keeps an HTTP
+//! client per monitor; [`runner::spawn`] gives every monitor a task).
+//!
 //! [`MonitorSpec`] bundles a probe with its interval, timeout, thresholds,
 //! vantage points and quorum, the unit a config file declares.
 //!
@@ -54,6 +57,7 @@ mod duration;
 mod http;
 mod path;
 mod quorum;
+pub mod runner;
 mod spec;
 mod state;
 mod tcp;
@@ -68,6 +72,7 @@ pub use dns::{DnsProbe, Rcode, RecordType};
 pub use http::{HttpProbe, JsonCheck, StatusRange};
 pub use path::{hung_path_checks, PathCheck, PathProbe};
 pub use quorum::{connectivity_lost, decide, Verdict, Vote};
+pub use runner::{Observation, Prober};
 pub use spec::{MonitorSpec, SpecError, Vantage, DEFAULT_INTERVAL, DEFAULT_TIMEOUT};
 pub use state::{
     MonitorState, State, Transition, DEFAULT_FAILURE_THRESHOLD, DEFAULT_SUCCESS_THRESHOLD,

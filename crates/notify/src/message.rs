@@ -5,35 +5,10 @@ use std::fmt;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-/// How bad it is. Ordered: `Info < Warning < Critical`, so routes can say
-/// "warning and worse" with [`Route::min_severity`](crate::Route::min_severity).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// For the record: a recovery, a test, a reminder of something harmless.
-    Info,
-    /// Needs attention soon.
-    Warning,
-    /// Needs attention now.
-    Critical,
-}
-
-impl Severity {
-    /// The lowercase name (`info`, `warning`, `critical`), as in JSON and templates.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Info => "info",
-            Self::Warning => "warning",
-            Self::Critical => "critical",
-        }
-    }
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// How bad it is: the same type as the hub's alerts ([`bulwark_api::Severity`]).
+/// Ordered: `Info < Warning < Critical`, so routes can say "warning and
+/// worse" with [`Route::min_severity`](crate::Route::min_severity).
+pub use bulwark_api::Severity;
 
 /// What happened to the subject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -44,6 +44,20 @@ pub(crate) fn raise(
     now: Timestamp,
 ) -> Result<(Alert, bool), DbError> {
     let tx = c.transaction()?;
+    let out = raise_in(&tx, kind, subject, severity, message, now)?;
+    tx.commit()?;
+    Ok(out)
+}
+
+/// [`raise`] within the caller's transaction.
+pub(crate) fn raise_in(
+    tx: &Connection,
+    kind: &str,
+    subject: &str,
+    severity: Severity,
+    message: &str,
+    now: Timestamp,
+) -> Result<(Alert, bool), DbError> {
     let open: Option<i64> = tx
         .query_row(
             "SELECT id FROM alerts WHERE kind = ?1 AND subject = ?2 AND resolved IS NULL",
@@ -68,7 +82,6 @@ pub(crate) fn raise(
         }
     };
     let alert = tx.query_row(&format!("SELECT {COLUMNS} FROM alerts WHERE id = ?1"), [id], row)?;
-    tx.commit()?;
     Ok((alert, new))
 }
 

@@ -134,6 +134,27 @@ CREATE TABLE replication_sources (
     data INTEGER NOT NULL,
     seen INTEGER NOT NULL
 );
+"#, r#"
+CREATE TABLE monitor_state (
+    key TEXT PRIMARY KEY,
+    monitor TEXT NOT NULL,
+    item TEXT,
+    state TEXT NOT NULL CHECK (state IN ('unknown', 'up', 'down')),
+    since INTEGER,
+    notified INTEGER,
+    reminded INTEGER,
+    message TEXT NOT NULL DEFAULT '',
+    vantages TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE notify_outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    notifier TEXT NOT NULL,
+    message TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt INTEGER NOT NULL,
+    last_error TEXT
+);
 "#];
 
 /// Pings kept per check (older ones are deleted).

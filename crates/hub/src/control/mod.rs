@@ -36,8 +36,8 @@ use std::{
 };
 
 use bulwark_api::{
-    ApiError, Host, Job, LeaseRequest, PingCheck, PollRequest, PollResponse, RunReport,
-    RunStatus, Status, Stored, Triggered, MAX_BODY, MAX_POLL_WAIT,
+    ApiError, Host, Job, LeaseRequest, MonitorResults, PingCheck, PollRequest, PollResponse, RunReport,
+    RunStatus, Status, Stored, Triggered, MAX_BODY, MAX_MONITOR_RESULTS, MAX_POLL_WAIT,
 };
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
@@ -48,7 +48,7 @@ use subtle::ConstantTimeEq;
 use tokio::sync::{watch, Notify};
 
 pub use db::DbError;
-pub use plan::{config_version, ControlPlan, PlanHost, PlanJob, PlanPing};
+pub use plan::{config_version, ControlPlan, Monitoring as MonitoringPlan, PlanHost, PlanJob, PlanPing};
 pub use token::{create_token, list_tokens, revoke_token, TokenInfo, TokenKind, TOKEN_PREFIX};
 
 use crate::handler::{Body, State};
@@ -74,6 +74,9 @@ pub struct ControlConfig {
     /// Replication to the plan's `[targets]` (None: the hub does not
     /// replicate by itself; `bulwark replicate` still can).
     pub replication: Option<crate::replication::ReplicationSettings>,
+    /// Monitoring of the plan's `[monitors]` with notifications (None: the
+    /// hub runs no monitors).
+    pub monitoring: Option<crate::monitoring::MonitoringSettings>,
 }
 
 impl ControlConfig {
@@ -93,6 +96,7 @@ impl ControlConfig {
                 plan: rx,
                 lease_ttl: Self::DEFAULT_LEASE_TTL,
                 replication: None,
+                monitoring: None,
             },
             tx,
         )
@@ -106,6 +110,8 @@ pub(crate) struct Control {
     plan: watch::Receiver<Arc<ControlPlan>>,
     /// The hub's replication, once it runs (for the report endpoint).
     replication: std::sync::OnceLock<std::sync::Weak<crate::replication::Replication>>,
+    /// The hub's monitoring, once it runs.
+    monitoring: std::sync::OnceLock<std::sync::Weak<crate::monitoring::Monitoring>>,
     /// The last plan whose jobs were recorded in the database.
     recorded: tokio::sync::Mutex<Option<Arc<ControlPlan>>>,
     wakers: Mutex<HashMap<String, Arc<Notify>>>,
@@ -129,6 +135,7 @@ impl Control {
             leases: Mutex::new(Leases::new(cfg.lease_ttl)),
             shutdown: watch::channel(false).0,
             replication: std::sync::OnceLock::new(),
+            monitoring: std::sync::OnceLock::new(),
         };
         c.plan().await?;
         Ok(c)
@@ -175,6 +182,23 @@ impl Control {
     /// Makes `r` the replication the report endpoint asks.
     pub(crate) fn set_replication(&self, r: &Arc<crate::replication::Replication>) {
         let _ = self.replication.set(Arc::downgrade(r));
+    }
+
+    /// Makes `m` the monitoring the monitor endpoints use.
+    pub(crate) fn set_monitoring(&self, m: &Arc<crate::monitoring::Monitoring>) {
+        let _ = self.monitoring.set(Arc::downgrade(m));
+    }
+
+    fn monitoring(&self) -> Result<Arc<crate::monitoring::Monitoring>, Fail> {
+        self.monitoring.get().and_then(std::sync::Weak::upgrade).ok_or_else(|| {
+            fail(StatusCode::NOT_FOUND, "monitoring is not running on this hub")
+                .hint("start the hub from a configuration file (`bulwark -c bulwark.toml hub`) or with `bulwark up`")
+        })
+    }
+
+    /// Hosts and jobs with their states (no pings).
+    pub(crate) async fn jobs_view(&self) -> Result<(Vec<Host>, Vec<Job>, Vec<PingCheck>), DbError> {
+        self.view(None, false).await
     }
 
     pub(crate) fn shut_down(&self) {
@@ -387,6 +411,8 @@ enum Ep {
     Replication,
     Alerts,
     AlertResolve,
+    Monitors,
+    AgentMonitors,
 }
 
 /// Every (method, path template) served, most specific template first.
@@ -404,7 +430,9 @@ const ROUTES: &[(&str, &str, Ep)] = &[
     ("GET", "/api/v1/replication", Ep::Replication),
     ("GET", "/api/v1/alerts", Ep::Alerts),
     ("POST", "/api/v1/alerts/{id}/resolve", Ep::AlertResolve),
+    ("GET", "/api/v1/monitors", Ep::Monitors),
     ("POST", "/api/v1/agent/runs", Ep::Report),
+    ("POST", "/api/v1/agent/monitors", Ep::AgentMonitors),
     ("POST", "/api/v1/agent/poll", Ep::Poll),
     ("GET", "/api/v1/agent/config", Ep::AgentConfig),
     ("POST", "/api/v1/agent/leases", Ep::LeaseCreate),
@@ -1066,6 +1094,31 @@ async fn api(ctl: &Control, who: Who, ep: Ep, params: &[String], req: Request<In
                 }
                 None => Err(fail(StatusCode::NOT_FOUND, format!("no alert {id}"))),
             }
+        }
+        Ep::Monitors => {
+            require_admin(&who)?;
+            Ok(json(StatusCode::OK, &ctl.monitoring()?.view()))
+        }
+        Ep::AgentMonitors => {
+            let host = require_host(&who)?.to_owned();
+            let (parts, body) = req.into_parts();
+            let body = read_body(body, &parts.headers, MAX_BODY, false, idle).await?;
+            let batch: MonitorResults = parse_json(&body, "monitor results")?;
+            if batch.results.len() > MAX_MONITOR_RESULTS {
+                return Err(fail(
+                    StatusCode::BAD_REQUEST,
+                    format!("{} results in one request; at most {MAX_MONITOR_RESULTS}", batch.results.len()),
+                )
+                .hint("send them in several requests"));
+            }
+            if let Some(r) = batch.results.iter().find(|r| !bulwark_api::valid_name(&r.monitor) || !r.latency_ms.is_finite()) {
+                return Err(fail(StatusCode::BAD_REQUEST, format!("invalid monitor result for {:?}: a monitor name is 1-64 letters, digits, `-` or `_`, and latency_ms a number", r.monitor)));
+            }
+            let stored = ctl.monitoring()?.agent_results(&host, batch.results);
+            if !stored.ignored.is_empty() {
+                tracing::debug!(host = %host, ignored = ?stored.ignored, "monitor results for monitors that do not run on this host");
+            }
+            Ok(json(StatusCode::OK, &stored))
         }
         Ep::OpenApi | Ep::Ping | Ep::PingStart | Ep::PingFail | Ep::PingExit => {
             Err(fail(StatusCode::NOT_FOUND, "no such endpoint"))

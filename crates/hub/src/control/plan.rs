@@ -7,7 +7,7 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use bulwark_api::{AgentConfig, RunKind};
-use bulwark_config::{Config, JobSchedule, RepoUrl, Target};
+use bulwark_config::{Alerts, Config, JobSchedule, MonitorDecl, NotifierDecl, RepoUrl, Silence, Target};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -65,6 +65,24 @@ pub struct ControlPlan {
     pub pings: BTreeMap<String, PlanPing>,
     /// Replication targets by name (`[targets.NAME]`).
     pub targets: BTreeMap<String, Target>,
+    /// `[monitors.NAME]`, notifiers, routes, silences and `[alerts]`: what
+    /// the hub's monitoring runs (see `crate::monitoring`).
+    pub monitoring: Monitoring,
+}
+
+/// The monitoring part of the plan.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Monitoring {
+    /// Every declared monitor (disabled ones included; they don't run).
+    pub monitors: BTreeMap<String, MonitorDecl>,
+    /// `[notifiers.NAME]` (secrets only referenced; built by the hub).
+    pub notifiers: BTreeMap<String, NotifierDecl>,
+    /// The routes in effect.
+    pub routes: Vec<bulwark_notify::Route>,
+    /// `[[silences]]`.
+    pub silences: Vec<Silence>,
+    /// `[alerts]`.
+    pub alerts: Alerts,
 }
 
 /// `version` of an agent configuration: the first 16 hex digits of the
@@ -167,6 +185,13 @@ impl ControlPlan {
             );
         }
         plan.targets = cfg.targets.clone();
+        plan.monitoring = Monitoring {
+            monitors: cfg.monitors.clone(),
+            notifiers: cfg.notifiers.clone(),
+            routes: cfg.routes.clone(),
+            silences: cfg.silences.clone(),
+            alerts: cfg.alerts.clone(),
+        };
         for p in cfg.pings.values() {
             plan.pings.insert(
                 p.name.clone(),

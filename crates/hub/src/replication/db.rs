@@ -198,5 +198,7 @@ pub fn read_state(state_dir: &std::path::Path) -> Result<(Vec<Row>, Vec<bulwark_
     if version < 2 {
         return Ok((Vec::new(), Vec::new()));
     }
-    Ok((all(&c)?, crate::control::alerts::list(&c, Some(true), 1000)?))
+    let mut open = crate::control::alerts::list(&c, Some(true), 1000)?;
+    open.retain(|a| a.kind.starts_with("replication."));
+    Ok((all(&c)?, open))
 }

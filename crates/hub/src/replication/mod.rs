@@ -239,6 +239,8 @@ impl Replication {
         })
         .await;
         r.alerts = self.ctl.db.call(|c| alerts::list(c, Some(true), 1000)).await?;
+        // the report is about copies: monitors' outages are not its alerts
+        r.alerts.retain(|a| a.kind.starts_with("replication."));
         Ok(r)
     }
 
