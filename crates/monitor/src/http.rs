@@ -242,6 +242,32 @@ impl HttpProbe {
     }
 }
 
+/// A client for `p`, shared by every monitor with the same timeout,
+/// redirect and verification settings when it uses the system's CAs (a
+/// client holds its own copy of the TLS configuration: a thousand monitors
+/// need a handful of clients, not a thousand). A `ca_file` gets a client of
+/// its own, read now.
+pub(crate) fn shared_client(p: &HttpProbe, timeout: Duration) -> Result<reqwest::Client, String> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    type Key = (Duration, bool, bool);
+    static CLIENTS: OnceLock<Mutex<HashMap<Key, reqwest::Client>>> = OnceLock::new();
+    if p.ca_file.is_some() {
+        return client(p, timeout);
+    }
+    let key = (timeout, p.follow_redirects, p.insecure);
+    let mut map = CLIENTS
+        .get_or_init(|| Mutex::new(HashMap::new()))
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(c) = map.get(&key) {
+        return Ok(c.clone());
+    }
+    let c = client(p, timeout)?;
+    map.insert(key, c.clone());
+    Ok(c)
+}
+
 pub(crate) fn client(p: &HttpProbe, timeout: Duration) -> Result<reqwest::Client, String> {
     let mut b = reqwest::Client::builder()
         .timeout(timeout)

@@ -13,8 +13,9 @@ use tokio::{sync::mpsc, task::JoinSet, time::MissedTickBehavior};
 use crate::{http, probe, MonitorSpec, Probe, ProbeResult};
 
 /// One monitor, ready to probe again and again. For `http` probes the
-/// client (with its TLS settings and CA file) is built once, not per probe;
-/// connections are still fresh each time.
+/// client (with its TLS settings and CA file) is built once, not per probe,
+/// and shared between monitors with the same settings; connections are
+/// still fresh each time.
 #[derive(Debug)]
 pub struct Prober {
     probe: Probe,
@@ -27,7 +28,7 @@ impl Prober {
     pub fn new(probe: Probe, timeout: Duration) -> Self {
         let timeout = timeout.max(Duration::from_millis(1));
         let http = match &probe {
-            Probe::Http(h) if probe.validate().is_ok() => Some(http::client(h, timeout)),
+            Probe::Http(h) if probe.validate().is_ok() => Some(http::shared_client(h, timeout)),
             _ => None,
         };
         Self { probe, timeout, http }
