@@ -549,3 +549,32 @@ url = "{hook}"
     assert!(hub.metrics().await.contains("bulwark_hub_disk_size_bytes "));
     hub.server.stop().await;
 }
+
+#[tokio::test]
+async fn the_hub_pings_its_dead_mans_switch() {
+    let dir = tempfile::tempdir().unwrap();
+    let hc = Hook::start(0).await;
+    let url_file = dir.path().join("hc.url");
+    std::fs::write(&url_file, format!("http://{}/ping/6f1d3c2a\n", hc.addr)).unwrap();
+    let text = format!(
+        r#"
+[alerts]
+hub_ping_url_file = "{}"
+hub_ping_interval = "1s"
+"#,
+        url_file.display()
+    );
+    let (_, admin) = bulwark_hub::create_token(&dir.path().join("state"), TokenKind::Admin).unwrap();
+    let hub = start_hub(dir.path(), &text, &admin).await;
+    let start = Instant::now();
+    while hc.attempts.load(Ordering::SeqCst) < 3 {
+        assert!(start.elapsed() < Duration::from_secs(10), "pinged {} times in 10 s", hc.attempts.load(Ordering::SeqCst));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    hub.server.stop().await;
+    // stopped: no more pings
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = hc.attempts.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(hc.attempts.load(Ordering::SeqCst), after, "a stopped hub does not ping");
+}

@@ -43,7 +43,7 @@ use bulwark_config::{
 use bulwark_monitor::{runner, MonitorSpec, ProbeResult, Vantage};
 use bulwark_notify::Notifier;
 use jiff::{SignedDuration, Timestamp};
-use tokio::{sync::mpsc, task::JoinHandle};
+use tokio::sync::mpsc;
 
 use crate::{
     control::{alerts, Control, ControlPlan, MonitoringPlan},
@@ -196,7 +196,8 @@ impl Monitoring {
         let mut plan_rx = self.ctl.plan_receiver();
         let (obs_tx, mut obs_rx) = mpsc::channel::<runner::Observation>(4096);
         let mut probes: Option<(Vec<MonitorSpec>, tokio::task::JoinSet<()>)> = None;
-        let mut hub_tasks: Vec<JoinHandle<()>> = Vec::new();
+        // (JoinSets: when this task is aborted, everything it started stops)
+        let mut hub_tasks = tokio::task::JoinSet::new();
         let mut hub_alerts = None;
         let mut tick = tokio::time::interval(self.settings.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -217,9 +218,6 @@ impl Monitoring {
                 probes = Some((specs, set)); // the old set is dropped: its tasks stop
             }
             if hub_alerts.as_ref() != Some(&plan.monitoring.alerts) {
-                for t in hub_tasks.drain(..) {
-                    t.abort();
-                }
                 hub_tasks = self.spawn_hub_checks(&plan.monitoring.alerts);
                 hub_alerts = Some(plan.monitoring.alerts.clone());
             }
@@ -533,12 +531,12 @@ impl Monitoring {
     }
 
     /// The hub's dead-man ping and connectivity canaries.
-    fn spawn_hub_checks(self: &Arc<Self>, alerts_cfg: &bulwark_config::Alerts) -> Vec<JoinHandle<()>> {
-        let mut out = Vec::new();
+    fn spawn_hub_checks(self: &Arc<Self>, alerts_cfg: &bulwark_config::Alerts) -> tokio::task::JoinSet<()> {
+        let mut out = tokio::task::JoinSet::new();
         match alerts_cfg.pinger() {
             Ok(Some(pinger)) => {
                 let every = alerts_cfg.hub_ping_interval.max(Duration::from_secs(1));
-                out.push(tokio::spawn(async move {
+                out.spawn(async move {
                     let mut tick = tokio::time::interval(every);
                     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                     let mut failing = false;
@@ -557,7 +555,7 @@ impl Monitoring {
                             Err(_) => {}
                         }
                     }
-                }));
+                });
             }
             Ok(None) => {}
             Err(e) => tracing::error!("the hub's ping ([alerts]) cannot be used: {e}"),
@@ -567,7 +565,7 @@ impl Monitoring {
                 alerts_cfg.connectivity.iter().map(|p| runner::Prober::new(p.clone(), CANARY_TIMEOUT)).collect();
             let me = Arc::clone(self);
             let every = self.settings.canary_interval;
-            out.push(tokio::spawn(async move {
+            out.spawn(async move {
                 let mut tick = tokio::time::interval(every);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 let mut failed_rounds = 0u32;
@@ -591,7 +589,7 @@ impl Monitoring {
                     }
                     me.state.metrics.connectivity.set(i64::from(!me.held.load(Ordering::Relaxed)));
                 }
-            }));
+            });
         }
         out
     }
