@@ -218,7 +218,8 @@ impl Monitoring {
                 probes = Some((specs, set)); // the old set is dropped: its tasks stop
             }
             if hub_alerts.as_ref() != Some(&plan.monitoring.alerts) {
-                hub_tasks = self.spawn_hub_checks(&plan.monitoring.alerts);
+                // dropping the old set stops the old ping and canaries
+                drop(std::mem::replace(&mut hub_tasks, self.spawn_hub_checks(&plan.monitoring.alerts)));
                 hub_alerts = Some(plan.monitoring.alerts.clone());
             }
             loop {
