@@ -333,7 +333,7 @@ async fn respond(
             return Err(Fail::new(StatusCode::METHOD_NOT_ALLOWED, "only GET"));
         }
         metrics_allowed(state, peer, req.headers(), ctx).await?;
-        let text = state.metrics.render(&state.usage);
+        let text = state.metrics.render(&state.usage, &state.config.data);
         let mut r = response(StatusCode::OK, full(text));
         r.headers_mut().insert(
             header::CONTENT_TYPE,

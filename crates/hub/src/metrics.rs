@@ -527,8 +527,12 @@ impl Metrics {
         m
     }
 
-    /// Refreshes the usage and process gauges and renders everything.
-    pub(crate) fn render(&self, usage: &Usage) -> String {
+    /// Refreshes the usage, disk and process gauges and renders everything.
+    pub(crate) fn render(&self, usage: &Usage, data: &std::path::Path) -> String {
+        if let Ok((free, total)) = crate::monitoring::disk_space(data) {
+            self.disk_free.set(i64::try_from(free).unwrap_or(i64::MAX));
+            self.disk_size.set(i64::try_from(total).unwrap_or(i64::MAX));
+        }
         for (repo, u) in usage.snapshot() {
             let name = repo.to_string();
             for (i, t) in SLOT_NAMES.iter().enumerate() {

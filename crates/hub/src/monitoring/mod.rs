@@ -489,10 +489,6 @@ impl Monitoring {
                 m.job_late.get_or_create(&l).set(i64::from(j.state == bulwark_api::JobState::Late));
             }
         }
-        if let Ok((free, total)) = disk_space(&self.state.config.data) {
-            m.disk_free.set(i64::try_from(free).unwrap_or(i64::MAX));
-            m.disk_size.set(i64::try_from(total).unwrap_or(i64::MAX));
-        }
     }
 
     /// Monitor metrics from the engine.
@@ -710,7 +706,7 @@ fn bytes(b: u64) -> String {
 }
 
 /// Free and total bytes of the file system holding `path`.
-fn disk_space(path: &std::path::Path) -> Result<(u64, u64), String> {
+pub(crate) fn disk_space(path: &std::path::Path) -> Result<(u64, u64), String> {
     let s = nix::sys::statvfs::statvfs(path).map_err(|e| e.desc().to_string())?;
     #[allow(clippy::useless_conversion)]
     let (frag, avail, blocks) = (u64::from(s.fragment_size()), u64::from(s.blocks_available()), u64::from(s.blocks()));
