@@ -4,6 +4,8 @@
 //!   config (file, or fetched from the hub) ──► scheduler ──► run task ──► queue ──► delivery ──► hub
 //!                                                   ▲                                     │
 //!   hub long-poll: triggers, config changes ────────┘◄────────────────────────────────────┘
+//!
+//!   config ──► monitors (probes on their intervals) ──► batches of results ──► hub
 //! ```
 //!
 //! Runs on one host happen one at a time (a backup competes for disk and
@@ -239,9 +241,12 @@ impl Agent {
         let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(64);
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(scheduler(self.shared.clone(), cmd_rx));
-        if self.shared.hub.is_some() {
+        if let Some(hub) = self.shared.hub.clone() {
             tasks.spawn(poller(self.shared.clone(), self.opts.clone(), cmd_tx));
             tasks.spawn(deliverer(self.shared.clone()));
+            // the probe monitors `on` this host (their results only mean
+            // something at the hub, which decides and alerts)
+            tasks.spawn(crate::monitors::run(self.shared.config.subscribe(), hub));
         } else {
             drop(cmd_tx);
         }

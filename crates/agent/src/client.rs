@@ -1,10 +1,13 @@
 //! The agent's side of the control API (`bulwark_api`): report runs, long-poll
-//! for commands, fetch this host's configuration, take repository leases.
+//! for commands, fetch this host's configuration, take repository leases,
+//! deliver monitor results; and the CLI's calls (status, alerts, monitors,
+//! triggers).
 
 use std::{path::Path, time::Duration};
 
 use bulwark_api::{
-    AgentConfig, ApiError, Lease, LeaseRequest, PollRequest, PollResponse, RunReport, Status, Stored, Triggered,
+    AgentConfig, ApiError, Lease, LeaseRequest, MonitorResults, MonitorResultsStored, MonitorsView, PollRequest,
+    PollResponse, RunReport, Status, Stored, Triggered,
 };
 use reqwest::{Method, StatusCode};
 use serde::{de::DeserializeOwned, Serialize};
@@ -141,6 +144,17 @@ impl HubClient {
     pub async fn release(&self, id: &str) -> Result<()> {
         let path = format!("/agent/leases/{id}");
         self.call::<(), serde_json::Value>(Method::DELETE, &path, None, Duration::from_secs(30)).await.map(|_| ())
+    }
+
+    /// Delivers a batch of probe results (`POST /api/v1/agent/monitors`, at
+    /// most [`bulwark_api::MAX_MONITOR_RESULTS`]).
+    pub async fn monitor_results(&self, r: &MonitorResults) -> Result<MonitorResultsStored> {
+        self.call(Method::POST, "/agent/monitors", Some(r), Duration::from_secs(30)).await.map(|(_, s)| s)
+    }
+
+    /// `GET /api/v1/monitors`: every monitor's state, as the hub sees it.
+    pub async fn monitors(&self) -> Result<MonitorsView> {
+        self.call::<(), _>(Method::GET, "/monitors", None, Duration::from_secs(30)).await.map(|(_, m)| m)
     }
 
     /// `GET /api/v1/status`.

@@ -8,6 +8,9 @@
 //!   ([`ProcessExecutor`]); its JSON report becomes a `bulwark_api::RunReport`.
 //! - [`queue`] — reports go to a durable queue first and are delivered in
 //!   order; the report id makes delivery exactly-once on the hub.
+//! - [`monitors`] — the probe monitors whose `on` names this host: run on
+//!   their intervals (restarted when the configuration changes them), their
+//!   results delivered to the hub in batches.
 //! - [`client`] — the control API client ([`HubClient`]).
 //! - [`sqlite`] — consistent online copies of live SQLite databases.
 //! - [`clock`] — injectable time: tests pause tokio's clock and drive days of
@@ -43,6 +46,7 @@ pub mod client;
 pub mod clock;
 mod error;
 mod fsutil;
+pub mod monitors;
 pub mod queue;
 pub mod runner;
 pub mod sqlite;

@@ -283,7 +283,7 @@ pub(crate) fn up_home(home: Option<PathBuf>) -> Result<PathBuf> {
 
 /// The hub and token `status` and `trigger` talk to: flags, then the
 /// config's [agent] hub_url, then the local `bulwark up`.
-fn control_client(g: &Global, hub: Option<String>, token_file: Option<PathBuf>) -> Result<HubClient> {
+pub(crate) fn control_client(g: &Global, hub: Option<String>, token_file: Option<PathBuf>) -> Result<HubClient> {
     let cfg = load_config(g)?;
     let up = up_home(None).ok();
     let up_url = up.as_ref().and_then(|h| std::fs::read_to_string(h.join("up/url")).ok()).map(|s| s.trim().to_string());
@@ -299,7 +299,7 @@ fn control_client(g: &Global, hub: Option<String>, token_file: Option<PathBuf>) 
     HubClient::new(&url, token, ca.as_deref()).map_err(agent_error)
 }
 
-fn hub_call_error(e: bulwark_agent::AgentError) -> anyhow::Error {
+pub(crate) fn hub_call_error(e: bulwark_agent::AgentError) -> anyhow::Error {
     match &e {
         bulwark_agent::AgentError::Refused { status: 401, .. } => fail(e.to_string(), "the token is not valid on this hub"),
         bulwark_agent::AgentError::Refused { status: 403, .. } => fail(e.to_string(), "use an admin token"),

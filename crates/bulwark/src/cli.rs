@@ -10,7 +10,8 @@ EXIT CODES:
     1    fatal error (nothing or not everything was done; the message says why)
     2    wrong usage (bad flags or arguments)
     3    finished but incomplete: some files could not be read (backup) or
-         restored/verified (restore); the summary lists them
+         restored/verified (restore); the summary lists them. `report`: a
+         3-2-1 rule is violated; `monitors`: a monitor is down
     10   the repository does not exist
     11   wrong password (no key of the repository matches)
     12   the repository is locked by another process (Bulwark's or restic's)
@@ -37,6 +38,8 @@ EXAMPLES:
     bulwark up                                    hub + agent here: /etc backed up daily, reported
     bulwark status                                hosts, jobs, last result, late and failed jobs
     bulwark trigger default                       run a job now (through its agent)
+    bulwark monitors                              every monitor: up, down, since when, from where
+    bulwark -c bulwark.toml notify test phone     send a test message through a notifier
     bulwark run                                   back up /etc into the default repository, once
     bulwark -r /srv/backup init                   create a repository
     bulwark -r /srv/backup backup /etc /var/lib   back up two directories
@@ -176,6 +179,15 @@ pub(crate) enum Cmd {
     /// The hub's open alerts (--all: the history); `alerts resolve ID`
     /// acknowledges one (see docs/replication.md#alerts).
     Alerts(crate::agent_cmd::AlertsArgs),
+    /// Every monitor's state as the hub sees it: up, down or unknown, since
+    /// when, from which vantage points (see docs/monitoring.md). Exit 3 when
+    /// a monitor is down.
+    #[command(after_help = crate::monitor_cmd::monitors_after_help())]
+    Monitors(crate::monitor_cmd::MonitorsArgs),
+    /// Notifiers of the config file: `notify test NAME` sends a test message
+    /// through one of them.
+    #[command(subcommand)]
+    Notify(crate::monitor_cmd::NotifyCmd),
     /// Copy the hub's repositories to the `[targets]` (cloud bucket, local disk):
     /// keyless, verified, never deleting (see docs/replication.md).
     Replicate(crate::replicate_cmd::ReplicateArgs),

@@ -28,6 +28,8 @@ pub(crate) fn dispatch(cli: cli::Cli) -> Result<u8> {
         Cmd::Status(args) => crate::agent_cmd::status(g, args),
         Cmd::Trigger(args) => crate::agent_cmd::trigger(g, args),
         Cmd::Alerts(args) => crate::agent_cmd::alerts(g, args),
+        Cmd::Monitors(args) => crate::monitor_cmd::monitors(g, args),
+        Cmd::Notify(cmd) => crate::monitor_cmd::notify(g, cmd),
         Cmd::Replicate(args) => crate::replicate_cmd::replicate(g, args),
         Cmd::Report(args) => crate::replicate_cmd::report(g, args),
         Cmd::SqliteBackup { path } => crate::dbsource::sqlite_backup(&path),
@@ -73,6 +75,8 @@ pub(crate) fn dispatch(cli: cli::Cli) -> Result<u8> {
                 | Cmd::Status(_)
                 | Cmd::Trigger(_)
                 | Cmd::Alerts(_)
+                | Cmd::Monitors(_)
+                | Cmd::Notify(_)
                 | Cmd::Replicate(_)
                 | Cmd::Report(_)
                 | Cmd::SqliteBackup { .. } => unreachable!("handled above"),

@@ -8,6 +8,7 @@ mod context;
 mod dbsource;
 mod hooks;
 mod hub_cmd;
+mod monitor_cmd;
 mod output;
 mod replicate_cmd;
 mod up;

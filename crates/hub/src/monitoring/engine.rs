@@ -410,23 +410,31 @@ fn verdict(e: &Entry, decl: &MonitorDecl, now: Timestamp) -> (State, String, Opt
             })
             .collect();
         let v = decide(&votes, spec.quorum, now, spec.stale_after());
+        let single = spec.vantage.len() == 1;
         let msg_of = |names: &[String]| -> String {
             names
                 .iter()
-                .filter_map(|n| e.last.get(n).map(|l| format!("{n}: {}", l.result.message)))
+                .filter_map(|n| {
+                    e.last.get(n).map(|l| if single { l.result.message.clone() } else { format!("{n}: {}", l.result.message) })
+                })
                 .collect::<Vec<_>>()
                 .join("; ")
         };
         let since_of = |names: &[String]| names.iter().filter_map(|n| e.machines.get(n).and_then(MonitorState::since)).min();
         return match v.state {
             State::Down => {
-                let mut m = format!("down from {} of {} vantage points", v.down.len(), spec.vantage.len());
                 let detail = msg_of(&v.down);
-                if !detail.is_empty() {
-                    m.push_str(" (");
-                    m.push_str(&detail);
-                    m.push(')');
-                }
+                let m = if single {
+                    detail
+                } else {
+                    let mut m = format!("down from {} of {} vantage points", v.down.len(), spec.vantage.len());
+                    if !detail.is_empty() {
+                        m.push_str(" (");
+                        m.push_str(&detail);
+                        m.push(')');
+                    }
+                    m
+                };
                 (State::Down, m, since_of(&v.down))
             }
             State::Up => {
