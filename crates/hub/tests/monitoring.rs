@@ -578,3 +578,45 @@ hub_ping_interval = "1s"
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(hc.attempts.load(Ordering::SeqCst), after, "a stopped hub does not ping");
 }
+
+#[tokio::test]
+async fn unreadable_secrets_are_alerts_not_silence() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = Service::start(200).await;
+    let text = format!(
+        r#"
+[monitors.grafana]
+type = "http"
+url = "{svc}"
+header_files = {{ "Authorization" = "{missing}/grafana.auth" }}
+[notifiers.phone]
+type = "ntfy"
+server = "http://127.0.0.1:9"
+topic = "homelab"
+token_file = "{missing}/ntfy.token"
+"#,
+        svc = svc.url(),
+        missing = dir.path().join("nowhere").display()
+    );
+    let (_, admin) = bulwark_hub::create_token(&dir.path().join("state"), TokenKind::Admin).unwrap();
+    let hub = start_hub(dir.path(), &text, &admin).await;
+    let start = Instant::now();
+    let open = loop {
+        let open = hub.get("/api/v1/alerts?open=true").await;
+        if open.as_array().unwrap().len() >= 2 {
+            break open;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "no config alerts: {open:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let find = |kind: &str, subject: &str| {
+        open.as_array().unwrap().iter().find(|a| a["kind"] == kind && a["subject"] == subject).cloned().unwrap_or(Value::Null)
+    };
+    let m = find("monitor.config", "grafana");
+    assert_eq!(m["severity"], "critical", "{open:#}");
+    assert!(m["message"].as_str().unwrap().contains("grafana.auth"), "names the file: {m:#}");
+    let n = find("notify.config", "phone");
+    assert!(n["message"].as_str().unwrap().contains("ntfy.token"), "names the file: {n:#}");
+    assert_eq!(hub.monitor("grafana").await["state"], "unknown");
+    hub.server.stop().await;
+}

@@ -209,7 +209,8 @@ impl Monitoring {
             lock(&self.engine).retain_declared(&monitors);
             *lock(&self.monitors) = Arc::clone(&monitors);
             self.build_notifiers(&plan.monitoring).await;
-            let specs = hub_specs(&monitors);
+            let (specs, problems) = hub_specs(&monitors);
+            self.record_config_problems("monitor.config", "monitor", problems, monitors.keys().cloned().collect()).await;
             if probes.as_ref().is_none_or(|(s, _)| *s != specs) {
                 if !specs.is_empty() {
                     tracing::info!("monitoring: {} monitors run on the hub", specs.len());
@@ -294,18 +295,25 @@ impl Monitoring {
                 }
             }
         }
-        let ok: Vec<String> = built.keys().cloned().collect();
         *lock(&self.notifiers) = built;
+        self.record_config_problems("notify.config", "notifier", problems, plan.notifiers.keys().cloned().collect()).await;
+    }
+
+    /// Raises a critical `kind` alert for each (name, why) in `problems` and
+    /// resolves those of every other name in `all` (fixed, or gone).
+    async fn record_config_problems(&self, kind: &'static str, what: &'static str, problems: Vec<(String, String)>, all: Vec<String>) {
         let r = self
             .ctl
             .db
             .call(move |c| {
                 let now = Timestamp::now();
                 for (name, e) in &problems {
-                    alerts::raise(c, "notify.config", name, Severity::Critical, &format!("notifier {name} cannot be used: {e}"), now)?;
+                    alerts::raise(c, kind, name, Severity::Critical, &format!("{what} {name} cannot be used: {e}"), now)?;
                 }
-                for name in &ok {
-                    alerts::resolve(c, "notify.config", name, now)?;
+                for a in alerts::list(c, Some(true), 1000)?.into_iter().filter(|a| a.kind == kind) {
+                    if !problems.iter().any(|(n, _)| *n == a.subject) || !all.contains(&a.subject) {
+                        alerts::resolve(c, kind, &a.subject, now)?;
+                    }
                 }
                 Ok(())
             })
@@ -676,17 +684,22 @@ fn backoff(s: &MonitoringSettings, attempts: u32) -> Duration {
 }
 
 /// The probe monitors that run on the hub, with their secret headers.
-fn hub_specs(monitors: &BTreeMap<String, MonitorDecl>) -> Vec<MonitorSpec> {
+/// The monitors whose secrets could not be loaded are returned with why.
+fn hub_specs(monitors: &BTreeMap<String, MonitorDecl>) -> (Vec<MonitorSpec>, Vec<(String, String)>) {
     let mut out = Vec::new();
+    let mut problems = Vec::new();
     for d in monitors.values().filter(|d| d.enabled && d.runs_on(&Vantage::Hub)) {
         if let MonitorCheck::Probe(p) = &d.check {
             match p.load() {
                 Ok(spec) => out.push(spec),
-                Err(e) => tracing::error!(monitor = %d.name, "monitor {} cannot run: {e}", d.name),
+                Err(e) => {
+                    tracing::error!(monitor = %d.name, "monitor {} cannot run on the hub: {e}", d.name);
+                    problems.push((d.name.clone(), e.to_string()));
+                }
             }
         }
     }
-    out
+    (out, problems)
 }
 
 fn bytes(b: u64) -> String {
