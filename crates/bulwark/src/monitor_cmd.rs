@@ -207,43 +207,12 @@ fn unknown_notifier(name: &str, cfg: &Config) -> anyhow::Error {
         "no notifiers are declared; add a [notifiers.NAME] table (see docs/monitoring.md#notifiers)".to_string()
     } else {
         let list = declared.join(", ");
-        match closest(name, &declared) {
+        match bulwark_config::closest(name, &declared) {
             Some(c) => format!("did you mean `{c}`? (declared: {list})"),
             None => format!("declared: {list}"),
         }
     };
     fail(message, hint)
-}
-
-/// The candidate a typo most likely meant: within a small edit distance, or
-/// the only one that starts with `word`.
-fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    let len = word.chars().count();
-    let best = candidates.iter().map(|c| (distance(word, c), *c)).min();
-    if let Some((d, c)) = best {
-        if d > 0 && d <= 2 && d < len {
-            return Some(c);
-        }
-    }
-    let mut prefixed = candidates.iter().filter(|c| len >= 2 && c.starts_with(word));
-    match (prefixed.next(), prefixed.next()) {
-        (Some(only), None) => Some(*only),
-        _ => None,
-    }
-}
-
-/// Edit distance (insertions, deletions, substitutions).
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 #[cfg(test)]
@@ -332,16 +301,5 @@ mod tests {
     fn small_latencies_keep_a_decimal() {
         assert_eq!(super::vantage(&vantage("hub", MonitorHealth::Up, Some(true), Some(0.42), false)), "hub:up 0.4ms");
         assert_eq!(super::vantage(&vantage("hub", MonitorHealth::Down, Some(true), Some(130.2), false)), "hub:down 130ms");
-    }
-
-    #[test]
-    fn typos_get_a_suggestion() {
-        let names = ["phone", "team", "mail"];
-        assert_eq!(closest("phon", &names), Some("phone"));
-        assert_eq!(closest("taem", &names), Some("team"));
-        assert_eq!(closest("ph", &names), Some("phone"), "a unique prefix");
-        assert_eq!(closest("discord", &names), None);
-        assert_eq!(closest("x", &names), None);
-        assert_eq!(distance("kitten", "sitting"), 3);
     }
 }

@@ -65,6 +65,7 @@ pub use bulwark_schedule as schedule;
 pub use bulwark_monitor;
 pub use bulwark_notify;
 pub use keep::KeepWithin;
+pub use read::closest;
 pub use monitor::{
     Alerts, BackupCheck, BuildError, DiskCheck, MinFree, MonitorCheck, MonitorDecl, MonitorKind, ProbeCheck,
     ReplicationCheck, Silence, SilenceWindow, DEFAULT_HUB_PING_INTERVAL, DEFAULT_MAX_AGE, DEFAULT_MIN_FREE_PERCENT,

@@ -632,8 +632,15 @@ pub(crate) fn unknown_key(cx: &mut Ctx<'_>, span: Range<usize>, key: &str, valid
     cx.err(span, format!("unknown key `{key}`"), Some(hint));
 }
 
-/// The candidate closest to `word`, if it is close enough to be a typo.
-pub(crate) fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+/// The candidate closest to `word`, if it is close enough to be a typo
+/// (a small edit distance, or the only candidate that starts with `word`):
+/// what "did you mean …?" hints suggest.
+///
+/// ```
+/// assert_eq!(bulwark_config::closest("phon", &["phone", "mail"]), Some("phone"));
+/// assert_eq!(bulwark_config::closest("xyz", &["phone", "mail"]), None);
+/// ```
+pub fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     let (d, best) = candidates.iter().map(|c| (distance(word, c), *c)).min()?;
     let len = word.chars().count();
     if d <= 3 && d < len && d * 3 <= len + 3 {
