@@ -270,6 +270,11 @@ impl Engine {
         e.direct = Some(direct);
     }
 
+    /// The acted-on state of the entry `key`, if there is one.
+    pub(crate) fn state_of(&self, key: &str) -> Option<State> {
+        self.entries.get(key).map(|e| e.state)
+    }
+
     /// The items of built-in `monitor` that have entries.
     pub(crate) fn items_of(&self, monitor: &str) -> BTreeSet<String> {
         self.entries.values().filter(|e| e.monitor == monitor).filter_map(|e| e.item.clone()).collect()
@@ -330,9 +335,13 @@ impl Engine {
 
     /// The monitors as `GET /api/v1/monitors` shows them.
     pub(crate) fn view(&self, monitors: &BTreeMap<String, MonitorDecl>, now: Timestamp) -> Vec<MonitorStatus> {
+        let mut by_monitor: BTreeMap<&str, Vec<&Entry>> = BTreeMap::new();
+        for e in self.entries.values() {
+            by_monitor.entry(e.monitor.as_str()).or_default().push(e);
+        }
         let mut out = Vec::new();
         for d in monitors.values().filter(|d| d.enabled) {
-            let mine: Vec<&Entry> = self.entries.values().filter(|e| e.monitor == d.name).collect();
+            let mine = by_monitor.remove(d.name.as_str()).unwrap_or_default();
             if mine.is_empty() {
                 let (state, message) = match &d.check {
                     MonitorCheck::Replication(_) => (MonitorHealth::Up, "no open replication alerts".to_string()),

@@ -387,12 +387,12 @@ impl Monitoring {
                 _ => {}
             }
         }
-        if !backups.is_empty() || metrics {
+        if metrics {
+            self.job_metrics().await?;
+        }
+        if !backups.is_empty() {
             let facts = self.ctl.db.call(|c| crate::control::db::facts(c, None, false)).await?;
             let now = Timestamp::now();
-            if metrics {
-                self.job_metrics(&facts.jobs).await;
-            }
             for (d, b) in backups {
                 self.backup(plan, d, b, &facts.jobs, now);
             }
@@ -412,8 +412,7 @@ impl Monitoring {
                         continue;
                     }
                     let key = engine::key_of(&d.name, Some(&item));
-                    let settled = engine.entries().any(|e| engine::key_of(&e.monitor, e.item.as_deref()) == key && e.state != bulwark_monitor::State::Down);
-                    if settled {
+                    if engine.state_of(&key).is_some_and(|s| s != bulwark_monitor::State::Down) {
                         engine.forget(&key); // its recovery went out at an earlier evaluation
                     } else {
                         engine.set_direct(&d.name, Some(&item), Direct { up: true, message: "the alert was resolved".into(), severity: None });
@@ -473,14 +472,17 @@ impl Monitoring {
         lock(&self.engine).set_direct(&d.name, None, direct);
     }
 
-    async fn job_metrics(&self, rows: &[crate::control::db::JobRow]) {
+    /// Per-job metrics from the jobs as `bulwark status` sees them (one read).
+    async fn job_metrics(&self) -> Result<(), crate::control::DbError> {
         let m = &self.state.metrics;
-        for r in rows {
-            let l = JobHostLabels { job: r.name.clone(), host: r.host.clone() };
-            if let Some(t) = r.last_success {
-                m.job_last_success.get_or_create(&l).set(secs(crate::control::db::ts(t)));
+        let (_, jobs, _) = self.ctl.jobs_view().await?;
+        for j in jobs {
+            let l = JobHostLabels { job: j.name.clone(), host: j.host.clone() };
+            m.job_late.get_or_create(&l).set(i64::from(j.state == bulwark_api::JobState::Late));
+            if let Some(t) = j.last_success {
+                m.job_last_success.get_or_create(&l).set(secs(t));
             }
-            if let Some(run) = &r.last_run {
+            if let Some(run) = &j.last_run {
                 let rep = &run.report;
                 m.job_last_run.get_or_create(&l).set(secs(rep.finished));
                 m.job_last_duration.get_or_create(&l).set(rep.finished.duration_since(rep.started).as_secs_f64().max(0.0));
@@ -491,12 +493,7 @@ impl Monitoring {
                     .set(i64::from(matches!(rep.status, RunStatus::Success | RunStatus::Partial)));
             }
         }
-        if let Ok((_, jobs, _)) = self.ctl.jobs_view().await {
-            for j in jobs {
-                let l = JobHostLabels { job: j.name.clone(), host: j.host.clone() };
-                m.job_late.get_or_create(&l).set(i64::from(j.state == bulwark_api::JobState::Late));
-            }
-        }
+        Ok(())
     }
 
     /// Monitor metrics from the engine.
