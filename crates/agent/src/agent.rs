@@ -20,7 +20,10 @@ use std::{
     time::Duration,
 };
 
-use bulwark_api::{Command, LeaseKind, LeaseRequest, PlannedRun, PollRequest, RunKind, RunReport, RunningJob, Trigger};
+use bulwark_api::{
+    Command, LeaseKind, LeaseRequest, PlannedRun, PollRequest, RunKind, RunReport, RunningJob,
+    Trigger,
+};
 use bulwark_config::{Config, JobSchedule, RepoUrl};
 use bulwark_schedule::{seed_for, NextRun};
 use jiff::Timestamp;
@@ -91,7 +94,12 @@ pub struct Unit {
 
 /// The units `host` runs.
 pub fn units_of(cfg: &Config, host: &str) -> Vec<Unit> {
-    let key = |repo: &str| cfg.repositories.get(repo).map(|r| lease_key(&r.url, host)).unwrap_or_default();
+    let key = |repo: &str| {
+        cfg.repositories
+            .get(repo)
+            .map(|r| lease_key(&r.url, host))
+            .unwrap_or_default()
+    };
     let mut v: Vec<Unit> = cfg
         .jobs_of(host)
         .map(|j| Unit {
@@ -121,10 +129,20 @@ pub fn lease_key(url: &RepoUrl, host: &str) -> String {
             let (scheme, rest) = u.split_once("://").unwrap_or(("http", u));
             let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
             let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-            format!("rest:{scheme}://{}/{}", host_port.to_ascii_lowercase(), path.trim_end_matches('/'))
+            format!(
+                "rest:{scheme}://{}/{}",
+                host_port.to_ascii_lowercase(),
+                path.trim_end_matches('/')
+            )
         }
-        RepoUrl::S3 { endpoint, bucket, prefix } => {
-            let ep = endpoint.split_once("://").map_or(endpoint.as_str(), |(_, r)| r);
+        RepoUrl::S3 {
+            endpoint,
+            bucket,
+            prefix,
+        } => {
+            let ep = endpoint
+                .split_once("://")
+                .map_or(endpoint.as_str(), |(_, r)| r);
             let ep = ep.rsplit_once('@').map_or(ep, |(_, h)| h);
             format!("s3:{ep}/{bucket}/{}", prefix.trim_matches('/'))
         }
@@ -251,7 +269,12 @@ impl Agent {
             drop(cmd_tx);
         }
         if let ConfigSource::File(path) = &self.opts.config {
-            tasks.spawn(watch_file(self.shared.clone(), path.clone(), self.opts.host.clone(), self.opts.reload_every));
+            tasks.spawn(watch_file(
+                self.shared.clone(),
+                path.clone(),
+                self.opts.host.clone(),
+                self.opts.reload_every,
+            ));
         }
         let mut stop = self.shared.stop.clone();
         crate::runner::stopped(&mut stop).await;
@@ -262,25 +285,39 @@ impl Agent {
         let mut runs = std::mem::take(&mut *self.shared.runs.lock().await);
         while runs.join_next().await.is_some() {}
         if let Some(hub) = &self.shared.hub {
-            let _ = tokio::time::timeout(Duration::from_secs(10), deliver_all(&self.shared, hub)).await;
+            let _ =
+                tokio::time::timeout(Duration::from_secs(10), deliver_all(&self.shared, hub)).await;
         }
         Ok(())
     }
 }
 
 fn load_file(path: &std::path::Path, host: Option<&str>) -> Result<Loaded> {
-    let config = bulwark_config::load(path).map_err(|e| AgentError::Config(format!("the configuration is not valid:\n{e}")))?;
+    let config = bulwark_config::load(path)
+        .map_err(|e| AgentError::Config(format!("the configuration is not valid:\n{e}")))?;
     let host = host
         .map(str::to_string)
         .or_else(|| config.settings.host.clone())
-        .ok_or_else(|| AgentError::Setup { message: "this host's name is not known".into(), hint: "pass --host NAME".into() })?;
+        .ok_or_else(|| AgentError::Setup {
+            message: "this host's name is not known".into(),
+            hint: "pass --host NAME".into(),
+        })?;
     if !config.hosts.is_empty() && !config.hosts.contains_key(&host) {
         return Err(AgentError::Setup {
-            message: format!("host `{host}` is not declared in {} (hosts: {})", path.display(), config.hosts.keys().cloned().collect::<Vec<_>>().join(", ")),
+            message: format!(
+                "host `{host}` is not declared in {} (hosts: {})",
+                path.display(),
+                config.hosts.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
             hint: "pass --host NAME with one of them, or add a [hosts.NAME] table".into(),
         });
     }
-    Ok(Loaded { config: Arc::new(config), path: path.to_path_buf(), version: None, host })
+    Ok(Loaded {
+        config: Arc::new(config),
+        path: path.to_path_buf(),
+        version: None,
+        host,
+    })
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -290,8 +327,15 @@ struct Cached {
 }
 
 fn load_cached(opts: &AgentOptions, meta: &std::path::Path) -> Result<Loaded> {
-    let bytes = std::fs::read(meta).map_err(|source| AgentError::State { action: "cannot read", path: meta.to_path_buf(), source })?;
-    let c: Cached = serde_json::from_slice(&bytes).map_err(|e| AgentError::Damaged { path: meta.to_path_buf(), reason: e.to_string() })?;
+    let bytes = std::fs::read(meta).map_err(|source| AgentError::State {
+        action: "cannot read",
+        path: meta.to_path_buf(),
+        source,
+    })?;
+    let c: Cached = serde_json::from_slice(&bytes).map_err(|e| AgentError::Damaged {
+        path: meta.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     let path = opts.state_dir.join("config.toml");
     let mut l = load_file(&path, Some(&c.host))?;
     l.version = Some(c.version);
@@ -300,13 +344,19 @@ fn load_cached(opts: &AgentOptions, meta: &std::path::Path) -> Result<Loaded> {
 
 async fn fetch_config(shared: &Shared, opts: &AgentOptions) -> Result<()> {
     let Some(hub) = &shared.hub else {
-        return Err(AgentError::Setup { message: "no hub to fetch the configuration from".into(), hint: "pass --hub URL".into() });
+        return Err(AgentError::Setup {
+            message: "no hub to fetch the configuration from".into(),
+            hint: "pass --hub URL".into(),
+        });
     };
     let ac = hub.config().await?;
     if let Some(h) = &opts.host {
         if *h != ac.host {
             return Err(AgentError::Setup {
-                message: format!("the hub knows this token as host `{}`, but the agent was started as `{h}`", ac.host),
+                message: format!(
+                    "the hub knows this token as host `{}`, but the agent was started as `{h}`",
+                    ac.host
+                ),
                 hint: "use the token of this host, or fix --host".into(),
             });
         }
@@ -317,7 +367,11 @@ async fn fetch_config(shared: &Shared, opts: &AgentOptions) -> Result<()> {
     loaded.version = Some(ac.version.clone());
     write_atomic(
         &opts.state_dir.join("config.json"),
-        &serde_json::to_vec(&Cached { host: ac.host.clone(), version: ac.version }).unwrap_or_default(),
+        &serde_json::to_vec(&Cached {
+            host: ac.host.clone(),
+            version: ac.version,
+        })
+        .unwrap_or_default(),
         0o600,
     )?;
     tracing::info!(host = %ac.host, version = ?loaded.version, "configuration from the hub");
@@ -327,7 +381,11 @@ async fn fetch_config(shared: &Shared, opts: &AgentOptions) -> Result<()> {
 }
 
 async fn watch_file(shared: Arc<Shared>, path: PathBuf, host: Option<String>, every: Duration) {
-    let stamp = |p: &std::path::Path| std::fs::metadata(p).ok().map(|m| (m.modified().ok(), m.len()));
+    let stamp = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .ok()
+            .map(|m| (m.modified().ok(), m.len()))
+    };
     let mut last = stamp(&path);
     loop {
         tokio::time::sleep(every).await;
@@ -359,8 +417,16 @@ async fn scheduler(shared: Arc<Shared>, mut commands: mpsc::Receiver<Command>) {
         };
         let units = units_of(&loaded.config, &loaded.host);
         let now = shared.clock.now();
-        let in_flight = shared.in_flight.lock().map(|s| s.clone()).unwrap_or_default();
-        plans.retain(|name, (sched, _)| units.iter().any(|u| u.name == *name && u.schedule.as_ref() == Some(sched)));
+        let in_flight = shared
+            .in_flight
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default();
+        plans.retain(|name, (sched, _)| {
+            units
+                .iter()
+                .any(|u| u.name == *name && u.schedule.as_ref() == Some(sched))
+        });
         let mut due = Vec::new();
         for u in &units {
             let Some(sched) = &u.schedule else { continue };
@@ -384,12 +450,27 @@ async fn scheduler(shared: Arc<Shared>, mut commands: mpsc::Receiver<Command>) {
         }
         for (u, catch_up) in due {
             plans.remove(&u.name);
-            start_run(&shared, &loaded, u, if catch_up { Trigger::CatchUp } else { Trigger::Schedule }, None).await;
+            start_run(
+                &shared,
+                &loaded,
+                u,
+                if catch_up {
+                    Trigger::CatchUp
+                } else {
+                    Trigger::Schedule
+                },
+                None,
+            )
+            .await;
         }
         if let Ok(mut nr) = shared.next_runs.lock() {
             *nr = plans
                 .iter()
-                .map(|(job, (_, p))| PlannedRun { job: job.clone(), at: p.at.timestamp(), catch_up: p.catch_up })
+                .map(|(job, (_, p))| PlannedRun {
+                    job: job.clone(),
+                    at: p.at.timestamp(),
+                    catch_up: p.catch_up,
+                })
                 .collect();
         }
         let next = plans.values().map(|(_, p)| p.at.timestamp()).min();
@@ -397,9 +478,17 @@ async fn scheduler(shared: Arc<Shared>, mut commands: mpsc::Receiver<Command>) {
         // wake at the next run, and at least every minute (the wall clock
         // may jump: NTP, suspend)
         let sleep_for = next
-            .map(|t| t.duration_since(now).unsigned_abs().min(Duration::from_secs(60)))
+            .map(|t| {
+                t.duration_since(now)
+                    .unsigned_abs()
+                    .min(Duration::from_secs(60))
+            })
             .filter(|_| next.is_some_and(|t| t > now))
-            .unwrap_or(if next.is_some() { Duration::ZERO } else { Duration::from_secs(60) });
+            .unwrap_or(if next.is_some() {
+                Duration::ZERO
+            } else {
+                Duration::from_secs(60)
+            });
         tokio::select! {
             () = tokio::time::sleep(sleep_for) => {}
             () = shared.wake.notified() => {}
@@ -420,7 +509,13 @@ async fn scheduler(shared: Arc<Shared>, mut commands: mpsc::Receiver<Command>) {
 }
 
 /// Starts a run in the background (it waits for the host's run slot).
-async fn start_run(shared: &Arc<Shared>, loaded: &Loaded, unit: Unit, trigger: Trigger, command_id: Option<i64>) {
+async fn start_run(
+    shared: &Arc<Shared>,
+    loaded: &Loaded,
+    unit: Unit,
+    trigger: Trigger,
+    command_id: Option<i64>,
+) {
     if let Ok(mut f) = shared.in_flight.lock() {
         if !f.insert(unit.name.clone()) {
             tracing::info!(job = %unit.name, "already running or waiting to run; not started twice");
@@ -436,7 +531,10 @@ async fn start_run(shared: &Arc<Shared>, loaded: &Loaded, unit: Unit, trigger: T
         }
         log_report(&report);
         if shared2.hub.is_some() {
-            let pushed = shared2.queue.lock().map_err(|_| ()).and_then(|mut q| q.push(&report).map_err(|e| tracing::error!("cannot queue the report: {e}")));
+            let pushed = shared2.queue.lock().map_err(|_| ()).and_then(|mut q| {
+                q.push(&report)
+                    .map_err(|e| tracing::error!("cannot queue the report: {e}"))
+            });
             if pushed.is_ok() {
                 shared2.deliver.notify_one();
             }
@@ -448,12 +546,22 @@ async fn start_run(shared: &Arc<Shared>, loaded: &Loaded, unit: Unit, trigger: T
 fn log_report(r: &RunReport) {
     let secs = r.finished.duration_since(r.started).as_secs_f64();
     match r.status {
-        bulwark_api::RunStatus::Success => tracing::info!(job = %r.job, status = "success", seconds = secs, snapshot = ?r.snapshot.as_ref().map(|s| &s.id[..8]), "run finished"),
-        s => tracing::warn!(job = %r.job, status = s.as_str(), seconds = secs, errors = ?r.errors, "run finished"),
+        bulwark_api::RunStatus::Success => {
+            tracing::info!(job = %r.job, status = "success", seconds = secs, snapshot = ?r.snapshot.as_ref().map(|s| &s.id[..8]), "run finished")
+        }
+        s => {
+            tracing::warn!(job = %r.job, status = s.as_str(), seconds = secs, errors = ?r.errors, "run finished")
+        }
     }
 }
 
-async fn run_one(shared: &Arc<Shared>, host: &str, unit: &Unit, trigger: Trigger, command_id: Option<i64>) -> RunReport {
+async fn run_one(
+    shared: &Arc<Shared>,
+    host: &str,
+    unit: &Unit,
+    trigger: Trigger,
+    command_id: Option<i64>,
+) -> RunReport {
     let _slot = shared.slot.lock().await;
     let started = shared.clock.now().timestamp();
     if let Ok(mut l) = shared.last_runs.lock() {
@@ -462,7 +570,10 @@ async fn run_one(shared: &Arc<Shared>, host: &str, unit: &Unit, trigger: Trigger
         }
     }
     if let Ok(mut r) = shared.running.lock() {
-        r.push(RunningJob { job: unit.name.clone(), started });
+        r.push(RunningJob {
+            job: unit.name.clone(),
+            started,
+        });
     }
     tracing::info!(job = %unit.name, trigger = ?trigger, "run starting");
     let lease = acquire_lease(shared, unit).await;
@@ -479,7 +590,9 @@ async fn run_one(shared: &Arc<Shared>, host: &str, unit: &Unit, trigger: Trigger
             let outcome = shared.executor.execute(req, shared.stop.clone()).await;
             if let (Some(hub), Some(id)) = (&shared.hub, lease) {
                 if let Err(e) = hub.release(&id).await {
-                    tracing::warn!("could not release the repository lease (it lapses by itself): {e}");
+                    tracing::warn!(
+                        "could not release the repository lease (it lapses by itself): {e}"
+                    );
                 }
             }
             outcome
@@ -513,10 +626,16 @@ async fn run_one(shared: &Arc<Shared>, host: &str, unit: &Unit, trigger: Trigger
 /// unreachable, runs without one — the repository's own locks still keep a
 /// prune from running under a backup.
 async fn acquire_lease(shared: &Shared, unit: &Unit) -> Result<Option<String>, String> {
-    let Some(hub) = &shared.hub else { return Ok(None) };
+    let Some(hub) = &shared.hub else {
+        return Ok(None);
+    };
     let req = LeaseRequest {
         repository: unit.lease_key.clone(),
-        kind: if unit.kind == RunKind::Maintenance { LeaseKind::Maintenance } else { LeaseKind::Backup },
+        kind: if unit.kind == RunKind::Maintenance {
+            LeaseKind::Maintenance
+        } else {
+            LeaseKind::Backup
+        },
         job: unit.name.clone(),
     };
     let mut stop = shared.stop.clone();
@@ -524,7 +643,12 @@ async fn acquire_lease(shared: &Shared, unit: &Unit) -> Result<Option<String>, S
     loop {
         match hub.lease(&req).await {
             Ok(l) => return Ok(Some(l.id)),
-            Err(AgentError::Refused { status: 409, retry_after, message, .. }) => {
+            Err(AgentError::Refused {
+                status: 409,
+                retry_after,
+                message,
+                ..
+            }) => {
                 let wait = Duration::from_secs(retry_after.unwrap_or(10).clamp(1, 60));
                 if waited.is_zero() {
                     tracing::info!(job = %unit.name, "repository busy ({message}); waiting");
@@ -554,24 +678,38 @@ fn new_id() -> String {
 /// unreachable.
 async fn deliver_all(shared: &Shared, hub: &HubClient) -> Result<()> {
     loop {
-        let next = shared.queue.lock().map_err(|_| AgentError::Unreachable("poisoned".into()))?.oldest()?;
+        let next = shared
+            .queue
+            .lock()
+            .map_err(|_| AgentError::Unreachable("poisoned".into()))?
+            .oldest()?;
         let Some(item) = next else { return Ok(()) };
         match hub.report(&item.report).await {
             Ok(stored) => {
                 tracing::debug!(job = %item.report.job, run = stored.run, duplicate = stored.duplicate, "report delivered");
-                shared.queue.lock().map_err(|_| AgentError::Unreachable("poisoned".into()))?.remove(&item)?;
+                shared
+                    .queue
+                    .lock()
+                    .map_err(|_| AgentError::Unreachable("poisoned".into()))?
+                    .remove(&item)?;
             }
             Err(e) if e.is_temporary() => return Err(e),
             Err(e) => {
                 tracing::error!(job = %item.report.job, "the hub refused a run report for good; moved to rejected/: {e}");
-                shared.queue.lock().map_err(|_| AgentError::Unreachable("poisoned".into()))?.reject(&item.path)?;
+                shared
+                    .queue
+                    .lock()
+                    .map_err(|_| AgentError::Unreachable("poisoned".into()))?
+                    .reject(&item.path)?;
             }
         }
     }
 }
 
 async fn deliverer(shared: Arc<Shared>) {
-    let Some(hub) = shared.hub.clone() else { return };
+    let Some(hub) = shared.hub.clone() else {
+        return;
+    };
     let mut backoff = Duration::from_secs(1);
     loop {
         let wait = match deliver_all(&shared, &hub).await {
@@ -595,7 +733,9 @@ async fn deliverer(shared: Arc<Shared>) {
 }
 
 async fn poller(shared: Arc<Shared>, opts: AgentOptions, commands: mpsc::Sender<Command>) {
-    let Some(hub) = shared.hub.clone() else { return };
+    let Some(hub) = shared.hub.clone() else {
+        return;
+    };
     let mut backoff = Duration::from_secs(1);
     let mut warned = false;
     loop {
@@ -604,7 +744,11 @@ async fn poller(shared: Arc<Shared>, opts: AgentOptions, commands: mpsc::Sender<
             agent_version: env!("CARGO_PKG_VERSION").to_string(),
             config_version: loaded.as_ref().and_then(|l| l.version.clone()),
             running: shared.running.lock().map(|r| r.clone()).unwrap_or_default(),
-            next_runs: shared.next_runs.lock().map(|r| r.clone()).unwrap_or_default(),
+            next_runs: shared
+                .next_runs
+                .lock()
+                .map(|r| r.clone())
+                .unwrap_or_default(),
         };
         match hub.poll(&req, opts.poll_wait).await {
             Ok(resp) => {
@@ -620,7 +764,10 @@ async fn poller(shared: Arc<Shared>, opts: AgentOptions, commands: mpsc::Sender<
                     }
                 }
                 let current = loaded.and_then(|l| l.version);
-                if opts.config == ConfigSource::Hub && resp.config_version.is_some() && resp.config_version != current {
+                if opts.config == ConfigSource::Hub
+                    && resp.config_version.is_some()
+                    && resp.config_version != current
+                {
                     if let Err(e) = fetch_config(&shared, &opts).await {
                         tracing::error!("could not apply the hub's new configuration: {e}");
                     }
@@ -641,12 +788,19 @@ async fn poller(shared: Arc<Shared>, opts: AgentOptions, commands: mpsc::Sender<
 }
 
 /// When the scheduler would start runs, for `--dry-run`-style output and tests.
-pub fn planned(cfg: &Config, host: &str, last: &dyn Fn(&str) -> Option<Timestamp>, now: &jiff::Zoned) -> Vec<(String, NextRun)> {
+pub fn planned(
+    cfg: &Config,
+    host: &str,
+    last: &dyn Fn(&str) -> Option<Timestamp>,
+    now: &jiff::Zoned,
+) -> Vec<(String, NextRun)> {
     units_of(cfg, host)
         .into_iter()
         .filter_map(|u| {
             let s = u.schedule?;
-            let p = s.schedule.plan(last(&u.name), now.clone(), seed_for(&[host, &u.name]))?;
+            let p = s
+                .schedule
+                .plan(last(&u.name), now.clone(), seed_for(&[host, &u.name]))?;
             Some((u.name, p))
         })
         .collect()

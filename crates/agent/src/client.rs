@@ -6,8 +6,8 @@
 use std::{path::Path, time::Duration};
 
 use bulwark_api::{
-    AgentConfig, ApiError, Lease, LeaseRequest, MonitorResults, MonitorResultsStored, MonitorsView, PollRequest,
-    PollResponse, RunReport, Status, Stored, Triggered,
+    AgentConfig, ApiError, Lease, LeaseRequest, MonitorResults, MonitorResultsStored, MonitorsView,
+    PollRequest, PollResponse, RunReport, Status, Stored, Triggered,
 };
 use reqwest::{Method, StatusCode};
 use serde::{de::DeserializeOwned, Serialize};
@@ -25,7 +25,9 @@ pub struct HubClient {
 impl std::fmt::Debug for HubClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // never the token
-        f.debug_struct("HubClient").field("base", &self.base).finish_non_exhaustive()
+        f.debug_struct("HubClient")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
     }
 }
 
@@ -38,8 +40,12 @@ pub fn read_token(path: &Path) -> Result<String> {
     let token = text.trim().to_string();
     if token.is_empty() || token.contains(char::is_whitespace) {
         return Err(AgentError::Setup {
-            message: format!("the hub token file {} does not hold one token", path.display()),
-            hint: "it must contain the token on one line, as printed by `bulwark hub token create`".into(),
+            message: format!(
+                "the hub token file {} does not hold one token",
+                path.display()
+            ),
+            hint: "it must contain the token on one line, as printed by `bulwark hub token create`"
+                .into(),
         });
     }
     Ok(token)
@@ -91,15 +97,29 @@ impl HubClient {
     ) -> Result<(StatusCode, T)> {
         let what = format!("{method} {path}");
         let url = format!("{}{}{}", self.base, bulwark_api::PREFIX, path);
-        let mut req = self.http.request(method, &url).bearer_auth(&self.token).timeout(timeout);
+        let mut req = self
+            .http
+            .request(method, &url)
+            .bearer_auth(&self.token)
+            .timeout(timeout);
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp = req.send().await.map_err(|e| AgentError::Unreachable(describe(&e)))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| AgentError::Unreachable(describe(&e)))?;
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| AgentError::Unreachable(describe(&e)))?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| AgentError::Unreachable(describe(&e)))?;
         if status.is_success() {
-            let value = if bytes.is_empty() { serde_json::from_slice(b"null") } else { serde_json::from_slice(&bytes) };
+            let value = if bytes.is_empty() {
+                serde_json::from_slice(b"null")
+            } else {
+                serde_json::from_slice(&bytes)
+            };
             return value.map(|v| (status, v)).map_err(|e| AgentError::Refused {
                 what,
                 status: status.as_u16(),
@@ -111,55 +131,94 @@ impl HubClient {
         Err(AgentError::Refused {
             what,
             status: status.as_u16(),
-            message: err.as_ref().map_or_else(|| String::from_utf8_lossy(&bytes).chars().take(200).collect(), |e| match &e.hint {
-                Some(h) => format!("{} (hint: {h})", e.error),
-                None => e.error.clone(),
-            }),
+            message: err.as_ref().map_or_else(
+                || String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+                |e| match &e.hint {
+                    Some(h) => format!("{} (hint: {h})", e.error),
+                    None => e.error.clone(),
+                },
+            ),
             retry_after: err.and_then(|e| e.retry_after),
         })
     }
 
     /// Delivers a run report; Ok for new and duplicate alike.
     pub async fn report(&self, r: &RunReport) -> Result<Stored> {
-        self.call(Method::POST, "/agent/runs", Some(r), Duration::from_secs(30)).await.map(|(_, s)| s)
+        self.call(
+            Method::POST,
+            "/agent/runs",
+            Some(r),
+            Duration::from_secs(30),
+        )
+        .await
+        .map(|(_, s)| s)
     }
 
     /// Long-polls for commands for up to `wait`.
     pub async fn poll(&self, req: &PollRequest, wait: Duration) -> Result<PollResponse> {
         let path = format!("/agent/poll?wait={}", wait.as_secs());
-        self.call(Method::POST, &path, Some(req), wait + Duration::from_secs(15)).await.map(|(_, r)| r)
+        self.call(
+            Method::POST,
+            &path,
+            Some(req),
+            wait + Duration::from_secs(15),
+        )
+        .await
+        .map(|(_, r)| r)
     }
 
     /// This host's configuration as the hub serves it.
     pub async fn config(&self) -> Result<AgentConfig> {
-        self.call::<(), _>(Method::GET, "/agent/config", None, Duration::from_secs(30)).await.map(|(_, c)| c)
+        self.call::<(), _>(Method::GET, "/agent/config", None, Duration::from_secs(30))
+            .await
+            .map(|(_, c)| c)
     }
 
     /// Asks for a repository lease; `Refused{status: 409, retry_after}` when busy.
     pub async fn lease(&self, req: &LeaseRequest) -> Result<Lease> {
-        self.call(Method::POST, "/agent/leases", Some(req), Duration::from_secs(30)).await.map(|(_, l)| l)
+        self.call(
+            Method::POST,
+            "/agent/leases",
+            Some(req),
+            Duration::from_secs(30),
+        )
+        .await
+        .map(|(_, l)| l)
     }
 
     /// Gives a lease back.
     pub async fn release(&self, id: &str) -> Result<()> {
         let path = format!("/agent/leases/{id}");
-        self.call::<(), serde_json::Value>(Method::DELETE, &path, None, Duration::from_secs(30)).await.map(|_| ())
+        self.call::<(), serde_json::Value>(Method::DELETE, &path, None, Duration::from_secs(30))
+            .await
+            .map(|_| ())
     }
 
     /// Delivers a batch of probe results (`POST /api/v1/agent/monitors`, at
     /// most [`bulwark_api::MAX_MONITOR_RESULTS`]).
     pub async fn monitor_results(&self, r: &MonitorResults) -> Result<MonitorResultsStored> {
-        self.call(Method::POST, "/agent/monitors", Some(r), Duration::from_secs(30)).await.map(|(_, s)| s)
+        self.call(
+            Method::POST,
+            "/agent/monitors",
+            Some(r),
+            Duration::from_secs(30),
+        )
+        .await
+        .map(|(_, s)| s)
     }
 
     /// `GET /api/v1/monitors`: every monitor's state, as the hub sees it.
     pub async fn monitors(&self) -> Result<MonitorsView> {
-        self.call::<(), _>(Method::GET, "/monitors", None, Duration::from_secs(30)).await.map(|(_, m)| m)
+        self.call::<(), _>(Method::GET, "/monitors", None, Duration::from_secs(30))
+            .await
+            .map(|(_, m)| m)
     }
 
     /// `GET /api/v1/status`.
     pub async fn status(&self) -> Result<Status> {
-        self.call::<(), _>(Method::GET, "/status", None, Duration::from_secs(30)).await.map(|(_, s)| s)
+        self.call::<(), _>(Method::GET, "/status", None, Duration::from_secs(30))
+            .await
+            .map(|(_, s)| s)
     }
 
     /// `GET /api/v1/alerts`: open ones (`Some(true)`), resolved ones
@@ -167,19 +226,25 @@ impl HubClient {
     pub async fn alerts(&self, open: Option<bool>, limit: u32) -> Result<Vec<bulwark_api::Alert>> {
         let filter = open.map(|o| format!("&open={o}")).unwrap_or_default();
         let path = format!("/alerts?limit={limit}{filter}");
-        self.call::<(), _>(Method::GET, &path, None, Duration::from_secs(30)).await.map(|(_, a)| a)
+        self.call::<(), _>(Method::GET, &path, None, Duration::from_secs(30))
+            .await
+            .map(|(_, a)| a)
     }
 
     /// `POST /api/v1/alerts/{id}/resolve`.
     pub async fn resolve_alert(&self, id: i64) -> Result<bulwark_api::Alert> {
         let path = format!("/alerts/{id}/resolve");
-        self.call::<(), _>(Method::POST, &path, None, Duration::from_secs(30)).await.map(|(_, a)| a)
+        self.call::<(), _>(Method::POST, &path, None, Duration::from_secs(30))
+            .await
+            .map(|(_, a)| a)
     }
 
     /// `POST /api/v1/jobs/{job}/trigger`.
     pub async fn trigger(&self, job: &str) -> Result<Triggered> {
         let path = format!("/jobs/{job}/trigger");
-        self.call::<(), _>(Method::POST, &path, None, Duration::from_secs(30)).await.map(|(_, t)| t)
+        self.call::<(), _>(Method::POST, &path, None, Duration::from_secs(30))
+            .await
+            .map(|(_, t)| t)
     }
 }
 

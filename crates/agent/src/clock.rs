@@ -31,7 +31,10 @@ pub struct TokioClock {
 impl TokioClock {
     /// Starts at `base` now.
     pub fn starting_at(base: Zoned) -> Self {
-        Self { base, start: tokio::time::Instant::now() }
+        Self {
+            base,
+            start: tokio::time::Instant::now(),
+        }
     }
 }
 

@@ -1,10 +1,6 @@
 //! Atomic file writes: temp file, fsync, rename, fsync the directory.
 
-use std::{
-    io::Write,
-    os::unix::fs::OpenOptionsExt,
-    path::Path,
-};
+use std::{io::Write, os::unix::fs::OpenOptionsExt, path::Path};
 
 use crate::error::{AgentError, Result};
 
@@ -12,11 +8,18 @@ use crate::error::{AgentError, Result};
 /// content, never a mix. `mode` is applied to the new file (e.g. 0o600).
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let io = |action: &'static str, p: &Path| {
         let p = p.to_path_buf();
-        move |source| AgentError::State { action, path: p, source }
+        move |source| AgentError::State {
+            action,
+            path: p,
+            source,
+        }
     };
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -29,7 +32,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     f.sync_all().map_err(io("cannot sync", &tmp))?;
     drop(f);
     std::fs::rename(&tmp, path).map_err(io("cannot rename into", path))?;
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io("cannot sync", dir))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io("cannot sync", dir))?;
     Ok(())
 }
 
@@ -39,7 +44,11 @@ pub fn private_dir(path: &Path) -> Result<()> {
         .recursive(true)
         .mode(0o700)
         .create(path)
-        .map_err(|source| AgentError::State { action: "cannot create", path: path.to_path_buf(), source })
+        .map_err(|source| AgentError::State {
+            action: "cannot create",
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 use std::os::unix::fs::DirBuilderExt;

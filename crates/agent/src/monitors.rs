@@ -99,7 +99,11 @@ pub struct Outbox {
 impl Outbox {
     /// An empty outbox that keeps at most `cap` results (at least one).
     pub fn new(cap: usize) -> Self {
-        Self { items: VecDeque::new(), cap: cap.max(1), dropped: 0 }
+        Self {
+            items: VecDeque::new(),
+            cap: cap.max(1),
+            dropped: 0,
+        }
     }
 
     /// How many results wait.
@@ -164,7 +168,11 @@ pub struct Throttle {
 impl Throttle {
     /// A throttle letting one message through per `every`.
     pub fn new(every: Duration) -> Self {
-        Self { every, last: None, held: 0 }
+        Self {
+            every,
+            last: None,
+            held: 0,
+        }
     }
 
     /// `Some(n)` when a message may be logged at `now` (`n`: how many were
@@ -235,7 +243,9 @@ impl Delivery {
             return;
         }
         while !self.outbox.is_empty() {
-            let batch = MonitorResults { results: self.outbox.take_batch(BATCH) };
+            let batch = MonitorResults {
+                results: self.outbox.take_batch(BATCH),
+            };
             match hub.deliver(&batch).await {
                 Ok(stored) => {
                     if self.failed {
@@ -294,7 +304,12 @@ struct Probes {
 
 impl Probes {
     /// Follows a (new) configuration: restarts the probes when the specs changed.
-    fn apply(&mut self, loaded: Option<&Loaded>, tx: &mpsc::Sender<Observation>, delivery: &mut Delivery) {
+    fn apply(
+        &mut self,
+        loaded: Option<&Loaded>,
+        tx: &mpsc::Sender<Observation>,
+        delivery: &mut Delivery,
+    ) {
         let (wanted, broken) = match loaded {
             Some(l) => specs_of(&l.config, &l.host),
             None => (Vec::new(), Vec::new()),
@@ -329,9 +344,16 @@ pub async fn run<D: Deliver>(config: watch::Receiver<Option<Loaded>>, hub: D) {
 }
 
 /// [`run`], sending every `every`.
-pub async fn run_every<D: Deliver>(mut config: watch::Receiver<Option<Loaded>>, hub: D, every: Duration) {
+pub async fn run_every<D: Deliver>(
+    mut config: watch::Receiver<Option<Loaded>>,
+    hub: D,
+    every: Duration,
+) {
     let (tx, mut rx) = mpsc::channel::<Observation>(1024);
-    let mut probes = Probes { running: Vec::new(), tasks: None };
+    let mut probes = Probes {
+        running: Vec::new(),
+        tasks: None,
+    };
     let mut delivery = Delivery::new(every);
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -392,7 +414,9 @@ mod tests {
     }
 
     fn numbers(v: &[MonitorResult]) -> Vec<u32> {
-        v.iter().map(|r| r.message.trim_start_matches('#').parse().unwrap()).collect()
+        v.iter()
+            .map(|r| r.message.trim_start_matches('#').parse().unwrap())
+            .collect()
     }
 
     #[test]
@@ -439,10 +463,18 @@ mod tests {
         assert_eq!(t.allow(t0), Some(0), "the first one is logged");
         assert_eq!(t.allow(t0 + Duration::from_secs(2)), None);
         assert_eq!(t.allow(t0 + Duration::from_secs(59)), None);
-        assert_eq!(t.allow(t0 + Duration::from_secs(60)), Some(2), "then one a minute, saying how many were held");
+        assert_eq!(
+            t.allow(t0 + Duration::from_secs(60)),
+            Some(2),
+            "then one a minute, saying how many were held"
+        );
         assert_eq!(t.allow(t0 + Duration::from_secs(61)), None);
         t.reset();
-        assert_eq!(t.allow(t0 + Duration::from_secs(62)), Some(0), "a new episode is logged at once");
+        assert_eq!(
+            t.allow(t0 + Duration::from_secs(62)),
+            Some(0),
+            "a new episode is logged at once"
+        );
     }
 
     #[test]
@@ -458,7 +490,10 @@ mod tests {
             at: Timestamp::from_second(1_800_000_000).unwrap(),
         };
         let r = to_result(&o);
-        assert_eq!((r.monitor.as_str(), r.up, r.cert_days_left, r.at), ("web", false, Some(3.5), o.at));
+        assert_eq!(
+            (r.monitor.as_str(), r.up, r.cert_days_left, r.at),
+            ("web", false, Some(3.5), o.at)
+        );
         assert!((r.latency_ms - 12.5).abs() < 1e-9, "{}", r.latency_ms);
         assert_eq!(r.message, "expected status 200-399, got 500");
     }
@@ -468,7 +503,10 @@ mod tests {
             "[hosts.nas]\n[hosts.vps]\n\n[repositories.r]\nurl = \"{dir}/repo\"\npassword_file = \"{dir}/pw\"\n\n{monitors}",
             dir = dir.display()
         );
-        Arc::new(bulwark_config::parse(&text, &dir.join("bulwark.toml")).unwrap_or_else(|e| panic!("{e}\n{text}")))
+        Arc::new(
+            bulwark_config::parse(&text, &dir.join("bulwark.toml"))
+                .unwrap_or_else(|e| panic!("{e}\n{text}")),
+        )
     }
 
     const MONITORS: &str = r#"
@@ -514,16 +552,41 @@ port = 22
         let cfg = config(dir.path(), &monitors);
 
         let (nas, broken) = specs_of(&cfg, "nas");
-        assert!(broken.is_empty(), "{:?}", broken.iter().map(|(n, e)| format!("{n}: {e}")).collect::<Vec<_>>());
-        assert_eq!(nas.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["data", "web"], "not disabled, hub-only or other hosts' monitors");
-        let bulwark_config::bulwark_monitor::Probe::Http(h) = &nas[1].probe else { panic!("{:?}", nas[1].probe.kind()) };
-        assert_eq!(h.headers.get("Authorization").map(String::as_str), Some("Bearer s3cret"), "secret header loaded");
+        assert!(
+            broken.is_empty(),
+            "{:?}",
+            broken
+                .iter()
+                .map(|(n, e)| format!("{n}: {e}"))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(
+            nas.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            ["data", "web"],
+            "not disabled, hub-only or other hosts' monitors"
+        );
+        let bulwark_config::bulwark_monitor::Probe::Http(h) = &nas[1].probe else {
+            panic!("{:?}", nas[1].probe.kind())
+        };
+        assert_eq!(
+            h.headers.get("Authorization").map(String::as_str),
+            Some("Bearer s3cret"),
+            "secret header loaded"
+        );
         let (vps, _) = specs_of(&cfg, "vps");
-        assert_eq!(vps.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["data", "elsewhere"]);
+        assert_eq!(
+            vps.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            ["data", "elsewhere"]
+        );
         assert!(specs_of(&cfg, "ghost").0.is_empty());
 
         // the same file read again (or with other jobs): nothing to restart
-        let again = config(dir.path(), &format!("{monitors}\n[jobs.j]\nrepository = \"r\"\nhost = \"nas\"\npaths = [\"/etc\"]\n"));
+        let again = config(
+            dir.path(),
+            &format!(
+                "{monitors}\n[jobs.j]\nrepository = \"r\"\nhost = \"nas\"\npaths = [\"/etc\"]\n"
+            ),
+        );
         assert!(!specs_changed(&nas, &specs_of(&again, "nas").0));
         // a monitor's setting changed, one added, one removed, one disabled
         for changed in [
@@ -540,10 +603,16 @@ port = 22
         // the secret cannot be read: that monitor is skipped, with the file named
         std::fs::remove_file(&header).unwrap();
         let (nas, broken) = specs_of(&cfg, "nas");
-        assert_eq!(nas.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["data"]);
+        assert_eq!(
+            nas.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            ["data"]
+        );
         assert_eq!(broken.len(), 1);
         let text = broken[0].1.to_string();
-        assert!(broken[0].0 == "web" && text.contains(&header.display().to_string()), "{text}");
+        assert!(
+            broken[0].0 == "web" && text.contains(&header.display().to_string()),
+            "{text}"
+        );
     }
 
     /// A stand-in for the hub: records batches; fails while `down`.
@@ -554,18 +623,30 @@ port = 22
     }
 
     impl Deliver for Hub {
-        async fn deliver(&self, batch: &MonitorResults) -> Result<MonitorResultsStored, AgentError> {
+        async fn deliver(
+            &self,
+            batch: &MonitorResults,
+        ) -> Result<MonitorResultsStored, AgentError> {
             if self.down.load(Ordering::SeqCst) {
                 return Err(AgentError::Unreachable("connection refused (test)".into()));
             }
             self.got.lock().unwrap().push(batch.results.clone());
-            Ok(MonitorResultsStored { accepted: u32::try_from(batch.results.len()).unwrap(), ignored: vec![] })
+            Ok(MonitorResultsStored {
+                accepted: u32::try_from(batch.results.len()).unwrap(),
+                ignored: vec![],
+            })
         }
     }
 
     impl Hub {
         fn names(&self) -> Vec<String> {
-            self.got.lock().unwrap().iter().flatten().map(|r| r.monitor.clone()).collect()
+            self.got
+                .lock()
+                .unwrap()
+                .iter()
+                .flatten()
+                .map(|r| r.monitor.clone())
+                .collect()
         }
     }
 
@@ -598,9 +679,21 @@ port = 22
         let hub = Hub::default();
         let task = tokio::spawn(run_every(cfg_rx, hub.clone(), Duration::from_millis(100)));
 
-        until("results of `a`", || hub.names().iter().filter(|n| *n == "a").count() >= 3).await;
-        assert!(hub.got.lock().unwrap().iter().flatten().all(|r| r.up && r.monitor == "a"));
-        assert!(hub.got.lock().unwrap().len() >= 2, "sent in batches, not once at the end");
+        until("results of `a`", || {
+            hub.names().iter().filter(|n| *n == "a").count() >= 3
+        })
+        .await;
+        assert!(hub
+            .got
+            .lock()
+            .unwrap()
+            .iter()
+            .flatten()
+            .all(|r| r.up && r.monitor == "a"));
+        assert!(
+            hub.got.lock().unwrap().len() >= 2,
+            "sent in batches, not once at the end"
+        );
 
         // the hub goes away: results wait, and reach it once it is back
         hub.down.store(true, Ordering::SeqCst);
@@ -610,24 +703,64 @@ port = 22
         let down_until = Timestamp::now();
         hub.down.store(false, Ordering::SeqCst);
         let while_down = || {
-            hub.got.lock().unwrap().iter().flatten().filter(|r| r.at > down_from && r.at < down_until).count()
+            hub.got
+                .lock()
+                .unwrap()
+                .iter()
+                .flatten()
+                .filter(|r| r.at > down_from && r.at < down_until)
+                .count()
         };
-        until("the results measured while the hub was down", || while_down() >= 4).await;
-        let times: Vec<_> = hub.got.lock().unwrap().iter().flatten().map(|r| r.at).collect();
-        assert!(times.windows(2).all(|w| w[0] <= w[1]), "delivered in order: {times:?}");
+        until("the results measured while the hub was down", || {
+            while_down() >= 4
+        })
+        .await;
+        let times: Vec<_> = hub
+            .got
+            .lock()
+            .unwrap()
+            .iter()
+            .flatten()
+            .map(|r| r.at)
+            .collect();
+        assert!(
+            times.windows(2).all(|w| w[0] <= w[1]),
+            "delivered in order: {times:?}"
+        );
 
         // a config change that doesn't touch the monitors: `a` keeps running
-        cfg_tx.send_replace(Some(loaded(&format!("{}\n[jobs.j]\nrepository = \"r\"\nhost = \"nas\"\npaths = [\"/etc\"]\n", probe("a", "nas", &there)))));
+        cfg_tx.send_replace(Some(loaded(&format!(
+            "{}\n[jobs.j]\nrepository = \"r\"\nhost = \"nas\"\npaths = [\"/etc\"]\n",
+            probe("a", "nas", &there)
+        ))));
         // `a` is replaced by `b` (down: its path is missing); `c` runs on another host
         let missing = dir.path().join("missing");
-        cfg_tx.send_replace(Some(loaded(&format!("{}{}", probe("b", "nas", &missing), probe("c", "vps", &there)))));
-        until("results of `b`", || hub.names().iter().filter(|n| *n == "b").count() >= 2).await;
+        cfg_tx.send_replace(Some(loaded(&format!(
+            "{}{}",
+            probe("b", "nas", &missing),
+            probe("c", "vps", &there)
+        ))));
+        until("results of `b`", || {
+            hub.names().iter().filter(|n| *n == "b").count() >= 2
+        })
+        .await;
         let n = hub.names().len();
         until("more results", || hub.names().len() >= n + 3).await;
         let got = hub.got.lock().unwrap().clone();
-        let after_b: Vec<&MonitorResult> = got.iter().flatten().skip_while(|r| r.monitor != "b").collect();
-        assert!(after_b.iter().all(|r| r.monitor == "b" && !r.up), "a stopped, c is not ours: {after_b:?}");
-        assert!(after_b[0].message.contains("missing"), "{}", after_b[0].message);
+        let after_b: Vec<&MonitorResult> = got
+            .iter()
+            .flatten()
+            .skip_while(|r| r.monitor != "b")
+            .collect();
+        assert!(
+            after_b.iter().all(|r| r.monitor == "b" && !r.up),
+            "a stopped, c is not ours: {after_b:?}"
+        );
+        assert!(
+            after_b[0].message.contains("missing"),
+            "{}",
+            after_b[0].message
+        );
 
         // no monitors left: nothing more is sent
         cfg_tx.send_replace(Some(loaded("")));
@@ -638,6 +771,9 @@ port = 22
 
         // the agent stops: so does the task
         drop(cfg_tx);
-        tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .unwrap()
+            .unwrap();
     }
 }

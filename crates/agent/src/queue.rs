@@ -41,12 +41,19 @@ impl Queue {
         let rejected = state.join("rejected");
         private_dir(&dir)?;
         let next = Self::entries(&dir)?.last().map_or(1, |(n, _)| n + 1);
-        Ok(Self { dir, rejected, next })
+        Ok(Self {
+            dir,
+            rejected,
+            next,
+        })
     }
 
     fn entries(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
-        let rd = std::fs::read_dir(dir)
-            .map_err(|source| AgentError::State { action: "cannot list", path: dir.to_path_buf(), source })?;
+        let rd = std::fs::read_dir(dir).map_err(|source| AgentError::State {
+            action: "cannot list",
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let mut v: Vec<(u64, PathBuf)> = rd
             .filter_map(|e| e.ok())
             .filter_map(|e| {
@@ -72,8 +79,11 @@ impl Queue {
     /// the next one is returned.
     pub fn oldest(&self) -> Result<Option<Queued>> {
         for (_, path) in Self::entries(&self.dir)? {
-            let bytes = std::fs::read(&path)
-                .map_err(|source| AgentError::State { action: "cannot read", path: path.clone(), source })?;
+            let bytes = std::fs::read(&path).map_err(|source| AgentError::State {
+                action: "cannot read",
+                path: path.clone(),
+                source,
+            })?;
             match serde_json::from_slice::<RunReport>(&bytes) {
                 Ok(report) => return Ok(Some(Queued { path, report })),
                 Err(e) => {
@@ -100,7 +110,11 @@ impl Queue {
         match std::fs::remove_file(&q.path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(AgentError::State { action: "cannot remove", path: q.path.clone(), source }),
+            Err(source) => Err(AgentError::State {
+                action: "cannot remove",
+                path: q.path.clone(),
+                source,
+            }),
         }
     }
 
@@ -108,8 +122,11 @@ impl Queue {
     pub fn reject(&self, path: &Path) -> Result<()> {
         private_dir(&self.rejected)?;
         let to = self.rejected.join(path.file_name().unwrap_or_default());
-        std::fs::rename(path, &to)
-            .map_err(|source| AgentError::State { action: "cannot move", path: path.to_path_buf(), source })
+        std::fs::rename(path, &to).map_err(|source| AgentError::State {
+            action: "cannot move",
+            path: path.to_path_buf(),
+            source,
+        })
     }
 }
 
@@ -154,7 +171,10 @@ mod tests {
             seen.push(item.report.id.clone());
             q.remove(&item).unwrap();
         }
-        assert_eq!(seen, (1..=4).map(|n| format!("{n:032x}")).collect::<Vec<_>>());
+        assert_eq!(
+            seen,
+            (1..=4).map(|n| format!("{n:032x}")).collect::<Vec<_>>()
+        );
         assert!(q.is_empty());
     }
 
@@ -168,6 +188,11 @@ mod tests {
         std::fs::write(&first.path, b"garbage").unwrap();
         let next = q.oldest().unwrap().unwrap();
         assert_eq!(next.report.id, format!("{:032x}", 2));
-        assert_eq!(std::fs::read_dir(dir.path().join("rejected")).unwrap().count(), 1);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("rejected"))
+                .unwrap()
+                .count(),
+            1
+        );
     }
 }

@@ -8,7 +8,10 @@
 
 use std::{future::Future, path::PathBuf, pin::Pin, process::Stdio, time::Duration};
 
-use bulwark_api::{RunKind, RunStats, RunStatus, SkippedFile, SnapshotSummary, Trigger, MAX_ERRORS_LISTED, MAX_SKIPPED_LISTED};
+use bulwark_api::{
+    RunKind, RunStats, RunStatus, SkippedFile, SnapshotSummary, Trigger, MAX_ERRORS_LISTED,
+    MAX_SKIPPED_LISTED,
+};
 use serde_json::Value;
 use tokio::{io::AsyncReadExt, sync::watch};
 
@@ -65,7 +68,11 @@ impl RunOutcome {
 /// (gracefully: its hooks still run) and return.
 pub trait Executor: Send + Sync + 'static {
     /// Runs one job to the end.
-    fn execute(&self, req: RunRequest, stop: watch::Receiver<bool>) -> Pin<Box<dyn Future<Output = RunOutcome> + Send>>;
+    fn execute(
+        &self,
+        req: RunRequest,
+        stop: watch::Receiver<bool>,
+    ) -> Pin<Box<dyn Future<Output = RunOutcome> + Send>>;
 }
 
 /// Runs jobs as child processes of the `bulwark` binary.
@@ -83,20 +90,35 @@ pub struct ProcessExecutor {
 }
 
 impl Executor for ProcessExecutor {
-    fn execute(&self, req: RunRequest, mut stop: watch::Receiver<bool>) -> Pin<Box<dyn Future<Output = RunOutcome> + Send>> {
+    fn execute(
+        &self,
+        req: RunRequest,
+        mut stop: watch::Receiver<bool>,
+    ) -> Pin<Box<dyn Future<Output = RunOutcome> + Send>> {
         let this = self.clone();
         Box::pin(async move {
             let config = this.config.clone();
             let mut cmd = tokio::process::Command::new(&this.program);
-            cmd.args(&this.extra_args).arg("--config").arg(&config).arg("--json").arg("--quiet");
+            cmd.args(&this.extra_args)
+                .arg("--config")
+                .arg(&config)
+                .arg("--json")
+                .arg("--quiet");
             match req.kind {
                 RunKind::Backup => cmd.arg("--job").arg(&req.job).arg("run"),
                 RunKind::Maintenance => cmd.arg("maintenance").arg(&req.job),
             };
-            cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+            cmd.stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit());
             let mut child = match cmd.spawn() {
                 Ok(c) => c,
-                Err(e) => return RunOutcome::failed(format!("cannot start {}: {e}", this.program.display())),
+                Err(e) => {
+                    return RunOutcome::failed(format!(
+                        "cannot start {}: {e}",
+                        this.program.display()
+                    ))
+                }
             };
             let mut stdout = child.stdout.take();
             let reader = tokio::spawn(async move {
@@ -123,7 +145,10 @@ impl Executor for ProcessExecutor {
                 }
             };
             let out = reader.await.unwrap_or_default();
-            let code = status.as_ref().ok().and_then(std::process::ExitStatus::code);
+            let code = status
+                .as_ref()
+                .ok()
+                .and_then(std::process::ExitStatus::code);
             let mut outcome = parse_report(&out, &req.repository);
             outcome.exit_code = code;
             match code {
@@ -133,7 +158,11 @@ impl Executor for ProcessExecutor {
                         outcome.errors.push("interrupted".into());
                     }
                 }
-                Some(c) if outcome.errors.is_empty() && outcome.snapshot.is_none() && out.is_empty() => {
+                Some(c)
+                    if outcome.errors.is_empty()
+                        && outcome.snapshot.is_none()
+                        && out.is_empty() =>
+                {
                     outcome.status = RunStatus::Failed;
                     outcome.errors.push(format!("the job process exited with status {c} without a report (see the agent's log)"));
                 }
@@ -170,27 +199,57 @@ pub fn parse_report(stdout: &[u8], repository: &str) -> RunOutcome {
         Some("interrupted") => RunStatus::Interrupted,
         _ => RunStatus::Failed,
     };
-    let mut out = RunOutcome { status, ..RunOutcome::failed("") };
+    let mut out = RunOutcome {
+        status,
+        ..RunOutcome::failed("")
+    };
     out.errors.clear();
     let one = |s: &str| s.chars().take(2000).collect::<String>();
-    if let Some(list) = r.get("errors").and_then(Value::as_array).filter(|l| !l.is_empty()) {
-        out.errors = list.iter().filter_map(Value::as_str).map(one).take(MAX_ERRORS_LISTED).collect();
+    if let Some(list) = r
+        .get("errors")
+        .and_then(Value::as_array)
+        .filter(|l| !l.is_empty())
+    {
+        out.errors = list
+            .iter()
+            .filter_map(Value::as_str)
+            .map(one)
+            .take(MAX_ERRORS_LISTED)
+            .collect();
     } else if let Some(e) = r.get("error").and_then(Value::as_str) {
         out.errors = vec![one(e)];
     }
     if let Some(b) = r.get("backup").filter(|b| !b.is_null()) {
         if let Some(s) = b.get("snapshot") {
             let strings = |k: &str| {
-                s.get(k).and_then(Value::as_array).map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default()
+                s.get(k)
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| x.as_str().map(String::from))
+                            .collect()
+                    })
+                    .unwrap_or_default()
             };
-            let time = s.get("time").and_then(Value::as_str).and_then(|t| t.parse().ok());
-            let id = s.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
+            let time = s
+                .get("time")
+                .and_then(Value::as_str)
+                .and_then(|t| t.parse().ok());
+            let id = s
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
             if let (Some(time), true) = (time, id.len() == 64) {
                 out.snapshot = Some(SnapshotSummary {
                     id,
                     time,
                     repository: repository.to_string(),
-                    hostname: s.get("hostname").and_then(Value::as_str).unwrap_or_default().to_string(),
+                    hostname: s
+                        .get("hostname")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
                     paths: strings("paths"),
                     tags: strings("tags"),
                 });
@@ -213,14 +272,27 @@ pub fn parse_report(stdout: &[u8], repository: &str) -> RunOutcome {
                 .iter()
                 .take(MAX_SKIPPED_LISTED)
                 .map(|f| SkippedFile {
-                    path: f.get("path").and_then(Value::as_str).unwrap_or_default().to_string(),
-                    error: f.get("error").and_then(Value::as_str).unwrap_or_default().chars().take(500).collect(),
+                    path: f
+                        .get("path")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                    error: f
+                        .get("error")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .chars()
+                        .take(500)
+                        .collect(),
                 })
                 .collect();
         }
     }
     if let Some(f) = r.get("forget").filter(|f| !f.is_null()) {
-        out.stats.snapshots_removed = f.get("removed").and_then(Value::as_array).map_or(0, |a| a.len() as u64);
+        out.stats.snapshots_removed = f
+            .get("removed")
+            .and_then(Value::as_array)
+            .map_or(0, |a| a.len() as u64);
     }
     if let Some(p) = r.get("prune").filter(|p| !p.is_null()) {
         out.stats.bytes_freed = u(p, "bytes_freed");
@@ -248,10 +320,24 @@ mod tests {
         let o = parse_report(json.as_bytes(), "hub");
         assert_eq!(o.status, RunStatus::Partial);
         let s = o.snapshot.unwrap();
-        assert_eq!((s.id.len(), s.repository.as_str(), s.hostname.as_str()), (64, "hub", "nas"));
-        assert_eq!((o.stats.files_new, o.stats.files_changed, o.stats.bytes_added, o.stats.bytes_stored), (3, 1, 100, 60));
+        assert_eq!(
+            (s.id.len(), s.repository.as_str(), s.hostname.as_str()),
+            (64, "hub", "nas")
+        );
+        assert_eq!(
+            (
+                o.stats.files_new,
+                o.stats.files_changed,
+                o.stats.bytes_added,
+                o.stats.bytes_stored
+            ),
+            (3, 1, 100, 60)
+        );
         assert_eq!(o.skipped_count, 1);
-        assert_eq!(o.errors, vec!["1 file(s) could not be backed up".to_string()]);
+        assert_eq!(
+            o.errors,
+            vec!["1 file(s) could not be backed up".to_string()]
+        );
     }
 
     #[test]
@@ -259,10 +345,19 @@ mod tests {
         let o = parse_report(b"not json", "r");
         assert_eq!(o.status, RunStatus::Failed);
         assert!(o.errors[0].contains("no report"));
-        let o = parse_report(br#"[{"job":"x","status":"failed","error":"before hook failed"}]"#, "r");
-        assert_eq!((o.status, o.errors[0].as_str()), (RunStatus::Failed, "before hook failed"));
+        let o = parse_report(
+            br#"[{"job":"x","status":"failed","error":"before hook failed"}]"#,
+            "r",
+        );
+        assert_eq!(
+            (o.status, o.errors[0].as_str()),
+            (RunStatus::Failed, "before hook failed")
+        );
         // errors are taken one per entry, never split at a `;` inside one
         let o = parse_report(br#"[{"job":"x","status":"failed","error":"a; b","errors":["hook `x; exit 3` failed","b"]}]"#, "r");
-        assert_eq!(o.errors, vec!["hook `x; exit 3` failed".to_string(), "b".to_string()]);
+        assert_eq!(
+            o.errors,
+            vec!["hook `x; exit 3` failed".to_string(), "b".to_string()]
+        );
     }
 }

@@ -106,13 +106,25 @@ pub fn online_copy(path: &Path, out: &mut dyn Write) -> Result<u64, SqliteError>
 
 /// [`online_copy`] with the size limit and the temporary directory's parent
 /// given (tests).
-fn copy_with_limit(path: &Path, out: &mut dyn Write, memory_limit: u64, tmp: &Path) -> Result<u64, SqliteError> {
+fn copy_with_limit(
+    path: &Path,
+    out: &mut dyn Write,
+    memory_limit: u64,
+    tmp: &Path,
+) -> Result<u64, SqliteError> {
     let src = open_source(path)?;
     let read_err = |e: rusqlite::Error| classify(path, &e);
-    let page_size: i64 = src.pragma_query_value(None, "page_size", |r| r.get(0)).map_err(read_err)?;
-    let page_count: i64 = src.pragma_query_value(None, "page_count", |r| r.get(0)).map_err(read_err)?;
+    let page_size: i64 = src
+        .pragma_query_value(None, "page_size", |r| r.get(0))
+        .map_err(read_err)?;
+    let page_count: i64 = src
+        .pragma_query_value(None, "page_count", |r| r.get(0))
+        .map_err(read_err)?;
     let size = u64::try_from(page_size.saturating_mul(page_count)).unwrap_or(0);
-    let write_err = |e: io::Error| SqliteError::Write { path: path.to_path_buf(), reason: e.to_string() };
+    let write_err = |e: io::Error| SqliteError::Write {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
     if size <= memory_limit {
         // the memdb VFS lets `serialize` hand out the copy's own buffer
         // instead of a second copy of it
@@ -124,19 +136,26 @@ fn copy_with_limit(path: &Path, out: &mut dyn Write, memory_limit: u64, tmp: &Pa
             .map_err(|e| backup_error(path, &e))?;
         copy_into(path, &src, &mut dst, page_size)?;
         drop(src);
-        let data = dst.serialize(rusqlite::MAIN_DB).map_err(|e| backup_error(path, &e))?;
+        let data = dst
+            .serialize(rusqlite::MAIN_DB)
+            .map_err(|e| backup_error(path, &e))?;
         out.write_all(&data).map_err(write_err)?;
         out.flush().map_err(write_err)?;
         Ok(data.len() as u64)
     } else {
-        let temp_err = |e: &dyn std::fmt::Display| SqliteError::Temp { path: path.to_path_buf(), reason: e.to_string() };
+        let temp_err = |e: &dyn std::fmt::Display| SqliteError::Temp {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        };
         let dir = PrivateDir::new(tmp).map_err(|e| temp_err(&e))?;
         let file = dir.0.join("copy.sqlite");
         {
             let mut dst = Connection::open(&file).map_err(|e| temp_err(&e))?;
             // a scratch file: no journal, no fsync
-            dst.pragma_update(None, "journal_mode", "OFF").map_err(|e| temp_err(&e))?;
-            dst.pragma_update(None, "synchronous", "OFF").map_err(|e| temp_err(&e))?;
+            dst.pragma_update(None, "journal_mode", "OFF")
+                .map_err(|e| temp_err(&e))?;
+            dst.pragma_update(None, "synchronous", "OFF")
+                .map_err(|e| temp_err(&e))?;
             copy_into(path, &src, &mut dst, page_size)?;
             dst.close().map_err(|(_, e)| temp_err(&e))?;
         }
@@ -151,53 +170,87 @@ fn copy_with_limit(path: &Path, out: &mut dyn Write, memory_limit: u64, tmp: &Pa
 /// Opens `path` read-only and makes sure it is a database we can read.
 fn open_source(path: &Path) -> Result<Connection, SqliteError> {
     match fs::metadata(path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(SqliteError::Missing(path.to_path_buf())),
-        Err(e) => return Err(SqliteError::Open { path: path.to_path_buf(), reason: e.to_string() }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(SqliteError::Missing(path.to_path_buf()))
+        }
+        Err(e) => {
+            return Err(SqliteError::Open {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })
+        }
         Ok(m) if m.is_dir() => {
-            return Err(SqliteError::NotADatabase { path: path.to_path_buf(), reason: "it is a directory".into() })
+            return Err(SqliteError::NotADatabase {
+                path: path.to_path_buf(),
+                reason: "it is a directory".into(),
+            })
         }
         Ok(m) if !m.is_file() => {
-            return Err(SqliteError::NotADatabase { path: path.to_path_buf(), reason: "it is not a regular file".into() })
+            return Err(SqliteError::NotADatabase {
+                path: path.to_path_buf(),
+                reason: "it is not a regular file".into(),
+            })
         }
         Ok(_) => {}
     }
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(|e| classify(path, &e))?;
-    conn.busy_timeout(Duration::from_secs(5)).map_err(|e| classify(path, &e))?;
-    // opening is lazy: the first read finds out what the file is
-    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0))
+    conn.busy_timeout(Duration::from_secs(5))
         .map_err(|e| classify(path, &e))?;
+    // opening is lazy: the first read finds out what the file is
+    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map_err(|e| classify(path, &e))?;
     Ok(conn)
 }
 
 fn classify(path: &Path, e: &rusqlite::Error) -> SqliteError {
     match e.sqlite_error_code() {
-        Some(ErrorCode::NotADatabase) => {
-            SqliteError::NotADatabase { path: path.to_path_buf(), reason: "file is not a database".into() }
-        }
-        _ => SqliteError::Open { path: path.to_path_buf(), reason: e.to_string() },
+        Some(ErrorCode::NotADatabase) => SqliteError::NotADatabase {
+            path: path.to_path_buf(),
+            reason: "file is not a database".into(),
+        },
+        _ => SqliteError::Open {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        },
     }
 }
 
 fn backup_error(path: &Path, e: &dyn std::fmt::Display) -> SqliteError {
-    SqliteError::Backup { path: path.to_path_buf(), reason: e.to_string() }
+    SqliteError::Backup {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
 }
 
 /// `PRAGMA data_version`: changes whenever another connection commits.
 fn data_version(path: &Path, src: &Connection) -> Result<i64, SqliteError> {
-    src.pragma_query_value(None, "data_version", |r| r.get(0)).map_err(|e| backup_error(path, &e))
+    src.pragma_query_value(None, "data_version", |r| r.get(0))
+        .map_err(|e| backup_error(path, &e))
 }
 
 /// Copies `src` into the empty `dst` with the backup API (see the module docs).
-fn copy_into(path: &Path, src: &Connection, dst: &mut Connection, page_size: i64) -> Result<(), SqliteError> {
+fn copy_into(
+    path: &Path,
+    src: &Connection,
+    dst: &mut Connection,
+    page_size: i64,
+) -> Result<(), SqliteError> {
     // an in-memory destination cannot change its page size during the backup
-    dst.pragma_update(None, "page_size", page_size).map_err(|e| backup_error(path, &e))?;
+    dst.pragma_update(None, "page_size", page_size)
+        .map_err(|e| backup_error(path, &e))?;
     let backup = Backup::new(src, dst).map_err(|e| backup_error(path, &e))?;
     let mut version = data_version(path, src)?;
     let mut restarts = 0u32;
     let mut stalled_since: Option<Instant> = None;
     loop {
-        let pages = if restarts >= MAX_RESTARTS { -1 } else { STEP_PAGES };
+        let pages = if restarts >= MAX_RESTARTS {
+            -1
+        } else {
+            STEP_PAGES
+        };
         match backup.step(pages).map_err(|e| backup_error(path, &e))? {
             StepResult::Done => return Ok(()),
             StepResult::More => {
@@ -243,7 +296,10 @@ impl PrivateDir {
                 Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", base.display()))),
             }
         }
-        Err(io::Error::other(format!("no free directory name under {}", base.display())))
+        Err(io::Error::other(format!(
+            "no free directory name under {}",
+            base.display()
+        )))
     }
 }
 
@@ -266,12 +322,19 @@ mod tests {
         .unwrap();
         let tx = c.unchecked_transaction().unwrap();
         for i in 0..3000i64 {
-            tx.execute("INSERT INTO t(id, name, data) VALUES (?1, ?2, ?3)", rusqlite::params![i, format!("név {i} ✓"), vec![(i % 251) as u8; 100]])
-                .unwrap();
+            tx.execute(
+                "INSERT INTO t(id, name, data) VALUES (?1, ?2, ?3)",
+                rusqlite::params![i, format!("név {i} ✓"), vec![(i % 251) as u8; 100]],
+            )
+            .unwrap();
         }
         tx.commit().unwrap();
         // leave rows in the WAL only: the copy must include them
-        c.execute("INSERT INTO t(id, name) VALUES (100000, 'only in the wal')", []).unwrap();
+        c.execute(
+            "INSERT INTO t(id, name) VALUES (100000, 'only in the wal')",
+            [],
+        )
+        .unwrap();
         std::mem::forget(c); // keep the WAL un-checkpointed while we copy
     }
 
@@ -279,13 +342,21 @@ mod tests {
         let restored = dir.join("restored.sqlite");
         fs::write(&restored, bytes).unwrap();
         let c = Connection::open(&restored).unwrap();
-        let ok: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+        let ok: String = c
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(ok, "ok");
-        let n: i64 = c.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap();
+        let n: i64 = c
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(n, 3001);
-        let s: String = c.query_row("SELECT name FROM t WHERE id = 100000", [], |r| r.get(0)).unwrap();
+        let s: String = c
+            .query_row("SELECT name FROM t WHERE id = 100000", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(s, "only in the wal");
-        let s: String = c.query_row("SELECT name FROM t WHERE id = 7", [], |r| r.get(0)).unwrap();
+        let s: String = c
+            .query_row("SELECT name FROM t WHERE id = 7", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(s, "név 7 ✓");
     }
 
@@ -321,7 +392,9 @@ mod tests {
                     for d in fs::read_dir(&self.scratch)? {
                         let d = d?;
                         let mode = d.metadata()?.permissions().mode() & 0o777;
-                        let files = fs::read_dir(d.path())?.map(|f| f.map(|f| f.file_name().to_string_lossy().into_owned())).collect::<io::Result<_>>()?;
+                        let files = fs::read_dir(d.path())?
+                            .map(|f| f.map(|f| f.file_name().to_string_lossy().into_owned()))
+                            .collect::<io::Result<_>>()?;
                         self.seen.push((mode, files));
                     }
                 }
@@ -332,16 +405,31 @@ mod tests {
                 Ok(())
             }
         }
-        let mut out = Spy { scratch: scratch.clone(), seen: Vec::new(), bytes: Vec::new() };
+        let mut out = Spy {
+            scratch: scratch.clone(),
+            seen: Vec::new(),
+            bytes: Vec::new(),
+        };
         let n = copy_with_limit(&db, &mut out, 1024, &scratch).unwrap();
-        assert_eq!(out.seen, vec![(0o700, vec!["copy.sqlite".to_string()])], "streamed from a private temp file");
+        assert_eq!(
+            out.seen,
+            vec![(0o700, vec!["copy.sqlite".to_string()])],
+            "streamed from a private temp file"
+        );
         assert_eq!(n, out.bytes.len() as u64);
         check_copy(&out.bytes, tmp.path());
-        assert_eq!(fs::read_dir(&scratch).unwrap().count(), 0, "the temporary copy is deleted");
+        assert_eq!(
+            fs::read_dir(&scratch).unwrap().count(),
+            0,
+            "the temporary copy is deleted"
+        );
         // a temp directory that cannot be made: a clear error, nothing written
         let mut out = Vec::new();
         let e = copy_with_limit(&db, &mut out, 1024, &tmp.path().join("no/such/dir")).unwrap_err();
-        assert!(matches!(e, SqliteError::Temp { .. }) && e.to_string().contains("TMPDIR"), "{e}");
+        assert!(
+            matches!(e, SqliteError::Temp { .. }) && e.to_string().contains("TMPDIR"),
+            "{e}"
+        );
         assert!(out.is_empty());
     }
 
@@ -361,7 +449,11 @@ mod tests {
     fn a_file_that_is_not_a_database_is_an_error() {
         let tmp = tempfile::tempdir().unwrap();
         let f = tmp.path().join("notes.txt");
-        fs::write(&f, "these are not the pages you are looking for\n".repeat(200)).unwrap();
+        fs::write(
+            &f,
+            "these are not the pages you are looking for\n".repeat(200),
+        )
+        .unwrap();
         let before = fs::read(&f).unwrap();
         let mut out = Vec::new();
         let e = online_copy(&f, &mut out).unwrap_err();
@@ -369,7 +461,10 @@ mod tests {
         assert!(e.to_string().contains("is not a SQLite database"), "{e}");
         assert_eq!(fs::read(&f).unwrap(), before, "the file is untouched");
         let e = online_copy(tmp.path(), &mut out).unwrap_err();
-        assert!(matches!(e, SqliteError::NotADatabase { .. }), "a directory: {e:?}");
+        assert!(
+            matches!(e, SqliteError::NotADatabase { .. }),
+            "a directory: {e:?}"
+        );
         assert!(out.is_empty());
     }
 }

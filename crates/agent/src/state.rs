@@ -33,12 +33,21 @@ impl LastRuns {
                 Err(e) => {
                     let aside = dir.join("last_runs.json.damaged");
                     let _ = std::fs::rename(&path, &aside);
-                    warning = Some(AgentError::Damaged { path: path.clone(), reason: format!("{e} (moved to {})", aside.display()) });
+                    warning = Some(AgentError::Damaged {
+                        path: path.clone(),
+                        reason: format!("{e} (moved to {})", aside.display()),
+                    });
                     BTreeMap::new()
                 }
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(source) => return Err(AgentError::State { action: "cannot read", path, source }),
+            Err(source) => {
+                return Err(AgentError::State {
+                    action: "cannot read",
+                    path,
+                    source,
+                })
+            }
         };
         Ok((Self { path, runs }, warning))
     }

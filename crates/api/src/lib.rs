@@ -229,7 +229,12 @@ impl RunReport {
     /// Checks the fields a server must not trust blindly; the message names
     /// the field.
     pub fn validate(&self) -> Result<(), String> {
-        if self.id.len() != 32 || !self.id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if self.id.len() != 32
+            || !self
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err("`id` must be 32 lowercase hex digits".into());
         }
         if !valid_name(&self.host) {
@@ -242,10 +247,14 @@ impl RunReport {
             return Err("`finished` is before `started`".into());
         }
         if self.skipped.len() > MAX_SKIPPED_LISTED {
-            return Err(format!("`skipped` lists more than {MAX_SKIPPED_LISTED} files"));
+            return Err(format!(
+                "`skipped` lists more than {MAX_SKIPPED_LISTED} files"
+            ));
         }
         if self.errors.len() > MAX_ERRORS_LISTED {
-            return Err(format!("`errors` lists more than {MAX_ERRORS_LISTED} entries"));
+            return Err(format!(
+                "`errors` lists more than {MAX_ERRORS_LISTED} entries"
+            ));
         }
         if let Some(s) = &self.snapshot {
             if s.id.len() != 64 || !s.id.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -258,7 +267,10 @@ impl RunReport {
 
 /// A host, job, repository or ping name: 1-64 of `[A-Za-z0-9_-]`.
 pub fn valid_name(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// The hub's answer to a stored report.

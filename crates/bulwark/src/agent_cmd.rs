@@ -91,7 +91,9 @@ pub(crate) fn alerts(g: &Global, a: AlertsArgs) -> Result<u8> {
     let client = control_client(g, a.hub, a.token_file)?;
     let rt = crate::hub_cmd::runtime()?;
     if let Some(AlertsCmd::Resolve { id }) = a.action {
-        let al = rt.block_on(client.resolve_alert(id)).map_err(hub_call_error)?;
+        let al = rt
+            .block_on(client.resolve_alert(id))
+            .map_err(hub_call_error)?;
         if g.json {
             crate::output::json(&al)?;
         } else {
@@ -99,7 +101,9 @@ pub(crate) fn alerts(g: &Global, a: AlertsArgs) -> Result<u8> {
         }
         return Ok(exit::OK);
     }
-    let list = rt.block_on(client.alerts(if a.all { None } else { Some(true) }, a.limit)).map_err(hub_call_error)?;
+    let list = rt
+        .block_on(client.alerts(if a.all { None } else { Some(true) }, a.limit))
+        .map_err(hub_call_error)?;
     if g.json {
         crate::output::json(&list)?;
         return Ok(exit::OK);
@@ -118,12 +122,19 @@ pub(crate) fn alerts(g: &Global, a: AlertsArgs) -> Result<u8> {
                 al.kind.clone(),
                 al.subject.clone(),
                 age(al.opened, now),
-                al.resolved.map_or("open".into(), |r| format!("resolved {}", age(r, now))),
+                al.resolved
+                    .map_or("open".into(), |r| format!("resolved {}", age(r, now))),
                 al.message.clone(),
             ]
         })
         .collect();
-    print!("{}", crate::output::table(&["ID", "SEVERITY", "KIND", "SUBJECT", "OPENED", "STATE", "MESSAGE"], &rows));
+    print!(
+        "{}",
+        crate::output::table(
+            &["ID", "SEVERITY", "KIND", "SUBJECT", "OPENED", "STATE", "MESSAGE"],
+            &rows
+        )
+    );
     Ok(exit::OK)
 }
 
@@ -140,22 +151,37 @@ pub(crate) struct TriggerArgs {
     pub(crate) token_file: Option<PathBuf>,
 }
 
-
 /// This machine's name as a Bulwark host name: the host name up to the first
 /// dot, with anything but letters, digits, `-` and `_` replaced by `-`.
 pub(crate) fn machine_host() -> String {
-    let raw = nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default();
+    let raw = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_default();
     let short = raw.split('.').next().unwrap_or_default();
     let name: String = short
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(64)
         .collect();
-    if name.is_empty() { "localhost".into() } else { name }
+    if name.is_empty() {
+        "localhost".into()
+    } else {
+        name
+    }
 }
 
 /// A stop flag that SIGINT/SIGTERM (or the returned sender) turns true.
-pub(crate) fn stop_on_signal() -> (tokio::sync::watch::Sender<bool>, tokio::sync::watch::Receiver<bool>) {
+pub(crate) fn stop_on_signal() -> (
+    tokio::sync::watch::Sender<bool>,
+    tokio::sync::watch::Receiver<bool>,
+) {
     let (tx, rx) = tokio::sync::watch::channel(false);
     let on_signal = tx.clone();
     tokio::spawn(async move {
@@ -205,7 +231,10 @@ pub(crate) fn agent(g: &Global, a: AgentArgs) -> Result<u8> {
         .clone()
         .or_else(|| cfg.as_ref().and_then(|c| c.settings.host.clone()))
         .or_else(|| cfg.is_some().then(machine_host));
-    let hub_url = a.hub.clone().or_else(|| cfg.as_ref().and_then(|c| c.agent.hub_url.clone()));
+    let hub_url = a
+        .hub
+        .clone()
+        .or_else(|| cfg.as_ref().and_then(|c| c.agent.hub_url.clone()));
     let token_file = a.token_file.clone().or_else(|| {
         let (c, h) = (cfg.as_ref()?, host.as_ref()?);
         c.hosts.get(h)?.token_file.clone()
@@ -229,7 +258,10 @@ pub(crate) fn agent(g: &Global, a: AgentArgs) -> Result<u8> {
     let hub = match (&hub_url, &token_file) {
         (Some(url), Some(tf)) => {
             let token = bulwark_agent::read_token(tf).map_err(agent_error)?;
-            Some(bulwark_agent::HubClient::new(url, token, ca_file.as_deref()).map_err(agent_error)?)
+            Some(
+                bulwark_agent::HubClient::new(url, token, ca_file.as_deref())
+                    .map_err(agent_error)?,
+            )
         }
         (Some(_), None) => {
             return Err(fail(
@@ -240,7 +272,9 @@ pub(crate) fn agent(g: &Global, a: AgentArgs) -> Result<u8> {
         (None, _) => None,
     };
     if hub.is_none() {
-        tracing::warn!("no hub configured: jobs run on their schedules, but runs are only logged here");
+        tracing::warn!(
+            "no hub configured: jobs run on their schedules, but runs are only logged here"
+        );
     }
     let config_for_children = match &source {
         ConfigSource::File(p) => std::path::absolute(p).unwrap_or_else(|_| p.clone()),
@@ -254,7 +288,12 @@ pub(crate) fn agent(g: &Global, a: AgentArgs) -> Result<u8> {
         reload_every: Duration::from_secs(2),
     };
     let exec = ProcessExecutor {
-        program: std::env::current_exe().map_err(|e| fail(format!("cannot find the bulwark binary: {e}"), "run it by its full path"))?,
+        program: std::env::current_exe().map_err(|e| {
+            fail(
+                format!("cannot find the bulwark binary: {e}"),
+                "run it by its full path",
+            )
+        })?,
         config: config_for_children,
         extra_args: child_args(g),
         stop_grace: Duration::from_secs(120),
@@ -262,7 +301,8 @@ pub(crate) fn agent(g: &Global, a: AgentArgs) -> Result<u8> {
     let rt = crate::hub_cmd::runtime()?;
     rt.block_on(async move {
         let (_stop_tx, stop) = stop_on_signal();
-        let agent = Agent::new(opts, hub, Arc::new(exec), Arc::new(SystemClock), stop).map_err(agent_error)?;
+        let agent = Agent::new(opts, hub, Arc::new(exec), Arc::new(SystemClock), stop)
+            .map_err(agent_error)?;
         agent.load_config().await.map_err(agent_error)?;
         tracing::info!(host = ?host, "agent started");
         agent.run().await.map_err(agent_error)
@@ -272,28 +312,54 @@ pub(crate) fn agent(g: &Global, a: AgentArgs) -> Result<u8> {
 
 /// Where `bulwark up` keeps everything.
 pub(crate) fn up_home(home: Option<PathBuf>) -> Result<PathBuf> {
-    home.or_else(|| std::env::var_os("BULWARK_HOME").filter(|h| !h.is_empty()).map(PathBuf::from)).or_else(|| {
+    home.or_else(|| {
+        std::env::var_os("BULWARK_HOME")
+            .filter(|h| !h.is_empty())
+            .map(PathBuf::from)
+    })
+    .or_else(|| {
         std::env::var_os("XDG_DATA_HOME")
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
             .map(|d| d.join("bulwark"))
     })
-    .ok_or_else(|| fail("cannot find a home directory for Bulwark", "set BULWARK_HOME or HOME"))
+    .ok_or_else(|| {
+        fail(
+            "cannot find a home directory for Bulwark",
+            "set BULWARK_HOME or HOME",
+        )
+    })
 }
 
 /// The hub and token `status` and `trigger` talk to: flags, then the
 /// config's [agent] hub_url, then the local `bulwark up`.
-pub(crate) fn control_client(g: &Global, hub: Option<String>, token_file: Option<PathBuf>) -> Result<HubClient> {
+pub(crate) fn control_client(
+    g: &Global,
+    hub: Option<String>,
+    token_file: Option<PathBuf>,
+) -> Result<HubClient> {
     let cfg = load_config(g)?;
     let up = up_home(None).ok();
-    let up_url = up.as_ref().and_then(|h| std::fs::read_to_string(h.join("up/url")).ok()).map(|s| s.trim().to_string());
+    let up_url = up
+        .as_ref()
+        .and_then(|h| std::fs::read_to_string(h.join("up/url")).ok())
+        .map(|s| s.trim().to_string());
     let url = hub
         .or_else(|| cfg.as_ref().and_then(|c| c.agent.hub_url.clone()))
         .or(up_url)
         .ok_or_else(|| fail("which hub?", "pass --hub URL (or set [agent] hub_url in -c FILE); with `bulwark up` running here it is found by itself"))?;
     let token_file = token_file
-        .or_else(|| up.as_ref().map(|h| h.join("up/admin.token")).filter(|p| p.exists()))
-        .ok_or_else(|| fail("no token", "pass --token-file FILE with an admin token (`bulwark hub token create --admin`)"))?;
+        .or_else(|| {
+            up.as_ref()
+                .map(|h| h.join("up/admin.token"))
+                .filter(|p| p.exists())
+        })
+        .ok_or_else(|| {
+            fail(
+                "no token",
+                "pass --token-file FILE with an admin token (`bulwark hub token create --admin`)",
+            )
+        })?;
     let token = bulwark_agent::read_token(&token_file).map_err(agent_error)?;
     let ca = cfg.as_ref().and_then(|c| c.agent.ca_file.clone());
     HubClient::new(&url, token, ca.as_deref()).map_err(agent_error)
@@ -301,9 +367,15 @@ pub(crate) fn control_client(g: &Global, hub: Option<String>, token_file: Option
 
 pub(crate) fn hub_call_error(e: bulwark_agent::AgentError) -> anyhow::Error {
     match &e {
-        bulwark_agent::AgentError::Refused { status: 401, .. } => fail(e.to_string(), "the token is not valid on this hub"),
-        bulwark_agent::AgentError::Refused { status: 403, .. } => fail(e.to_string(), "use an admin token"),
-        bulwark_agent::AgentError::Unreachable(_) => fail(e.to_string(), "is the hub running? check --hub"),
+        bulwark_agent::AgentError::Refused { status: 401, .. } => {
+            fail(e.to_string(), "the token is not valid on this hub")
+        }
+        bulwark_agent::AgentError::Refused { status: 403, .. } => {
+            fail(e.to_string(), "use an admin token")
+        }
+        bulwark_agent::AgentError::Unreachable(_) => {
+            fail(e.to_string(), "is the hub running? check --hub")
+        }
         _ => agent_error(e),
     }
 }
@@ -314,22 +386,36 @@ pub(crate) fn up(g: &Global, a: UpArgs) -> Result<u8> {
 
 pub(crate) fn status(g: &Global, a: StatusArgs) -> Result<u8> {
     let client = control_client(g, a.hub, a.token_file)?;
-    let status = crate::hub_cmd::runtime()?.block_on(client.status()).map_err(hub_call_error)?;
+    let status = crate::hub_cmd::runtime()?
+        .block_on(client.status())
+        .map_err(hub_call_error)?;
     if g.json {
         crate::output::json(&status)?;
     } else {
-        print!("{}", render_status(&status, Timestamp::now(), std::io::IsTerminal::is_terminal(&std::io::stdout())));
+        print!(
+            "{}",
+            render_status(
+                &status,
+                Timestamp::now(),
+                std::io::IsTerminal::is_terminal(&std::io::stdout())
+            )
+        );
     }
     Ok(exit::OK)
 }
 
 pub(crate) fn trigger(g: &Global, a: TriggerArgs) -> Result<u8> {
     let client = control_client(g, a.hub, a.token_file)?;
-    let t = crate::hub_cmd::runtime()?.block_on(client.trigger(&a.job)).map_err(hub_call_error)?;
+    let t = crate::hub_cmd::runtime()?
+        .block_on(client.trigger(&a.job))
+        .map_err(hub_call_error)?;
     if g.json {
         crate::output::json(&t)?;
     } else {
-        println!("triggered `{}` on host {} (command {}); its agent starts it within seconds", t.job, t.host, t.command);
+        println!(
+            "triggered `{}` on host {} (command {}); its agent starts it within seconds",
+            t.job, t.host, t.command
+        );
         println!("follow it with `bulwark status`");
     }
     Ok(exit::OK)
@@ -345,26 +431,68 @@ pub(crate) fn age(from: Timestamp, to: Timestamp) -> String {
         3600..=86_399 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
         _ => format!("{}d {}h", s / 86_400, (s % 86_400) / 3600),
     };
-    if future { format!("in {text}") } else { format!("{text} ago") }
+    if future {
+        format!("in {text}")
+    } else {
+        format!("{text} ago")
+    }
 }
 
 /// The `bulwark status` table.
 pub(crate) fn render_status(s: &bulwark_api::Status, now: Timestamp, color: bool) -> String {
     use std::fmt::Write;
-    let paint = |text: String, code: &str| if color { format!("\x1b[{code}m{text}\x1b[0m") } else { text };
+    let paint = |text: String, code: &str| {
+        if color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text
+        }
+    };
     let mut out = String::new();
     let _ = writeln!(out, "HOSTS");
-    let hw = s.hosts.iter().map(|h| h.name.len()).max().unwrap_or(4).max(4);
+    let hw = s
+        .hosts
+        .iter()
+        .map(|h| h.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     for h in &s.hosts {
-        let seen = h.last_seen.map_or("never seen".to_string(), |t| format!("last seen {}", age(t, now)));
-        let state = if h.online { paint("online ".into(), "32") } else { paint("OFFLINE".into(), "31;1") };
-        let version = h.agent_version.as_deref().map(|v| format!("  agent {v}")).unwrap_or_default();
+        let seen = h.last_seen.map_or("never seen".to_string(), |t| {
+            format!("last seen {}", age(t, now))
+        });
+        let state = if h.online {
+            paint("online ".into(), "32")
+        } else {
+            paint("OFFLINE".into(), "31;1")
+        };
+        let version = h
+            .agent_version
+            .as_deref()
+            .map(|v| format!("  agent {v}"))
+            .unwrap_or_default();
         let _ = writeln!(out, "  {:hw$}  {state}  {seen}{version}", h.name);
     }
     let _ = writeln!(out, "\nJOBS");
-    let jw = s.jobs.iter().map(|j| j.name.len()).max().unwrap_or(3).max(3);
-    let hw = s.jobs.iter().map(|j| j.host.len()).max().unwrap_or(4).max(4);
-    let _ = writeln!(out, "  {:jw$}  {:hw$}  {:8}  {:26}  {:14}  NEXT RUN", "JOB", "HOST", "STATE", "LAST RUN", "LAST SUCCESS");
+    let jw = s
+        .jobs
+        .iter()
+        .map(|j| j.name.len())
+        .max()
+        .unwrap_or(3)
+        .max(3);
+    let hw = s
+        .jobs
+        .iter()
+        .map(|j| j.host.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let _ = writeln!(
+        out,
+        "  {:jw$}  {:hw$}  {:8}  {:26}  {:14}  NEXT RUN",
+        "JOB", "HOST", "STATE", "LAST RUN", "LAST SUCCESS"
+    );
     for j in &s.jobs {
         use bulwark_api::JobState as S;
         let state = match j.state {
@@ -376,9 +504,21 @@ pub(crate) fn render_status(s: &bulwark_api::Status, now: Timestamp, color: bool
             S::Late => paint(format!("{:8}", "LATE"), "31;1"),
         };
         let last = j.last_run.as_ref().map_or("-".to_string(), |r| {
-            let secs = r.report.finished.duration_since(r.report.started).as_secs_f64();
-            let took = if secs < 10.0 { format!("{secs:.1}s") } else { format!("{}s", secs.round()) };
-            format!("{} {} ({took})", r.report.status.as_str(), age(r.report.finished, now))
+            let secs = r
+                .report
+                .finished
+                .duration_since(r.report.started)
+                .as_secs_f64();
+            let took = if secs < 10.0 {
+                format!("{secs:.1}s")
+            } else {
+                format!("{}s", secs.round())
+            };
+            format!(
+                "{} {} ({took})",
+                r.report.status.as_str(),
+                age(r.report.finished, now)
+            )
         });
         let success = j.last_success.map_or("never".to_string(), |t| age(t, now));
         let next = match (j.running_since, j.next_run, &j.schedule) {
@@ -389,14 +529,33 @@ pub(crate) fn render_status(s: &bulwark_api::Status, now: Timestamp, color: bool
             (None, None, Some(e)) => format!("({e})"),
             (None, None, None) => "on trigger".into(),
         };
-        let _ = writeln!(out, "  {:jw$}  {:hw$}  {state}  {last:26}  {success:14}  {next}", j.name, j.host);
+        let _ = writeln!(
+            out,
+            "  {:jw$}  {:hw$}  {state}  {last:26}  {success:14}  {next}",
+            j.name, j.host
+        );
         if let Some(since) = j.late_since.filter(|_| j.state == S::Late) {
-            let _ = writeln!(out, "  {:jw$}  {:hw$}  {}", "", "", paint(format!("↳ expected a run by {} ({})", since, age(since, now)), "31"));
+            let _ = writeln!(
+                out,
+                "  {:jw$}  {:hw$}  {}",
+                "",
+                "",
+                paint(
+                    format!("↳ expected a run by {} ({})", since, age(since, now)),
+                    "31"
+                )
+            );
         }
         if matches!(j.state, S::Failed | S::Partial) {
             if let Some(e) = j.last_run.as_ref().and_then(|r| r.report.errors.first()) {
                 let e: String = e.chars().take(160).collect();
-                let _ = writeln!(out, "  {:jw$}  {:hw$}  {}", "", "", paint(format!("↳ {e}"), "31"));
+                let _ = writeln!(
+                    out,
+                    "  {:jw$}  {:hw$}  {}",
+                    "",
+                    "",
+                    paint(format!("↳ {e}"), "31")
+                );
             }
         }
     }
@@ -412,7 +571,9 @@ pub(crate) fn render_status(s: &bulwark_api::Status, now: Timestamp, color: bool
                 P::Down => paint(format!("{:8}", "DOWN"), "31;1"),
                 P::Late => paint(format!("{:8}", "LATE"), "31;1"),
             };
-            let last = p.last_ping.map_or("never".to_string(), |t| format!("last ping {}", age(t, now)));
+            let last = p.last_ping.map_or("never".to_string(), |t| {
+                format!("last ping {}", age(t, now))
+            });
             let _ = writeln!(out, "  {:pw$}  {state}  {last}", p.name);
         }
     }
@@ -422,17 +583,51 @@ pub(crate) fn render_status(s: &bulwark_api::Status, now: Timestamp, color: bool
 /// `bulwark maintenance NAME`: forget by the policy (every host/paths group),
 /// prune, optionally check — with the repository's own exclusive lock.
 pub(crate) fn maintenance(g: &Global, name: &str, progress: Arc<dyn ProgressSink>) -> Result<u8> {
-    let cfg = load_config(g)?.ok_or_else(|| fail("maintenance needs a configuration file", "give it with -c FILE"))?;
-    let m = cfg.maintenance.get(name).ok_or_else(|| {
+    let cfg = load_config(g)?.ok_or_else(|| {
         fail(
-            format!("there is no [maintenance.{name}] in {}", cfg.source.display()),
-            format!("declared: {}", if cfg.maintenance.is_empty() { "none".to_string() } else { cfg.maintenance.keys().cloned().collect::<Vec<_>>().join(", ") }),
+            "maintenance needs a configuration file",
+            "give it with -c FILE",
         )
     })?;
-    let mut report = MaintenanceReport { job: name.to_string(), status: "failed", forget: None, prune: None, check: None, error: None };
+    let m = cfg.maintenance.get(name).ok_or_else(|| {
+        fail(
+            format!(
+                "there is no [maintenance.{name}] in {}",
+                cfg.source.display()
+            ),
+            format!(
+                "declared: {}",
+                if cfg.maintenance.is_empty() {
+                    "none".to_string()
+                } else {
+                    cfg.maintenance
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            ),
+        )
+    })?;
+    let mut report = MaintenanceReport {
+        job: name.to_string(),
+        status: "failed",
+        forget: None,
+        prune: None,
+        check: None,
+        error: None,
+    };
     let result = (|| -> Result<()> {
-        let repo_cfg = cfg.repositories.get(&m.repository).ok_or_else(|| fail("unknown repository", "config check"))?;
-        let password = repo_cfg.password.load().map_err(|e| fail(e.to_string(), "create the password file, or fix password_file"))?;
+        let repo_cfg = cfg
+            .repositories
+            .get(&m.repository)
+            .ok_or_else(|| fail("unknown repository", "config check"))?;
+        let password = repo_cfg.password.load().map_err(|e| {
+            fail(
+                e.to_string(),
+                "create the password file, or fix password_file",
+            )
+        })?;
         let spec = RepoSpec {
             location: crate::context::location(repo_cfg)?,
             password: password.expose().to_string(),
@@ -440,7 +635,8 @@ pub(crate) fn maintenance(g: &Global, name: &str, progress: Arc<dyn ProgressSink
             progress,
         };
         let repo = spec.open()?;
-        let policy = crate::commands::policy_of(&m.retention).map_err(|e| fail(e, "fix the retention policy"))?;
+        let policy = crate::commands::policy_of(&m.retention)
+            .map_err(|e| fail(e, "fix the retention policy"))?;
         report.forget = Some(repo.forget(&policy, &SnapshotFilter::default(), false)?);
         if m.retention.prune {
             report.prune = Some(repo.prune(false)?);
@@ -451,7 +647,13 @@ pub(crate) fn maintenance(g: &Global, name: &str, progress: Arc<dyn ProgressSink
         Ok(())
     })();
     match result {
-        Ok(()) => report.status = if report.check.as_ref().is_some_and(|c| !c.errors.is_empty()) { "failed" } else { "success" },
+        Ok(()) => {
+            report.status = if report.check.as_ref().is_some_and(|c| !c.errors.is_empty()) {
+                "failed"
+            } else {
+                "success"
+            }
+        }
         Err(e) => report.error = Some(format!("{e:#}")),
     }
     if report.status == "failed" && report.error.is_none() {
@@ -464,13 +666,21 @@ pub(crate) fn maintenance(g: &Global, name: &str, progress: Arc<dyn ProgressSink
             println!("retention: removed {} snapshot(s)", f.removed.len());
         }
         if let Some(p) = &report.prune {
-            println!("prune: {} packs removed, {} freed", p.packs_removed, crate::output::size(p.bytes_freed));
+            println!(
+                "prune: {} packs removed, {} freed",
+                p.packs_removed,
+                crate::output::size(p.bytes_freed)
+            );
         }
         if let Some(e) = &report.error {
             eprintln!("maintenance {name} failed: {e}");
         }
     }
-    Ok(if report.status == "success" { exit::OK } else { exit::FATAL })
+    Ok(if report.status == "success" {
+        exit::OK
+    } else {
+        exit::FATAL
+    })
 }
 
 /// What `bulwark maintenance --json` prints (the agent reads it).
@@ -541,18 +751,42 @@ mod tests {
         };
         let s = Status {
             generated: now,
-            hosts: vec![Host { name: "nas".into(), last_seen: Some(ts("2026-11-23T11:59:58Z")), agent_version: Some("0.1.0".into()), online: true, jobs: vec![] }],
+            hosts: vec![Host {
+                name: "nas".into(),
+                last_seen: Some(ts("2026-11-23T11:59:58Z")),
+                agent_version: Some("0.1.0".into()),
+                online: true,
+                jobs: vec![],
+            }],
             jobs: vec![
                 job("db", JobState::Failed, Some(run), None),
-                job("photos", JobState::Late, None, Some(ts("2026-11-23T01:00:00Z"))),
+                job(
+                    "photos",
+                    JobState::Late,
+                    None,
+                    Some(ts("2026-11-23T01:00:00Z")),
+                ),
             ],
             pings: vec![],
         };
         let text = render_status(&s, now, false);
-        assert!(text.contains("nas   online   last seen 2s ago  agent 0.1.0"), "{text}");
-        assert!(text.contains("FAILED") && text.contains("failed 59m ago (2.5s)"), "{text}");
-        assert!(text.contains("↳ database source postgres `app` failed"), "{text}");
-        assert!(text.contains("LATE") && text.contains("↳ expected a run by 2026-11-23T01:00:00Z (11h 0m ago)"), "{text}");
+        assert!(
+            text.contains("nas   online   last seen 2s ago  agent 0.1.0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("FAILED") && text.contains("failed 59m ago (2.5s)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("↳ database source postgres `app` failed"),
+            "{text}"
+        );
+        assert!(
+            text.contains("LATE")
+                && text.contains("↳ expected a run by 2026-11-23T01:00:00Z (11h 0m ago)"),
+            "{text}"
+        );
         assert!(text.contains("in 12h 0m"), "{text}");
         assert!(!text.contains('\x1b'), "no colour when not a terminal");
         assert!(render_status(&s, now, true).contains("\x1b[31;1mLATE"));

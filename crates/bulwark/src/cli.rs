@@ -61,13 +61,30 @@ pub(crate) struct Cli {
 #[derive(Debug, Args)]
 pub(crate) struct Global {
     /// Repository location (path, rest:URL or s3:URL).
-    #[arg(short = 'r', long = "repo", env = "BULWARK_REPO", global = true, value_name = "REPO")]
+    #[arg(
+        short = 'r',
+        long = "repo",
+        env = "BULWARK_REPO",
+        global = true,
+        value_name = "REPO"
+    )]
     pub(crate) repo: Option<String>,
     /// File holding the repository password.
-    #[arg(long, env = "BULWARK_PASSWORD_FILE", global = true, value_name = "FILE")]
+    #[arg(
+        long,
+        env = "BULWARK_PASSWORD_FILE",
+        global = true,
+        value_name = "FILE"
+    )]
     pub(crate) password_file: Option<PathBuf>,
     /// Configuration file (bulwark.toml).
-    #[arg(short = 'c', long = "config", env = "BULWARK_CONFIG", global = true, value_name = "FILE")]
+    #[arg(
+        short = 'c',
+        long = "config",
+        env = "BULWARK_CONFIG",
+        global = true,
+        value_name = "FILE"
+    )]
     pub(crate) config: Option<PathBuf>,
     /// Job from the configuration file: its repository, sources, hooks, tags and retention.
     #[arg(long, global = true, value_name = "NAME")]
@@ -85,7 +102,13 @@ pub(crate) struct Global {
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub(crate) verbose: u8,
     /// Log format on stderr.
-    #[arg(long, value_enum, default_value = "text", env = "BULWARK_LOG_FORMAT", global = true)]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "text",
+        env = "BULWARK_LOG_FORMAT",
+        global = true
+    )]
     pub(crate) log_format: LogFormat,
     /// No progress bars even on a terminal.
     #[arg(short, long, global = true)]
@@ -242,7 +265,12 @@ pub(crate) struct BackupArgs {
     #[arg(long, value_name = "CMD")]
     pub(crate) stdin_from_command: Option<String>,
     /// Name of that file inside the snapshot.
-    #[arg(long, value_name = "NAME", default_value = "stdin", requires = "stdin_from_command")]
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "stdin",
+        requires = "stdin_from_command"
+    )]
     pub(crate) stdin_filename: String,
 }
 

@@ -44,10 +44,21 @@ pub(crate) fn dispatch(cli: cli::Cli) -> Result<u8> {
                     backup(g, cfg.as_ref(), &repo, &a)
                 }
                 Cmd::Snapshots(f) => snapshots(g, &spec.open()?, &f),
-                Cmd::Ls { snapshot, path, filter } => ls(g, &spec.open()?, &snapshot, path, &filter),
-                Cmd::Diff { snapshot1, snapshot2 } => diff(g, &spec.open()?, &snapshot1, &snapshot2),
+                Cmd::Ls {
+                    snapshot,
+                    path,
+                    filter,
+                } => ls(g, &spec.open()?, &snapshot, path, &filter),
+                Cmd::Diff {
+                    snapshot1,
+                    snapshot2,
+                } => diff(g, &spec.open()?, &snapshot1, &snapshot2),
                 Cmd::Restore(a) => restore(g, &spec.open()?, &a),
-                Cmd::Dump { snapshot, path, filter } => {
+                Cmd::Dump {
+                    snapshot,
+                    path,
+                    filter,
+                } => {
                     let repo = spec.open()?;
                     let mut out = std::io::stdout().lock();
                     repo.dump(&snapshot, &filter_of(&filter), &path, &mut out)?;
@@ -86,11 +97,17 @@ pub(crate) fn dispatch(cli: cli::Cli) -> Result<u8> {
 }
 
 fn filter_of(f: &FilterArgs) -> SnapshotFilter {
-    SnapshotFilter { hosts: f.hosts.clone(), tags: f.tags.clone(), paths: f.paths.clone() }
+    SnapshotFilter {
+        hosts: f.hosts.clone(),
+        tags: f.tags.clone(),
+        paths: f.paths.clone(),
+    }
 }
 
 fn config_check(g: &Global, file: Option<PathBuf>) -> Result<u8> {
-    let path = file.or_else(|| g.config.clone()).unwrap_or_else(|| PathBuf::from("bulwark.toml"));
+    let path = file
+        .or_else(|| g.config.clone())
+        .unwrap_or_else(|| PathBuf::from("bulwark.toml"));
     match bulwark_config::load(&path) {
         Ok(cfg) => {
             if g.json {
@@ -111,7 +128,9 @@ fn config_check(g: &Global, file: Option<PathBuf>) -> Result<u8> {
         }
         Err(e) => {
             if g.json {
-                output::json(&serde_json::json!({ "file": path, "valid": false, "errors": e.to_string().lines().collect::<Vec<_>>() }))?;
+                output::json(
+                    &serde_json::json!({ "file": path, "valid": false, "errors": e.to_string().lines().collect::<Vec<_>>() }),
+                )?;
             } else {
                 eprintln!("{e}");
             }
@@ -123,9 +142,15 @@ fn config_check(g: &Global, file: Option<PathBuf>) -> Result<u8> {
 fn init(g: &Global, spec: &RepoSpec) -> Result<u8> {
     let repo = spec.init()?;
     if g.json {
-        output::json(&serde_json::json!({ "id": repo.id(), "location": repo.location().to_string() }))?;
+        output::json(
+            &serde_json::json!({ "id": repo.id(), "location": repo.location().to_string() }),
+        )?;
     } else {
-        println!("created repository {} at {}", &repo.id()[..10.min(repo.id().len())], repo.location());
+        println!(
+            "created repository {} at {}",
+            &repo.id()[..10.min(repo.id().len())],
+            repo.location()
+        );
         println!("Keep the password safe: without it the backups cannot be read, by anyone.");
     }
     Ok(exit::OK)
@@ -151,7 +176,10 @@ fn command_source(c: &bulwark_config::CommandSource) -> CommandSource {
                 ..CommandSource::default()
             },
             // the parser never produces an empty argv; fail the source, not the process
-            None => CommandSource { unavailable: Some("the command is empty".into()), ..CommandSource::default() },
+            None => CommandSource {
+                unavailable: Some("the command is empty".into()),
+                ..CommandSource::default()
+            },
         },
     };
     src.filename = c.filename.clone();
@@ -165,7 +193,8 @@ fn backup_request(cfg_host: Option<&str>, job: Option<&Job>, a: &cli::BackupArgs
         req.paths = j.paths.clone();
         req.commands = j.commands.iter().map(command_source).collect();
         // database dumps after the job's own commands
-        req.commands.extend(j.databases.iter().map(crate::dbsource::command_source));
+        req.commands
+            .extend(j.databases.iter().map(crate::dbsource::command_source));
         req.excludes = j.exclude.clone();
         req.exclude_if_present = j.exclude_if_present.clone();
         req.one_file_system = j.one_file_system;
@@ -177,7 +206,8 @@ fn backup_request(cfg_host: Option<&str>, job: Option<&Job>, a: &cli::BackupArgs
     }
     req.paths.extend(a.paths.iter().cloned());
     req.excludes.extend(a.excludes.iter().cloned());
-    req.exclude_if_present.extend(a.exclude_if_present.iter().cloned());
+    req.exclude_if_present
+        .extend(a.exclude_if_present.iter().cloned());
     req.one_file_system |= a.one_file_system;
     req.tags.extend(a.tags.iter().cloned());
     if a.host.is_some() {
@@ -206,7 +236,13 @@ struct JobReport {
 }
 
 /// Runs a job's backup with its hooks; `retention` also applies forget/prune.
-fn run_job(cfg: &Config, job: &Job, repo: &Repo, a: &cli::BackupArgs, retention: bool) -> JobReport {
+fn run_job(
+    cfg: &Config,
+    job: &Job,
+    repo: &Repo,
+    a: &cli::BackupArgs,
+    retention: bool,
+) -> JobReport {
     let mut env = hooks::HookEnv {
         job: job.name.clone(),
         repo: job.repository.clone(),
@@ -223,7 +259,15 @@ fn run_job(cfg: &Config, job: &Job, repo: &Repo, a: &cli::BackupArgs, retention:
             timeout,
         });
     }
-    let mut report = JobReport { job: job.name.clone(), status: "failed", backup: None, forget: None, prune: None, error: None, errors: Vec::new() };
+    let mut report = JobReport {
+        job: job.name.clone(),
+        status: "failed",
+        backup: None,
+        forget: None,
+        prune: None,
+        error: None,
+        errors: Vec::new(),
+    };
     let mut errors: Vec<String> = Vec::new();
     match hooks::run("before", &job.hooks.before, &env, timeout) {
         Err(e) => errors.push(e),
@@ -241,17 +285,32 @@ fn run_job(cfg: &Config, job: &Job, repo: &Repo, a: &cli::BackupArgs, retention:
                     let mut sources: Vec<(PathBuf, String)> = job
                         .commands
                         .iter()
-                        .map(|c| (c.filename.clone(), format!("command source `{}`", c.command.display())))
-                        .chain(job.databases.iter().map(|d| (d.filename.clone(), crate::dbsource::describe(d))))
+                        .map(|c| {
+                            (
+                                c.filename.clone(),
+                                format!("command source `{}`", c.command.display()),
+                            )
+                        })
+                        .chain(
+                            job.databases
+                                .iter()
+                                .map(|d| (d.filename.clone(), crate::dbsource::describe(d))),
+                        )
                         .map(|(f, label)| (std::path::Path::new("/").join(f), label))
                         .collect();
                     if let Some(cmd) = &a.stdin_from_command {
-                        sources.push((std::path::Path::new("/").join(&a.stdin_filename), format!("command source `{cmd}`")));
+                        sources.push((
+                            std::path::Path::new("/").join(&a.stdin_filename),
+                            format!("command source `{cmd}`"),
+                        ));
                     }
                     let mut failed_sources = 0;
                     for f in &s.skipped {
                         let path = std::path::Path::new(&f.path);
-                        if let Some((_, label)) = sources.iter().find(|(p, _)| !f.path.is_empty() && p == path) {
+                        if let Some((_, label)) = sources
+                            .iter()
+                            .find(|(p, _)| !f.path.is_empty() && p == path)
+                        {
                             failed_sources += 1;
                             errors.push(format!("{label} failed: {}", f.error));
                         }
@@ -284,7 +343,11 @@ fn run_job(cfg: &Config, job: &Job, repo: &Repo, a: &cli::BackupArgs, retention:
     }
     if retention && report.status != "failed" {
         if let Some(r) = &job.retention {
-            let filter = SnapshotFilter { hosts: Vec::new(), tags: job.tags.clone(), paths: Vec::new() };
+            let filter = SnapshotFilter {
+                hosts: Vec::new(),
+                tags: job.tags.clone(),
+                paths: Vec::new(),
+            };
             match policy_of(r) {
                 Ok(policy) => match repo.forget(&policy, &filter, false) {
                     Ok(f) => {
@@ -329,7 +392,10 @@ fn print_backup(s: &BackupSummary) {
             "Files: {} new, {} changed, {} unmodified",
             m.files_new, m.files_changed, m.files_unmodified
         );
-        println!("Dirs:  {} new, {} changed, {} unmodified", m.dirs_new, m.dirs_changed, m.dirs_unmodified);
+        println!(
+            "Dirs:  {} new, {} changed, {} unmodified",
+            m.dirs_new, m.dirs_changed, m.dirs_unmodified
+        );
         println!(
             "Added to the repository: {} ({} stored)",
             output::size(m.data_added),
@@ -344,9 +410,20 @@ fn print_backup(s: &BackupSummary) {
     }
     println!("snapshot {} saved", snap.short_id);
     if !s.skipped.is_empty() {
-        eprintln!("WARNING: {} file(s) could not be backed up and are missing from the snapshot:", s.skipped.len());
+        eprintln!(
+            "WARNING: {} file(s) could not be backed up and are missing from the snapshot:",
+            s.skipped.len()
+        );
         for f in &s.skipped {
-            eprintln!("  {}: {}", if f.path.is_empty() { "(unknown path)" } else { &f.path }, f.error);
+            eprintln!(
+                "  {}: {}",
+                if f.path.is_empty() {
+                    "(unknown path)"
+                } else {
+                    &f.path
+                },
+                f.error
+            );
         }
     }
 }
@@ -354,7 +431,10 @@ fn print_backup(s: &BackupSummary) {
 fn job_exit(reports: &[JobReport]) -> u8 {
     if reports.iter().any(|r| r.status == "failed") {
         exit::FATAL
-    } else if reports.iter().any(|r| r.status == "partial" || r.error.is_some()) {
+    } else if reports
+        .iter()
+        .any(|r| r.status == "partial" || r.error.is_some())
+    {
         exit::INCOMPLETE
     } else {
         exit::OK
@@ -369,7 +449,11 @@ fn print_job(r: &JobReport) {
         println!("retention: removed {} snapshot(s)", f.removed.len());
     }
     if let Some(p) = &r.prune {
-        println!("prune: {} packs removed, {} freed", p.packs_removed, output::size(p.bytes_freed));
+        println!(
+            "prune: {} packs removed, {} freed",
+            p.packs_removed,
+            output::size(p.bytes_freed)
+        );
     }
     if let Some(e) = &r.error {
         eprintln!("job {} {}: {e}", r.job, r.status);
@@ -378,7 +462,9 @@ fn print_job(r: &JobReport) {
 
 fn backup(g: &Global, cfg: Option<&Config>, repo: &Repo, a: &cli::BackupArgs) -> Result<u8> {
     if let (Some(cfg), Some(name)) = (cfg, &g.job) {
-        let job = cfg.job(name).map_err(|e| fail(e.to_string(), "list the jobs with `bulwark config check`"))?;
+        let job = cfg
+            .job(name)
+            .map_err(|e| fail(e.to_string(), "list the jobs with `bulwark config check`"))?;
         let report = run_job(cfg, job, repo, a, false);
         if g.json {
             output::json(&report)?;
@@ -394,7 +480,11 @@ fn backup(g: &Global, cfg: Option<&Config>, repo: &Repo, a: &cli::BackupArgs) ->
     } else {
         print_backup(&s);
     }
-    Ok(if s.incomplete { exit::INCOMPLETE } else { exit::OK })
+    Ok(if s.incomplete {
+        exit::INCOMPLETE
+    } else {
+        exit::OK
+    })
 }
 
 fn run(g: &Global, a: &cli::RunArgs, progress: Arc<dyn ProgressSink>) -> Result<u8> {
@@ -404,25 +494,47 @@ fn run(g: &Global, a: &cli::RunArgs, progress: Arc<dyn ProgressSink>) -> Result<
     }
     let cfg = match load_config(g)? {
         Some(c) => c,
-        None if std::path::Path::new("bulwark.toml").is_file() => bulwark_config::load(std::path::Path::new("bulwark.toml"))
-            .map_err(|e| fail(format!("./bulwark.toml is not valid:\n{e}"), "fix it, or run elsewhere to use the embedded default"))?,
+        None if std::path::Path::new("bulwark.toml").is_file() => {
+            bulwark_config::load(std::path::Path::new("bulwark.toml")).map_err(|e| {
+                fail(
+                    format!("./bulwark.toml is not valid:\n{e}"),
+                    "fix it, or run elsewhere to use the embedded default",
+                )
+            })?
+        }
         None => default_setup(a)?,
     };
     let jobs: Vec<&Job> = match &g.job {
-        Some(name) => vec![cfg.job(name).map_err(|e| fail(e.to_string(), "list the jobs with `bulwark config check`"))?],
+        Some(name) => vec![cfg
+            .job(name)
+            .map_err(|e| fail(e.to_string(), "list the jobs with `bulwark config check`"))?],
         None => cfg.jobs.values().collect(),
     };
     if jobs.is_empty() {
-        return Err(fail("the configuration has no jobs", "add a [jobs.NAME] table"));
+        return Err(fail(
+            "the configuration has no jobs",
+            "add a [jobs.NAME] table",
+        ));
     }
     let empty = cli::BackupArgs {
-        paths: vec![], tags: vec![], host: None, excludes: vec![], exclude_if_present: vec![],
-        one_file_system: false, stdin_from_command: None, stdin_filename: "stdin".into(),
+        paths: vec![],
+        tags: vec![],
+        host: None,
+        excludes: vec![],
+        exclude_if_present: vec![],
+        one_file_system: false,
+        stdin_from_command: None,
+        stdin_filename: "stdin".into(),
     };
     let mut reports = Vec::new();
     for job in jobs {
         let repo_cfg = cfg.repository_for(job);
-        let password = repo_cfg.password.load().map_err(|e| fail(e.to_string(), "create the password file, or fix password_file in the config"))?;
+        let password = repo_cfg.password.load().map_err(|e| {
+            fail(
+                e.to_string(),
+                "create the password file, or fix password_file in the config",
+            )
+        })?;
         let spec = RepoSpec {
             location: context::location(repo_cfg)?,
             password: password.expose().to_string(),
@@ -432,7 +544,15 @@ fn run(g: &Global, a: &cli::RunArgs, progress: Arc<dyn ProgressSink>) -> Result<
         let repo = match spec.open() {
             Ok(r) => r,
             Err(e) => {
-                reports.push(JobReport { job: job.name.clone(), status: "failed", backup: None, forget: None, prune: None, error: Some(e.to_string()), errors: vec![e.to_string()] });
+                reports.push(JobReport {
+                    job: job.name.clone(),
+                    status: "failed",
+                    backup: None,
+                    forget: None,
+                    prune: None,
+                    error: Some(e.to_string()),
+                    errors: vec![e.to_string()],
+                });
                 continue;
             }
         };
@@ -459,27 +579,52 @@ fn default_setup(a: &cli::RunArgs) -> Result<Config> {
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
             .map(|d| d.join("bulwark"))
     });
-    let home = home.ok_or_else(|| fail("cannot find a home for the default repository", "set BULWARK_HOME or HOME"))?;
-    let cfg = bulwark_config::default_config(&home).map_err(|e| fail(e.to_string(), "this is a bug"))?;
-    let repo_cfg = cfg.repositories.get("default").ok_or_else(|| fail("embedded default has no repository", "this is a bug"))?;
+    let home = home.ok_or_else(|| {
+        fail(
+            "cannot find a home for the default repository",
+            "set BULWARK_HOME or HOME",
+        )
+    })?;
+    let cfg =
+        bulwark_config::default_config(&home).map_err(|e| fail(e.to_string(), "this is a bug"))?;
+    let repo_cfg = cfg
+        .repositories
+        .get("default")
+        .ok_or_else(|| fail("embedded default has no repository", "this is a bug"))?;
     let bulwark_config::SecretSource::File(pw_file) = &repo_cfg.password else {
-        return Err(fail("embedded default has no password file", "this is a bug"));
+        return Err(fail(
+            "embedded default has no password file",
+            "this is a bug",
+        ));
     };
     let bulwark_config::RepoUrl::Local(repo_dir) = &repo_cfg.url else {
         return Err(fail("embedded default is not local", "this is a bug"));
     };
     if !repo_dir.join("config").exists() {
-        std::fs::create_dir_all(&home).with_context(|| format!("cannot create {}", home.display()))?;
+        std::fs::create_dir_all(&home)
+            .with_context(|| format!("cannot create {}", home.display()))?;
         if !pw_file.exists() {
             use rand::Rng;
-            let pw: String = rand::rng().sample_iter(rand::distr::Alphanumeric).take(40).map(char::from).collect();
+            let pw: String = rand::rng()
+                .sample_iter(rand::distr::Alphanumeric)
+                .take(40)
+                .map(char::from)
+                .collect();
             write_secret(pw_file, &pw)?;
         }
-        let password = std::fs::read_to_string(pw_file).with_context(|| format!("cannot read {}", pw_file.display()))?;
-        RepoSpec::new(bulwark_engine::Location::Local(repo_dir.clone()), password.trim_end_matches('\n')).init()?;
+        let password = std::fs::read_to_string(pw_file)
+            .with_context(|| format!("cannot read {}", pw_file.display()))?;
+        RepoSpec::new(
+            bulwark_engine::Location::Local(repo_dir.clone()),
+            password.trim_end_matches('\n'),
+        )
+        .init()?;
         eprintln!("************************************************************************");
         eprintln!("Created the default repository at {}", repo_dir.display());
-        eprintln!("Its password was generated into {} (mode 0600).", pw_file.display());
+        eprintln!(
+            "Its password was generated into {} (mode 0600).",
+            pw_file.display()
+        );
         eprintln!("COPY THAT FILE SOMEWHERE SAFE: without it nobody can restore anything.");
         eprintln!("************************************************************************");
     }
@@ -494,7 +639,11 @@ pub(crate) fn write_secret(path: &std::path::Path, secret: &str) -> Result<()> {
 /// RFC 3339 → "2024-05-01 02:00:13" in local time, for tables.
 fn human_time(t: &str) -> String {
     t.parse::<jiff::Timestamp>()
-        .map(|ts| ts.to_zoned(jiff::tz::TimeZone::system()).strftime("%Y-%m-%d %H:%M:%S").to_string())
+        .map(|ts| {
+            ts.to_zoned(jiff::tz::TimeZone::system())
+                .strftime("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
         .unwrap_or_else(|_| t.to_string())
 }
 
@@ -512,20 +661,34 @@ fn snapshots(g: &Global, repo: &Repo, f: &FilterArgs) -> Result<u8> {
                 human_time(&s.time),
                 s.hostname.clone(),
                 s.tags.join(","),
-                s.summary.as_ref().map(|m| output::size(m.total_bytes_processed)).unwrap_or_default(),
+                s.summary
+                    .as_ref()
+                    .map(|m| output::size(m.total_bytes_processed))
+                    .unwrap_or_default(),
                 s.paths.join(", "),
             ]
         })
         .collect();
-    print!("{}", output::table(&["ID", "Time", "Host", "Tags", "Size", "Paths"], &rows));
+    print!(
+        "{}",
+        output::table(&["ID", "Time", "Host", "Tags", "Size", "Paths"], &rows)
+    );
     println!("{} snapshot(s)", snaps.len());
     Ok(exit::OK)
 }
 
-fn ls(g: &Global, repo: &Repo, snapshot: &str, path: Option<PathBuf>, f: &FilterArgs) -> Result<u8> {
+fn ls(
+    g: &Global,
+    repo: &Repo,
+    snapshot: &str,
+    path: Option<PathBuf>,
+    f: &FilterArgs,
+) -> Result<u8> {
     let (snap, entries, failures) = repo.ls(snapshot, &filter_of(f), path.as_deref())?;
     if g.json {
-        output::json(&serde_json::json!({ "snapshot": snap, "entries": entries, "errors": failures }))?;
+        output::json(
+            &serde_json::json!({ "snapshot": snap, "entries": entries, "errors": failures }),
+        )?;
     } else {
         let mut out = std::io::stdout().lock();
         for e in &entries {
@@ -535,7 +698,11 @@ fn ls(g: &Global, repo: &Repo, snapshot: &str, path: Option<PathBuf>, f: &Filter
             eprintln!("error: {} {}", f.path, f.error);
         }
     }
-    Ok(if failures.is_empty() { exit::OK } else { exit::INCOMPLETE })
+    Ok(if failures.is_empty() {
+        exit::OK
+    } else {
+        exit::INCOMPLETE
+    })
 }
 
 fn diff(g: &Global, repo: &Repo, a: &str, b: &str) -> Result<u8> {
@@ -585,13 +752,20 @@ fn restore(g: &Global, repo: &Repo, a: &cli::RestoreArgs) -> Result<u8> {
             eprintln!("warning: {}: {}", w.path, w.error);
         }
         if !s.failed.is_empty() {
-            eprintln!("ERROR: {} path(s) could not be restored or verified:", s.failed.len());
+            eprintln!(
+                "ERROR: {} path(s) could not be restored or verified:",
+                s.failed.len()
+            );
             for f in &s.failed {
                 eprintln!("  {}: {}", f.path, f.error);
             }
         }
     }
-    Ok(if s.incomplete { exit::INCOMPLETE } else { exit::OK })
+    Ok(if s.incomplete {
+        exit::INCOMPLETE
+    } else {
+        exit::OK
+    })
 }
 
 pub(crate) fn policy_of(r: &bulwark_config::Retention) -> Result<KeepPolicy, String> {
@@ -618,7 +792,12 @@ fn span_of(k: &bulwark_config::KeepWithin) -> Result<jiff::Span, String> {
 fn forget(g: &Global, cfg: Option<&Config>, repo: &Repo, a: &cli::ForgetArgs) -> Result<u8> {
     let within = match &a.keep_within {
         Some(s) => {
-            let k: bulwark_config::KeepWithin = s.parse().map_err(|m: String| fail(format!("bad --keep-within `{s}`: {m}"), "e.g. --keep-within 30d"))?;
+            let k: bulwark_config::KeepWithin = s.parse().map_err(|m: String| {
+                fail(
+                    format!("bad --keep-within `{s}`: {m}"),
+                    "e.g. --keep-within 30d",
+                )
+            })?;
             Some(span_of(&k).map_err(|m| fail(m, "use a smaller duration"))?)
         }
         None => None,
@@ -636,9 +815,14 @@ fn forget(g: &Global, cfg: Option<&Config>, repo: &Repo, a: &cli::ForgetArgs) ->
     let mut prune_after = a.prune;
     if policy.is_empty() {
         if let (Some(cfg), Some(name)) = (cfg, &g.job) {
-            let job = cfg.job(name).map_err(|e| fail(e.to_string(), "list the jobs with `bulwark config check`"))?;
+            let job = cfg
+                .job(name)
+                .map_err(|e| fail(e.to_string(), "list the jobs with `bulwark config check`"))?;
             let r = job.retention.as_ref().ok_or_else(|| {
-                fail(format!("job `{name}` has no [retention] table"), "add one, or give --keep-* flags")
+                fail(
+                    format!("job `{name}` has no [retention] table"),
+                    "add one, or give --keep-* flags",
+                )
             })?;
             policy = policy_of(r).map_err(|m| fail(m, "fix keep_within"))?;
             prune_after |= r.prune;
@@ -648,7 +832,11 @@ fn forget(g: &Global, cfg: Option<&Config>, repo: &Repo, a: &cli::ForgetArgs) ->
         }
     }
     let f = repo.forget(&policy, &filter, a.dry_run)?;
-    let p = if prune_after && !a.dry_run { Some(repo.prune(false)?) } else { None };
+    let p = if prune_after && !a.dry_run {
+        Some(repo.prune(false)?)
+    } else {
+        None
+    };
     if g.json {
         output::json(&serde_json::json!({ "forget": f, "prune": p }))?;
     } else {
@@ -661,17 +849,29 @@ fn forget(g: &Global, cfg: Option<&Config>, repo: &Repo, a: &cli::ForgetArgs) ->
                     vec![
                         d.snapshot.short_id.clone(),
                         human_time(&d.snapshot.time),
-                        if d.keep { "keep".into() } else { "remove".into() },
+                        if d.keep {
+                            "keep".into()
+                        } else {
+                            "remove".into()
+                        },
                         d.reasons.join(", "),
                     ]
                 })
                 .collect();
-            print!("{}", output::table(&["ID", "Time", "Decision", "Reasons"], &rows));
+            print!(
+                "{}",
+                output::table(&["ID", "Time", "Decision", "Reasons"], &rows)
+            );
         }
         let verb = if a.dry_run { "would remove" } else { "removed" };
         println!("{verb} {} snapshot(s)", f.removed.len());
         if let Some(p) = &p {
-            println!("prune: {} packs removed, {} repacked, {} freed", p.packs_removed, p.packs_repacked, output::size(p.bytes_freed));
+            println!(
+                "prune: {} packs removed, {} repacked, {} freed",
+                p.packs_removed,
+                p.packs_repacked,
+                output::size(p.bytes_freed)
+            );
         }
     }
     Ok(exit::OK)
@@ -700,10 +900,16 @@ fn check(g: &Global, repo: &Repo, a: &cli::CheckArgs) -> Result<u8> {
         (true, _) => CheckData::All,
         (false, Some(s)) => {
             let pct: f64 = s.trim_end_matches('%').trim().parse().map_err(|_| {
-                fail(format!("bad --read-data-subset `{s}`"), "give a percentage, e.g. --read-data-subset 10%")
+                fail(
+                    format!("bad --read-data-subset `{s}`"),
+                    "give a percentage, e.g. --read-data-subset 10%",
+                )
             })?;
             if !(pct > 0.0 && pct <= 100.0) {
-                return Err(fail(format!("--read-data-subset {s} is out of range"), "give a percentage between 0 and 100"));
+                return Err(fail(
+                    format!("--read-data-subset {s} is out of range"),
+                    "give a percentage between 0 and 100",
+                ));
             }
             CheckData::Percent(pct)
         }
@@ -720,9 +926,19 @@ fn check(g: &Global, repo: &Repo, a: &cli::CheckArgs) -> Result<u8> {
             eprintln!("error: {e}");
         }
         if c.ok {
-            println!("no errors were found{}", if c.read_data { " (data read and verified)" } else { "" });
+            println!(
+                "no errors were found{}",
+                if c.read_data {
+                    " (data read and verified)"
+                } else {
+                    ""
+                }
+            );
         } else {
-            println!("check found {} error(s): the repository is damaged", c.errors.len());
+            println!(
+                "check found {} error(s): the repository is damaged",
+                c.errors.len()
+            );
         }
     }
     if c.ok {
@@ -739,11 +955,20 @@ fn check(g: &Global, repo: &Repo, a: &cli::CheckArgs) -> Result<u8> {
 fn copy(g: &Global, spec: &RepoSpec, a: &cli::CopyArgs) -> Result<u8> {
     let src = spec.open()?;
     let base = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-    let url = bulwark_config::RepoUrl::parse(&a.to, &base)
-        .map_err(|m| fail(format!("bad destination `{}`: {m}", a.to), "see `bulwark --help` for the accepted forms"))?;
+    let url = bulwark_config::RepoUrl::parse(&a.to, &base).map_err(|m| {
+        fail(
+            format!("bad destination `{}`: {m}", a.to),
+            "see `bulwark --help` for the accepted forms",
+        )
+    })?;
     let password = bulwark_config::SecretSource::File(a.to_password_file.clone())
         .load()
-        .map_err(|e| fail(e.to_string(), "give the destination's password file with --to-password-file"))?;
+        .map_err(|e| {
+            fail(
+                e.to_string(),
+                "give the destination's password file with --to-password-file",
+            )
+        })?;
     let dest_spec = RepoSpec {
         location: context::location_of(&url, None, None)?,
         password: password.expose().to_string(),
@@ -759,7 +984,11 @@ fn copy(g: &Global, spec: &RepoSpec, a: &cli::CopyArgs) -> Result<u8> {
     if g.json {
         output::json(&c)?;
     } else {
-        println!("copied {} snapshot(s), {} already there", c.copied.len(), c.skipped.len());
+        println!(
+            "copied {} snapshot(s), {} already there",
+            c.copied.len(),
+            c.skipped.len()
+        );
     }
     Ok(exit::OK)
 }

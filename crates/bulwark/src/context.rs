@@ -13,7 +13,11 @@ use bulwark_engine::{Location, ProgressSink, RepoSpec};
 use crate::{cli::Global, exit, hooks, Exit};
 
 pub(crate) fn fail(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(Exit { code: exit::FATAL, message: message.into(), hint: Some(hint.into()) })
+    anyhow::Error::new(Exit {
+        code: exit::FATAL,
+        message: message.into(),
+        hint: Some(hint.into()),
+    })
 }
 
 /// Loads the config file named by -c / BULWARK_CONFIG, if any.
@@ -22,7 +26,10 @@ pub(crate) fn load_config(g: &Global) -> Result<Option<Config>> {
         Some(p) => Ok(Some(bulwark_config::load(p).map_err(|e| Exit {
             code: exit::FATAL,
             message: format!("the configuration is not valid:\n{e}"),
-            hint: Some(format!("fix it, then check it with `bulwark config check {}`", p.display())),
+            hint: Some(format!(
+                "fix it, then check it with `bulwark config check {}`",
+                p.display()
+            )),
         })?)),
         None => Ok(None),
     }
@@ -42,7 +49,11 @@ pub(crate) fn cache_dir(g: &Global) -> Option<PathBuf> {
 
 fn load_secret(src: &SecretSource) -> Result<String> {
     src.load().map(|s| s.expose().to_string()).map_err(|e| {
-        anyhow::Error::new(Exit { code: exit::FATAL, message: e.to_string(), hint: None })
+        anyhow::Error::new(Exit {
+            code: exit::FATAL,
+            message: e.to_string(),
+            hint: None,
+        })
     })
 }
 
@@ -72,10 +83,17 @@ pub(crate) fn location_of(
             }
             Location::Rest { url }
         }
-        RepoUrl::S3 { endpoint, bucket, prefix } => {
+        RepoUrl::S3 {
+            endpoint,
+            bucket,
+            prefix,
+        } => {
             let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-            let (mut key, mut secret, mut region) =
-                (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"), env("AWS_DEFAULT_REGION"));
+            let (mut key, mut secret, mut region) = (
+                env("AWS_ACCESS_KEY_ID"),
+                env("AWS_SECRET_ACCESS_KEY"),
+                env("AWS_DEFAULT_REGION"),
+            );
             if let Some(s) = s3 {
                 region = Some(s.region.clone());
                 if let Some(k) = &s.access_key_id {
@@ -101,29 +119,45 @@ pub(crate) fn location_of(
 fn enc(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
 }
 
 /// Which repository and password this invocation uses.
-pub(crate) fn repo_spec(g: &Global, cfg: Option<&Config>, progress: Arc<dyn ProgressSink>) -> Result<RepoSpec> {
+pub(crate) fn repo_spec(
+    g: &Global,
+    cfg: Option<&Config>,
+    progress: Arc<dyn ProgressSink>,
+) -> Result<RepoSpec> {
     let cfg_repo = match (cfg, &g.job) {
         (Some(c), Some(job)) => {
-            let j = c.job(job).map_err(|e| fail(e.to_string(), "see the jobs with `bulwark config check`"))?;
+            let j = c
+                .job(job)
+                .map_err(|e| fail(e.to_string(), "see the jobs with `bulwark config check`"))?;
             Some(c.repository_for(j))
         }
         (Some(c), None) if c.repositories.len() == 1 => c.repositories.values().next(),
         _ => None,
     };
     if g.job.is_some() && cfg.is_none() {
-        return Err(fail("--job needs a configuration file", "give it with -c FILE or BULWARK_CONFIG"));
+        return Err(fail(
+            "--job needs a configuration file",
+            "give it with -c FILE or BULWARK_CONFIG",
+        ));
     }
     let location = match (&g.repo, cfg_repo) {
         (Some(r), _) => {
             let base = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-            let url = RepoUrl::parse(r, &base).map_err(|m| fail(format!("bad repository `{r}`: {m}"), "see `bulwark --help` for the accepted forms"))?;
+            let url = RepoUrl::parse(r, &base).map_err(|m| {
+                fail(
+                    format!("bad repository `{r}`: {m}"),
+                    "see `bulwark --help` for the accepted forms",
+                )
+            })?;
             location_of(&url, None, None)?
         }
         (None, Some(repo)) => location(repo)?,
@@ -138,7 +172,10 @@ pub(crate) fn repo_spec(g: &Global, cfg: Option<&Config>, progress: Arc<dyn Prog
         read_password_file(f)?
     } else if let Ok(p) = std::env::var("BULWARK_PASSWORD") {
         if p.is_empty() {
-            return Err(fail("BULWARK_PASSWORD is empty", "set it to the repository password, or use --password-file"));
+            return Err(fail(
+                "BULWARK_PASSWORD is empty",
+                "set it to the repository password, or use --password-file",
+            ));
         }
         p
     } else if let (None, Some(repo)) = (&g.repo, cfg_repo) {
@@ -149,7 +186,12 @@ pub(crate) fn repo_spec(g: &Global, cfg: Option<&Config>, progress: Arc<dyn Prog
             "use --password-file FILE, BULWARK_PASSWORD_FILE or BULWARK_PASSWORD",
         ));
     };
-    Ok(RepoSpec { location, password, cache_dir: cache_dir(g), progress })
+    Ok(RepoSpec {
+        location,
+        password,
+        cache_dir: cache_dir(g),
+        progress,
+    })
 }
 
 /// Hooks to run if the process is interrupted in the middle of a job.

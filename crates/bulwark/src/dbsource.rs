@@ -39,21 +39,34 @@ const PG_LIB: &str = "/usr/lib/postgresql";
 /// postgres `vaultwarden`").
 pub(crate) fn describe(db: &DatabaseSource) -> String {
     match &db.kind {
-        DatabaseKind::Postgres { database: Some(d), .. } => format!("database source postgres `{d}`"),
-        DatabaseKind::Postgres { database: None, .. } => "database source postgres (all databases)".into(),
-        DatabaseKind::Mysql { database: Some(d), .. } => format!("database source mysql `{d}`"),
-        DatabaseKind::Mysql { database: None, .. } => "database source mysql (all databases)".into(),
+        DatabaseKind::Postgres {
+            database: Some(d), ..
+        } => format!("database source postgres `{d}`"),
+        DatabaseKind::Postgres { database: None, .. } => {
+            "database source postgres (all databases)".into()
+        }
+        DatabaseKind::Mysql {
+            database: Some(d), ..
+        } => format!("database source mysql `{d}`"),
+        DatabaseKind::Mysql { database: None, .. } => {
+            "database source mysql (all databases)".into()
+        }
         DatabaseKind::Sqlite { path } => format!("database source sqlite `{}`", path.display()),
     }
 }
 
 /// The engine command source that dumps `db` (passwords are loaded now).
 pub(crate) fn command_source(db: &DatabaseSource) -> CommandSource {
-    build(db, &|tool| find_tool(tool, std::env::var_os("PATH").as_deref(), Path::new(PG_LIB)), &current_exe)
+    build(
+        db,
+        &|tool| find_tool(tool, std::env::var_os("PATH").as_deref(), Path::new(PG_LIB)),
+        &current_exe,
+    )
 }
 
 fn current_exe() -> Result<PathBuf, String> {
-    std::env::current_exe().map_err(|e| format!("cannot find the bulwark executable to run `sqlite-backup`: {e}"))
+    std::env::current_exe()
+        .map_err(|e| format!("cannot find the bulwark executable to run `sqlite-backup`: {e}"))
 }
 
 /// [`command_source`] with the tool lookup and our own path injected (tests).
@@ -69,8 +82,19 @@ fn build(
     };
     let mut problems: Vec<String> = Vec::new();
     match &db.kind {
-        DatabaseKind::Postgres { database, host, port, user, password, format } => {
-            let tool = if database.is_some() { "pg_dump" } else { "pg_dumpall" };
+        DatabaseKind::Postgres {
+            database,
+            host,
+            port,
+            user,
+            password,
+            format,
+        } => {
+            let tool = if database.is_some() {
+                "pg_dump"
+            } else {
+                "pg_dumpall"
+            };
             src.display = match database {
                 Some(d) => format!("{tool} {d}"),
                 None => tool.to_string(),
@@ -109,8 +133,17 @@ fn build(
             }
             load_password(password.as_ref(), "PGPASSWORD", &mut src, &mut problems);
         }
-        DatabaseKind::Mysql { database, host, port, socket, user, password } => {
-            let tool = ["mariadb-dump", "mysqldump"].into_iter().find_map(|t| find(t).map(|p| (t, p)));
+        DatabaseKind::Mysql {
+            database,
+            host,
+            port,
+            socket,
+            user,
+            password,
+        } => {
+            let tool = ["mariadb-dump", "mysqldump"]
+                .into_iter()
+                .find_map(|t| find(t).map(|p| (t, p)));
             let name = tool.as_ref().map_or("mysqldump", |(t, _)| *t);
             src.display = match database {
                 Some(d) => format!("{name} {d}"),
@@ -127,7 +160,14 @@ fn build(
                     );
                 }
             }
-            src.args = mysql_args(database.as_deref(), host.as_deref(), *port, socket.as_deref(), user.as_deref(), &db.options);
+            src.args = mysql_args(
+                database.as_deref(),
+                host.as_deref(),
+                *port,
+                socket.as_deref(),
+                user.as_deref(),
+                &db.options,
+            );
             load_password(password.as_ref(), "MYSQL_PWD", &mut src, &mut problems);
         }
         DatabaseKind::Sqlite { path } => {
@@ -157,8 +197,15 @@ fn mysql_args(
     user: Option<&str>,
     options: &[String],
 ) -> Vec<String> {
-    let mut args: Vec<String> =
-        ["--single-transaction", "--routines", "--events", "--triggers"].iter().map(|s| (*s).to_string()).collect();
+    let mut args: Vec<String> = [
+        "--single-transaction",
+        "--routines",
+        "--events",
+        "--triggers",
+    ]
+    .iter()
+    .map(|s| (*s).to_string())
+    .collect();
     if let Some(h) = host {
         args.push(format!("--host={h}"));
     }
@@ -185,7 +232,12 @@ fn mysql_args(
 /// Loads the password into the child's environment as `var`; a load error
 /// makes the source unavailable (the message names the file or variable,
 /// never a secret).
-fn load_password(password: Option<&SecretSource>, var: &str, src: &mut CommandSource, problems: &mut Vec<String>) {
+fn load_password(
+    password: Option<&SecretSource>,
+    var: &str,
+    src: &mut CommandSource,
+    problems: &mut Vec<String>,
+) {
     if let Some(p) = password {
         match p.load() {
             Ok(secret) => src.env.push((var.to_string(), secret.expose().to_string())),
@@ -197,7 +249,10 @@ fn load_password(password: Option<&SecretSource>, var: &str, src: &mut CommandSo
 /// `tool` on `path_var`, else in the highest-versioned `pg_lib/VERSION/bin`.
 fn find_tool(tool: &str, path_var: Option<&OsStr>, pg_lib: &Path) -> Option<PathBuf> {
     if let Some(paths) = path_var {
-        if let Some(p) = std::env::split_paths(paths).map(|d| d.join(tool)).find(|p| is_executable(p)) {
+        if let Some(p) = std::env::split_paths(paths)
+            .map(|d| d.join(tool))
+            .find(|p| is_executable(p))
+        {
             return Some(p);
         }
     }
@@ -209,7 +264,10 @@ fn find_tool(tool: &str, path_var: Option<&OsStr>, pg_lib: &Path) -> Option<Path
         .filter_map(|e| {
             let e = e.ok()?;
             let name = e.file_name().to_string_lossy().into_owned();
-            let version = name.split('.').map(|n| n.parse::<u32>().ok()).collect::<Option<Vec<u32>>>()?;
+            let version = name
+                .split('.')
+                .map(|n| n.parse::<u32>().ok())
+                .collect::<Option<Vec<u32>>>()?;
             let p = e.path().join("bin").join(tool);
             is_executable(&p).then_some((version, p))
         })
@@ -236,7 +294,10 @@ pub(crate) fn sqlite_backup(path: &Path) -> Result<u8> {
             Ok(exit::FATAL)
         }
         (Ok(_), Err(e)) => {
-            eprintln!("bulwark sqlite-backup: cannot write the copy of {}: {e}", path.display());
+            eprintln!(
+                "bulwark sqlite-backup: cannot write the copy of {}: {e}",
+                path.display()
+            );
             Ok(exit::FATAL)
         }
     }
@@ -248,11 +309,19 @@ mod tests {
     use super::*;
 
     fn db(kind: DatabaseKind) -> DatabaseSource {
-        DatabaseSource { kind, filename: "databases/x.sql".into(), options: vec![], fail_on_stderr: vec!["FATAL".into()] }
+        DatabaseSource {
+            kind,
+            filename: "databases/x.sql".into(),
+            options: vec![],
+            fail_on_stderr: vec!["FATAL".into()],
+        }
     }
 
     fn tools(have: &'static [&'static str]) -> impl Fn(&str) -> Option<PathBuf> {
-        move |t: &str| have.contains(&t).then(|| PathBuf::from(format!("/opt/bin/{t}")))
+        move |t: &str| {
+            have.contains(&t)
+                .then(|| PathBuf::from(format!("/opt/bin/{t}")))
+        }
     }
 
     fn exe() -> Result<PathBuf, String> {
@@ -266,7 +335,14 @@ mod tests {
     }
 
     fn shown(src: &CommandSource) -> String {
-        format!("{} {} {} {:?} {:?}", src.display, src.args.join(" "), src.program, src, src.unavailable)
+        format!(
+            "{} {} {} {:?} {:?}",
+            src.display,
+            src.args.join(" "),
+            src.program,
+            src,
+            src.unavailable
+        )
     }
 
     #[test]
@@ -283,7 +359,15 @@ mod tests {
         d.options = vec!["--exclude-table=sessions".into()];
         let src = build(&d, &tools(&["pg_dump"]), &exe);
         assert_eq!(src.program, "/opt/bin/pg_dump");
-        assert_eq!(src.args, vec!["--no-password", "--exclude-table=sessions", "--", "vaultwarden"]);
+        assert_eq!(
+            src.args,
+            vec![
+                "--no-password",
+                "--exclude-table=sessions",
+                "--",
+                "vaultwarden"
+            ]
+        );
         assert_eq!(src.display, "pg_dump vaultwarden");
         assert_eq!(src.filename, "databases/x.sql");
         assert_eq!(src.fail_on_stderr, vec!["FATAL".to_string()]);
@@ -303,7 +387,16 @@ mod tests {
             *format = PgFormat::Custom;
         }
         let src = build(&d, &tools(&["pg_dump"]), &exe);
-        assert_eq!(src.args, vec!["--no-password", "--format=custom", "--exclude-table=sessions", "--", "vaultwarden"]);
+        assert_eq!(
+            src.args,
+            vec![
+                "--no-password",
+                "--format=custom",
+                "--exclude-table=sessions",
+                "--",
+                "vaultwarden"
+            ]
+        );
     }
 
     #[test]
@@ -320,7 +413,10 @@ mod tests {
         assert_eq!(src.program, "/opt/bin/pg_dumpall");
         assert_eq!(src.args, vec!["--no-password"]);
         assert_eq!(src.display, "pg_dumpall");
-        assert_eq!(src.env, vec![("PGUSER".to_string(), "postgres".to_string())]);
+        assert_eq!(
+            src.env,
+            vec![("PGUSER".to_string(), "postgres".to_string())]
+        );
         assert_eq!(describe(&d), "database source postgres (all databases)");
     }
 
@@ -369,7 +465,10 @@ mod tests {
                 "nextcloud"
             ]
         );
-        assert_eq!(src.env, vec![("MYSQL_PWD".to_string(), "my-Secret!".to_string())]);
+        assert_eq!(
+            src.env,
+            vec![("MYSQL_PWD".to_string(), "my-Secret!".to_string())]
+        );
         assert_eq!(src.display, "mariadb-dump nextcloud");
         assert!(!shown(&src).contains("my-Secret!"), "{}", shown(&src));
         assert_eq!(describe(&d), "database source mysql `nextcloud`");
@@ -404,7 +503,10 @@ mod tests {
         assert!(src.env.is_empty());
         assert_eq!(src.display, "mysqldump --all-databases");
         let none = build(&d, &tools(&[]), &exe);
-        assert!(none.unavailable.unwrap().contains("neither mariadb-dump nor mysqldump"));
+        assert!(none
+            .unavailable
+            .unwrap()
+            .contains("neither mariadb-dump nor mysqldump"));
     }
 
     #[test]
@@ -419,18 +521,30 @@ mod tests {
         });
         let src = build(&d, &tools(&["mysqldump"]), &exe);
         let why = src.unavailable.unwrap();
-        assert!(why.contains("cannot load its password") && why.contains("BULWARK_TEST_SURELY_UNSET_PW"), "{why}");
+        assert!(
+            why.contains("cannot load its password")
+                && why.contains("BULWARK_TEST_SURELY_UNSET_PW"),
+            "{why}"
+        );
     }
 
     #[test]
     fn sqlite_runs_this_binary() {
-        let d = db(DatabaseKind::Sqlite { path: "/var/lib/vaultwarden/db.sqlite3".into() });
+        let d = db(DatabaseKind::Sqlite {
+            path: "/var/lib/vaultwarden/db.sqlite3".into(),
+        });
         let src = build(&d, &tools(&[]), &exe);
         assert_eq!(src.program, "/usr/bin/bulwark");
-        assert_eq!(src.args, vec!["sqlite-backup", "/var/lib/vaultwarden/db.sqlite3"]);
+        assert_eq!(
+            src.args,
+            vec!["sqlite-backup", "/var/lib/vaultwarden/db.sqlite3"]
+        );
         assert!(src.env.is_empty());
         assert_eq!(src.unavailable, None);
-        assert_eq!(describe(&d), "database source sqlite `/var/lib/vaultwarden/db.sqlite3`");
+        assert_eq!(
+            describe(&d),
+            "database source sqlite `/var/lib/vaultwarden/db.sqlite3`"
+        );
     }
 
     #[test]
@@ -451,14 +565,23 @@ mod tests {
         exe_at(&lib.join("extra/bin/pg_dump"));
         let empty = tmp.path().join("empty");
         std::fs::create_dir_all(&empty).unwrap();
-        assert_eq!(find_tool("pg_dump", Some(empty.as_os_str()), &lib), Some(lib.join("15/bin/pg_dump")));
+        assert_eq!(
+            find_tool("pg_dump", Some(empty.as_os_str()), &lib),
+            Some(lib.join("15/bin/pg_dump"))
+        );
         let bin = tmp.path().join("bin");
         exe_at(&bin.join("pg_dump"));
         let path = std::env::join_paths([&empty, &bin]).unwrap();
-        assert_eq!(find_tool("pg_dump", Some(&path), &lib), Some(bin.join("pg_dump")));
+        assert_eq!(
+            find_tool("pg_dump", Some(&path), &lib),
+            Some(bin.join("pg_dump"))
+        );
         // not executable: not a candidate
         std::fs::write(empty.join("mysqldump"), "x").unwrap();
         assert_eq!(find_tool("mysqldump", Some(empty.as_os_str()), &lib), None);
-        assert_eq!(find_tool("pg_dumpall", None, &tmp.path().join("nope")), None);
+        assert_eq!(
+            find_tool("pg_dumpall", None, &tmp.path().join("nope")),
+            None
+        );
     }
 }

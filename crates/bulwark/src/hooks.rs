@@ -24,7 +24,12 @@ pub(crate) struct HookEnv {
 }
 
 /// Runs each command of `hooks` (with `sh -c`) in order; stops at the first failure.
-pub(crate) fn run(kind: &str, hooks: &[String], env: &HookEnv, timeout: Duration) -> Result<(), String> {
+pub(crate) fn run(
+    kind: &str,
+    hooks: &[String],
+    env: &HookEnv,
+    timeout: Duration,
+) -> Result<(), String> {
     for cmd in hooks {
         tracing::info!(hook = kind, command = %cmd, "running hook");
         let mut c = Command::new("sh");
@@ -37,14 +42,21 @@ pub(crate) fn run(kind: &str, hooks: &[String], env: &HookEnv, timeout: Duration
             .env("BULWARK_HOOK", kind)
             .env("BULWARK_STATUS", &env.status);
         // hooks must not pollute --json output on stdout
-        c.stdout(Stdio::from(std::io::stderr().as_fd().try_clone_to_owned().map_err(|e| e.to_string())?));
+        c.stdout(Stdio::from(
+            std::io::stderr()
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| e.to_string())?,
+        ));
         if let Some(id) = &env.snapshot_id {
             c.env("BULWARK_SNAPSHOT_ID", id);
         }
         if let Some(e) = &env.error {
             c.env("BULWARK_ERROR", e);
         }
-        let mut child = c.spawn().map_err(|e| format!("{kind} hook `{cmd}` could not start: {e}"))?;
+        let mut child = c
+            .spawn()
+            .map_err(|e| format!("{kind} hook `{cmd}` could not start: {e}"))?;
         let start = Instant::now();
         let status = loop {
             match child.try_wait() {

@@ -172,7 +172,11 @@ pub(crate) fn run(g: &Global, args: HubArgs) -> Result<u8> {
     match args.command {
         Some(HubCmd::Passwd { file, user }) => passwd(&file, &user),
         Some(HubCmd::Scrub { data }) => scrub(g, data),
-        Some(HubCmd::Token { action, state, data }) => token(g, action, state, data),
+        Some(HubCmd::Token {
+            action,
+            state,
+            data,
+        }) => token(g, action, state, data),
         None => serve(g, args.serve),
     }
 }
@@ -314,8 +318,8 @@ fn state_dir(state: Option<PathBuf>, data: &Path) -> Result<PathBuf> {
 
 /// The plan of the config file at `path` (text and typed config).
 fn load_plan(path: &Path) -> Result<ControlPlan> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let cfg = bulwark_config::parse(&text, path)?;
     Ok(ControlPlan::from_config(&cfg, &text))
 }
@@ -323,7 +327,11 @@ fn load_plan(path: &Path) -> Result<ControlPlan> {
 /// Re-reads the config file when its mtime or size changes (checked every
 /// 2 s) and publishes the new plan; an invalid file keeps the old plan.
 async fn watch_plan(path: PathBuf, tx: tokio::sync::watch::Sender<Arc<ControlPlan>>) {
-    let stamp = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.modified().ok(), m.len()));
+    let stamp = |p: &Path| {
+        std::fs::metadata(p)
+            .ok()
+            .map(|m| (m.modified().ok(), m.len()))
+    };
     let mut last = stamp(&path);
     loop {
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -358,7 +366,9 @@ fn serve(g: &Global, a: ServeArgs) -> Result<u8> {
             None => ControlPlan::empty(),
         };
         let (mut control, tx) = ControlConfig::new(dir, plan);
-        control.replication = Some(bulwark_hub::ReplicationSettings::new(crate::replicate_cmd::opener()));
+        control.replication = Some(bulwark_hub::ReplicationSettings::new(
+            crate::replicate_cmd::opener(),
+        ));
         control.monitoring = Some(bulwark_hub::MonitoringSettings::default());
         config.control = Some(control);
         plan_source = g.config.clone().map(|p| (p, tx));
@@ -406,12 +416,18 @@ fn s3_store(url: &str) -> Result<std::sync::Arc<dyn bulwark_store::Store>> {
     let bucket = parts.next().filter(|b| !b.is_empty()).ok_or_else(bad)?;
     let prefix = parts.next().unwrap_or("").trim_matches('/');
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let (Some(access_key_id), Some(secret_access_key)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) else {
-        anyhow::bail!("--data s3:…: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for the bucket");
+    let (Some(access_key_id), Some(secret_access_key)) =
+        (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"))
+    else {
+        anyhow::bail!(
+            "--data s3:…: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for the bucket"
+        );
     };
     let store = bulwark_store::s3::S3Store::new(bulwark_store::s3::S3Config {
         endpoint: format!("{scheme}://{host}"),
-        region: env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")).unwrap_or_default(),
+        region: env("AWS_REGION")
+            .or_else(|| env("AWS_DEFAULT_REGION"))
+            .unwrap_or_default(),
         bucket: bucket.to_string(),
         prefix: prefix.to_string(),
         access_key_id,
@@ -475,7 +491,12 @@ fn passwd(file: &std::path::Path, user: &str) -> Result<u8> {
     Ok(exit::OK)
 }
 
-fn token(g: &Global, action: TokenCmd, state: Option<PathBuf>, data: Option<PathBuf>) -> Result<u8> {
+fn token(
+    g: &Global,
+    action: TokenCmd,
+    state: Option<PathBuf>,
+    data: Option<PathBuf>,
+) -> Result<u8> {
     let data = match data {
         Some(d) => Some(d),
         None => match &g.config {
@@ -491,7 +512,11 @@ fn token(g: &Global, action: TokenCmd, state: Option<PathBuf>, data: Option<Path
         ),
     };
     match action {
-        TokenCmd::Create { admin, host, output } => {
+        TokenCmd::Create {
+            admin,
+            host,
+            output,
+        } => {
             let kind = match (admin, host) {
                 (_, Some(h)) => TokenKind::Host(h),
                 (true, None) => TokenKind::Admin,
@@ -527,8 +552,15 @@ fn token(g: &Global, action: TokenCmd, state: Option<PathBuf>, data: Option<Path
                         TokenKind::Admin => "admin".to_owned(),
                         TokenKind::Host(h) => format!("host {h}"),
                     };
-                    let last = t.last_used.map_or_else(|| "never".to_owned(), |l| l.to_string());
-                    println!("{:>4}  {:<20} {:<25} {last}", t.id, kind, t.created.to_string());
+                    let last = t
+                        .last_used
+                        .map_or_else(|| "never".to_owned(), |l| l.to_string());
+                    println!(
+                        "{:>4}  {:<20} {:<25} {last}",
+                        t.id,
+                        kind,
+                        t.created.to_string()
+                    );
                 }
             }
             Ok(exit::OK)
@@ -547,7 +579,8 @@ fn token(g: &Global, action: TokenCmd, state: Option<PathBuf>, data: Option<Path
 /// Writes `text` to `path` with mode 0600, atomically (temporary file,
 /// fsync, rename, fsync of the directory).
 fn write_secret_file(path: &Path, text: &str) -> Result<()> {
-    bulwark_agent::write_atomic(path, text.as_bytes(), 0o600).with_context(|| format!("cannot write {}", path.display()))
+    bulwark_agent::write_atomic(path, text.as_bytes(), 0o600)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn scrub(g: &Global, data: PathBuf) -> Result<u8> {

@@ -53,7 +53,11 @@ impl From<bulwark_engine::Error> for Exit {
             K::Interrupted => exit::INTERRUPTED,
             _ => exit::FATAL,
         };
-        Self { code, message: e.message, hint: e.hint }
+        Self {
+            code,
+            message: e.message,
+            hint: e.hint,
+        }
     }
 }
 
@@ -69,7 +73,10 @@ fn init_logging(g: &cli::Global, server: bool) {
     let _ = tracing_log::LogTracer::init();
     // colours only for a person at a terminal, never into log files
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     let _ = match g.log_format {
         cli::LogFormat::Json => builder.json().try_init(),
         cli::LogFormat::Text => builder.without_time().with_target(false).try_init(),
@@ -80,7 +87,10 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     // long-running services: log a line per event by default, and handle
     // SIGINT/SIGTERM themselves (graceful shutdown)
-    let service = matches!(cli.command, cli::Cmd::Hub(_) | cli::Cmd::Agent(_) | cli::Cmd::Up(_));
+    let service = matches!(
+        cli.command,
+        cli::Cmd::Hub(_) | cli::Cmd::Agent(_) | cli::Cmd::Up(_)
+    );
     init_logging(&cli.global, service);
     if std::env::var_os("RUST_BACKTRACE").is_none() {
         // a panic is a bug; say so in one line instead of a backtrace
@@ -95,12 +105,16 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             if err.chain().any(|c| {
-                c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
             }) {
                 // the reader went away (`bulwark ls | head`): not an error
                 return ExitCode::from(exit::OK);
             }
-            if err.downcast_ref::<bulwark_engine::Error>().is_some_and(|e| e.kind == bulwark_engine::ErrorKind::OutputClosed) {
+            if err
+                .downcast_ref::<bulwark_engine::Error>()
+                .is_some_and(|e| e.kind == bulwark_engine::ErrorKind::OutputClosed)
+            {
                 return ExitCode::from(exit::OK);
             }
             let err = match err.downcast::<bulwark_engine::Error>() {

@@ -80,7 +80,9 @@ pub(crate) enum NotifyCmd {
 /// `bulwark monitors`.
 pub(crate) fn monitors(g: &Global, a: MonitorsArgs) -> Result<u8> {
     let client = control_client(g, a.hub, a.token_file)?;
-    let view = crate::hub_cmd::runtime()?.block_on(client.monitors()).map_err(hub_call_error)?;
+    let view = crate::hub_cmd::runtime()?
+        .block_on(client.monitors())
+        .map_err(hub_call_error)?;
     if g.json {
         crate::output::json(&view)?;
     } else {
@@ -102,7 +104,9 @@ pub(crate) fn monitors_exit(view: &MonitorsView) -> u8 {
 pub(crate) fn render_monitors(view: &MonitorsView, now: Timestamp) -> String {
     let mut out = String::new();
     if !view.connectivity {
-        out.push_str("the hub's network canaries all fail: alerts are held back until one answers again\n");
+        out.push_str(
+            "the hub's network canaries all fail: alerts are held back until one answers again\n",
+        );
     }
     if view.pending_notifications > 0 {
         let n = view.pending_notifications;
@@ -119,7 +123,10 @@ pub(crate) fn render_monitors(view: &MonitorsView, now: Timestamp) -> String {
         out.push('\n');
     }
     let rows: Vec<Vec<String>> = view.monitors.iter().map(|m| row(m, now)).collect();
-    out.push_str(&crate::output::table(&["NAME", "TYPE", "STATE", "SINCE", "VANTAGES", "MESSAGE"], &rows));
+    out.push_str(&crate::output::table(
+        &["NAME", "TYPE", "STATE", "SINCE", "VANTAGES", "MESSAGE"],
+        &rows,
+    ));
     out
 }
 
@@ -133,7 +140,15 @@ fn row(m: &MonitorStatus, now: Timestamp) -> Vec<String> {
         state.push_str(" (silenced)");
     }
     let since = m.since.map_or_else(|| "-".to_string(), |t| age(t, now));
-    let vantages = if m.vantages.is_empty() { "-".to_string() } else { m.vantages.iter().map(vantage).collect::<Vec<_>>().join(", ") };
+    let vantages = if m.vantages.is_empty() {
+        "-".to_string()
+    } else {
+        m.vantages
+            .iter()
+            .map(vantage)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let message: String = m.message.chars().take(160).collect();
     vec![name, m.kind.clone(), state, since, vantages, message]
 }
@@ -176,7 +191,10 @@ fn notify_test(g: &Global, name: &str) -> Result<u8> {
             "give it with -c FILE (or BULWARK_CONFIG), e.g. `bulwark -c /etc/bulwark/bulwark.toml notify test phone`",
         )
     })?;
-    let decl = cfg.notifiers.get(name).ok_or_else(|| unknown_notifier(name, &cfg))?;
+    let decl = cfg
+        .notifiers
+        .get(name)
+        .ok_or_else(|| unknown_notifier(name, &cfg))?;
     let kind = decl.settings.kind();
     let notifier = decl.build().map_err(|e| {
         let hint = match &e {
@@ -191,9 +209,19 @@ fn notify_test(g: &Global, name: &str) -> Result<u8> {
     let rt = crate::hub_cmd::runtime()?;
     // the error names the notifier, quotes the server and gives a hint; never a secret
     rt.block_on(notifier.send(&Message::test(name)))
-        .map_err(|e| anyhow::Error::new(Exit { code: exit::FATAL, message: e.to_string(), hint: None }))?;
+        .map_err(|e| {
+            anyhow::Error::new(Exit {
+                code: exit::FATAL,
+                message: e.to_string(),
+                hint: None,
+            })
+        })?;
     if g.json {
-        crate::output::json(&Sent { notifier: name, kind, sent: true })?;
+        crate::output::json(&Sent {
+            notifier: name,
+            kind,
+            sent: true,
+        })?;
     } else {
         println!("sent a test message through {name} ({kind})");
     }
@@ -204,7 +232,8 @@ fn unknown_notifier(name: &str, cfg: &Config) -> anyhow::Error {
     let declared: Vec<&str> = cfg.notifiers.keys().map(String::as_str).collect();
     let message = format!("there is no [notifiers.{name}] in {}", cfg.source.display());
     let hint = if declared.is_empty() {
-        "no notifiers are declared; add a [notifiers.NAME] table (see docs/monitoring.md#notifiers)".to_string()
+        "no notifiers are declared; add a [notifiers.NAME] table (see docs/monitoring.md#notifiers)"
+            .to_string()
     } else {
         let list = declared.join(", ");
         match bulwark_config::closest(name, &declared) {
@@ -227,7 +256,13 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn vantage(name: &str, state: MonitorHealth, last_up: Option<bool>, latency_ms: Option<f64>, stale: bool) -> VantageStatus {
+    fn vantage(
+        name: &str,
+        state: MonitorHealth,
+        last_up: Option<bool>,
+        latency_ms: Option<f64>,
+        stale: bool,
+    ) -> VantageStatus {
         VantageStatus {
             vantage: name.into(),
             state,
@@ -263,43 +298,115 @@ mod tests {
         web.silenced = true;
         web.vantages = vec![
             vantage("hub", MonitorHealth::Up, Some(true), Some(12.4), false),
-            vantage("nas", MonitorHealth::Down, Some(false), Some(10_000.0), false),
+            vantage(
+                "nas",
+                MonitorHealth::Down,
+                Some(false),
+                Some(10_000.0),
+                false,
+            ),
             vantage("vps", MonitorHealth::Unknown, None, None, true),
         ];
         let mut photos = monitor("backups", Some("photos"), "backup", MonitorHealth::Up);
         photos.since = None;
         let view = MonitorsView {
-            monitors: vec![photos, web, monitor("dns", None, "dns", MonitorHealth::Unknown)],
+            monitors: vec![
+                photos,
+                web,
+                monitor("dns", None, "dns", MonitorHealth::Unknown),
+            ],
             connectivity: false,
             pending_notifications: 2,
         };
         let text = render_monitors(&view, now);
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], "the hub's network canaries all fail: alerts are held back until one answers again", "{text}");
-        assert_eq!(lines[1], "2 notifications waiting to be delivered (retried; see the hub's log)");
-        assert!(lines[3].starts_with("NAME") && lines[3].contains("VANTAGES"), "{text}");
-        assert!(lines[5].starts_with("backups/photos  backup  UP ") && lines[5].contains(" -  "), "{text}");
-        assert!(lines[6].contains("DOWN (silenced)") && lines[6].contains("2h 5m ago"), "{text}");
-        assert!(lines[6].contains("hub:up 12ms, nas:down, vps:unknown (stale)"), "latency only of an up probe: {text}");
-        assert!(lines[6].ends_with("expected status 200-399, got 502"), "{text}");
-        assert!(lines[7].starts_with("dns ") && lines[7].contains("UNKNOWN"), "{text}");
+        assert_eq!(
+            lines[0],
+            "the hub's network canaries all fail: alerts are held back until one answers again",
+            "{text}"
+        );
+        assert_eq!(
+            lines[1],
+            "2 notifications waiting to be delivered (retried; see the hub's log)"
+        );
+        assert!(
+            lines[3].starts_with("NAME") && lines[3].contains("VANTAGES"),
+            "{text}"
+        );
+        assert!(
+            lines[5].starts_with("backups/photos  backup  UP ") && lines[5].contains(" -  "),
+            "{text}"
+        );
+        assert!(
+            lines[6].contains("DOWN (silenced)") && lines[6].contains("2h 5m ago"),
+            "{text}"
+        );
+        assert!(
+            lines[6].contains("hub:up 12ms, nas:down, vps:unknown (stale)"),
+            "latency only of an up probe: {text}"
+        );
+        assert!(
+            lines[6].ends_with("expected status 200-399, got 502"),
+            "{text}"
+        );
+        assert!(
+            lines[7].starts_with("dns ") && lines[7].contains("UNKNOWN"),
+            "{text}"
+        );
         assert_eq!(monitors_exit(&view), exit::INCOMPLETE, "a monitor is down");
 
-        let fine = MonitorsView { monitors: view.monitors[..1].to_vec(), connectivity: true, pending_notifications: 0 };
+        let fine = MonitorsView {
+            monitors: view.monitors[..1].to_vec(),
+            connectivity: true,
+            pending_notifications: 0,
+        };
         let text = render_monitors(&fine, now);
-        assert!(text.starts_with("NAME"), "no warnings when all is well: {text}");
+        assert!(
+            text.starts_with("NAME"),
+            "no warnings when all is well: {text}"
+        );
         assert_eq!(monitors_exit(&fine), exit::OK);
-        let unknown = MonitorsView { monitors: view.monitors[2..].to_vec(), connectivity: true, pending_notifications: 0 };
+        let unknown = MonitorsView {
+            monitors: view.monitors[2..].to_vec(),
+            connectivity: true,
+            pending_notifications: 0,
+        };
         assert_eq!(monitors_exit(&unknown), exit::OK, "unknown is not down");
 
-        let none = MonitorsView { monitors: vec![], connectivity: true, pending_notifications: 1 };
+        let none = MonitorsView {
+            monitors: vec![],
+            connectivity: true,
+            pending_notifications: 1,
+        };
         let text = render_monitors(&none, now);
-        assert!(text.starts_with("1 notification waiting") && text.contains("no monitors: declare them"), "{text}");
+        assert!(
+            text.starts_with("1 notification waiting")
+                && text.contains("no monitors: declare them"),
+            "{text}"
+        );
     }
 
     #[test]
     fn small_latencies_keep_a_decimal() {
-        assert_eq!(super::vantage(&vantage("hub", MonitorHealth::Up, Some(true), Some(0.42), false)), "hub:up 0.4ms");
-        assert_eq!(super::vantage(&vantage("hub", MonitorHealth::Down, Some(true), Some(130.2), false)), "hub:down 130ms");
+        assert_eq!(
+            super::vantage(&vantage(
+                "hub",
+                MonitorHealth::Up,
+                Some(true),
+                Some(0.42),
+                false
+            )),
+            "hub:up 0.4ms"
+        );
+        assert_eq!(
+            super::vantage(&vantage(
+                "hub",
+                MonitorHealth::Down,
+                Some(true),
+                Some(130.2),
+                false
+            )),
+            "hub:down 130ms"
+        );
     }
 }

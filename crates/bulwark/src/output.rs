@@ -37,7 +37,11 @@ impl ProgressSink for Bars {
             ),
         }
         .unwrap_or_else(|_| ProgressStyle::default_bar());
-        let bar = self.0.add(ProgressBar::new(0).with_style(style).with_prefix(title.to_string()));
+        let bar = self.0.add(
+            ProgressBar::new(0)
+                .with_style(style)
+                .with_prefix(title.to_string()),
+        );
         bar.enable_steady_tick(std::time::Duration::from_millis(200));
         Box::new(Bar(bar))
     }
@@ -48,7 +52,9 @@ pub(crate) fn progress(quiet: bool, json: bool) -> Arc<dyn ProgressSink> {
     if quiet || json || !std::io::stderr().is_terminal() {
         Arc::new(Quiet)
     } else {
-        Arc::new(Bars(MultiProgress::with_draw_target(ProgressDrawTarget::stderr())))
+        Arc::new(Bars(MultiProgress::with_draw_target(
+            ProgressDrawTarget::stderr(),
+        )))
     }
 }
 

@@ -5,7 +5,10 @@ use std::{path::PathBuf, sync::Arc};
 
 use anyhow::{Context, Result};
 use bulwark_config::{RepoUrl, Target};
-use bulwark_replicate::{mirror_repo, repair, verify_sample, MirrorOptions, MirrorReport, RepairReport, Sample, VerifyReport};
+use bulwark_replicate::{
+    mirror_repo, repair, verify_sample, MirrorOptions, MirrorReport, RepairReport, Sample,
+    VerifyReport,
+};
 use bulwark_store::{local::LocalStore, RepoPath, Store};
 use clap::Args;
 use serde::Serialize;
@@ -50,7 +53,10 @@ struct Outcome {
 impl Outcome {
     fn clean(&self) -> bool {
         self.error.is_none()
-            && self.mirror.as_ref().is_some_and(|m| m.is_complete() && m.corrupt_source.is_empty())
+            && self
+                .mirror
+                .as_ref()
+                .is_some_and(|m| m.is_complete() && m.corrupt_source.is_empty())
             && self.repair.as_ref().is_none_or(RepairReport::is_complete)
     }
 }
@@ -62,18 +68,38 @@ fn target_store(t: &Target) -> Result<Arc<dyn Store>> {
             // turn into a copy on the root file system.
             if !dir.is_dir() {
                 return Err(fail(
-                    format!("target `{}`: {} is not a directory (is the disk mounted?)", t.name, dir.display()),
-                    format!("mount the disk, or create the directory once with `mkdir -p {}`", dir.display()),
+                    format!(
+                        "target `{}`: {} is not a directory (is the disk mounted?)",
+                        t.name,
+                        dir.display()
+                    ),
+                    format!(
+                        "mount the disk, or create the directory once with `mkdir -p {}`",
+                        dir.display()
+                    ),
                 ));
             }
-            Ok(Arc::new(LocalStore::new(dir.clone()).with_context(|| format!("cannot use {}", dir.display()))?))
+            Ok(Arc::new(LocalStore::new(dir.clone()).with_context(
+                || format!("cannot use {}", dir.display()),
+            )?))
         }
-        RepoUrl::S3 { endpoint, bucket, prefix } => s3_target(t, endpoint, bucket, prefix),
+        RepoUrl::S3 {
+            endpoint,
+            bucket,
+            prefix,
+        } => s3_target(t, endpoint, bucket, prefix),
         RepoUrl::Rest(url) => {
             let auth = match &t.rest {
-                Some(bulwark_config::TargetRestAuth { username: Some(user), password }) => {
+                Some(bulwark_config::TargetRestAuth {
+                    username: Some(user),
+                    password,
+                }) => {
                     let pw = match password {
-                        Some(p) => p.load().map_err(|e| fail(e.to_string(), "fix the target's password_file"))?.expose().to_string(),
+                        Some(p) => p
+                            .load()
+                            .map_err(|e| fail(e.to_string(), "fix the target's password_file"))?
+                            .expose()
+                            .to_string(),
                         None => String::new(),
                     };
                     Some((user.clone(), pw))
@@ -82,7 +108,8 @@ fn target_store(t: &Target) -> Result<Arc<dyn Store>> {
             };
             // a peer's HTTPS certificate is checked against the system's roots
             Ok(Arc::new(
-                bulwark_store::RestStore::new(url, auth, None).map_err(|e| fail(format!("target `{}`: {e}", t.name), "check its url"))?,
+                bulwark_store::RestStore::new(url, auth, None)
+                    .map_err(|e| fail(format!("target `{}`: {e}", t.name), "check its url"))?,
             ))
         }
     }
@@ -93,14 +120,24 @@ fn s3_target(t: &Target, endpoint: &str, bucket: &str, prefix: &str) -> Result<A
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let secret = |s: &Option<bulwark_config::SecretSource>, var: &str| -> Result<Option<String>> {
         match s {
-            Some(src) => Ok(Some(src.load().map_err(|e| fail(e.to_string(), "fix the target's key files"))?.expose().to_string())),
+            Some(src) => Ok(Some(
+                src.load()
+                    .map_err(|e| fail(e.to_string(), "fix the target's key files"))?
+                    .expose()
+                    .to_string(),
+            )),
             None => Ok(env(var)),
         }
     };
-    let s3 = t.s3.clone().unwrap_or(bulwark_config::S3Settings { region: "us-east-1".into(), access_key_id: None, secret_access_key: None });
-    let (Some(access_key_id), Some(secret_access_key)) =
-        (secret(&s3.access_key_id, "AWS_ACCESS_KEY_ID")?, secret(&s3.secret_access_key, "AWS_SECRET_ACCESS_KEY")?)
-    else {
+    let s3 = t.s3.clone().unwrap_or(bulwark_config::S3Settings {
+        region: "us-east-1".into(),
+        access_key_id: None,
+        secret_access_key: None,
+    });
+    let (Some(access_key_id), Some(secret_access_key)) = (
+        secret(&s3.access_key_id, "AWS_ACCESS_KEY_ID")?,
+        secret(&s3.secret_access_key, "AWS_SECRET_ACCESS_KEY")?,
+    ) else {
         return Err(fail(
             format!("target `{}`: no S3 credentials", t.name),
             "set access_key_id_file and secret_access_key_file on the target (or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)",
@@ -121,18 +158,31 @@ fn s3_target(t: &Target, endpoint: &str, bucket: &str, prefix: &str) -> Result<A
 #[cfg(not(feature = "s3"))]
 fn s3_target(t: &Target, _endpoint: &str, _bucket: &str, _prefix: &str) -> Result<Arc<dyn Store>> {
     Err(fail(
-        format!("target `{}` is an S3 bucket, but this bulwark was built without S3 support", t.name),
+        format!(
+            "target `{}` is an S3 bucket, but this bulwark was built without S3 support",
+            t.name
+        ),
         "build it with `cargo build --release -p bulwark --features s3`",
     ))
 }
 
 pub(crate) fn replicate(g: &Global, a: ReplicateArgs) -> Result<u8> {
-    let cfg = load_config(g)?.ok_or_else(|| fail("replicate needs a configuration file with [targets]", "give it with -c FILE"))?;
+    let cfg = load_config(g)?.ok_or_else(|| {
+        fail(
+            "replicate needs a configuration file with [targets]",
+            "give it with -c FILE",
+        )
+    })?;
     let data = a
         .data
         .clone()
         .or_else(|| cfg.hub.as_ref().and_then(|h| h.data.clone()))
-        .ok_or_else(|| fail("which repositories? no hub data directory", "set `data` in [hub], or pass --data DIR"))?;
+        .ok_or_else(|| {
+            fail(
+                "which repositories? no hub data directory",
+                "set `data` in [hub], or pass --data DIR",
+            )
+        })?;
     let targets: Vec<&Target> = if a.targets.is_empty() {
         cfg.targets.values().collect()
     } else {
@@ -140,31 +190,60 @@ pub(crate) fn replicate(g: &Global, a: ReplicateArgs) -> Result<u8> {
             .iter()
             .map(|n| {
                 cfg.targets.get(n).ok_or_else(|| {
-                    fail(format!("there is no [targets.{n}]"), format!("targets: {}", cfg.targets.keys().cloned().collect::<Vec<_>>().join(", ")))
+                    fail(
+                        format!("there is no [targets.{n}]"),
+                        format!(
+                            "targets: {}",
+                            cfg.targets.keys().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                    )
                 })
             })
             .collect::<Result<_>>()?
     };
     if targets.is_empty() {
-        return Err(fail("the configuration has no [targets]", "add a [targets.NAME] table (docs/replication.md)"));
+        return Err(fail(
+            "the configuration has no [targets]",
+            "add a [targets.NAME] table (docs/replication.md)",
+        ));
     }
-    let source: Arc<dyn Store> = Arc::new(LocalStore::new(data.clone()).with_context(|| format!("cannot use the hub data directory {}", data.display()))?);
+    let source: Arc<dyn Store> = Arc::new(
+        LocalStore::new(data.clone())
+            .with_context(|| format!("cannot use the hub data directory {}", data.display()))?,
+    );
     let rt = crate::hub_cmd::runtime()?;
     let outcomes = rt.block_on(async {
-        let all = source.list_repos().await.map_err(|e| fail(format!("cannot list the repositories in {}: {e}", data.display()), "check --data"))?;
+        let all = source.list_repos().await.map_err(|e| {
+            fail(
+                format!("cannot list the repositories in {}: {e}", data.display()),
+                "check --data",
+            )
+        })?;
         let mut out = Vec::new();
         for t in &targets {
             let store = match target_store(t) {
                 Ok(s) => s,
                 Err(e) => {
-                    out.push(Outcome { target: t.name.clone(), repo: String::new(), medium: t.medium.as_str(), offsite: t.offsite, mirror: None, verify: None, repair: None, error: Some(format!("{e:#}")) });
+                    out.push(Outcome {
+                        target: t.name.clone(),
+                        repo: String::new(),
+                        medium: t.medium.as_str(),
+                        offsite: t.offsite,
+                        mirror: None,
+                        verify: None,
+                        repair: None,
+                        error: Some(format!("{e:#}")),
+                    });
                     continue;
                 }
             };
             let repos: Vec<RepoPath> = if t.repositories.is_empty() {
                 all.clone()
             } else {
-                t.repositories.iter().filter_map(|r| RepoPath::parse(r).ok()).collect()
+                t.repositories
+                    .iter()
+                    .filter_map(|r| RepoPath::parse(r).ok())
+                    .collect()
             };
             let opts = MirrorOptions {
                 parallel: usize::try_from(t.parallel).unwrap_or(4),
@@ -173,17 +252,35 @@ pub(crate) fn replicate(g: &Global, a: ReplicateArgs) -> Result<u8> {
                 ..MirrorOptions::default()
             };
             for repo in repos {
-                let mut o = Outcome { target: t.name.clone(), repo: repo.to_string(), medium: t.medium.as_str(), offsite: t.offsite, mirror: None, verify: None, repair: None, error: None };
+                let mut o = Outcome {
+                    target: t.name.clone(),
+                    repo: repo.to_string(),
+                    medium: t.medium.as_str(),
+                    offsite: t.offsite,
+                    mirror: None,
+                    verify: None,
+                    repair: None,
+                    error: None,
+                };
                 match mirror_repo(source.as_ref(), store.as_ref(), &repo, &opts).await {
                     Ok(m) => o.mirror = Some(m),
                     Err(e) => o.error = Some(e.to_string()),
                 }
                 if a.verify && o.error.is_none() && !a.dry_run {
                     let seed: u64 = rand::random();
-                    match verify_sample(store.as_ref(), &repo, Sample::Fraction(t.verify_sample_percent / 100.0), seed).await {
+                    match verify_sample(
+                        store.as_ref(),
+                        &repo,
+                        Sample::Fraction(t.verify_sample_percent / 100.0),
+                        seed,
+                    )
+                    .await
+                    {
                         Ok(v) => {
                             if !v.is_clean() {
-                                match repair(source.as_ref(), store.as_ref(), &repo, &v, &opts).await {
+                                match repair(source.as_ref(), store.as_ref(), &repo, &v, &opts)
+                                    .await
+                                {
                                     Ok(r) => o.repair = Some(r),
                                     Err(e) => o.error = Some(format!("repair: {e}")),
                                 }
@@ -202,7 +299,13 @@ pub(crate) fn replicate(g: &Global, a: ReplicateArgs) -> Result<u8> {
         crate::output::json(&outcomes)?;
     } else {
         for o in &outcomes {
-            let head = format!("{} → {} ({}{})", if o.repo.is_empty() { "*" } else { &o.repo }, o.target, o.medium, if o.offsite { ", offsite" } else { "" });
+            let head = format!(
+                "{} → {} ({}{})",
+                if o.repo.is_empty() { "*" } else { &o.repo },
+                o.target,
+                o.medium,
+                if o.offsite { ", offsite" } else { "" }
+            );
             match (&o.mirror, &o.error) {
                 (_, Some(e)) => println!("{head}: FAILED: {e}"),
                 (Some(m), None) => {
@@ -220,14 +323,29 @@ pub(crate) fn replicate(g: &Global, a: ReplicateArgs) -> Result<u8> {
                 (None, None) => {}
             }
             if let Some(v) = &o.verify {
-                println!("  verified {} file(s): {} corrupt, {} missing", v.checked, v.corrupt.len(), v.missing.len());
+                println!(
+                    "  verified {} file(s): {} corrupt, {} missing",
+                    v.checked,
+                    v.corrupt.len(),
+                    v.missing.len()
+                );
             }
             if let Some(r) = &o.repair {
-                println!("  repaired: {} re-copied, {} could not be repaired", r.recopied.len(), r.unrepairable.len() + r.undeletable.len());
+                println!(
+                    "  repaired: {} re-copied, {} could not be repaired",
+                    r.recopied.len(),
+                    r.unrepairable.len() + r.undeletable.len()
+                );
             }
         }
     }
-    Ok(if outcomes.iter().all(Outcome::clean) { exit::OK } else if outcomes.iter().any(|o| o.error.is_some()) { exit::FATAL } else { exit::INCOMPLETE })
+    Ok(if outcomes.iter().all(Outcome::clean) {
+        exit::OK
+    } else if outcomes.iter().any(|o| o.error.is_some()) {
+        exit::FATAL
+    } else {
+        exit::INCOMPLETE
+    })
 }
 
 /// The opener the hub uses for its targets (S3 only with the `s3` feature).
@@ -256,15 +374,30 @@ pub(crate) fn report(g: &Global, a: ReportArgs) -> Result<u8> {
         read_state,
         report::{self, ReportInput, ReportJob},
     };
-    let cfg = load_config(g)?.ok_or_else(|| fail("report needs the hub's configuration file", "give it with -c FILE"))?;
+    let cfg = load_config(g)?.ok_or_else(|| {
+        fail(
+            "report needs the hub's configuration file",
+            "give it with -c FILE",
+        )
+    })?;
     let data = a
         .data
         .clone()
         .or_else(|| cfg.hub.as_ref().and_then(|h| h.data.clone()))
-        .ok_or_else(|| fail("which repositories? no hub data directory", "set `data` in [hub], or pass --data DIR"))?;
-    let source: Arc<dyn Store> = Arc::new(LocalStore::new(data.clone()).with_context(|| format!("cannot use {}", data.display()))?);
-    let targets: Vec<report::OpenedTarget> =
-        cfg.targets.values().map(|t| (t.clone(), target_store(t).map_err(|e| format!("{e:#}")))).collect();
+        .ok_or_else(|| {
+            fail(
+                "which repositories? no hub data directory",
+                "set `data` in [hub], or pass --data DIR",
+            )
+        })?;
+    let source: Arc<dyn Store> = Arc::new(
+        LocalStore::new(data.clone()).with_context(|| format!("cannot use {}", data.display()))?,
+    );
+    let targets: Vec<report::OpenedTarget> = cfg
+        .targets
+        .values()
+        .map(|t| (t.clone(), target_store(t).map_err(|e| format!("{e:#}"))))
+        .collect();
     let jobs: Vec<ReportJob> = cfg
         .jobs
         .values()
@@ -278,7 +411,10 @@ pub(crate) fn report(g: &Global, a: ReportArgs) -> Result<u8> {
         .collect();
     let state_dir = a.state.clone().unwrap_or_else(|| data.join(".bulwark"));
     let (rows, alerts) = read_state(&state_dir).unwrap_or_else(|e| {
-        tracing::warn!("cannot read the hub's replication state in {}: {e}", state_dir.display());
+        tracing::warn!(
+            "cannot read the hub's replication state in {}: {e}",
+            state_dir.display()
+        );
         (Vec::new(), Vec::new())
     });
     let rt = crate::hub_cmd::runtime()?;
@@ -301,23 +437,27 @@ pub(crate) fn report(g: &Global, a: ReportArgs) -> Result<u8> {
             .jobs
             .iter()
             .flat_map(|l| {
-                let places: Vec<String> = l
-                    .places
-                    .iter()
-                    .map(|c| {
-                        format!(
-                            "{} ({}{}){}",
-                            c.place,
-                            c.medium,
-                            if c.offsite { ", offsite" } else { "" },
-                            match (&c.error, c.current) {
-                                (Some(e), false) => format!(" UNKNOWN: {}", e.chars().take(120).collect::<String>()),
-                                (_, true) => String::new(),
-                                (None, false) => format!(" BEHIND {} snapshot(s)", c.missing_snapshots),
-                            }
-                        )
-                    })
-                    .collect();
+                let places: Vec<String> =
+                    l.places
+                        .iter()
+                        .map(|c| {
+                            format!(
+                                "{} ({}{}){}",
+                                c.place,
+                                c.medium,
+                                if c.offsite { ", offsite" } else { "" },
+                                match (&c.error, c.current) {
+                                    (Some(e), false) => format!(
+                                        " UNKNOWN: {}",
+                                        e.chars().take(120).collect::<String>()
+                                    ),
+                                    (_, true) => String::new(),
+                                    (None, false) =>
+                                        format!(" BEHIND {} snapshot(s)", c.missing_snapshots),
+                                }
+                            )
+                        })
+                        .collect();
                 let head = vec![
                     l.job.clone(),
                     l.copies.to_string(),
@@ -328,14 +468,32 @@ pub(crate) fn report(g: &Global, a: ReportArgs) -> Result<u8> {
                     places.join(", "),
                 ];
                 std::iter::once(head).chain(l.violations.iter().map(|v| {
-                    vec![String::new(), String::new(), String::new(), String::new(), String::new(), String::new(), format!("VIOLATION: {v}")]
+                    vec![
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                        format!("VIOLATION: {v}"),
+                    ]
                 }))
             })
             .collect();
-        print!("{}", crate::output::table(&["JOB", "COPIES", "MEDIA", "OFFSITE", "LAG", "EFF. RPO", "PLACES"], &rows));
+        print!(
+            "{}",
+            crate::output::table(
+                &["JOB", "COPIES", "MEDIA", "OFFSITE", "LAG", "EFF. RPO", "PLACES"],
+                &rows
+            )
+        );
         if !r.targets.is_empty() {
             let now = jiff::Timestamp::now();
-            let when = |t: Option<jiff::Timestamp>| t.map_or("never".to_string(), |t| format!("{} ago", crate::agent_cmd::age(t, now)));
+            let when = |t: Option<jiff::Timestamp>| {
+                t.map_or("never".to_string(), |t| {
+                    format!("{} ago", crate::agent_cmd::age(t, now))
+                })
+            };
             let rows: Vec<Vec<String>> = r
                 .targets
                 .iter()
@@ -354,15 +512,39 @@ pub(crate) fn report(g: &Global, a: ReportArgs) -> Result<u8> {
             println!();
             print!(
                 "{}",
-                crate::output::table(&["TARGET", "REPO", "LAST SUCCESS", "LAST VERIFIED", "FAILURES", "PENDING DELETES", "LAST ERROR"], &rows)
+                crate::output::table(
+                    &[
+                        "TARGET",
+                        "REPO",
+                        "LAST SUCCESS",
+                        "LAST VERIFIED",
+                        "FAILURES",
+                        "PENDING DELETES",
+                        "LAST ERROR"
+                    ],
+                    &rows
+                )
             );
         }
         if !r.alerts.is_empty() {
             println!("\nOPEN ALERTS");
             for al in &r.alerts {
-                println!("  #{} {} {} {}: {}", al.id, al.severity.as_str().to_uppercase(), al.kind, al.subject, al.message);
+                println!(
+                    "  #{} {} {} {}: {}",
+                    al.id,
+                    al.severity.as_str().to_uppercase(),
+                    al.kind,
+                    al.subject,
+                    al.message
+                );
             }
         }
     }
-    Ok(if r.jobs.iter().all(|l| l.violations.is_empty()) && r.alerts.is_empty() { exit::OK } else { exit::INCOMPLETE })
+    Ok(
+        if r.jobs.iter().all(|l| l.violations.is_empty()) && r.alerts.is_empty() {
+            exit::OK
+        } else {
+            exit::INCOMPLETE
+        },
+    )
 }

@@ -31,22 +31,29 @@ use crate::{
 
 pub(crate) fn run(g: &Global, a: UpArgs) -> Result<u8> {
     let home = up_home(a.home)?;
-    let listen: std::net::SocketAddr = a
-        .listen
-        .parse()
-        .map_err(|_| fail(format!("`{}` is not an address", a.listen), "give it as 127.0.0.1:8130"))?;
+    let listen: std::net::SocketAddr = a.listen.parse().map_err(|_| {
+        fail(
+            format!("`{}` is not an address", a.listen),
+            "give it as 127.0.0.1:8130",
+        )
+    })?;
     let cfg_path = home.join("bulwark.toml");
     let first_start = !cfg_path.exists();
     if first_start {
-        std::fs::create_dir_all(&home).with_context(|| format!("cannot create {}", home.display()))?;
+        std::fs::create_dir_all(&home)
+            .with_context(|| format!("cannot create {}", home.display()))?;
         let text = bulwark_config::DEFAULT_CONFIG.replace("@DATA@", &home.to_string_lossy());
         bulwark_agent::write_atomic(&cfg_path, text.as_bytes(), 0o644)?;
     }
-    let text = std::fs::read_to_string(&cfg_path).with_context(|| format!("cannot read {}", cfg_path.display()))?;
+    let text = std::fs::read_to_string(&cfg_path)
+        .with_context(|| format!("cannot read {}", cfg_path.display()))?;
     let cfg = bulwark_config::parse(&text, &cfg_path).map_err(|e| {
         fail(
             format!("{} is not valid:\n{e}", cfg_path.display()),
-            format!("fix it, or move it away to start again from the embedded default ({})", cfg_path.display()),
+            format!(
+                "fix it, or move it away to start again from the embedded default ({})",
+                cfg_path.display()
+            ),
         )
     })?;
     ensure_local_repositories(&cfg)?;
@@ -63,10 +70,13 @@ pub(crate) fn run(g: &Global, a: UpArgs) -> Result<u8> {
     }
     let admin_file = up.join("admin.token");
     let agent_file = up.join("agent.token");
-    let known = bulwark_hub::list_tokens(&state).map_err(|e| fail(e.to_string(), "check the hub state directory"))?;
+    let known = bulwark_hub::list_tokens(&state)
+        .map_err(|e| fail(e.to_string(), "check the hub state directory"))?;
     if known.is_empty() || !admin_file.exists() || !agent_file.exists() {
-        let (_, admin) = bulwark_hub::create_token(&state, TokenKind::Admin).map_err(|e| fail(e.to_string(), "check the hub state directory"))?;
-        let (_, agent) = bulwark_hub::create_token(&state, TokenKind::Host(host.clone())).map_err(|e| fail(e.to_string(), "check the hub state directory"))?;
+        let (_, admin) = bulwark_hub::create_token(&state, TokenKind::Admin)
+            .map_err(|e| fail(e.to_string(), "check the hub state directory"))?;
+        let (_, agent) = bulwark_hub::create_token(&state, TokenKind::Host(host.clone()))
+            .map_err(|e| fail(e.to_string(), "check the hub state directory"))?;
         crate::commands::write_secret(&admin_file, &admin)?;
         crate::commands::write_secret(&agent_file, &agent)?;
     }
@@ -75,14 +85,23 @@ pub(crate) fn run(g: &Global, a: UpArgs) -> Result<u8> {
 
     let plan = ControlPlan::from_config_with_default_host(&cfg, &text, Some(&host));
     let (mut control, plan_tx) = ControlConfig::new(&state, plan);
-    control.replication = Some(bulwark_hub::ReplicationSettings::new(crate::replicate_cmd::opener()));
+    control.replication = Some(bulwark_hub::ReplicationSettings::new(
+        crate::replicate_cmd::opener(),
+    ));
     control.monitoring = Some(bulwark_hub::MonitoringSettings::default());
     let mut hub_config = HubConfig::new(home.join("hub/data"));
     hub_config.listen = listen;
     hub_config.control = Some(control);
-    let agent_token = bulwark_agent::read_token(&agent_file).map_err(|e| fail(e.to_string(), "delete the up/ directory to start over"))?;
-    let admin_token = bulwark_agent::read_token(&admin_file).map_err(|e| fail(e.to_string(), "delete the up/ directory to start over"))?;
-    let exe = std::env::current_exe().map_err(|e| fail(format!("cannot find the bulwark binary: {e}"), "run it by its full path"))?;
+    let agent_token = bulwark_agent::read_token(&agent_file)
+        .map_err(|e| fail(e.to_string(), "delete the up/ directory to start over"))?;
+    let admin_token = bulwark_agent::read_token(&admin_file)
+        .map_err(|e| fail(e.to_string(), "delete the up/ directory to start over"))?;
+    let exe = std::env::current_exe().map_err(|e| {
+        fail(
+            format!("cannot find the bulwark binary: {e}"),
+            "run it by its full path",
+        )
+    })?;
     let mut extra = Vec::new();
     if let Some(d) = &g.cache_dir {
         extra.push("--cache-dir".to_string());
@@ -92,9 +111,12 @@ pub(crate) fn run(g: &Global, a: UpArgs) -> Result<u8> {
 
     let rt = crate::hub_cmd::runtime()?;
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .map_err(|e| fail(format!("cannot listen on {listen}: {e}"), "is another `bulwark up` running? pick another --listen"))?;
+        let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+            fail(
+                format!("cannot listen on {listen}: {e}"),
+                "is another `bulwark up` running? pick another --listen",
+            )
+        })?;
         // SIGTERM stops both; so does a failing hub
         let (stop_tx, stop) = crate::agent_cmd::stop_on_signal();
         let mut hub_stop = stop.clone();
@@ -114,7 +136,11 @@ pub(crate) fn run(g: &Global, a: UpArgs) -> Result<u8> {
         let cfg_path2 = cfg_path.clone();
         let host2 = host.clone();
         tokio::spawn(async move {
-            let stamp = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.modified().ok(), m.len()));
+            let stamp = |p: &Path| {
+                std::fs::metadata(p)
+                    .ok()
+                    .map(|m| (m.modified().ok(), m.len()))
+            };
             let mut last = stamp(&cfg_path2);
             loop {
                 tokio::time::sleep(Duration::from_secs(2)).await;
@@ -123,16 +149,26 @@ pub(crate) fn run(g: &Global, a: UpArgs) -> Result<u8> {
                     continue;
                 }
                 last = now;
-                let Ok(text) = std::fs::read_to_string(&cfg_path2) else { continue };
+                let Ok(text) = std::fs::read_to_string(&cfg_path2) else {
+                    continue;
+                };
                 match bulwark_config::parse(&text, &cfg_path2) {
                     Ok(cfg) => {
-                        let _ = plan_tx.send(Arc::new(ControlPlan::from_config_with_default_host(&cfg, &text, Some(&host2))));
+                        let _ = plan_tx.send(Arc::new(ControlPlan::from_config_with_default_host(
+                            &cfg,
+                            &text,
+                            Some(&host2),
+                        )));
                     }
-                    Err(e) => tracing::error!("{} changed but is not valid; keeping the previous version:\n{e}", cfg_path2.display()),
+                    Err(e) => tracing::error!(
+                        "{} changed but is not valid; keeping the previous version:\n{e}",
+                        cfg_path2.display()
+                    ),
                 }
             }
         });
-        let hub_client = HubClient::new(&url, agent_token, None).map_err(|e| fail(e.to_string(), "this is a bug"))?;
+        let hub_client = HubClient::new(&url, agent_token, None)
+            .map_err(|e| fail(e.to_string(), "this is a bug"))?;
         let opts = AgentOptions {
             host: Some(host.clone()),
             state_dir: home.join("agent"),
@@ -140,18 +176,39 @@ pub(crate) fn run(g: &Global, a: UpArgs) -> Result<u8> {
             poll_wait: Duration::from_secs(30),
             reload_every: Duration::from_secs(2),
         };
-        let exec = ProcessExecutor { program: exe, config: cfg_path.clone(), extra_args: extra, stop_grace: Duration::from_secs(120) };
-        let agent = Agent::new(opts, Some(hub_client), Arc::new(exec), Arc::new(SystemClock), stop.clone())
-            .map_err(|e| fail(e.to_string(), "check the agent state directory"))?;
-        agent.load_config().await.map_err(|e| fail(e.to_string(), format!("fix {}", cfg_path.display())))?;
+        let exec = ProcessExecutor {
+            program: exe,
+            config: cfg_path.clone(),
+            extra_args: extra,
+            stop_grace: Duration::from_secs(120),
+        };
+        let agent = Agent::new(
+            opts,
+            Some(hub_client),
+            Arc::new(exec),
+            Arc::new(SystemClock),
+            stop.clone(),
+        )
+        .map_err(|e| fail(e.to_string(), "check the agent state directory"))?;
+        agent
+            .load_config()
+            .await
+            .map_err(|e| fail(e.to_string(), format!("fix {}", cfg_path.display())))?;
         let agent = tokio::spawn(agent.run());
         eprintln!("Bulwark is up on {url} (host `{host}`).");
-        eprintln!("  configuration: {} (changes apply while running)", cfg_path.display());
+        eprintln!(
+            "  configuration: {} (changes apply while running)",
+            cfg_path.display()
+        );
         eprintln!("  status:        bulwark status        run a job now: bulwark trigger JOB");
-        eprintln!("  jobs:          {}", cfg.jobs.keys().cloned().collect::<Vec<_>>().join(", "));
+        eprintln!(
+            "  jobs:          {}",
+            cfg.jobs.keys().cloned().collect::<Vec<_>>().join(", ")
+        );
         if never_ran {
             // first start: run every job once now, so the status shows a real result
-            let admin = HubClient::new(&url, admin_token, None).map_err(|e| fail(e.to_string(), "this is a bug"))?;
+            let admin = HubClient::new(&url, admin_token, None)
+                .map_err(|e| fail(e.to_string(), "this is a bug"))?;
             for job in cfg.jobs.keys() {
                 match admin.trigger(job).await {
                     Ok(_) => eprintln!("  first start: running `{job}` now"),
@@ -176,22 +233,38 @@ pub(crate) fn run(g: &Global, a: UpArgs) -> Result<u8> {
 /// and are created — what makes the embedded default work with no setup.
 fn ensure_local_repositories(cfg: &Config) -> Result<()> {
     for repo in cfg.repositories.values() {
-        let (RepoUrl::Local(dir), SecretSource::File(pw)) = (&repo.url, &repo.password) else { continue };
+        let (RepoUrl::Local(dir), SecretSource::File(pw)) = (&repo.url, &repo.password) else {
+            continue;
+        };
         if dir.join("config").exists() {
             continue;
         }
         if let Some(parent) = pw.parent() {
-            std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
         }
         if !pw.exists() {
             use rand::Rng;
-            let p: String = rand::rng().sample_iter(rand::distr::Alphanumeric).take(40).map(char::from).collect();
+            let p: String = rand::rng()
+                .sample_iter(rand::distr::Alphanumeric)
+                .take(40)
+                .map(char::from)
+                .collect();
             crate::commands::write_secret(pw, &p)?;
         }
-        let password = std::fs::read_to_string(pw).with_context(|| format!("cannot read {}", pw.display()))?;
-        bulwark_engine::RepoSpec::new(bulwark_engine::Location::Local(dir.clone()), password.trim_end_matches('\n')).init()?;
+        let password =
+            std::fs::read_to_string(pw).with_context(|| format!("cannot read {}", pw.display()))?;
+        bulwark_engine::RepoSpec::new(
+            bulwark_engine::Location::Local(dir.clone()),
+            password.trim_end_matches('\n'),
+        )
+        .init()?;
         eprintln!("************************************************************************");
-        eprintln!("Created the repository `{}` at {}", repo.name, dir.display());
+        eprintln!(
+            "Created the repository `{}` at {}",
+            repo.name,
+            dir.display()
+        );
         eprintln!("Its password is in {} (mode 0600).", pw.display());
         eprintln!("COPY THAT FILE SOMEWHERE SAFE: without it nobody can restore anything.");
         eprintln!("************************************************************************");

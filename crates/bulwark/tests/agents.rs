@@ -73,7 +73,10 @@ impl Lab {
 
     fn bulwark(&self, args: &[&str]) -> Out {
         let mut c = Command::new(BIN);
-        c.args(args).env("XDG_CACHE_HOME", self.p("cache")).env("HOME", self.p("home")).env_remove("BULWARK_CONFIG");
+        c.args(args)
+            .env("XDG_CACHE_HOME", self.p("cache"))
+            .env("HOME", self.p("home"))
+            .env_remove("BULWARK_CONFIG");
         run(&mut c, TIMEOUT)
     }
 
@@ -117,14 +120,21 @@ impl Lab {
             if let Some(s) = hub.child.try_wait().unwrap() {
                 panic!("the hub exited early ({s}):\n{}", self.log("hub"));
             }
-            assert!(Instant::now() < deadline, "the hub did not start:\n{}", self.log("hub"));
+            assert!(
+                Instant::now() < deadline,
+                "the hub did not start:\n{}",
+                self.log("hub")
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         hub
     }
 
     fn admin(&self) -> String {
-        std::fs::read_to_string(self.p("admin.token")).unwrap().trim().to_string()
+        std::fs::read_to_string(self.p("admin.token"))
+            .unwrap()
+            .trim()
+            .to_string()
     }
 
     /// GET on the control API with the admin token.
@@ -141,17 +151,36 @@ impl Lab {
 
     fn status(&self) -> Value {
         let tf = self.p("admin.token");
-        let out = self.bulwark(&["--json", "status", "--hub", &self.url(), "--token-file", tf.to_str().unwrap()]);
+        let out = self.bulwark(&[
+            "--json",
+            "status",
+            "--hub",
+            &self.url(),
+            "--token-file",
+            tf.to_str().unwrap(),
+        ]);
         out.ok();
         out.json()
     }
 
     fn job(&self, status: &Value, name: &str) -> Value {
-        status["jobs"].as_array().unwrap().iter().find(|j| j["name"] == name).cloned().unwrap_or(Value::Null)
+        status["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["name"] == name)
+            .cloned()
+            .unwrap_or(Value::Null)
     }
 
     /// Polls `bulwark status --json` until `pred` holds for job `name`.
-    fn wait_job(&self, name: &str, what: &str, limit: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+    fn wait_job(
+        &self,
+        name: &str,
+        what: &str,
+        limit: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + limit;
         loop {
             let s = self.status();
@@ -171,7 +200,10 @@ impl Lab {
     }
 
     fn runs(&self, job: &str) -> Vec<Value> {
-        self.get(&format!("/runs?job={job}")).as_array().unwrap().clone()
+        self.get(&format!("/runs?job={job}"))
+            .as_array()
+            .unwrap()
+            .clone()
     }
 }
 
@@ -186,12 +218,20 @@ fn token(lab: &Lab, args: &[&str], out: &Path) {
 fn setup() -> Lab {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let lab = Lab { config: dir.path().join("bulwark.toml"), dir, port };
+    let lab = Lab {
+        config: dir.path().join("bulwark.toml"),
+        dir,
+        port,
+    };
     for d in ["nas-src/docs", "vps-src", "home", "cache", "repos"] {
         std::fs::create_dir_all(lab.p(d)).unwrap();
     }
     for i in 0..20 {
-        std::fs::write(lab.p(&format!("nas-src/docs/file{i}.txt")), random_bytes(i, 10_000)).unwrap();
+        std::fs::write(
+            lab.p(&format!("nas-src/docs/file{i}.txt")),
+            random_bytes(i, 10_000),
+        )
+        .unwrap();
     }
     // a live SQLite database on the vps
     let db = rusqlite::Connection::open(lab.p("vps-src/app.db")).unwrap();
@@ -284,15 +324,29 @@ late_after = "1s"
     );
     std::fs::write(&lab.config, text).unwrap();
     let check = lab.bulwark(&["config", "check", lab.config.to_str().unwrap()]);
-    assert_eq!(check.code, 0, "config check: {}{}", check.stdout, check.stderr);
+    assert_eq!(
+        check.code, 0,
+        "config check: {}{}",
+        check.stdout, check.stderr
+    );
     // the REST user of nas on the hub (append-only is the hub's default ACL story)
     let htpasswd = lab.p("hub-data/.htpasswd");
     std::fs::create_dir_all(lab.p("hub-data")).unwrap();
     let mut c = Command::new(BIN);
-    c.args(["hub", "passwd"]).arg(&htpasswd).arg("nas").stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+    c.args(["hub", "passwd"])
+        .arg(&htpasswd)
+        .arg("nas")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     let mut child = c.spawn().unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(b"http-secret-of-nas\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"http-secret-of-nas\n")
+        .unwrap();
     assert!(child.wait().unwrap().success());
     token(&lab, &["--admin"], &lab.p("admin.token"));
     token(&lab, &["--host", "nas"], &lab.p("nas.token"));
@@ -311,7 +365,17 @@ fn start_agents(lab: &Lab) -> (Proc, Proc) {
     let cfg = lab.config.display().to_string();
     let nas = lab.spawn(
         "agent-nas",
-        &["-c".into(), cfg, "agent".into(), "--host".into(), "nas".into(), "--state-dir".into(), lab.p("agent-nas").display().to_string(), "--poll-wait".into(), "2".into()],
+        &[
+            "-c".into(),
+            cfg,
+            "agent".into(),
+            "--host".into(),
+            "nas".into(),
+            "--state-dir".into(),
+            lab.p("agent-nas").display().to_string(),
+            "--poll-wait".into(),
+            "2".into(),
+        ],
     );
     let vps = lab.spawn(
         "agent-vps",
@@ -338,57 +402,144 @@ fn two_hosts_on_one_hub() {
     let (mut nas, mut vps) = start_agents(&lab);
 
     // 1. a scheduled run lands and is reported
-    let j = lab.wait_job("nas-docs", "a scheduled success", Duration::from_secs(90), |j| {
-        j["last_run"]["status"] == "success" && j["last_run"]["trigger"] == "schedule"
-    });
-    let snap = j["last_run"]["snapshot"]["id"].as_str().unwrap().to_string();
+    let j = lab.wait_job(
+        "nas-docs",
+        "a scheduled success",
+        Duration::from_secs(90),
+        |j| j["last_run"]["status"] == "success" && j["last_run"]["trigger"] == "schedule",
+    );
+    let snap = j["last_run"]["snapshot"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(snap.len(), 64);
-    assert!(j["last_run"]["stats"]["files_new"].as_u64().unwrap() >= 20, "{j:#}");
+    assert!(
+        j["last_run"]["stats"]["files_new"].as_u64().unwrap() >= 20,
+        "{j:#}"
+    );
     assert!(j["last_success"].is_string());
     // the agent reports its next run; the hub shows it
-    lab.wait_job("nas-docs", "a next run", Duration::from_secs(30), |j| j["next_run"].is_string() || j["running_since"].is_string());
+    lab.wait_job("nas-docs", "a next run", Duration::from_secs(30), |j| {
+        j["next_run"].is_string() || j["running_since"].is_string()
+    });
 
     // 2. a trigger reaches the vps agent (which fetched its config from the hub)
     let tf = lab.p("admin.token");
-    let out = lab.bulwark(&["trigger", "vps-app", "--hub", &lab.url(), "--token-file", tf.to_str().unwrap()]);
+    let out = lab.bulwark(&[
+        "trigger",
+        "vps-app",
+        "--hub",
+        &lab.url(),
+        "--token-file",
+        tf.to_str().unwrap(),
+    ]);
     out.ok();
     assert!(out.stdout.contains("vps"), "{}", out.stdout);
-    let j = lab.wait_job("vps-app", "the triggered run", Duration::from_secs(90), |j| j["last_run"]["trigger"] == "manual");
+    let j = lab.wait_job(
+        "vps-app",
+        "the triggered run",
+        Duration::from_secs(90),
+        |j| j["last_run"]["trigger"] == "manual",
+    );
     assert_eq!(j["last_run"]["status"], "success", "{j:#}");
     assert_eq!(j["host"], "vps");
     // the snapshot it reported is really in the repository, with the database copy
     let vps_snap = j["last_run"]["snapshot"]["id"].as_str().unwrap();
-    let ls = lab.bulwark(&["-r", lab.p("repos/vps").to_str().unwrap(), "--password-file", lab.p("vps.pass").to_str().unwrap(), "--json", "ls", vps_snap]);
+    let ls = lab.bulwark(&[
+        "-r",
+        lab.p("repos/vps").to_str().unwrap(),
+        "--password-file",
+        lab.p("vps.pass").to_str().unwrap(),
+        "--json",
+        "ls",
+        vps_snap,
+    ]);
     ls.ok();
-    assert!(ls.stdout.contains("databases/sqlite/app.db"), "{}", ls.stdout);
+    assert!(
+        ls.stdout.contains("databases/sqlite/app.db"),
+        "{}",
+        ls.stdout
+    );
     // the hub's snapshot list has both hosts' snapshots
     let snaps = lab.get("/snapshots");
-    let hosts: Vec<&str> = snaps.as_array().unwrap().iter().map(|s| s["host"].as_str().unwrap()).collect();
-    assert!(hosts.contains(&"nas") && hosts.contains(&"vps"), "{snaps:#}");
-    assert!(!lab.log("agent-vps").contains("vps repository password"), "a secret leaked into the log");
+    let hosts: Vec<&str> = snaps
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["host"].as_str().unwrap())
+        .collect();
+    assert!(
+        hosts.contains(&"nas") && hosts.contains(&"vps"),
+        "{snaps:#}"
+    );
+    assert!(
+        !lab.log("agent-vps").contains("vps repository password"),
+        "a secret leaked into the log"
+    );
 
     // 3. a failing job is reported as failed, with its reason
-    lab.bulwark(&["trigger", "nas-broken", "--hub", &lab.url(), "--token-file", tf.to_str().unwrap()]).ok();
-    let j = lab.wait_job("nas-broken", "the failure report", Duration::from_secs(60), |j| j["state"] == "failed");
+    lab.bulwark(&[
+        "trigger",
+        "nas-broken",
+        "--hub",
+        &lab.url(),
+        "--token-file",
+        tf.to_str().unwrap(),
+    ])
+    .ok();
+    let j = lab.wait_job(
+        "nas-broken",
+        "the failure report",
+        Duration::from_secs(60),
+        |j| j["state"] == "failed",
+    );
     let errors = j["last_run"]["errors"].to_string();
     assert!(errors.contains("before hook"), "{j:#}");
 
     // 4. the host without an agent is late
-    let j = lab.wait_job("ghost-job", "late detection", Duration::from_secs(30), |j| j["state"] == "late");
+    let j = lab.wait_job(
+        "ghost-job",
+        "late detection",
+        Duration::from_secs(30),
+        |j| j["state"] == "late",
+    );
     assert!(j["late_since"].is_string(), "{j:#}");
 
     // the human view highlights them
-    let out = lab.bulwark(&["status", "--hub", &lab.url(), "--token-file", tf.to_str().unwrap()]);
+    let out = lab.bulwark(&[
+        "status",
+        "--hub",
+        &lab.url(),
+        "--token-file",
+        tf.to_str().unwrap(),
+    ]);
     out.ok();
     for needle in ["nas-docs", "vps-app", "FAILED", "LATE", "ghost", "online"] {
-        assert!(out.stdout.contains(needle), "`{needle}` missing from:\n{}", out.stdout);
+        assert!(
+            out.stdout.contains(needle),
+            "`{needle}` missing from:\n{}",
+            out.stdout
+        );
     }
     println!("bulwark status:\n{}", out.stdout);
 
     // 5. the hub goes down while a job runs: the report is queued, then
     //    delivered once the hub is back, exactly once
-    lab.bulwark(&["trigger", "nas-slow", "--hub", &lab.url(), "--token-file", tf.to_str().unwrap()]).ok();
-    lab.wait_job("nas-slow", "the slow job to start", Duration::from_secs(60), |j| j["state"] == "running");
+    lab.bulwark(&[
+        "trigger",
+        "nas-slow",
+        "--hub",
+        &lab.url(),
+        "--token-file",
+        tf.to_str().unwrap(),
+    ])
+    .ok();
+    lab.wait_job(
+        "nas-slow",
+        "the slow job to start",
+        Duration::from_secs(60),
+        |j| j["state"] == "running",
+    );
     hub.stop();
     let queue = lab.p("agent-nas/queue");
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -397,11 +548,20 @@ fn two_hosts_on_one_hub() {
         if queued > 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "the report was not queued while the hub was down:\n{}", lab.log("agent-nas"));
+        assert!(
+            Instant::now() < deadline,
+            "the report was not queued while the hub was down:\n{}",
+            lab.log("agent-nas")
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     let mut hub = lab.hub();
-    let j = lab.wait_job("nas-slow", "the queued report", Duration::from_secs(90), |j| j["last_run"]["trigger"] == "manual");
+    let j = lab.wait_job(
+        "nas-slow",
+        "the queued report",
+        Duration::from_secs(90),
+        |j| j["last_run"]["trigger"] == "manual",
+    );
     assert_eq!(j["last_run"]["status"], "success", "{j:#}");
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::fs::read_dir(&queue).map(|d| d.count()).unwrap_or(0) > 0 {
@@ -409,7 +569,12 @@ fn two_hosts_on_one_hub() {
         std::thread::sleep(Duration::from_millis(200));
     }
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(lab.runs("nas-slow").len(), 1, "stored exactly once: {:#}", lab.get("/runs?job=nas-slow"));
+    assert_eq!(
+        lab.runs("nas-slow").len(),
+        1,
+        "stored exactly once: {:#}",
+        lab.get("/runs?job=nas-slow")
+    );
 
     // 6. history survived the restart
     assert!(!lab.runs("nas-docs").is_empty());
@@ -431,19 +596,36 @@ fn config_changes_reach_a_running_agent_without_restart() {
     let cached = lab.p("agent-vps/config.toml");
     let deadline = Instant::now() + Duration::from_secs(30);
     while !cached.exists() {
-        assert!(Instant::now() < deadline, "vps never fetched its config:\n{}", lab.log("agent-vps"));
+        assert!(
+            Instant::now() < deadline,
+            "vps never fetched its config:\n{}",
+            lab.log("agent-vps")
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let first = std::fs::read_to_string(&cached).unwrap();
-    assert!(first.contains("vps-app") && !first.contains("nas-docs") && !first.contains("[hub"), "only its own part:\n{first}");
+    assert!(
+        first.contains("vps-app") && !first.contains("nas-docs") && !first.contains("[hub"),
+        "only its own part:\n{first}"
+    );
     assert!(!first.contains("ghost"), "{first}");
     // give vps a scheduled job in the one file: the hub reloads it, the agent fetches it and runs the job
     let text = std::fs::read_to_string(&lab.config).unwrap();
-    let text = text.replace("[jobs.vps-app]\nhost = \"vps\"\n", "[jobs.vps-app]\nhost = \"vps\"\nschedule = \"*:*:0/3\"\n");
+    let text = text.replace(
+        "[jobs.vps-app]\nhost = \"vps\"\n",
+        "[jobs.vps-app]\nhost = \"vps\"\nschedule = \"*:*:0/3\"\n",
+    );
     std::fs::write(&lab.config, text).unwrap();
-    let j = lab.wait_job("vps-app", "a scheduled run after the change", Duration::from_secs(90), |j| j["last_run"]["trigger"] == "schedule");
+    let j = lab.wait_job(
+        "vps-app",
+        "a scheduled run after the change",
+        Duration::from_secs(90),
+        |j| j["last_run"]["trigger"] == "schedule",
+    );
     assert_eq!(j["last_run"]["status"], "success", "{j:#}");
-    assert!(std::fs::read_to_string(&cached).unwrap().contains("*:*:0/3"));
+    assert!(std::fs::read_to_string(&cached)
+        .unwrap()
+        .contains("*:*:0/3"));
     nas.stop();
     vps.stop();
     hub.stop();
@@ -458,15 +640,24 @@ fn packaged_systemd_units_verify() {
     let mut units = Vec::new();
     for e in std::fs::read_dir(&src).unwrap() {
         let p = e.unwrap().path();
-        let text = std::fs::read_to_string(&p).unwrap().replace("/usr/bin/bulwark", BIN);
+        let text = std::fs::read_to_string(&p)
+            .unwrap()
+            .replace("/usr/bin/bulwark", BIN);
         let to = dir.path().join(p.file_name().unwrap());
         std::fs::write(&to, text).unwrap();
         units.push(to);
     }
     assert_eq!(units.len(), 2, "hub and agent units");
-    let out = run(Command::new("systemd-analyze").arg("verify").args(&units), TIMEOUT);
+    let out = run(
+        Command::new("systemd-analyze").arg("verify").args(&units),
+        TIMEOUT,
+    );
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
-    assert!(!out.stderr.contains("bulwark-"), "warnings about our units:\n{}", out.stderr);
+    assert!(
+        !out.stderr.contains("bulwark-"),
+        "warnings about our units:\n{}",
+        out.stderr
+    );
 }
 
 /// `bulwark up`: from nothing to a reported backup, found by `bulwark status`
@@ -477,13 +668,22 @@ fn up_from_nothing_to_a_reported_backup() {
     let home = dir.path().join("bulwark");
     let port = free_port();
     let env = |c: &mut Command| {
-        c.env("BULWARK_HOME", &home).env("XDG_CACHE_HOME", dir.path().join("cache")).env("HOME", dir.path()).env_remove("BULWARK_CONFIG");
+        c.env("BULWARK_HOME", &home)
+            .env("XDG_CACHE_HOME", dir.path().join("cache"))
+            .env("HOME", dir.path())
+            .env_remove("BULWARK_CONFIG");
     };
     let log = std::fs::File::create(dir.path().join("up.log")).unwrap();
     let mut c = Command::new(BIN);
-    c.args(["up", "--listen", &format!("127.0.0.1:{port}")]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
+    c.args(["up", "--listen", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
     env(&mut c);
-    let mut up = Proc { child: c.spawn().unwrap(), name: "up" };
+    let mut up = Proc {
+        child: c.spawn().unwrap(),
+        name: "up",
+    };
     let up_log = || std::fs::read_to_string(dir.path().join("up.log")).unwrap_or_default();
     let status = || {
         let mut c = Command::new(BIN);
@@ -496,7 +696,12 @@ fn up_from_nothing_to_a_reported_backup() {
         let out = status();
         if out.code == 0 {
             let s = out.json();
-            let j = s["jobs"].as_array().unwrap().iter().find(|j| j["name"] == "default").cloned();
+            let j = s["jobs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|j| j["name"] == "default")
+                .cloned();
             if let Some(j) = j.filter(|j| j["last_run"].is_object()) {
                 break j;
             }
@@ -504,22 +709,44 @@ fn up_from_nothing_to_a_reported_backup() {
         if let Some(st) = up.child.try_wait().unwrap() {
             panic!("bulwark up exited ({st}):\n{}", up_log());
         }
-        assert!(Instant::now() < deadline, "no first run reported:\n{}\n{}", out.stderr, up_log());
+        assert!(
+            Instant::now() < deadline,
+            "no first run reported:\n{}\n{}",
+            out.stderr,
+            up_log()
+        );
         std::thread::sleep(Duration::from_millis(500));
     };
     // /etc as root backs up fully; as a normal user some files are unreadable
     let st = job["last_run"]["status"].as_str().unwrap();
     assert!(st == "success" || st == "partial", "{job:#}\n{}", up_log());
-    assert_eq!(job["last_run"]["trigger"], "manual", "the first start runs the job at once");
-    assert!(job["schedule"].as_str().unwrap().contains("02:00"), "{job:#}");
+    assert_eq!(
+        job["last_run"]["trigger"], "manual",
+        "the first start runs the job at once"
+    );
+    assert!(
+        job["schedule"].as_str().unwrap().contains("02:00"),
+        "{job:#}"
+    );
     assert!(job["next_run"].is_string(), "{job:#}");
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(home.join("repo.password")).unwrap().permissions().mode() & 0o777;
+    let mode = std::fs::metadata(home.join("repo.password"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600);
     let id = job["last_run"]["snapshot"]["id"].as_str().unwrap();
     let cfg = home.join("bulwark.toml");
     let mut c = Command::new(BIN);
-    c.args(["-c", cfg.to_str().unwrap(), "--job", "default", "--json", "snapshots"]);
+    c.args([
+        "-c",
+        cfg.to_str().unwrap(),
+        "--job",
+        "default",
+        "--json",
+        "snapshots",
+    ]);
     env(&mut c);
     let snaps = run(&mut c, TIMEOUT);
     snaps.ok();
@@ -532,11 +759,24 @@ fn up_from_nothing_to_a_reported_backup() {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let s = status().json();
-        let j = s["jobs"].as_array().unwrap().iter().find(|j| j["name"] == "default").cloned().unwrap();
-        if j["last_run"]["snapshot"]["id"].as_str().is_some_and(|s| s != id) {
+        let j = s["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["name"] == "default")
+            .cloned()
+            .unwrap();
+        if j["last_run"]["snapshot"]["id"]
+            .as_str()
+            .is_some_and(|s| s != id)
+        {
             break;
         }
-        assert!(Instant::now() < deadline, "the triggered run was not reported:\n{}", up_log());
+        assert!(
+            Instant::now() < deadline,
+            "the triggered run was not reported:\n{}",
+            up_log()
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
     let mut c = Command::new(BIN);
@@ -544,7 +784,11 @@ fn up_from_nothing_to_a_reported_backup() {
     env(&mut c);
     let human = run(&mut c, TIMEOUT);
     human.ok();
-    assert!(human.stdout.contains("default") && human.stdout.contains("HOSTS"), "{}", human.stdout);
+    assert!(
+        human.stdout.contains("default") && human.stdout.contains("HOSTS"),
+        "{}",
+        human.stdout
+    );
     up.stop();
     let code = up.child.wait().unwrap().code();
     assert_eq!(code, Some(0), "{}", up_log());
@@ -572,7 +816,11 @@ fn maintenance_applies_retention_to_every_group_and_prunes() {
     .unwrap();
     let b = |args: &[&str]| {
         let mut c = Command::new(BIN);
-        c.arg("-c").arg(&cfg).args(args).env("XDG_CACHE_HOME", d("cache")).env_remove("BULWARK_CONFIG");
+        c.arg("-c")
+            .arg(&cfg)
+            .args(args)
+            .env("XDG_CACHE_HOME", d("cache"))
+            .env_remove("BULWARK_CONFIG");
         run(&mut c, TIMEOUT)
     };
     b(&["--job", "a", "init"]).ok();
@@ -592,7 +840,11 @@ fn maintenance_applies_retention_to_every_group_and_prunes() {
     assert_eq!(snaps.json().as_array().unwrap().len(), 2);
     let bad = b(&["maintenance", "nope"]);
     assert_eq!(bad.code, 1);
-    assert!(bad.stderr.contains("weekly"), "lists what exists: {}", bad.stderr);
+    assert!(
+        bad.stderr.contains("weekly"),
+        "lists what exists: {}",
+        bad.stderr
+    );
 }
 
 /// Agent and CLI reach a hub over HTTPS with a self-signed certificate given
@@ -633,13 +885,37 @@ fn agent_and_status_over_https_with_a_private_ca() {
     .unwrap();
     let b = |args: &[&str]| {
         let mut c = Command::new(BIN);
-        c.args(args).env("XDG_CACHE_HOME", d("cache")).env("HOME", dir.path()).env_remove("BULWARK_CONFIG");
+        c.args(args)
+            .env("XDG_CACHE_HOME", d("cache"))
+            .env("HOME", dir.path())
+            .env_remove("BULWARK_CONFIG");
         run(&mut c, TIMEOUT)
     };
     let state = d("state");
     let s = state.to_str().unwrap();
-    b(&["hub", "token", "create", "--state", s, "--admin", "--output", d("admin.token").to_str().unwrap()]).ok();
-    b(&["hub", "token", "create", "--state", s, "--host", "h", "--output", d("h.token").to_str().unwrap()]).ok();
+    b(&[
+        "hub",
+        "token",
+        "create",
+        "--state",
+        s,
+        "--admin",
+        "--output",
+        d("admin.token").to_str().unwrap(),
+    ])
+    .ok();
+    b(&[
+        "hub",
+        "token",
+        "create",
+        "--state",
+        s,
+        "--host",
+        "h",
+        "--output",
+        d("h.token").to_str().unwrap(),
+    ])
+    .ok();
     b(&["-c", cfg.to_str().unwrap(), "--job", "t", "init"]).ok();
     let spawn = |name: &'static str, args: Vec<String>| {
         let log = std::fs::File::create(d(&format!("{name}.log"))).unwrap();
@@ -658,7 +934,21 @@ fn agent_and_status_over_https_with_a_private_ca() {
     let s2 = |p: PathBuf| p.display().to_string();
     let mut hub = spawn(
         "hub",
-        vec!["hub".into(), "--listen".into(), format!("127.0.0.1:{port}"), "--data".into(), s2(d("data")), "--state".into(), s2(d("state")), "--tls-cert".into(), s2(d("cert.pem")), "--tls-key".into(), s2(d("key.pem")), "--scrub-interval".into(), "0".into()],
+        vec![
+            "hub".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--data".into(),
+            s2(d("data")),
+            "--state".into(),
+            s2(d("state")),
+            "--tls-cert".into(),
+            s2(d("cert.pem")),
+            "--tls-key".into(),
+            s2(d("key.pem")),
+            "--scrub-interval".into(),
+            "0".into(),
+        ],
     );
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -667,15 +957,39 @@ fn agent_and_status_over_https_with_a_private_ca() {
     }
     let mut agent = spawn(
         "agent",
-        vec!["-c".into(), s2(cfg.clone()), "agent".into(), "--host".into(), "h".into(), "--token-file".into(), s2(d("h.token")), "--state-dir".into(), s2(d("agent")), "--poll-wait".into(), "2".into()],
+        vec![
+            "-c".into(),
+            s2(cfg.clone()),
+            "agent".into(),
+            "--host".into(),
+            "h".into(),
+            "--token-file".into(),
+            s2(d("h.token")),
+            "--state-dir".into(),
+            s2(d("agent")),
+            "--poll-wait".into(),
+            "2".into(),
+        ],
     );
     let admin = d("admin.token");
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let out = b(&["-c", cfg.to_str().unwrap(), "--json", "status", "--token-file", admin.to_str().unwrap()]);
+        let out = b(&[
+            "-c",
+            cfg.to_str().unwrap(),
+            "--json",
+            "status",
+            "--token-file",
+            admin.to_str().unwrap(),
+        ]);
         if out.code == 0 {
             let s = out.json();
-            if s["jobs"].as_array().unwrap().iter().any(|j| j["name"] == "t" && j["last_run"]["status"] == "success") {
+            if s["jobs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|j| j["name"] == "t" && j["last_run"]["status"] == "success")
+            {
                 break;
             }
         }
@@ -688,9 +1002,19 @@ fn agent_and_status_over_https_with_a_private_ca() {
         std::thread::sleep(Duration::from_millis(300));
     }
     // without the CA the hub's certificate is not trusted
-    let out = b(&["status", "--hub", &format!("https://127.0.0.1:{port}"), "--token-file", admin.to_str().unwrap()]);
+    let out = b(&[
+        "status",
+        "--hub",
+        &format!("https://127.0.0.1:{port}"),
+        "--token-file",
+        admin.to_str().unwrap(),
+    ]);
     assert_eq!(out.code, 1);
-    assert!(out.stderr.to_lowercase().contains("certificate"), "{}", out.stderr);
+    assert!(
+        out.stderr.to_lowercase().contains("certificate"),
+        "{}",
+        out.stderr
+    );
     agent.stop();
     hub.stop();
 }

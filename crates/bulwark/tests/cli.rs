@@ -9,7 +9,11 @@ use common::*;
 fn no_noise(out: &Out) {
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
     assert!(!out.stderr.contains("stack backtrace"), "{}", out.stderr);
-    assert!(!out.stderr.contains("RUST_BACKTRACE=1 for details"), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("RUST_BACKTRACE=1 for details"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -17,11 +21,24 @@ fn missing_repository_exits_10_and_says_how_to_create_one() {
     let env = Env::new();
     let src = env.path("src");
     std::fs::create_dir_all(&src).unwrap();
-    for args in [vec!["snapshots"], vec!["backup", src.to_str().unwrap()], vec!["restore", "latest", "--target", "/tmp/x"], vec!["check"]] {
+    for args in [
+        vec!["snapshots"],
+        vec!["backup", src.to_str().unwrap()],
+        vec!["restore", "latest", "--target", "/tmp/x"],
+        vec!["check"],
+    ] {
         let out = env.bulwark(&args);
         assert_eq!(out.code, 10, "{args:?}: {}", out.stderr);
-        assert!(out.stderr.contains("there is no repository at"), "{args:?}: {}", out.stderr);
-        assert!(out.stderr.contains("bulwark init"), "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("there is no repository at"),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains("bulwark init"),
+            "{args:?}: {}",
+            out.stderr
+        );
         no_noise(&out);
     }
     assert!(!env.repo.exists(), "nothing was created");
@@ -32,14 +49,31 @@ fn wrong_password_exits_11() {
     let env = Env::new();
     env.init();
     // BULWARK_PASSWORD works as well as the file
-    let ok = run(env.cmd().env_remove("BULWARK_PASSWORD_FILE").env("BULWARK_PASSWORD", "correct horse battery staple").arg("snapshots"), TIMEOUT);
+    let ok = run(
+        env.cmd()
+            .env_remove("BULWARK_PASSWORD_FILE")
+            .env("BULWARK_PASSWORD", "correct horse battery staple")
+            .arg("snapshots"),
+        TIMEOUT,
+    );
     ok.ok();
     std::fs::write(&env.pw, "not the password\n").unwrap();
     let out = env.bulwark(&["snapshots"]);
     assert_eq!(out.code, 11, "{}", out.stderr);
-    assert!(out.stderr.contains("the password does not open the repository"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("the password does not open the repository"),
+        "{}",
+        out.stderr
+    );
     no_noise(&out);
-    let out = run(env.cmd().env_remove("BULWARK_PASSWORD_FILE").env("BULWARK_PASSWORD", "wrong").args(["restore", "latest", "--target", "/tmp/x"]), TIMEOUT);
+    let out = run(
+        env.cmd()
+            .env_remove("BULWARK_PASSWORD_FILE")
+            .env("BULWARK_PASSWORD", "wrong")
+            .args(["restore", "latest", "--target", "/tmp/x"]),
+        TIMEOUT,
+    );
     assert_eq!(out.code, 11, "{}", out.stderr);
 }
 
@@ -47,9 +81,19 @@ fn wrong_password_exits_11() {
 fn missing_password_file_is_named() {
     let env = Env::new();
     env.init();
-    let out = run(env.cmd().env("BULWARK_PASSWORD_FILE", env.path("nope")).arg("snapshots"), TIMEOUT);
+    let out = run(
+        env.cmd()
+            .env("BULWARK_PASSWORD_FILE", env.path("nope"))
+            .arg("snapshots"),
+        TIMEOUT,
+    );
     assert_eq!(out.code, 1);
-    assert!(out.stderr.contains(&format!("{} does not exist", env.path("nope").display())), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("{} does not exist", env.path("nope").display())),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -67,7 +111,11 @@ fn locked_repository_exits_12_naming_the_holder() {
         .spawn()
         .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::fs::read_dir(env.repo.join("locks")).map(|d| d.count()).unwrap_or(0) == 0 {
+    while std::fs::read_dir(env.repo.join("locks"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+        == 0
+    {
         assert!(std::time::Instant::now() < deadline);
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
@@ -88,18 +136,40 @@ fn bad_snapshot_ids_and_paths_get_one_sentence() {
     std::fs::write(src.join("f"), b"x").unwrap();
     env.bulwark(&["backup", src.to_str().unwrap()]).ok();
     for (args, needle) in [
-        (vec!["restore", "zzzz", "--target", "/tmp/x"], "`zzzz` is not a snapshot id"),
-        (vec!["restore", "0000000", "--target", "/tmp/x"], "no snapshot with id `0000000`"),
-        (vec!["dump", "latest", "/does/not/exist"], "/does/not/exist is not in snapshot"),
-        (vec!["ls", "latest", "/does/not/exist"], "/does/not/exist is not in snapshot"),
-        (vec!["backup", "/does/not/exist"], "the source path /does/not/exist does not exist"),
+        (
+            vec!["restore", "zzzz", "--target", "/tmp/x"],
+            "`zzzz` is not a snapshot id",
+        ),
+        (
+            vec!["restore", "0000000", "--target", "/tmp/x"],
+            "no snapshot with id `0000000`",
+        ),
+        (
+            vec!["dump", "latest", "/does/not/exist"],
+            "/does/not/exist is not in snapshot",
+        ),
+        (
+            vec!["ls", "latest", "/does/not/exist"],
+            "/does/not/exist is not in snapshot",
+        ),
+        (
+            vec!["backup", "/does/not/exist"],
+            "the source path /does/not/exist does not exist",
+        ),
         (vec!["check", "--read-data-subset", "250%"], "out of range"),
-        (vec!["forget", "--keep-within", "5 weeks"], "bad --keep-within"),
+        (
+            vec!["forget", "--keep-within", "5 weeks"],
+            "bad --keep-within",
+        ),
     ] {
         let out = env.bulwark(&args);
         assert_eq!(out.code, 1, "{args:?}: {}", out.stderr);
         assert!(out.stderr.contains(needle), "{args:?}: {}", out.stderr);
-        assert!(out.stderr.lines().count() <= 3, "{args:?}: short message please: {}", out.stderr);
+        assert!(
+            out.stderr.lines().count() <= 3,
+            "{args:?}: short message please: {}",
+            out.stderr
+        );
         no_noise(&out);
     }
 }
@@ -109,16 +179,35 @@ fn config_check_reports_file_line_col() {
     let env = Env::new();
     let cfg = env.path("bulwark.toml");
     std::fs::write(&cfg, "[repositories.r]\nurl = \"/x\"\npassword_file = \"/p\"\n\n[jobs.a]\nrepository = \"r\"\npathes = [\"/etc\"]\n").unwrap();
-    let out = env.bulwark(&[std::ffi::OsStr::new("config"), std::ffi::OsStr::new("check"), cfg.as_os_str()]);
+    let out = env.bulwark(&[
+        std::ffi::OsStr::new("config"),
+        std::ffi::OsStr::new("check"),
+        cfg.as_os_str(),
+    ]);
     assert_eq!(out.code, 1);
     let expected = format!("{}:7:1: unknown key `pathes`", cfg.display());
     assert!(out.stderr.contains(&expected), "{}", out.stderr);
-    assert!(out.stderr.contains("did you mean `paths`?"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("did you mean `paths`?"),
+        "{}",
+        out.stderr
+    );
     std::fs::write(&cfg, "[repositories.r]\nurl = \"/x\"\npassword_file = \"/p\"\n\n[jobs.a]\nrepository = \"r\"\npaths = [\"/etc\"]\n").unwrap();
-    let ok = env.bulwark(&[std::ffi::OsStr::new("--json"), std::ffi::OsStr::new("config"), std::ffi::OsStr::new("check"), cfg.as_os_str()]);
+    let ok = env.bulwark(&[
+        std::ffi::OsStr::new("--json"),
+        std::ffi::OsStr::new("config"),
+        std::ffi::OsStr::new("check"),
+        cfg.as_os_str(),
+    ]);
     assert_eq!(ok.ok().json()["valid"], true);
     // a command given a broken config says so before touching anything
-    let out = run(env.cmd().arg("-c").arg(env.path("missing.toml")).arg("snapshots"), TIMEOUT);
+    let out = run(
+        env.cmd()
+            .arg("-c")
+            .arg(env.path("missing.toml"))
+            .arg("snapshots"),
+        TIMEOUT,
+    );
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("missing.toml"), "{}", out.stderr);
 }
@@ -132,33 +221,83 @@ fn json_everywhere_and_include_limits_restore() {
     std::fs::create_dir_all(src.join("other")).unwrap();
     std::fs::write(src.join("keep/sub/a"), b"a").unwrap();
     std::fs::write(src.join("other/b"), b"b").unwrap();
-    let b = env.bulwark(&["--json", "backup", src.to_str().unwrap()]).ok().json();
+    let b = env
+        .bulwark(&["--json", "backup", src.to_str().unwrap()])
+        .ok()
+        .json();
     assert_eq!(b["snapshot"]["summary"]["files_new"], 2);
     let s = env.bulwark(&["--json", "snapshots"]).ok().json();
     assert_eq!(s[0]["id"], b["snapshot"]["id"]);
     let ls = env.bulwark(&["--json", "ls", "latest"]).ok().json();
-    assert!(ls["entries"].as_array().unwrap().iter().any(|e| e["type"] == "file" && e["size"] == 1));
-    let d = env.bulwark(&["--json", "diff", "latest", "latest"]).ok().json();
+    assert!(ls["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["type"] == "file" && e["size"] == 1));
+    let d = env
+        .bulwark(&["--json", "diff", "latest", "latest"])
+        .ok()
+        .json();
     assert_eq!(d["changes"].as_array().unwrap().len(), 0);
     let c = env.bulwark(&["--json", "check"]).ok().json();
     assert_eq!(c["ok"], true);
-    let f = env.bulwark(&["--json", "forget", "--keep-last", "5"]).ok().json();
+    let f = env
+        .bulwark(&["--json", "forget", "--keep-last", "5"])
+        .ok()
+        .json();
     assert_eq!(f["forget"]["removed"].as_array().unwrap().len(), 0);
 
     let target = env.path("t");
     let inc = src.join("keep").to_string_lossy().into_owned();
-    let r = env.bulwark(&["--json", "restore", "latest", "--target", target.to_str().unwrap(), "--include", &inc]).ok().json();
+    let r = env
+        .bulwark(&[
+            "--json",
+            "restore",
+            "latest",
+            "--target",
+            target.to_str().unwrap(),
+            "--include",
+            &inc,
+        ])
+        .ok()
+        .json();
     assert_eq!(r["files_restored"], 1);
-    assert_eq!(std::fs::read(under(&target, &src).join("keep/sub/a")).unwrap(), b"a");
+    assert_eq!(
+        std::fs::read(under(&target, &src).join("keep/sub/a")).unwrap(),
+        b"a"
+    );
     assert!(!under(&target, &src).join("other").exists());
     // repeatable
     let t2 = env.path("t2");
     let other = src.join("other/b").to_string_lossy().into_owned();
-    let r = env.bulwark(&["--json", "restore", "latest", "--target", t2.to_str().unwrap(), "--include", &inc, "--include", &other]).ok().json();
+    let r = env
+        .bulwark(&[
+            "--json",
+            "restore",
+            "latest",
+            "--target",
+            t2.to_str().unwrap(),
+            "--include",
+            &inc,
+            "--include",
+            &other,
+        ])
+        .ok()
+        .json();
     assert_eq!(r["files_restored"], 2);
-    assert_eq!(std::fs::read(under(&t2, &src).join("other/b")).unwrap(), b"b");
+    assert_eq!(
+        std::fs::read(under(&t2, &src).join("other/b")).unwrap(),
+        b"b"
+    );
     // nothing matching is an error, not an empty success
-    let none = env.bulwark(&["restore", "latest", "--target", env.path("t3").to_str().unwrap(), "--include", "/no/such/path"]);
+    let none = env.bulwark(&[
+        "restore",
+        "latest",
+        "--target",
+        env.path("t3").to_str().unwrap(),
+        "--include",
+        "/no/such/path",
+    ]);
     assert_eq!(none.code, 1, "{}", none.stderr);
     no_noise(&none);
 }
@@ -169,7 +308,10 @@ fn help_documents_exit_codes() {
     let out = env.bulwark(&["--help"]);
     out.ok();
     for code in ["130", "12 ", "11 ", "10 ", "3 "] {
-        assert!(out.stdout.contains(&format!("    {code}")), "exit code {code} missing from --help");
+        assert!(
+            out.stdout.contains(&format!("    {code}")),
+            "exit code {code} missing from --help"
+        );
     }
 }
 
@@ -177,16 +319,37 @@ fn help_documents_exit_codes() {
 fn run_uses_the_embedded_default_on_a_fresh_machine() {
     let env = Env::new();
     let home = env.path("bulwark-home");
-    let out = run(env.cmd().env_remove("BULWARK_REPO").env_remove("BULWARK_PASSWORD_FILE").env("BULWARK_HOME", &home).current_dir(env.dir.path()).args(["--json", "run"]), TIMEOUT);
+    let out = run(
+        env.cmd()
+            .env_remove("BULWARK_REPO")
+            .env_remove("BULWARK_PASSWORD_FILE")
+            .env("BULWARK_HOME", &home)
+            .current_dir(env.dir.path())
+            .args(["--json", "run"]),
+        TIMEOUT,
+    );
     // as a non-root user some files of /etc are unreadable: that is exit 3, and fine
-    assert!(out.code == 0 || out.code == 3, "{}\n{}", out.stdout, out.stderr);
-    assert!(out.stderr.contains("COPY THAT FILE SOMEWHERE SAFE"), "{}", out.stderr);
+    assert!(
+        out.code == 0 || out.code == 3,
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("COPY THAT FILE SOMEWHERE SAFE"),
+        "{}",
+        out.stderr
+    );
     let pw = home.join("repo.password");
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&pw).unwrap().permissions());
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&pw).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600);
     let reports = out.json();
     assert_eq!(reports[0]["job"], "default");
-    assert!(reports[0]["backup"]["snapshot"]["paths"].as_array().unwrap().contains(&serde_json::json!("/etc")));
+    assert!(reports[0]["backup"]["snapshot"]["paths"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("/etc")));
     // restic opens it with the generated password
     let r = std::process::Command::new("restic")
         .args(["--no-cache", "-r"])
@@ -198,9 +361,20 @@ fn run_uses_the_embedded_default_on_a_fresh_machine() {
         .unwrap();
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     // a second run reuses the repository and password
-    let again = run(env.cmd().env_remove("BULWARK_REPO").env_remove("BULWARK_PASSWORD_FILE").env("BULWARK_HOME", &home).current_dir(env.dir.path()).args(["run"]), TIMEOUT);
+    let again = run(
+        env.cmd()
+            .env_remove("BULWARK_REPO")
+            .env_remove("BULWARK_PASSWORD_FILE")
+            .env("BULWARK_HOME", &home)
+            .current_dir(env.dir.path())
+            .args(["run"]),
+        TIMEOUT,
+    );
     assert!(again.code == 0 || again.code == 3, "{}", again.stderr);
-    assert!(!again.stderr.contains("COPY THAT FILE"), "the password is generated only once");
+    assert!(
+        !again.stderr.contains("COPY THAT FILE"),
+        "the password is generated only once"
+    );
 }
 
 #[test]
@@ -208,14 +382,20 @@ fn init_never_overwrites_an_existing_repository() {
     let env = Env::new();
     env.init();
     let config = std::fs::read(env.repo.join("config")).unwrap();
-    let keys: Vec<_> = std::fs::read_dir(env.repo.join("keys")).unwrap().map(|e| e.unwrap().path()).collect();
+    let keys: Vec<_> = std::fs::read_dir(env.repo.join("keys"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     std::fs::write(&env.pw, "a different password\n").unwrap();
     let out = env.bulwark(&["init"]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stderr.contains("already exists"), "{}", out.stderr);
     no_noise(&out);
     assert_eq!(std::fs::read(env.repo.join("config")).unwrap(), config);
-    let keys2: Vec<_> = std::fs::read_dir(env.repo.join("keys")).unwrap().map(|e| e.unwrap().path()).collect();
+    let keys2: Vec<_> = std::fs::read_dir(env.repo.join("keys"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert_eq!(keys, keys2);
     std::fs::write(&env.pw, "correct horse battery staple\n").unwrap();
     env.bulwark(&["snapshots"]).ok();
@@ -225,7 +405,12 @@ fn init_never_overwrites_an_existing_repository() {
 #[test]
 fn usage_errors_exit_2() {
     let env = Env::new();
-    for args in [vec!["restore", "latest"], vec!["backup", "--no-such-flag"], vec!["frobnicate"], vec!["check", "--read-data", "--read-data-subset", "5%"]] {
+    for args in [
+        vec!["restore", "latest"],
+        vec!["backup", "--no-such-flag"],
+        vec!["frobnicate"],
+        vec!["check", "--read-data", "--read-data-subset", "5%"],
+    ] {
         let out = env.bulwark(&args);
         assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
         no_noise(&out);
@@ -246,33 +431,71 @@ fn backup_records_absolute_paths_host_tags_and_honours_excludes() {
     std::fs::write(src.join("top.tmp"), b"tmp").unwrap();
     // a relative path from the working directory
     let out = run(
-        env.cmd()
-            .current_dir(env.dir.path())
-            .args(["--json", "backup", "src", "--exclude", "*.tmp", "--exclude-if-present", ".nobackup", "--host", "nas", "--tag", "daily", "--tag", "etc"]),
+        env.cmd().current_dir(env.dir.path()).args([
+            "--json",
+            "backup",
+            "src",
+            "--exclude",
+            "*.tmp",
+            "--exclude-if-present",
+            ".nobackup",
+            "--host",
+            "nas",
+            "--tag",
+            "daily",
+            "--tag",
+            "etc",
+        ]),
         TIMEOUT,
     );
     out.ok();
     let j = out.json();
-    assert_eq!(j["snapshot"]["paths"], serde_json::json!([src.to_str().unwrap()]), "paths are absolute");
+    assert_eq!(
+        j["snapshot"]["paths"],
+        serde_json::json!([src.to_str().unwrap()]),
+        "paths are absolute"
+    );
     assert_eq!(j["snapshot"]["hostname"], "nas");
-    let mut tags: Vec<String> = j["snapshot"]["tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect();
+    let mut tags: Vec<String> = j["snapshot"]["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
     tags.sort();
     assert_eq!(tags, vec!["daily", "etc"]);
-    let ls = env.bulwark(&["--json", "ls", "latest", src.to_str().unwrap()]).ok().json();
+    let ls = env
+        .bulwark(&["--json", "ls", "latest", src.to_str().unwrap()])
+        .ok()
+        .json();
     let mut names: Vec<String> = ls["entries"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| e["path"].as_str().unwrap().strip_prefix(src.to_str().unwrap()).unwrap().to_string())
+        .map(|e| {
+            e["path"]
+                .as_str()
+                .unwrap()
+                .strip_prefix(src.to_str().unwrap())
+                .unwrap()
+                .to_string()
+        })
         .collect();
     names.sort();
     assert_eq!(names, vec!["", "/keep", "/keep/a.txt"], "excludes applied");
 
     // filters
-    env.bulwark(&["backup", src.to_str().unwrap(), "--host", "other"]).ok();
-    let s = env.bulwark(&["--json", "snapshots", "--host", "nas"]).ok().json();
+    env.bulwark(&["backup", src.to_str().unwrap(), "--host", "other"])
+        .ok();
+    let s = env
+        .bulwark(&["--json", "snapshots", "--host", "nas"])
+        .ok()
+        .json();
     assert_eq!(s.as_array().unwrap().len(), 1);
-    let s = env.bulwark(&["--json", "snapshots", "--tag", "daily"]).ok().json();
+    let s = env
+        .bulwark(&["--json", "snapshots", "--tag", "daily"])
+        .ok()
+        .json();
     assert_eq!(s.as_array().unwrap().len(), 1);
     assert_eq!(s[0]["hostname"], "nas");
     assert_eq!(env.snapshot_ids().len(), 2);
@@ -287,13 +510,27 @@ fn second_backup_uses_the_first_as_parent() {
     for i in 0..5 {
         std::fs::write(src.join(format!("f{i}")), random_bytes(i, 10_000)).unwrap();
     }
-    let first = env.bulwark(&["--json", "backup", src.to_str().unwrap()]).ok().json();
+    let first = env
+        .bulwark(&["--json", "backup", src.to_str().unwrap()])
+        .ok()
+        .json();
     assert_eq!(first["snapshot"]["summary"]["files_new"], 5);
     std::fs::write(src.join("f0"), b"changed").unwrap();
-    let second = env.bulwark(&["--json", "backup", src.to_str().unwrap()]).ok().json();
+    let second = env
+        .bulwark(&["--json", "backup", src.to_str().unwrap()])
+        .ok()
+        .json();
     let s = &second["snapshot"];
     assert_eq!(s["parent"], first["snapshot"]["id"]);
-    assert_eq!((s["summary"]["files_new"].as_u64(), s["summary"]["files_changed"].as_u64(), s["summary"]["files_unmodified"].as_u64()), (Some(0), Some(1), Some(4)), "{s}");
+    assert_eq!(
+        (
+            s["summary"]["files_new"].as_u64(),
+            s["summary"]["files_changed"].as_u64(),
+            s["summary"]["files_unmodified"].as_u64()
+        ),
+        (Some(0), Some(1), Some(4)),
+        "{s}"
+    );
     assert_eq!(s["summary"]["total_files_processed"], 5);
 }
 
@@ -308,30 +545,62 @@ fn ls_reports_types_modes_times_owners_and_link_targets() {
     std::os::unix::fs::symlink("d/f", src.join("l")).unwrap();
     set_mtime(&src.join("d/f"), 1_500_000_000);
     env.bulwark(&["backup", src.to_str().unwrap()]).ok();
-    let ls = env.bulwark(&["--json", "ls", "latest", src.to_str().unwrap()]).ok().json();
+    let ls = env
+        .bulwark(&["--json", "ls", "latest", src.to_str().unwrap()])
+        .ok()
+        .json();
     assert!(ls["snapshot"]["id"].is_string());
     assert_eq!(ls["errors"], serde_json::json!([]));
     let get = |rel: &str| {
         let p = src.join(rel);
-        ls["entries"].as_array().unwrap().iter().find(|e| e["path"] == p.to_str().unwrap()).cloned().unwrap_or_else(|| panic!("{rel} not listed: {ls}"))
+        ls["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["path"] == p.to_str().unwrap())
+            .cloned()
+            .unwrap_or_else(|| panic!("{rel} not listed: {ls}"))
     };
     let f = get("d/f");
     assert_eq!(f["type"], "file");
     assert_eq!(f["size"], 5);
     assert_eq!(f["mode"], 0o640);
-    assert!(f["mtime"].as_str().unwrap().starts_with("2017-07-14T02:40:00"), "{f}");
+    assert!(
+        f["mtime"]
+            .as_str()
+            .unwrap()
+            .starts_with("2017-07-14T02:40:00"),
+        "{f}"
+    );
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(src.join("d/f")).unwrap();
-    assert_eq!((f["uid"].as_u64(), f["gid"].as_u64()), (Some(u64::from(m.uid())), Some(u64::from(m.gid()))));
+    assert_eq!(
+        (f["uid"].as_u64(), f["gid"].as_u64()),
+        (Some(u64::from(m.uid())), Some(u64::from(m.gid())))
+    );
     assert_eq!(f["link_target"], serde_json::Value::Null);
     let l = get("l");
     assert_eq!(l["type"], "symlink");
     assert_eq!(l["link_target"], "d/f");
     assert_eq!(get("d")["type"], "dir");
     // ls PATH: only that subtree
-    let sub = env.bulwark(&["--json", "ls", "latest", src.join("d").to_str().unwrap()]).ok().json();
-    let paths: Vec<&str> = sub["entries"].as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap()).collect();
-    assert_eq!(paths, vec![src.join("d").to_str().unwrap(), src.join("d/f").to_str().unwrap()]);
+    let sub = env
+        .bulwark(&["--json", "ls", "latest", src.join("d").to_str().unwrap()])
+        .ok()
+        .json();
+    let paths: Vec<&str> = sub["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        vec![
+            src.join("d").to_str().unwrap(),
+            src.join("d/f").to_str().unwrap()
+        ]
+    );
     // dump of a directory is refused in one sentence
     let d = env.bulwark(&["dump", "latest", src.join("d").to_str().unwrap()]);
     assert_eq!(d.code, 1);
@@ -358,23 +627,46 @@ fn diff_names_every_kind_of_change() {
     std::fs::write(src.join("added"), b"added").unwrap();
     env.bulwark(&["backup", src.to_str().unwrap()]).ok();
     let ids = env.snapshot_ids();
-    let d = env.bulwark(&["--json", "diff", &ids[0], &ids[1]]).ok().json();
+    let d = env
+        .bulwark(&["--json", "diff", &ids[0], &ids[1]])
+        .ok()
+        .json();
     let changes: Vec<(String, String)> = d["changes"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| (c["change"].as_str().unwrap().to_string(), c["path"].as_str().unwrap().to_string()))
+        .map(|c| {
+            (
+                c["change"].as_str().unwrap().to_string(),
+                c["path"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     let p = |n: &str| src.join(n).to_string_lossy().into_owned();
-    for (c, n) in [("+", "added"), ("-", "gone"), ("M", "content"), ("U", "meta"), ("T", "kind")] {
-        assert!(changes.contains(&(c.to_string(), p(n))), "{c} {n} missing: {changes:?}");
+    for (c, n) in [
+        ("+", "added"),
+        ("-", "gone"),
+        ("M", "content"),
+        ("U", "meta"),
+        ("T", "kind"),
+    ] {
+        assert!(
+            changes.contains(&(c.to_string(), p(n))),
+            "{c} {n} missing: {changes:?}"
+        );
     }
-    assert!(!changes.iter().any(|(_, path)| *path == p("same")), "{changes:?}");
+    assert!(
+        !changes.iter().any(|(_, path)| *path == p("same")),
+        "{changes:?}"
+    );
     for k in ["added", "removed", "modified", "metadata", "type_changed"] {
         assert_eq!(d[k], 1, "{k}: {d}");
     }
     let text = env.bulwark(&["diff", &ids[0], &ids[1]]).ok().stdout.clone();
-    assert!(text.contains("1 added, 1 removed, 1 modified, 1 metadata only, 1 type changed"), "{text}");
+    assert!(
+        text.contains("1 added, 1 removed, 1 modified, 1 metadata only, 1 type changed"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -385,23 +677,42 @@ fn forget_filters_and_check_subset() {
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("f"), b"x").unwrap();
     for tag in ["a", "a", "a", "b", "b"] {
-        env.bulwark(&["backup", src.to_str().unwrap(), "--tag", tag]).ok();
+        env.bulwark(&["backup", src.to_str().unwrap(), "--tag", tag])
+            .ok();
     }
-    let f = env.bulwark(&["--json", "forget", "--keep-last", "1", "--tag", "a"]).ok().json();
+    let f = env
+        .bulwark(&["--json", "forget", "--keep-last", "1", "--tag", "a"])
+        .ok()
+        .json();
     assert_eq!(f["forget"]["removed"].as_array().unwrap().len(), 2, "{f}");
     assert_eq!(f["forget"]["dry_run"], false);
     let g = &f["forget"]["groups"][0];
     assert_eq!(g["paths"], serde_json::json!([src.to_str().unwrap()]));
-    let kept: Vec<_> = g["snapshots"].as_array().unwrap().iter().filter(|d| d["keep"] == true).collect();
+    let kept: Vec<_> = g["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["keep"] == true)
+        .collect();
     assert_eq!(kept.len(), 1);
     assert_eq!(kept[0]["reasons"], serde_json::json!(["last"]));
-    assert_eq!(env.snapshot_ids().len(), 3, "the two `b` snapshots are untouched");
-    let dry = env.bulwark(&["--json", "forget", "--keep-last", "1", "--dry-run"]).ok().json();
+    assert_eq!(
+        env.snapshot_ids().len(),
+        3,
+        "the two `b` snapshots are untouched"
+    );
+    let dry = env
+        .bulwark(&["--json", "forget", "--keep-last", "1", "--dry-run"])
+        .ok()
+        .json();
     assert_eq!(dry["forget"]["removed"].as_array().unwrap().len(), 2);
     assert_eq!(dry["forget"]["dry_run"], true);
     assert_eq!(dry["prune"], serde_json::Value::Null);
     assert_eq!(env.snapshot_ids().len(), 3, "--dry-run removes nothing");
-    let c = env.bulwark(&["--json", "check", "--read-data-subset", "10%"]).ok().json();
+    let c = env
+        .bulwark(&["--json", "check", "--read-data-subset", "10%"])
+        .ok()
+        .json();
     assert_eq!(c["ok"], true);
     assert_eq!(c["read_data"], true);
     assert_eq!(c["errors"], serde_json::json!([]));
@@ -412,7 +723,13 @@ fn copy_to_a_missing_destination_exits_10_naming_it() {
     let env = Env::new();
     env.init();
     let dest = env.path("nowhere");
-    let out = env.bulwark(&["copy", "--to", dest.to_str().unwrap(), "--to-password-file", env.pw.to_str().unwrap()]);
+    let out = env.bulwark(&[
+        "copy",
+        "--to",
+        dest.to_str().unwrap(),
+        "--to-password-file",
+        env.pw.to_str().unwrap(),
+    ]);
     assert_eq!(out.code, 10, "{}", out.stderr);
     assert!(out.stderr.contains("destination"), "{}", out.stderr);
     no_noise(&out);
@@ -443,12 +760,20 @@ fn a_closed_pipe_is_not_an_error() {
             .spawn()
             .unwrap();
         let mut first = [0u8; 10];
-        child.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
+        child
+            .stdout
+            .as_mut()
+            .unwrap()
+            .read_exact(&mut first)
+            .unwrap();
         drop(child.stdout.take());
         let out = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         if out.status.code() != Some(0) || stderr.contains("bulwark:") {
-            problems.push(format!("{args:?} | head: exit {:?}, stderr: {stderr}", out.status.code()));
+            problems.push(format!(
+                "{args:?} | head: exit {:?}, stderr: {stderr}",
+                out.status.code()
+            ));
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));

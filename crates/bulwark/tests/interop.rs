@@ -39,7 +39,13 @@ fn awkward_tree(root: &Path) -> PathBuf {
     std::os::unix::fs::symlink("/nonexistent/target", root.join("dangling")).unwrap();
     std::fs::write(root.join("hard-a"), b"hard linked").unwrap();
     std::fs::hard_link(root.join("hard-a"), root.join("hard-b")).unwrap();
-    for (name, mode) in [("private", 0o600), ("script.sh", 0o755), ("group", 0o640), ("setuid", 0o4755), ("setgid", 0o2750)] {
+    for (name, mode) in [
+        ("private", 0o600),
+        ("script.sh", 0o755),
+        ("group", 0o640),
+        ("setuid", 0o4755),
+        ("setgid", 0o2750),
+    ] {
         std::fs::write(root.join(name), name).unwrap();
         chmod(&root.join(name), mode);
     }
@@ -69,7 +75,10 @@ fn awkward_tree(root: &Path) -> PathBuf {
 fn count_files(root: &Path) -> (u64, u64) {
     let t = tree(root);
     let files = t.values().filter(|e| e.kind == "file").count() as u64;
-    let inodes = t.iter().filter(|(p, e)| e.kind == "file" && e.link_group.as_ref().is_none_or(|g| g == *p)).count() as u64;
+    let inodes = t
+        .iter()
+        .filter(|(p, e)| e.kind == "file" && e.link_group.as_ref().is_none_or(|g| g == *p))
+        .count() as u64;
     (files, inodes)
 }
 
@@ -84,11 +93,18 @@ fn restic_checks_lists_and_restores_what_bulwark_wrote() {
     let j = b.json();
     assert_eq!(j["incomplete"], false, "{j}");
     assert_eq!(j["skipped"], serde_json::json!([]), "{j}");
-    assert_eq!(j["snapshot"]["paths"], serde_json::json!([src.to_str().unwrap()]));
+    assert_eq!(
+        j["snapshot"]["paths"],
+        serde_json::json!([src.to_str().unwrap()])
+    );
     let id = j["snapshot"]["id"].as_str().unwrap().to_string();
 
     let c = env.restic(&["check", "--read-data"]);
-    assert_eq!(c.code, 0, "restic check --read-data on a bulwark repository:\n{}\n{}", c.stdout, c.stderr);
+    assert_eq!(
+        c.code, 0,
+        "restic check --read-data on a bulwark repository:\n{}\n{}",
+        c.stdout, c.stderr
+    );
 
     let ls = env.restic(&["ls", "latest"]);
     ls.ok();
@@ -103,9 +119,16 @@ fn restic_checks_lists_and_restores_what_bulwark_wrote() {
         b"hard-b",
     ] {
         let full = [s, b"/", name].concat();
-        assert!(has(&full), "restic ls does not list {:?}", String::from_utf8_lossy(&full));
+        assert!(
+            has(&full),
+            "restic ls does not list {:?}",
+            String::from_utf8_lossy(&full)
+        );
     }
-    assert!(has(leaf.as_os_str().as_bytes()), "restic ls does not list the >1500-byte path");
+    assert!(
+        has(leaf.as_os_str().as_bytes()),
+        "restic ls does not list the >1500-byte path"
+    );
 
     let by_restic = env.path("by-restic");
     let r = env.restic(&["restore", &id, "--target", by_restic.to_str().unwrap()]);
@@ -113,7 +136,14 @@ fn restic_checks_lists_and_restores_what_bulwark_wrote() {
     assert_same_tree(&src, &under(&by_restic, &src));
 
     let by_bulwark = env.path("by-bulwark");
-    let r = env.bulwark(&["--json", "restore", "latest", "--target", by_bulwark.to_str().unwrap(), "--verify"]);
+    let r = env.bulwark(&[
+        "--json",
+        "restore",
+        "latest",
+        "--target",
+        by_bulwark.to_str().unwrap(),
+        "--verify",
+    ]);
     r.ok();
     let j = r.json();
     assert_eq!(j["incomplete"], false, "{j}");
@@ -122,7 +152,16 @@ fn restic_checks_lists_and_restores_what_bulwark_wrote() {
     assert_eq!(j["files_restored"], files, "{j}");
     assert_eq!(j["files_verified"], inodes, "{j}");
     assert_eq!(j["special_restored"], 2, "two symlinks: {j}");
-    assert_eq!(j["bytes_restored"].as_u64().unwrap(), tree(&src).values().filter_map(|e| e.content.as_ref()).map(|c| c.len() as u64).sum::<u64>() - 11, "every byte once (hard-b is a link): {j}");
+    assert_eq!(
+        j["bytes_restored"].as_u64().unwrap(),
+        tree(&src)
+            .values()
+            .filter_map(|e| e.content.as_ref())
+            .map(|c| c.len() as u64)
+            .sum::<u64>()
+            - 11,
+        "every byte once (hard-b is a link): {j}"
+    );
     assert_same_tree(&src, &under(&by_bulwark, &src));
 }
 
@@ -141,23 +180,38 @@ fn bulwark_reads_restores_diffs_and_prunes_what_restic_wrote() {
     set_mtime(&src, 1_600_000_200);
     env.restic(&["backup", src.to_str().unwrap()]).ok();
 
-    let restic_ids: Vec<String> = serde_json::from_str::<serde_json::Value>(&env.restic(&["snapshots", "--json"]).ok().stdout)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap().to_string())
-        .collect();
+    let restic_ids: Vec<String> = serde_json::from_str::<serde_json::Value>(
+        &env.restic(&["snapshots", "--json"]).ok().stdout,
+    )
+    .unwrap()
+    .as_array()
+    .unwrap()
+    .iter()
+    .map(|s| s["id"].as_str().unwrap().to_string())
+    .collect();
     let snaps = env.bulwark(&["--json", "snapshots"]).ok().json();
     let list = snaps.as_array().unwrap();
     assert_eq!(list.len(), 2);
-    let ids: Vec<String> = list.iter().map(|s| s["id"].as_str().unwrap().to_string()).collect();
-    assert_eq!(ids.iter().collect::<BTreeSet<_>>(), restic_ids.iter().collect::<BTreeSet<_>>());
+    let ids: Vec<String> = list
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        ids.iter().collect::<BTreeSet<_>>(),
+        restic_ids.iter().collect::<BTreeSet<_>>()
+    );
     assert_eq!(list[1]["paths"], serde_json::json!([src.to_str().unwrap()]));
     let (first, second) = (ids[0].as_str(), ids[1].as_str());
 
     let target = env.path("restored");
-    let r = env.bulwark(&["--json", "restore", second, "--target", target.to_str().unwrap(), "--verify"]);
+    let r = env.bulwark(&[
+        "--json",
+        "restore",
+        second,
+        "--target",
+        target.to_str().unwrap(),
+        "--verify",
+    ]);
     r.ok();
     assert_eq!(r.json()["incomplete"], false);
     assert_same_tree(&src, &under(&target, &src));
@@ -167,31 +221,71 @@ fn bulwark_reads_restores_diffs_and_prunes_what_restic_wrote() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| (c["change"].as_str().unwrap().to_string(), c["path"].as_str().unwrap().to_string()))
+        .map(|c| {
+            (
+                c["change"].as_str().unwrap().to_string(),
+                c["path"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     let p = |n: &str| src.join(n).to_string_lossy().into_owned();
     let expected: BTreeSet<(String, String)> =
-        [("M", p("private")), ("+", p("added")), ("-", p("group"))].into_iter().map(|(c, p)| (c.to_string(), p)).collect();
+        [("M", p("private")), ("+", p("added")), ("-", p("group"))]
+            .into_iter()
+            .map(|(c, p)| (c.to_string(), p))
+            .collect();
     assert_eq!(changes, expected, "{diff}");
-    assert_eq!((diff["added"].as_u64(), diff["removed"].as_u64(), diff["modified"].as_u64()), (Some(1), Some(1), Some(1)));
+    assert_eq!(
+        (
+            diff["added"].as_u64(),
+            diff["removed"].as_u64(),
+            diff["modified"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1))
+    );
 
-    let dump = env.bulwark(&[OsStr::new("dump"), OsStr::new("latest"), src.join("big.bin").as_os_str()]);
+    let dump = env.bulwark(&[
+        OsStr::new("dump"),
+        OsStr::new("latest"),
+        src.join("big.bin").as_os_str(),
+    ]);
     dump.ok();
-    assert!(dump.raw == random_bytes(7, 3_000_000), "dump of big.bin differs ({} bytes)", dump.raw.len());
-    let dump = env.bulwark(&[OsStr::new("dump"), OsStr::new(first), src.join("private").as_os_str()]);
-    assert_eq!(dump.ok().raw, b"private", "dump of the first snapshot gives the old content");
+    assert!(
+        dump.raw == random_bytes(7, 3_000_000),
+        "dump of big.bin differs ({} bytes)",
+        dump.raw.len()
+    );
+    let dump = env.bulwark(&[
+        OsStr::new("dump"),
+        OsStr::new(first),
+        src.join("private").as_os_str(),
+    ]);
+    assert_eq!(
+        dump.ok().raw,
+        b"private",
+        "dump of the first snapshot gives the old content"
+    );
 
-    let f = env.bulwark(&["--json", "forget", "--keep-last", "1", "--prune"]).ok().json();
+    let f = env
+        .bulwark(&["--json", "forget", "--keep-last", "1", "--prune"])
+        .ok()
+        .json();
     assert_eq!(f["forget"]["removed"], serde_json::json!([first]));
     assert!(f["prune"].is_object(), "{f}");
     let c = env.restic(&["check", "--read-data"]);
-    assert_eq!(c.code, 0, "restic check after bulwark's prune: {}\n{}", c.stdout, c.stderr);
-    let rs: serde_json::Value = serde_json::from_str(&env.restic(&["snapshots", "--json"]).ok().stdout).unwrap();
+    assert_eq!(
+        c.code, 0,
+        "restic check after bulwark's prune: {}\n{}",
+        c.stdout, c.stderr
+    );
+    let rs: serde_json::Value =
+        serde_json::from_str(&env.restic(&["snapshots", "--json"]).ok().stdout).unwrap();
     assert_eq!(rs.as_array().unwrap().len(), 1);
     assert_eq!(rs[0]["id"], second);
     // what restic restores after Bulwark's prune is still the latest state
     let again = env.path("again");
-    env.restic(&["restore", "latest", "--target", again.to_str().unwrap()]).ok();
+    env.restic(&["restore", "latest", "--target", again.to_str().unwrap()])
+        .ok();
     assert_same_tree(&src, &under(&again, &src));
 }
 
@@ -208,10 +302,20 @@ fn the_backed_up_directory_itself_keeps_its_mode_and_mtime() {
     env.init();
     env.bulwark(&["backup", src.to_str().unwrap()]).ok();
 
-    let ls = env.bulwark(&["--json", "ls", "latest", src.to_str().unwrap()]).ok().json();
-    let me = ls["entries"].as_array().unwrap().iter().find(|e| e["path"] == src.to_str().unwrap()).cloned().unwrap();
+    let ls = env
+        .bulwark(&["--json", "ls", "latest", src.to_str().unwrap()])
+        .ok()
+        .json();
+    let me = ls["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["path"] == src.to_str().unwrap())
+        .cloned()
+        .unwrap();
     let target = env.path("t");
-    env.bulwark(&["restore", "latest", "--target", target.to_str().unwrap()]).ok();
+    env.bulwark(&["restore", "latest", "--target", target.to_str().unwrap()])
+        .ok();
     let m = std::fs::metadata(under(&target, &src)).unwrap();
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     assert_eq!(
@@ -222,9 +326,14 @@ fn the_backed_up_directory_itself_keeps_its_mode_and_mtime() {
         me["mtime"]
     );
     let rt = env.path("rt");
-    env.restic(&["restore", "latest", "--target", rt.to_str().unwrap()]).ok();
+    env.restic(&["restore", "latest", "--target", rt.to_str().unwrap()])
+        .ok();
     let m = std::fs::metadata(under(&rt, &src)).unwrap();
-    assert_eq!((m.permissions().mode() & 0o7777, m.mtime()), (0o700, 1_500_000_000), "restic restore of the backed-up directory");
+    assert_eq!(
+        (m.permissions().mode() & 0o7777, m.mtime()),
+        (0o700, 1_500_000_000),
+        "restic restore of the backed-up directory"
+    );
 }
 
 /// A named pipe is backed up as a fifo and restored as one, without hanging.
@@ -234,7 +343,12 @@ fn fifo_is_restored_without_hanging() {
     let src = env.path("src");
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("plain"), b"plain").unwrap();
-    let st = std::process::Command::new("mkfifo").arg("-m").arg("0640").arg(src.join("pipe")).status().unwrap();
+    let st = std::process::Command::new("mkfifo")
+        .arg("-m")
+        .arg("0640")
+        .arg(src.join("pipe"))
+        .status()
+        .unwrap();
     assert!(st.success());
     set_mtime(&src.join("pipe"), 1_500_000_000);
     set_mtime(&src.join("plain"), 1_500_000_000);
@@ -242,19 +356,34 @@ fn fifo_is_restored_without_hanging() {
     env.bulwark(&["backup", src.to_str().unwrap()]).ok();
     let ls = env.bulwark(&["--json", "ls", "latest"]).ok().json();
     assert!(
-        ls["entries"].as_array().unwrap().iter().any(|e| e["path"] == src.join("pipe").to_str().unwrap() && e["type"] == "fifo"),
+        ls["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["path"] == src.join("pipe").to_str().unwrap() && e["type"] == "fifo"),
         "{ls}"
     );
 
     let by_restic = env.path("by-restic");
-    env.restic(&["restore", "latest", "--target", by_restic.to_str().unwrap()]).ok();
+    env.restic(&["restore", "latest", "--target", by_restic.to_str().unwrap()])
+        .ok();
     assert_same_tree(&src, &under(&by_restic, &src));
 
     let target = env.path("t");
     let mut cmd = env.cmd();
-    cmd.args(["--json", "restore", "latest", "--target", target.to_str().unwrap()]);
+    cmd.args([
+        "--json",
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+    ]);
     let r = run(&mut cmd, Duration::from_secs(20));
-    assert!(!r.timed_out, "bulwark restore hangs on a snapshot holding a fifo:\n{}", r.stderr);
+    assert!(
+        !r.timed_out,
+        "bulwark restore hangs on a snapshot holding a fifo:\n{}",
+        r.stderr
+    );
     r.ok();
     assert_eq!(r.json()["special_restored"], 1);
     assert_same_tree(&src, &under(&target, &src));
@@ -269,7 +398,8 @@ fn copy_to_another_repository_is_readable_by_restic_and_idempotent() {
     env.init();
     env.bulwark(&["backup", src.to_str().unwrap()]).ok();
     std::fs::write(src.join("g"), random_bytes(4, 100_000)).unwrap();
-    env.bulwark(&["backup", src.to_str().unwrap(), "--tag", "second"]).ok();
+    env.bulwark(&["backup", src.to_str().unwrap(), "--tag", "second"])
+        .ok();
     let src_ids: BTreeSet<String> = env.snapshot_ids().into_iter().collect();
 
     let dest = Env::new();
@@ -277,23 +407,49 @@ fn copy_to_another_repository_is_readable_by_restic_and_idempotent() {
     dest.init();
     let to = dest.repo.to_str().unwrap();
     let pwf = dest.pw.to_str().unwrap();
-    let c = env.bulwark(&["--json", "copy", "--to", to, "--to-password-file", pwf]).ok().json();
-    let copied: BTreeSet<String> = c["copied"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    let c = env
+        .bulwark(&["--json", "copy", "--to", to, "--to-password-file", pwf])
+        .ok()
+        .json();
+    let copied: BTreeSet<String> = c["copied"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
     assert_eq!(copied, src_ids, "{c}");
     assert_eq!(c["skipped"], serde_json::json!([]));
     let chk = dest.restic(&["check", "--read-data"]);
-    assert_eq!(chk.code, 0, "restic check of the copy: {}\n{}", chk.stdout, chk.stderr);
-    let rs: serde_json::Value = serde_json::from_str(&dest.restic(&["snapshots", "--json"]).ok().stdout).unwrap();
+    assert_eq!(
+        chk.code, 0,
+        "restic check of the copy: {}\n{}",
+        chk.stdout, chk.stderr
+    );
+    let rs: serde_json::Value =
+        serde_json::from_str(&dest.restic(&["snapshots", "--json"]).ok().stdout).unwrap();
     assert_eq!(rs.as_array().unwrap().len(), 2);
 
-    let again = env.bulwark(&["--json", "copy", "--to", to, "--to-password-file", pwf]).ok().json();
+    let again = env
+        .bulwark(&["--json", "copy", "--to", to, "--to-password-file", pwf])
+        .ok()
+        .json();
     assert_eq!(again["copied"], serde_json::json!([]), "{again}");
-    let skipped: BTreeSet<String> = again["skipped"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    let skipped: BTreeSet<String> = again["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
     assert_eq!(skipped, src_ids);
-    assert_eq!(dest.snapshot_ids().len(), 2, "no duplicates in the destination");
+    assert_eq!(
+        dest.snapshot_ids().len(),
+        2,
+        "no duplicates in the destination"
+    );
 
     let target = dest.path("r");
-    dest.restic(&["restore", "latest", "--target", target.to_str().unwrap()]).ok();
+    dest.restic(&["restore", "latest", "--target", target.to_str().unwrap()])
+        .ok();
     assert_same_tree(&src, &under(&target, &src));
 }
 
@@ -308,18 +464,37 @@ fn overlapping_paths_store_each_entry_once() {
     std::fs::write(src.join("inner/b"), b"b").unwrap();
     std::fs::write(src.join("inner/deeper/c"), b"c").unwrap();
     env.init();
-    let b = env.bulwark(&["--json", "backup", src.to_str().unwrap(), src.join("inner").to_str().unwrap()]);
+    let b = env.bulwark(&[
+        "--json",
+        "backup",
+        src.to_str().unwrap(),
+        src.join("inner").to_str().unwrap(),
+    ]);
     b.ok();
     let ls = env.bulwark(&["--json", "ls", "latest"]).ok().json();
-    let paths: Vec<String> = ls["entries"].as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap().to_string()).collect();
+    let paths: Vec<String> = ls["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap().to_string())
+        .collect();
     let unique: BTreeSet<&String> = paths.iter().collect();
-    assert_eq!(unique.len(), paths.len(), "bulwark ls lists entries twice: {paths:#?}");
+    assert_eq!(
+        unique.len(),
+        paths.len(),
+        "bulwark ls lists entries twice: {paths:#?}"
+    );
     let rls = env.restic(&["ls", "latest"]);
     rls.ok();
     let lines: Vec<&str> = rls.stdout.lines().skip(1).collect();
     let unique: BTreeSet<&&str> = lines.iter().collect();
-    assert_eq!(unique.len(), lines.len(), "restic ls lists entries twice: {lines:#?}");
+    assert_eq!(
+        unique.len(),
+        lines.len(),
+        "restic ls lists entries twice: {lines:#?}"
+    );
     let t = env.path("t");
-    env.bulwark(&["restore", "latest", "--target", t.to_str().unwrap()]).ok();
+    env.bulwark(&["restore", "latest", "--target", t.to_str().unwrap()])
+        .ok();
     assert_same_tree(&src, &under(&t, &src));
 }

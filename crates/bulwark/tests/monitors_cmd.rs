@@ -84,7 +84,13 @@ impl Lab {
         if json {
             args.push("--json");
         }
-        args.extend(["monitors", "--hub", url.as_str(), "--token-file", tf.to_str().unwrap()]);
+        args.extend([
+            "monitors",
+            "--hub",
+            url.as_str(),
+            "--token-file",
+            tf.to_str().unwrap(),
+        ]);
         self.bulwark(&args)
     }
 
@@ -110,24 +116,39 @@ impl Lab {
 }
 
 fn monitor<'a>(view: &'a Value, name: &str) -> &'a Value {
-    view["monitors"].as_array().unwrap().iter().find(|m| m["name"] == name).unwrap_or(&Value::Null)
+    view["monitors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == name)
+        .unwrap_or(&Value::Null)
 }
 
 fn vantage<'a>(m: &'a Value, name: &str) -> &'a Value {
-    m["vantages"].as_array().and_then(|v| v.iter().find(|x| x["vantage"] == name)).unwrap_or(&Value::Null)
+    m["vantages"]
+        .as_array()
+        .and_then(|v| v.iter().find(|x| x["vantage"] == name))
+        .unwrap_or(&Value::Null)
 }
 
 #[test]
 fn monitors_show_the_agents_results_and_the_exit_code_follows_the_state() {
     let dir = tempfile::tempdir().unwrap();
-    let lab = Lab { dir, port: free_port() };
+    let lab = Lab {
+        dir,
+        port: free_port(),
+    };
     for d in ["home", "cache"] {
         std::fs::create_dir_all(lab.p(d)).unwrap();
     }
     // a service that answers
     let open = TcpListener::bind("127.0.0.1:0").unwrap();
     let open_port = open.local_addr().unwrap().port();
-    std::thread::spawn(move || for s in open.incoming() { drop(s) });
+    std::thread::spawn(move || {
+        for s in open.incoming() {
+            drop(s)
+        }
+    });
     let later = free_port(); // nothing listens there yet
     let config = lab.p("bulwark.toml");
     std::fs::write(
@@ -186,20 +207,47 @@ min_free = "1 KiB"
     // (no REST repositories here: --no-auth; the control API still wants tokens)
     let mut hub = lab.spawn(
         "hub",
-        &["-c", cfg, "hub", "--listen", &listen, "--data", data.to_str().unwrap(), "--state", state, "--scrub-interval", "0", "--no-auth"],
+        &[
+            "-c",
+            cfg,
+            "hub",
+            "--listen",
+            &listen,
+            "--data",
+            data.to_str().unwrap(),
+            "--state",
+            state,
+            "--scrub-interval",
+            "0",
+            "--no-auth",
+        ],
     );
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", lab.port)).is_err() {
         if let Some(s) = hub.0.try_wait().unwrap() {
             panic!("the hub exited early ({s}):\n{}", lab.log("hub"));
         }
-        assert!(Instant::now() < deadline, "the hub did not start:\n{}", lab.log("hub"));
+        assert!(
+            Instant::now() < deadline,
+            "the hub did not start:\n{}",
+            lab.log("hub")
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let agent_state = lab.p("agent-state");
     let _agent = lab.spawn(
         "agent",
-        &["-c", cfg, "agent", "--host", "nas", "--state-dir", agent_state.to_str().unwrap(), "--poll-wait", "2"],
+        &[
+            "-c",
+            cfg,
+            "agent",
+            "--host",
+            "nas",
+            "--state-dir",
+            agent_state.to_str().unwrap(),
+            "--poll-wait",
+            "2",
+        ],
     );
 
     // `later` is down as the agent sees it; `service` up from both places
@@ -212,34 +260,86 @@ min_free = "1 KiB"
             && vantage(s, "nas")["state"] == "up"
     });
     assert_eq!(monitor(&v, "later")["kind"], "tcp");
-    assert!(vantage(monitor(&v, "later"), "hub").is_null(), "`later` does not run at the hub: {v:#}");
-    assert!(vantage(monitor(&v, "service"), "nas")["latency_ms"].as_f64().is_some(), "{v:#}");
+    assert!(
+        vantage(monitor(&v, "later"), "hub").is_null(),
+        "`later` does not run at the hub: {v:#}"
+    );
+    assert!(
+        vantage(monitor(&v, "service"), "nas")["latency_ms"]
+            .as_f64()
+            .is_some(),
+        "{v:#}"
+    );
 
     let out = lab.monitors(false);
     assert_eq!(out.code, 3, "a monitor is down: {out:?}");
-    let row = |name: &str| out.stdout.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("no row {name}:\n{}", out.stdout)).to_string();
-    assert!(out.stdout.starts_with("NAME"), "no warning lines: {}", out.stdout);
+    let row = |name: &str| {
+        out.stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no row {name}:\n{}", out.stdout))
+            .to_string()
+    };
+    assert!(
+        out.stdout.starts_with("NAME"),
+        "no warning lines: {}",
+        out.stdout
+    );
     let later_row = row("later");
-    assert!(later_row.contains(" tcp ") && later_row.contains("DOWN") && later_row.contains("nas:down"), "{later_row}");
+    assert!(
+        later_row.contains(" tcp ") && later_row.contains("DOWN") && later_row.contains("nas:down"),
+        "{later_row}"
+    );
     let service_row = row("service");
-    assert!(service_row.contains("UP") && service_row.contains("hub:up ") && service_row.contains("nas:up "), "{service_row}");
+    assert!(
+        service_row.contains("UP")
+            && service_row.contains("hub:up ")
+            && service_row.contains("nas:up "),
+        "{service_row}"
+    );
     assert_eq!(lab.monitors(true).code, 3, "also with --json");
 
     // the service comes up: nothing is down any more
     let up = TcpListener::bind(("127.0.0.1", later)).unwrap();
-    std::thread::spawn(move || for s in up.incoming() { drop(s) });
+    std::thread::spawn(move || {
+        for s in up.incoming() {
+            drop(s)
+        }
+    });
     lab.wait("`later` up", |v| monitor(v, "later")["state"] == "up");
     let out = lab.monitors(false);
     assert_eq!(out.code, 0, "{out:?}");
-    assert!(row_state(&out.stdout, "later").contains("UP"), "{}", out.stdout);
+    assert!(
+        row_state(&out.stdout, "later").contains("UP"),
+        "{}",
+        out.stdout
+    );
 
     // a host token is not enough
-    let out = lab.bulwark(&["monitors", "--hub", &lab.url(), "--token-file", lab.p("nas.token").to_str().unwrap()]);
+    let out = lab.bulwark(&[
+        "monitors",
+        "--hub",
+        &lab.url(),
+        "--token-file",
+        lab.p("nas.token").to_str().unwrap(),
+    ]);
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stderr.contains("403") && out.stderr.contains("admin token"), "{}", out.stderr);
-    assert!(!lab.log("agent").contains("monitor results kept"), "no delivery failures:\n{}", lab.log("agent"));
+    assert!(
+        out.stderr.contains("403") && out.stderr.contains("admin token"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !lab.log("agent").contains("monitor results kept"),
+        "no delivery failures:\n{}",
+        lab.log("agent")
+    );
 }
 
 fn row_state(stdout: &str, name: &str) -> String {
-    stdout.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_default().to_string()
+    stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("{name} ")))
+        .unwrap_or_default()
+        .to_string()
 }

@@ -31,7 +31,10 @@ struct Request {
 
 impl Request {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -69,7 +72,9 @@ impl Receiver {
 
 /// Reads one request (head, then `Content-Length` bytes of body) and answers.
 fn serve(mut stream: TcpStream, status: u16) -> Option<Request> {
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {
@@ -89,7 +94,11 @@ fn serve(mut stream: TcpStream, status: u16) -> Option<Request> {
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    let len: usize = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
     while buf.len() < head_end + len {
         let n = stream.read(&mut chunk).ok()?;
         if n == 0 {
@@ -98,15 +107,27 @@ fn serve(mut stream: TcpStream, status: u16) -> Option<Request> {
         buf.extend_from_slice(&chunk[..n]);
     }
     let body = String::from_utf8_lossy(&buf[head_end..]).into_owned();
-    let answer = if status < 300 { "{\"id\":\"ok\"}" } else { "upstream exploded" };
-    let reason = if status < 300 { "OK" } else { "Internal Server Error" };
+    let answer = if status < 300 {
+        "{\"id\":\"ok\"}"
+    } else {
+        "upstream exploded"
+    };
+    let reason = if status < 300 {
+        "OK"
+    } else {
+        "Internal Server Error"
+    };
     let _ = write!(
         stream,
         "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
         answer.len()
     );
     let _ = stream.flush();
-    Some(Request { line, headers, body })
+    Some(Request {
+        line,
+        headers,
+        body,
+    })
 }
 
 struct Lab {
@@ -115,7 +136,9 @@ struct Lab {
 
 impl Lab {
     fn new() -> Self {
-        Self { dir: tempfile::tempdir().unwrap() }
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     fn p(&self, rel: &str) -> PathBuf {
@@ -182,11 +205,18 @@ fn a_test_message_reaches_a_webhook_and_an_ntfy_server() {
 
     let out = lab.bulwark(&["-c", cfg, "notify", "test", "hook"]);
     out.ok();
-    assert_eq!(out.stdout.trim(), "sent a test message through hook (webhook)");
+    assert_eq!(
+        out.stdout.trim(),
+        "sent a test message through hook (webhook)"
+    );
     let got = hook.requests();
     assert_eq!(got.len(), 1, "{got:?}");
     assert!(got[0].line.starts_with("POST /hook "), "{got:?}");
-    assert_eq!(got[0].header("authorization"), Some("Bearer hook-s3cret-value"), "the secret header was loaded");
+    assert_eq!(
+        got[0].header("authorization"),
+        Some("Bearer hook-s3cret-value"),
+        "the secret header was loaded"
+    );
     let body: serde_json::Value = serde_json::from_str(&got[0].body).unwrap();
     assert_eq!(body["title"], "Bulwark test notification (hook)", "{body}");
     assert_eq!(body["event"], "test", "{body}");
@@ -194,10 +224,16 @@ fn a_test_message_reaches_a_webhook_and_an_ntfy_server() {
 
     let out = lab.bulwark(&["-c", cfg, "--json", "notify", "test", "phone"]);
     out.ok();
-    assert_eq!(out.json(), serde_json::json!({"notifier": "phone", "kind": "ntfy", "sent": true}));
+    assert_eq!(
+        out.json(),
+        serde_json::json!({"notifier": "phone", "kind": "ntfy", "sent": true})
+    );
     let got = ntfy.requests();
     assert_eq!(got.len(), 1, "{got:?}");
-    assert!(got[0].line.starts_with("POST / "), "ntfy's JSON publishing goes to the server's root: {got:?}");
+    assert!(
+        got[0].line.starts_with("POST / "),
+        "ntfy's JSON publishing goes to the server's root: {got:?}"
+    );
     assert_eq!(got[0].header("authorization"), Some("Bearer tk_ntfys3cret"));
     let body: serde_json::Value = serde_json::from_str(&got[0].body).unwrap();
     assert_eq!(body["topic"], "bulwark-test", "{body}");
@@ -215,17 +251,34 @@ fn an_unknown_notifier_names_the_declared_ones() {
 
     let out = lab.bulwark(&["-c", cfg, "notify", "test", "phon"]);
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stderr.contains("there is no [notifiers.phon]"), "{}", out.stderr);
-    assert!(out.stderr.contains("did you mean `phone`? (declared: hook, phone)"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("there is no [notifiers.phon]"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("did you mean `phone`? (declared: hook, phone)"),
+        "{}",
+        out.stderr
+    );
 
     let out = lab.bulwark(&["-c", cfg, "notify", "test", "discord"]);
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stderr.contains("declared: hook, phone") && !out.stderr.contains("did you mean"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("declared: hook, phone") && !out.stderr.contains("did you mean"),
+        "{}",
+        out.stderr
+    );
 
     // no configuration at all
     let out = lab.bulwark(&["notify", "test", "phone"]);
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stderr.contains("needs the configuration file") && out.stderr.contains("-c FILE"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("needs the configuration file") && out.stderr.contains("-c FILE"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -236,8 +289,17 @@ fn a_token_file_that_cannot_be_read_is_named() {
     let cfg = lab.config(&ntfy.url("/hook"), &ntfy.url(""), &missing);
     let out = lab.bulwark(&["-c", cfg.to_str().unwrap(), "notify", "test", "phone"]);
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stderr.contains("notifier `phone` (token_file)"), "{}", out.stderr);
-    assert!(out.stderr.contains(&format!("{} does not exist", missing.display())), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("notifier `phone` (token_file)"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains(&format!("{} does not exist", missing.display())),
+        "{}",
+        out.stderr
+    );
 
     // a directory where the token file should be: unreadable, also as root
     let dir = lab.p("token-dir");
@@ -245,7 +307,12 @@ fn a_token_file_that_cannot_be_read_is_named() {
     let cfg = lab.config(&ntfy.url("/hook"), &ntfy.url(""), &dir);
     let out = lab.bulwark(&["-c", cfg.to_str().unwrap(), "notify", "test", "phone"]);
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stderr.contains(&format!("the secret file {} cannot be read", dir.display())), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("the secret file {} cannot be read", dir.display())),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("hint:"), "{}", out.stderr);
     assert!(ntfy.requests().is_empty(), "nothing was sent");
 }
@@ -261,14 +328,30 @@ fn a_receiver_that_fails_is_an_error_without_secrets() {
     let out = lab.bulwark(&["-c", cfg, "--json", "notify", "test", "phone"]);
     assert_eq!(out.code, 1, "{out:?}");
     assert!(out.stdout.is_empty(), "no success JSON: {}", out.stdout);
-    assert!(out.stderr.contains("ntfy notifier `phone`"), "{}", out.stderr);
-    assert!(out.stderr.contains("500"), "the status is quoted: {}", out.stderr);
-    assert!(out.stderr.contains("upstream exploded"), "the start of the answer is quoted: {}", out.stderr);
+    assert!(
+        out.stderr.contains("ntfy notifier `phone`"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("500"),
+        "the status is quoted: {}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("upstream exploded"),
+        "the start of the answer is quoted: {}",
+        out.stderr
+    );
     assert!(!out.stderr.contains("tk_ntfys3cret"), "{}", out.stderr);
     assert_eq!(hook.requests().len(), 2, "one retry after a 5xx");
 
     let out = lab.bulwark(&["-c", cfg, "notify", "test", "hook"]);
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stderr.contains("webhook notifier `hook`") && out.stderr.contains("500"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("webhook notifier `hook`") && out.stderr.contains("500"),
+        "{}",
+        out.stderr
+    );
     assert!(!out.stderr.contains("hook-s3cret-value"), "{}", out.stderr);
 }

@@ -61,7 +61,10 @@ const REQUIRED_ALERTS: &[&str] = &[
 const MIN_PANELS: usize = 25;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 fn read(rel: &str) -> String {
@@ -72,7 +75,11 @@ fn read(rel: &str) -> String {
 /// The promtool binary. Panics (never skips) when it is not installed.
 fn promtool() -> PathBuf {
     let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).map(|d| d.join("promtool")).find(|p| p.is_file()))
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("promtool"))
+                .find(|p| p.is_file())
+        })
         .unwrap_or_default();
     found.unwrap_or_else(|| {
         panic!(
@@ -93,12 +100,30 @@ fn promtool_run(args: &[&str]) -> Out {
 #[test]
 fn promtool_checks_and_unit_tests_the_rules() {
     let out = promtool_run(&["check", "rules", RULES]);
-    assert_eq!(out.code, 0, "promtool check rules {RULES} failed:\n{}{}", out.stdout, out.stderr);
-    assert!(out.stdout.contains("SUCCESS"), "promtool check rules {RULES}:\n{}{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.code, 0,
+        "promtool check rules {RULES} failed:\n{}{}",
+        out.stdout, out.stderr
+    );
+    assert!(
+        out.stdout.contains("SUCCESS"),
+        "promtool check rules {RULES}:\n{}{}",
+        out.stdout,
+        out.stderr
+    );
 
     let out = promtool_run(&["test", "rules", RULES_TEST]);
-    assert_eq!(out.code, 0, "promtool test rules {RULES_TEST} failed:\n{}{}", out.stdout, out.stderr);
-    assert!(out.stdout.contains("SUCCESS"), "promtool test rules {RULES_TEST}:\n{}{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.code, 0,
+        "promtool test rules {RULES_TEST} failed:\n{}{}",
+        out.stdout, out.stderr
+    );
+    assert!(
+        out.stdout.contains("SUCCESS"),
+        "promtool test rules {RULES_TEST}:\n{}{}",
+        out.stdout,
+        out.stderr
+    );
 }
 
 /// The `prometheus.yml` of packaging/README.md (with its paths pointed at
@@ -113,22 +138,38 @@ fn readme_prometheus_config_is_valid() {
         .nth(1)
         .and_then(|r| r.split("```").next())
         .unwrap_or_else(|| panic!("packaging/README.md: no ```yaml block"));
-    assert!(yaml.contains("job_name: bulwark"), "packaging/README.md: the scrape job must be named bulwark:\n{yaml}");
+    assert!(
+        yaml.contains("job_name: bulwark"),
+        "packaging/README.md: the scrape job must be named bulwark:\n{yaml}"
+    );
     let dir = tempfile::tempdir().unwrap();
     let token = dir.path().join("token");
     std::fs::write(&token, "x\n").unwrap();
     let config = yaml
-        .replace("/etc/prometheus/rules/bulwark-rules.yml", root().join(RULES).to_str().unwrap())
-        .replace("/etc/prometheus/bulwark-metrics.token", token.to_str().unwrap());
+        .replace(
+            "/etc/prometheus/rules/bulwark-rules.yml",
+            root().join(RULES).to_str().unwrap(),
+        )
+        .replace(
+            "/etc/prometheus/bulwark-metrics.token",
+            token.to_str().unwrap(),
+        );
     let file = dir.path().join("prometheus.yml");
     std::fs::write(&file, &config).unwrap();
-    let out = run(Command::new(&promtool).args(["check", "config"]).arg(&file), Duration::from_secs(60));
+    let out = run(
+        Command::new(&promtool).args(["check", "config"]).arg(&file),
+        Duration::from_secs(60),
+    );
     assert_eq!(
         out.code, 0,
         "packaging/README.md: promtool check config fails on its prometheus.yml:\n{}{}\n{config}",
         out.stdout, out.stderr
     );
-    assert!(out.stdout.contains("1 rule files found"), "the README's config loads no rules:\n{}", out.stdout);
+    assert!(
+        out.stdout.contains("1 rule files found"),
+        "the README's config loads no rules:\n{}",
+        out.stdout
+    );
 }
 
 #[test]
@@ -138,7 +179,10 @@ fn every_alert_is_labelled_annotated_and_unit_tested() {
     let blocks = alert_blocks(&rules);
     let names: Vec<&str> = blocks.iter().map(|(n, _)| n.as_str()).collect();
     for want in REQUIRED_ALERTS {
-        assert!(names.contains(want), "{RULES}: alert {want} is missing (have: {names:?})");
+        assert!(
+            names.contains(want),
+            "{RULES}: alert {want} is missing (have: {names:?})"
+        );
     }
     let mut problems = Vec::new();
     let mut seen = BTreeSet::new();
@@ -146,12 +190,15 @@ fn every_alert_is_labelled_annotated_and_unit_tested() {
         if !seen.insert(name.clone()) {
             problems.push(format!("alert {name} is defined twice"));
         }
-        let sev = block.lines().find_map(|l| l.trim().strip_prefix("severity:")).map(str::trim);
+        let sev = block
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("severity:"))
+            .map(str::trim);
         match sev {
             Some("critical" | "warning" | "info") => {}
-            other => {
-                problems.push(format!("alert {name}: severity label must be critical, warning or info, is {other:?}"))
-            }
+            other => problems.push(format!(
+                "alert {name}: severity label must be critical, warning or info, is {other:?}"
+            )),
         }
         for key in ["summary:", "description:"] {
             if !block.lines().any(|l| l.trim().starts_with(key)) {
@@ -159,9 +206,13 @@ fn every_alert_is_labelled_annotated_and_unit_tested() {
             }
         }
         if !block.contains("$labels") {
-            problems.push(format!("alert {name}: the annotations name nothing ($labels)"));
+            problems.push(format!(
+                "alert {name}: the annotations name nothing ($labels)"
+            ));
         }
-        let tested = tests.lines().any(|l| l.trim().strip_prefix("alertname:").map(str::trim) == Some(name.as_str()));
+        let tested = tests
+            .lines()
+            .any(|l| l.trim().strip_prefix("alertname:").map(str::trim) == Some(name.as_str()));
         if !tested {
             problems.push(format!("alert {name} has no case in {RULES_TEST}"));
         }
@@ -208,7 +259,11 @@ impl Hub {
             if let Some(status) = hub.child.try_wait().unwrap() {
                 panic!("bulwark hub exited early ({status}):\n{}", hub.log());
             }
-            assert!(Instant::now() < deadline, "bulwark hub did not start:\n{}", hub.log());
+            assert!(
+                Instant::now() < deadline,
+                "bulwark hub did not start:\n{}",
+                hub.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         hub
@@ -225,7 +280,9 @@ impl Hub {
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
-        let resp = req.send().unwrap_or_else(|e| panic!("GET /metrics: {e}\nhub log:\n{}", self.log()));
+        let resp = req
+            .send()
+            .unwrap_or_else(|e| panic!("GET /metrics: {e}\nhub log:\n{}", self.log()));
         let status = resp.status().as_u16();
         (status, resp.text().unwrap())
     }
@@ -250,9 +307,17 @@ fn live_metrics_pass_promtool_and_match_the_registry() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    passwd.stdin.take().unwrap().write_all(b"pw-alice\n").unwrap();
+    passwd
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"pw-alice\n")
+        .unwrap();
     Out::from(passwd.wait_with_output().unwrap()).ok();
-    let hub = Hub::start(dir.path(), &["--metrics-token-file", token_file.to_str().unwrap()]);
+    let hub = Hub::start(
+        dir.path(),
+        &["--metrics-token-file", token_file.to_str().unwrap()],
+    );
 
     // a repository with a file, written and read: request, latency and
     // usage families get samples
@@ -260,26 +325,54 @@ fn live_metrics_pass_promtool_and_match_the_registry() {
     let base = format!("http://127.0.0.1:{}/alice/laptop", hub.port);
     for (what, req) in [
         ("create", http.post(format!("{base}/?create=true"))),
-        ("upload config", http.post(format!("{base}/config")).body("not really a config")),
+        (
+            "upload config",
+            http.post(format!("{base}/config"))
+                .body("not really a config"),
+        ),
         ("read config", http.get(format!("{base}/config"))),
     ] {
-        let resp = req.basic_auth("alice", Some("pw-alice")).timeout(Duration::from_secs(20)).send().unwrap();
-        assert!(resp.status().is_success(), "{what}: {}\nhub log:\n{}", resp.status(), hub.log());
+        let resp = req
+            .basic_auth("alice", Some("pw-alice"))
+            .timeout(Duration::from_secs(20))
+            .send()
+            .unwrap();
+        assert!(
+            resp.status().is_success(),
+            "{what}: {}\nhub log:\n{}",
+            resp.status(),
+            hub.log()
+        );
     }
 
     let (status, _) = hub.get_metrics(None);
-    assert_eq!(status, 401, "GET /metrics without credentials must be refused");
+    assert_eq!(
+        status, 401,
+        "GET /metrics without credentials must be refused"
+    );
     let (status, text) = hub.get_metrics(Some(token));
-    assert_eq!(status, 200, "GET /metrics with the metrics token: {text}\nhub log:\n{}", hub.log());
+    assert_eq!(
+        status,
+        200,
+        "GET /metrics with the metrics token: {text}\nhub log:\n{}",
+        hub.log()
+    );
 
     // promtool check metrics reads the exposition on stdin
     let file = dir.path().join("metrics.txt");
     std::fs::write(&file, &text).unwrap();
-    let out =
-        Command::new(&promtool).args(["check", "metrics"]).stdin(std::fs::File::open(&file).unwrap()).output().unwrap();
+    let out = Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .unwrap();
     let (code, lint) = (
         out.status.code().unwrap_or(-1),
-        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
     );
     if !lint.trim().is_empty() {
         println!("promtool check metrics (exit {code}):\n{lint}");
@@ -323,10 +416,15 @@ fn live_metrics_pass_promtool_and_match_the_registry() {
             Some(_) => {}
         }
     }
-    for l in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+    for l in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
         let name = l.split(['{', ' ']).next().unwrap_or_default();
         if !series.contains(name) {
-            problems.push(format!("sample {name} of /metrics is not a series name derived from {METRICS_RS}: {l}"));
+            problems.push(format!(
+                "sample {name} of /metrics is not a series name derived from {METRICS_RS}: {l}"
+            ));
         }
     }
     for (name, kind) in [
@@ -344,13 +442,21 @@ fn live_metrics_pass_promtool_and_match_the_registry() {
             problems.push(format!("{name} ({kind}) is missing from /metrics"));
         }
     }
-    let absent: Vec<&str> = registered.keys().filter(|n| !live.contains_key(*n)).map(String::as_str).collect();
+    let absent: Vec<&str> = registered
+        .keys()
+        .filter(|n| !live.contains_key(*n))
+        .map(String::as_str)
+        .collect();
     println!(
         "{} of {} registered families in /metrics; without samples yet (left out): {absent:?}",
         live.len(),
         registered.len()
     );
-    assert!(problems.is_empty(), "/metrics vs {METRICS_RS}:\n  {}\n/metrics:\n{text}", problems.join("\n  "));
+    assert!(
+        problems.is_empty(),
+        "/metrics vs {METRICS_RS}:\n  {}\n/metrics:\n{text}",
+        problems.join("\n  ")
+    );
 }
 
 /// promtool's lint findings (one `NAME problem` line each), but one:
@@ -401,23 +507,30 @@ fn registered_metrics() -> BTreeMap<String, String> {
     for line in body.lines() {
         let l = line.trim().trim_start_matches("pub(crate) ");
         if let Some((field, ty)) = l.split_once(':') {
-            field_types.insert(field.trim().to_string(), ty.trim().trim_end_matches(',').to_string());
+            field_types.insert(
+                field.trim().to_string(),
+                ty.trim().trim_end_matches(',').to_string(),
+            );
         }
     }
     let mut out = BTreeMap::new();
     for call in src.split("r.register(").skip(1) {
-        let name =
-            call.split('"').nth(1).unwrap_or_else(|| panic!("{METRICS_RS}: register call without a name: {call}"));
+        let name = call
+            .split('"')
+            .nth(1)
+            .unwrap_or_else(|| panic!("{METRICS_RS}: register call without a name: {call}"));
         // after the name and the help text: `m.FIELD.clone()`
         let after_help = call.splitn(5, '"').nth(4).unwrap_or_default();
         let field = after_help
             .split_once("m.")
             .and_then(|(_, r)| r.split_once(".clone()"))
             .map(|(f, _)| f.trim())
-            .unwrap_or_else(|| panic!("{METRICS_RS}: register(\"{name}\", ..) without `m.FIELD.clone()`"));
-        let ty = field_types
-            .get(field)
-            .unwrap_or_else(|| panic!("{METRICS_RS}: field {field} (metric {name}) not in struct Metrics"));
+            .unwrap_or_else(|| {
+                panic!("{METRICS_RS}: register(\"{name}\", ..) without `m.FIELD.clone()`")
+            });
+        let ty = field_types.get(field).unwrap_or_else(|| {
+            panic!("{METRICS_RS}: field {field} (metric {name}) not in struct Metrics")
+        });
         let kind = if ty.contains("Histogram") {
             "histogram"
         } else if ty.contains("Counter") {
@@ -427,9 +540,16 @@ fn registered_metrics() -> BTreeMap<String, String> {
         } else {
             panic!("{METRICS_RS}: metric {name}: unknown type {ty}")
         };
-        assert!(out.insert(name.to_string(), kind.to_string()).is_none(), "{METRICS_RS}: {name} registered twice");
+        assert!(
+            out.insert(name.to_string(), kind.to_string()).is_none(),
+            "{METRICS_RS}: {name} registered twice"
+        );
     }
-    assert!(out.len() >= 40, "{METRICS_RS}: only {} register calls found: is the parser out of date?", out.len());
+    assert!(
+        out.len() >= 40,
+        "{METRICS_RS}: only {} register calls found: is the parser out of date?",
+        out.len()
+    );
     out
 }
 
@@ -485,12 +605,16 @@ fn metric_names(expr: &str) -> Vec<String> {
                 i += 1;
             }
         } else if c.is_ascii_digit() || c == '.' {
-            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == '.') {
+            while i < chars.len()
+                && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == '.')
+            {
                 i += 1;
             }
         } else if c.is_ascii_alphabetic() || c == '_' || c == ':' {
             let start = i;
-            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == ':') {
+            while i < chars.len()
+                && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == ':')
+            {
                 i += 1;
             }
             let word: String = chars[start..i].iter().collect();
@@ -507,7 +631,11 @@ fn metric_names(expr: &str) -> Vec<String> {
 /// Problems with the metric names of `exprs` (`(where, expr)` pairs from
 /// `file`): each unknown name, with a hint for a counter or histogram used
 /// by its family name.
-fn unknown_metrics(file: &str, exprs: &[(String, String)], families: &BTreeMap<String, String>) -> Vec<String> {
+fn unknown_metrics(
+    file: &str,
+    exprs: &[(String, String)],
+    families: &BTreeMap<String, String>,
+) -> Vec<String> {
     let series = exported_series(families);
     let mut problems = Vec::new();
     for (place, expr) in exprs {
@@ -520,7 +648,9 @@ fn unknown_metrics(file: &str, exprs: &[(String, String)], families: &BTreeMap<S
                 Some("histogram") => format!(" (a histogram: use {name}_bucket, _sum or _count)"),
                 _ => String::new(),
             };
-            problems.push(format!("{file}: {place}: metric {name} is not exported by the hub{hint}\n      in: {expr}"));
+            problems.push(format!(
+                "{file}: {place}: metric {name} is not exported by the hub{hint}\n      in: {expr}"
+            ));
         }
     }
     problems
@@ -652,7 +782,8 @@ fn dashboard_exprs(dash: &Value) -> Vec<(String, String)> {
 }
 
 fn dashboard() -> Value {
-    serde_json::from_str(&read(DASHBOARD)).unwrap_or_else(|e| panic!("{DASHBOARD} is not JSON: {e}"))
+    serde_json::from_str(&read(DASHBOARD))
+        .unwrap_or_else(|e| panic!("{DASHBOARD} is not JSON: {e}"))
 }
 
 #[test]
@@ -661,19 +792,39 @@ fn rules_and_dashboard_use_only_exported_metrics() {
     let mut problems = Vec::new();
 
     let rules = rule_exprs(&read(RULES));
-    assert!(rules.len() >= REQUIRED_ALERTS.len(), "{RULES}: only {} `expr:` found", rules.len());
+    assert!(
+        rules.len() >= REQUIRED_ALERTS.len(),
+        "{RULES}: only {} `expr:` found",
+        rules.len()
+    );
     problems.extend(unknown_metrics(RULES, &rules, &families));
-    problems.extend(unknown_metrics(RULES_TEST, &test_series(&read(RULES_TEST)), &families));
+    problems.extend(unknown_metrics(
+        RULES_TEST,
+        &test_series(&read(RULES_TEST)),
+        &families,
+    ));
 
     let dash = dashboard();
     let exprs = dashboard_exprs(&dash);
-    assert!(exprs.len() >= MIN_PANELS, "{DASHBOARD}: only {} queries found", exprs.len());
+    assert!(
+        exprs.len() >= MIN_PANELS,
+        "{DASHBOARD}: only {} queries found",
+        exprs.len()
+    );
     problems.extend(unknown_metrics(DASHBOARD, &exprs, &families));
 
-    assert!(problems.is_empty(), "metric names the hub does not export:\n  {}", problems.join("\n  "));
+    assert!(
+        problems.is_empty(),
+        "metric names the hub does not export:\n  {}",
+        problems.join("\n  ")
+    );
 
     // and the metrics the brief names are all used somewhere
-    let used: BTreeSet<String> = rules.iter().chain(&exprs).flat_map(|(_, e)| metric_names(e)).collect();
+    let used: BTreeSet<String> = rules
+        .iter()
+        .chain(&exprs)
+        .flat_map(|(_, e)| metric_names(e))
+        .collect();
     for want in [
         "bulwark_monitor_up",
         "bulwark_monitor_latency_seconds",
@@ -700,7 +851,10 @@ fn rules_and_dashboard_use_only_exported_metrics() {
         "bulwark_notifications_failed_total",
         "process_resident_memory_bytes",
     ] {
-        assert!(used.contains(want), "{want} is used neither in {RULES} nor in {DASHBOARD}");
+        assert!(
+            used.contains(want),
+            "{want} is used neither in {RULES} nor in {DASHBOARD}"
+        );
     }
 }
 
@@ -719,25 +873,40 @@ fn the_name_check_catches_unknown_metrics() {
         metric_names("label_values(bulwark_hub_store_bytes, instance) ${DS_PROMETHEUS} 1.5e3"),
         ["bulwark_hub_store_bytes"]
     );
-    assert!(check("rate(bulwark_hub_requests_total[5m]) + process_resident_memory_bytes").is_empty());
-    assert!(check("histogram_quantile(0.9, rate(bulwark_hub_request_duration_seconds_bucket[5m]))").is_empty());
+    assert!(
+        check("rate(bulwark_hub_requests_total[5m]) + process_resident_memory_bytes").is_empty()
+    );
+    assert!(check(
+        "histogram_quantile(0.9, rate(bulwark_hub_request_duration_seconds_bucket[5m]))"
+    )
+    .is_empty());
     // a bogus name, a counter without _total, a histogram by its family name
     let p = check("bulwark_job_bogus_seconds > 0");
-    assert!(p.len() == 1 && p[0].contains("bulwark_job_bogus_seconds"), "{p:?}");
+    assert!(
+        p.len() == 1 && p[0].contains("bulwark_job_bogus_seconds"),
+        "{p:?}"
+    );
     let p = check("rate(bulwark_hub_requests[5m])");
     assert!(p.len() == 1 && p[0].contains("_total"), "{p:?}");
     let p = check("bulwark_hub_request_duration_seconds");
     assert!(p.len() == 1 && p[0].contains("histogram"), "{p:?}");
     // promtool's lint: only an OpenMetrics counter's `_total` samples are excused
-    let lint = "bulwark_hub_requests_total no help text\nbulwark_hub_repo_bytes_total no help text\n\
+    let lint =
+        "bulwark_hub_requests_total no help text\nbulwark_hub_repo_bytes_total no help text\n\
                 bulwark_x counter metrics should have \"_total\" suffix\n";
     assert_eq!(
         lint_findings(lint, &families),
-        ["bulwark_hub_repo_bytes_total no help text", "bulwark_x counter metrics should have \"_total\" suffix"]
+        [
+            "bulwark_hub_repo_bytes_total no help text",
+            "bulwark_x counter metrics should have \"_total\" suffix"
+        ]
     );
     // the block form of `expr:` in a rules file
     let exprs = rule_exprs("      - alert: A\n        expr: |\n          bulwark_x\n          > 1\n        for: 5m\n      - alert: B\n        expr: 'bulwark_y == 0'\n");
-    assert_eq!(exprs.iter().map(|(_, e)| e.as_str()).collect::<Vec<_>>(), ["bulwark_x > 1", "bulwark_y == 0"]);
+    assert_eq!(
+        exprs.iter().map(|(_, e)| e.as_str()).collect::<Vec<_>>(),
+        ["bulwark_x > 1", "bulwark_y == 0"]
+    );
 }
 
 // ---------------------------------------------------------------- the dashboard
@@ -753,10 +922,19 @@ fn dashboard_queries_are_valid_promql() {
     let mut n = 0;
     for p in all_panels(&dash) {
         for t in p["targets"].as_array().into_iter().flatten() {
-            let Some(expr) = t["expr"].as_str() else { continue };
+            let Some(expr) = t["expr"].as_str() else {
+                continue;
+            };
             let expr = fill_variables(expr);
-            let record = format!("bulwark_dashboard:panel_{}_{}", p["id"], t["refId"].as_str().unwrap_or("X"));
-            rules.push_str(&format!("      - record: {record}\n        expr: '{}'\n", expr.replace('\'', "''")));
+            let record = format!(
+                "bulwark_dashboard:panel_{}_{}",
+                p["id"],
+                t["refId"].as_str().unwrap_or("X")
+            );
+            rules.push_str(&format!(
+                "      - record: {record}\n        expr: '{}'\n",
+                expr.replace('\'', "''")
+            ));
             n += 1;
         }
     }
@@ -764,7 +942,10 @@ fn dashboard_queries_are_valid_promql() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("dashboard-queries.yml");
     std::fs::write(&file, &rules).unwrap();
-    let out = run(Command::new(&promtool).args(["check", "rules"]).arg(&file), Duration::from_secs(60));
+    let out = run(
+        Command::new(&promtool).args(["check", "rules"]).arg(&file),
+        Duration::from_secs(60),
+    );
     assert_eq!(
         out.code, 0,
         "{DASHBOARD}: a panel query is not valid PromQL (promtool check rules on the queries):\n{}{}\n{rules}",
@@ -780,7 +961,9 @@ fn fill_variables(expr: &str) -> String {
         out = out.replace(v, "5m");
     }
     for v in dollar_vars(&out) {
-        out = out.replace(&format!("${{{v}}}"), ".*").replace(&format!("${v}"), ".*");
+        out = out
+            .replace(&format!("${{{v}}}"), ".*")
+            .replace(&format!("${v}"), ".*");
     }
     out
 }
@@ -789,25 +972,42 @@ fn fill_variables(expr: &str) -> String {
 fn dashboard_is_importable() {
     let dash = dashboard();
     assert_eq!(dash["uid"], "bulwark", "{DASHBOARD}: uid");
-    assert!(!dash["title"].as_str().unwrap_or("").is_empty(), "{DASHBOARD}: no title");
+    assert!(
+        !dash["title"].as_str().unwrap_or("").is_empty(),
+        "{DASHBOARD}: no title"
+    );
     let schema = dash["schemaVersion"].as_u64().unwrap_or(0);
-    assert!((36..=41).contains(&schema), "{DASHBOARD}: schemaVersion {schema}, expected about 39");
+    assert!(
+        (36..=41).contains(&schema),
+        "{DASHBOARD}: schemaVersion {schema}, expected about 39"
+    );
 
     // the data source is a variable of type datasource for Prometheus, and
     // every panel and query uses it
-    let vars = dash["templating"]["list"].as_array().unwrap_or_else(|| panic!("{DASHBOARD}: no templating.list"));
+    let vars = dash["templating"]["list"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{DASHBOARD}: no templating.list"));
     let ds = vars
         .iter()
         .find(|v| v["type"] == "datasource")
         .unwrap_or_else(|| panic!("{DASHBOARD}: no variable of type datasource"));
-    assert_eq!(ds["query"], "prometheus", "{DASHBOARD}: the datasource variable must be of Prometheus");
+    assert_eq!(
+        ds["query"], "prometheus",
+        "{DASHBOARD}: the datasource variable must be of Prometheus"
+    );
     let ds_ref = format!("${{{}}}", ds["name"].as_str().unwrap());
     let mut var_names: BTreeSet<&str> = BTreeSet::new();
     for v in vars {
-        let n = v["name"].as_str().unwrap_or_else(|| panic!("{DASHBOARD}: variable without a name: {v}"));
+        let n = v["name"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{DASHBOARD}: variable without a name: {v}"));
         assert!(var_names.insert(n), "{DASHBOARD}: variable {n} twice");
         if v["type"] == "query" {
-            assert_eq!(v["datasource"]["uid"], ds_ref.as_str(), "{DASHBOARD}: variable {n} must use {ds_ref}");
+            assert_eq!(
+                v["datasource"]["uid"],
+                ds_ref.as_str(),
+                "{DASHBOARD}: variable {n} must use {ds_ref}"
+            );
         }
     }
 
@@ -837,9 +1037,15 @@ fn dashboard_is_importable() {
             problems.push(format!("panel {id:?} has no title"));
         }
         if p["datasource"]["uid"] != ds_ref.as_str() {
-            problems.push(format!("panel \"{title}\": datasource {} is not {ds_ref}", p["datasource"]));
+            problems.push(format!(
+                "panel \"{title}\": datasource {} is not {ds_ref}",
+                p["datasource"]
+            ));
         }
-        let targets = p["targets"].as_array().map(Vec::as_slice).unwrap_or_default();
+        let targets = p["targets"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         if targets.is_empty() {
             problems.push(format!("panel \"{title}\" has no query"));
         }
@@ -851,22 +1057,42 @@ fn dashboard_is_importable() {
             if !refs.insert(t["refId"].as_str().unwrap_or("")) {
                 problems.push(format!("panel \"{title}\": refId {} twice", t["refId"]));
             }
-            if t.get("datasource").is_some_and(|d| d["uid"] != ds_ref.as_str()) {
-                problems.push(format!("panel \"{title}\": a target's datasource is not {ds_ref}"));
+            if t.get("datasource")
+                .is_some_and(|d| d["uid"] != ds_ref.as_str())
+            {
+                problems.push(format!(
+                    "panel \"{title}\": a target's datasource is not {ds_ref}"
+                ));
             }
             // every $variable a query uses exists (or is one of Grafana's own)
             for v in dollar_vars(t["expr"].as_str().unwrap_or("")) {
                 if !v.starts_with("__") && !var_names.contains(v.as_str()) {
-                    problems.push(format!("panel \"{title}\": ${v} is not a variable of the dashboard"));
+                    problems.push(format!(
+                        "panel \"{title}\": ${v} is not a variable of the dashboard"
+                    ));
                 }
             }
         }
     }
-    assert!(problems.is_empty(), "{DASHBOARD}:\n  {}", problems.join("\n  "));
-    assert!(count >= MIN_PANELS, "{DASHBOARD}: {count} panels, expected at least {MIN_PANELS}");
-    let rows: Vec<&str> = panels.iter().filter(|p| p["type"] == "row").filter_map(|p| p["title"].as_str()).collect();
+    assert!(
+        problems.is_empty(),
+        "{DASHBOARD}:\n  {}",
+        problems.join("\n  ")
+    );
+    assert!(
+        count >= MIN_PANELS,
+        "{DASHBOARD}: {count} panels, expected at least {MIN_PANELS}"
+    );
+    let rows: Vec<&str> = panels
+        .iter()
+        .filter(|p| p["type"] == "row")
+        .filter_map(|p| p["title"].as_str())
+        .collect();
     for want in ["Monitors", "Backups", "Replication", "Hub"] {
-        assert!(rows.iter().any(|r| r.starts_with(want)), "{DASHBOARD}: no row \"{want}…\" (rows: {rows:?})");
+        assert!(
+            rows.iter().any(|r| r.starts_with(want)),
+            "{DASHBOARD}: no row \"{want}…\" (rows: {rows:?})"
+        );
     }
 }
 
@@ -878,7 +1104,9 @@ fn dollar_vars(expr: &str) -> Vec<String> {
         rest = &rest[pos + 1..];
         let braced = rest.starts_with('{');
         let s = if braced { &rest[1..] } else { rest };
-        let end = s.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(s.len());
+        let end = s
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(s.len());
         if end > 0 {
             out.push(s[..end].to_string());
         }

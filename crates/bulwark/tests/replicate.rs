@@ -12,7 +12,11 @@ use common::*;
 
 fn b(cfg: &Path, args: &[&str]) -> Out {
     let mut c = Command::new(BIN);
-    c.arg("-c").arg(cfg).args(args).env_remove("BULWARK_CONFIG").env("XDG_CACHE_HOME", cfg.parent().unwrap().join("cache"));
+    c.arg("-c")
+        .arg(cfg)
+        .args(args)
+        .env_remove("BULWARK_CONFIG")
+        .env("XDG_CACHE_HOME", cfg.parent().unwrap().join("cache"));
     run(&mut c, TIMEOUT)
 }
 
@@ -45,7 +49,13 @@ fn a_usb_copy_that_restic_restores_and_that_survives_a_wiped_hub() {
     for args in [&["replicate", "--dry-run"][..], &["replicate"][..]] {
         let out = b(&cfg, args);
         assert_eq!(out.code, 1, "{args:?}: {}{}", out.stdout, out.stderr);
-        assert!(out.stdout.contains("is the disk mounted?") || out.stderr.contains("is the disk mounted?"), "{}{}", out.stdout, out.stderr);
+        assert!(
+            out.stdout.contains("is the disk mounted?")
+                || out.stderr.contains("is the disk mounted?"),
+            "{}{}",
+            out.stdout,
+            out.stderr
+        );
         assert!(!d("usb").exists(), "{args:?} created the target directory");
     }
     std::fs::create_dir_all(d("usb")).unwrap();
@@ -55,27 +65,70 @@ fn a_usb_copy_that_restic_restores_and_that_survives_a_wiped_hub() {
     out.ok();
     let r = out.json();
     assert_eq!(r[0]["repo"], "nas/main", "{r:#}");
-    let copied: u64 = r[0]["mirror"]["types"].as_object().unwrap().values().map(|t| t["copied"].as_u64().unwrap()).sum();
-    assert!(copied >= 4, "config aside, keys, data, index and snapshots: {r:#}");
+    let copied: u64 = r[0]["mirror"]["types"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|t| t["copied"].as_u64().unwrap())
+        .sum();
+    assert!(
+        copied >= 4,
+        "config aside, keys, data, index and snapshots: {r:#}"
+    );
     let copy = d("usb/nas/main");
     restic_at(&copy, &d("pw"), &["check", "--read-data"]).ok();
-    restic_at(&copy, &d("pw"), &["restore", "latest", "--target", d("restored").to_str().unwrap()]).ok();
+    restic_at(
+        &copy,
+        &d("pw"),
+        &[
+            "restore",
+            "latest",
+            "--target",
+            d("restored").to_str().unwrap(),
+        ],
+    )
+    .ok();
     assert_same_tree(&d("src"), &under(&d("restored"), &d("src")));
 
     // the 3-2-1 report: hub + USB disk are 2 copies on 2 media, none offsite
     let rep = b(&cfg, &["--json", "report"]);
-    assert_eq!(rep.code, 3, "violations exit 3: {}{}", rep.stdout, rep.stderr);
+    assert_eq!(
+        rep.code, 3,
+        "violations exit 3: {}{}",
+        rep.stdout, rep.stderr
+    );
     let line = &rep.json()["jobs"][0];
-    assert_eq!((line["job"].as_str(), line["repo"].as_str()), (Some("nas"), Some("nas/main")), "{line:#}");
-    assert_eq!((line["copies"].as_u64(), line["media"].as_u64(), line["offsite"].as_u64()), (Some(2), Some(2), Some(0)), "{line:#}");
+    assert_eq!(
+        (line["job"].as_str(), line["repo"].as_str()),
+        (Some("nas"), Some("nas/main")),
+        "{line:#}"
+    );
+    assert_eq!(
+        (
+            line["copies"].as_u64(),
+            line["media"].as_u64(),
+            line["offsite"].as_u64()
+        ),
+        (Some(2), Some(2), Some(0)),
+        "{line:#}"
+    );
     assert_eq!(line["interval_seconds"], 86400);
     let v = line["violations"].to_string();
-    assert!(v.contains("needs 3") && v.contains("no current offsite copy") && v.contains("exceeds the job's rpo"), "{v}");
+    assert!(
+        v.contains("needs 3")
+            && v.contains("no current offsite copy")
+            && v.contains("exceeds the job's rpo"),
+        "{v}"
+    );
     // a new snapshot the USB disk doesn't have yet: it falls behind
     std::fs::write(d("src/new"), "new").unwrap();
     b(&cfg, &["--job", "nas", "run"]).ok();
     let rep = b(&cfg, &["report"]);
-    assert!(rep.stdout.contains("usb (removable) BEHIND") && rep.stdout.contains("VIOLATION"), "{}", rep.stdout);
+    assert!(
+        rep.stdout.contains("usb (removable) BEHIND") && rep.stdout.contains("VIOLATION"),
+        "{}",
+        rep.stdout
+    );
     let line = &b(&cfg, &["--json", "report"]).json()["jobs"][0];
     assert_eq!(line["copies"], 1, "{line:#}");
     assert_eq!(line["places"][1]["missing_snapshots"], 1, "{line:#}");
@@ -83,7 +136,12 @@ fn a_usb_copy_that_restic_restores_and_that_survives_a_wiped_hub() {
 
     // nothing new: nothing copied
     let again = b(&cfg, &["--json", "replicate"]).json();
-    let copied: u64 = again[0]["mirror"]["types"].as_object().unwrap().values().map(|t| t["copied"].as_u64().unwrap()).sum();
+    let copied: u64 = again[0]["mirror"]["types"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|t| t["copied"].as_u64().unwrap())
+        .sum();
     assert_eq!(copied, 0, "{again:#}");
 
     // a pack rots on the USB disk: --verify finds it and copies it again
@@ -98,7 +156,11 @@ fn a_usb_copy_that_restic_restores_and_that_survives_a_wiped_hub() {
     std::fs::write(&pack, &bytes).unwrap();
     let out = b(&cfg, &["replicate", "--verify"]);
     out.ok();
-    assert!(out.stdout.contains("1 corrupt") && out.stdout.contains("1 re-copied"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("1 corrupt") && out.stdout.contains("1 re-copied"),
+        "{}",
+        out.stdout
+    );
     restic_at(&copy, &d("pw"), &["check", "--read-data"]).ok();
 
     // the hub is wiped (ransomware, a bad rm): the copy keeps everything
@@ -135,7 +197,11 @@ fn a_peer_hub_copy_that_restic_restores() {
     // the friend's hub: user alice, who may only use /alice/...
     std::fs::create_dir_all(d("friend")).unwrap();
     let mut c = Command::new(BIN);
-    c.args(["hub", "passwd"]).arg(d("friend/.htpasswd")).arg("alice").stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::null());
+    c.args(["hub", "passwd"])
+        .arg(d("friend/.htpasswd"))
+        .arg("alice")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null());
     let mut child = c.spawn().unwrap();
     std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"friend-http-secret\n").unwrap();
     assert!(child.wait().unwrap().success());
@@ -151,7 +217,10 @@ fn a_peer_hub_copy_that_restic_restores() {
         .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < deadline, "the peer hub did not start");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the peer hub did not start"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let cfg = d("bulwark.toml");
@@ -170,14 +239,21 @@ fn a_peer_hub_copy_that_restic_restores() {
     b(&cfg, &["--job", "nas", "run"]).ok();
     let out = b(&cfg, &["replicate", "--verify"]);
     out.ok();
-    assert!(out.stdout.contains("nas → friend (peer, offsite)"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("nas → friend (peer, offsite)"),
+        "{}",
+        out.stdout
+    );
     // restic restores straight from the friend's hub over its REST protocol
     // (the friend's append-only account allows it: restore only adds a lock)
     let mut c = Command::new("restic");
     c.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", dir.path())
-        .env("RESTIC_REPOSITORY", format!("rest:http://alice:friend-http-secret@127.0.0.1:{port}/alice/nas"))
+        .env(
+            "RESTIC_REPOSITORY",
+            format!("rest:http://alice:friend-http-secret@127.0.0.1:{port}/alice/nas"),
+        )
         .env("RESTIC_PASSWORD_FILE", d("pw"))
         .args(["--no-cache", "restore", "latest", "--target"])
         .arg(d("restored-rest"));
@@ -188,7 +264,17 @@ fn a_peer_hub_copy_that_restic_restores() {
     assert_same_tree(&d("src"), &under(&d("restored-rest"), &d("src")));
     // the copy is on the friend's disk under alice/, a plain repository
     let copy = d("friend/alice/nas");
-    restic_at(&copy, &d("pw"), &["restore", "latest", "--target", d("restored").to_str().unwrap()]).ok();
+    restic_at(
+        &copy,
+        &d("pw"),
+        &[
+            "restore",
+            "latest",
+            "--target",
+            d("restored").to_str().unwrap(),
+        ],
+    )
+    .ok();
     assert_same_tree(&d("src"), &under(&d("restored"), &d("src")));
 }
 
@@ -219,7 +305,18 @@ fn a_vanished_repository_is_an_alert_the_cli_lists_and_resolves() {
     .unwrap();
     b(&cfg, &["--job", "nas", "init"]).ok();
     b(&cfg, &["--job", "nas", "run"]).ok();
-    b(&cfg, &["hub", "token", "create", "--admin", "--output", d("admin.token").to_str().unwrap()]).ok();
+    b(
+        &cfg,
+        &[
+            "hub",
+            "token",
+            "create",
+            "--admin",
+            "--output",
+            d("admin.token").to_str().unwrap(),
+        ],
+    )
+    .ok();
     let start_hub = || {
         let mut c = Command::new(BIN);
         c.arg("-c")
@@ -232,7 +329,10 @@ fn a_vanished_repository_is_an_alert_the_cli_lists_and_resolves() {
         let child = c.spawn().unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "the hub did not start");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the hub did not start"
+            );
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         child
@@ -240,14 +340,23 @@ fn a_vanished_repository_is_an_alert_the_cli_lists_and_resolves() {
     let wait_until = |what: &str, secs: u64, f: &dyn Fn() -> bool| {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
         while !f() {
-            assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
             std::thread::sleep(std::time::Duration::from_millis(300));
         }
     };
     let hub_url = format!("http://127.0.0.1:{port}");
     let alerts = |args: &[&str]| {
         let token = d("admin.token");
-        let mut all = vec!["alerts", "--hub", hub_url.as_str(), "--token-file", token.to_str().unwrap()];
+        let mut all = vec![
+            "alerts",
+            "--hub",
+            hub_url.as_str(),
+            "--token-file",
+            token.to_str().unwrap(),
+        ];
         all.extend_from_slice(args);
         b(&cfg, &all)
     };
@@ -255,36 +364,80 @@ fn a_vanished_repository_is_an_alert_the_cli_lists_and_resolves() {
     // the hub's catch-up pass right after it starts copies the repository
     let mut hub = start_hub();
     let snaps = |p: &str| std::fs::read_dir(d(p)).map(|r| r.count()).unwrap_or(0);
-    wait_until("the catch-up copy", 60, &|| snaps("usb/nas/main/snapshots") == 1);
+    wait_until("the catch-up copy", 60, &|| {
+        snaps("usb/nas/main/snapshots") == 1
+    });
     assert_eq!(alerts(&[]).ok().stdout.trim(), "no open alerts");
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(hub.id() as i32), nix::sys::signal::Signal::SIGTERM);
-    assert!(hub.wait().unwrap().success(), "SIGTERM stops the hub cleanly");
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(hub.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    assert!(
+        hub.wait().unwrap().success(),
+        "SIGTERM stops the hub cleanly"
+    );
 
     // the repository vanishes while the hub is down; the next start notices
     std::fs::remove_dir_all(d("data/nas")).unwrap();
     let mut hub = start_hub();
-    wait_until("replication.shrink", 60, &|| alerts(&["--json"]).json().as_array().is_some_and(|a| !a.is_empty()));
+    wait_until("replication.shrink", 60, &|| {
+        alerts(&["--json"])
+            .json()
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    });
     let list = alerts(&["--json"]).ok().json();
     let alert = &list[0];
-    assert_eq!((alert["kind"].as_str(), alert["subject"].as_str(), alert["severity"].as_str()), (Some("replication.shrink"), Some("nas/main"), Some("critical")), "{list:#}");
-    assert!(alert["message"].as_str().unwrap().contains("vanished"), "{alert:#}");
+    assert_eq!(
+        (
+            alert["kind"].as_str(),
+            alert["subject"].as_str(),
+            alert["severity"].as_str()
+        ),
+        (
+            Some("replication.shrink"),
+            Some("nas/main"),
+            Some("critical")
+        ),
+        "{list:#}"
+    );
+    assert!(
+        alert["message"].as_str().unwrap().contains("vanished"),
+        "{alert:#}"
+    );
     let table = alerts(&[]).ok().stdout.clone();
-    assert!(table.contains("CRITICAL") && table.contains("replication.shrink") && table.contains("nas/main"), "{table}");
+    assert!(
+        table.contains("CRITICAL")
+            && table.contains("replication.shrink")
+            && table.contains("nas/main"),
+        "{table}"
+    );
     // the copy is untouched, and restic still reads it
     assert_eq!(snaps("usb/nas/main/snapshots"), 1);
     restic_at(&d("usb/nas/main"), &d("pw"), &["check", "--read-data"]).ok();
     // `bulwark report` shows the open alert and exits 3
     let rep = b(&cfg, &["report"]);
     assert_eq!(rep.code, 3, "{}{}", rep.stdout, rep.stderr);
-    assert!(rep.stdout.contains("OPEN ALERTS") && rep.stdout.contains("replication.shrink"), "{}", rep.stdout);
+    assert!(
+        rep.stdout.contains("OPEN ALERTS") && rep.stdout.contains("replication.shrink"),
+        "{}",
+        rep.stdout
+    );
 
     let id = alert["id"].as_i64().unwrap().to_string();
     assert!(alerts(&["resolve", &id]).ok().stdout.contains("resolved"));
     assert_eq!(alerts(&[]).ok().stdout.trim(), "no open alerts");
     let history = alerts(&["--all"]).ok().stdout.clone();
-    assert!(history.contains("replication.shrink") && history.contains("resolved"), "{history}");
+    assert!(
+        history.contains("replication.shrink") && history.contains("resolved"),
+        "{history}"
+    );
     let missing = alerts(&["resolve", "999999"]);
-    assert_ne!(missing.code, 0, "an unknown id is an error: {}", missing.stdout);
+    assert_ne!(
+        missing.code, 0,
+        "an unknown id is an error: {}",
+        missing.stdout
+    );
     let _ = hub.kill();
     let _ = hub.wait();
 }

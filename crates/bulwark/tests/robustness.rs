@@ -16,9 +16,17 @@ use common::*;
 
 fn both_checks_pass(env: &Env, when: &str) {
     let b = env.bulwark(&["check", "--read-data"]);
-    assert_eq!(b.code, 0, "bulwark check --read-data after {when}:\n{}\n{}", b.stdout, b.stderr);
+    assert_eq!(
+        b.code, 0,
+        "bulwark check --read-data after {when}:\n{}\n{}",
+        b.stdout, b.stderr
+    );
     let r = env.restic(&["check", "--read-data"]);
-    assert_eq!(r.code, 0, "restic check --read-data after {when}:\n{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.code, 0,
+        "restic check --read-data after {when}:\n{}\n{}",
+        r.stdout, r.stderr
+    );
 }
 
 // ---------------------------------------------------------------- unreadable
@@ -35,27 +43,65 @@ fn unreadable_file_is_skipped_listed_and_the_snapshot_lands() {
     let mut cmd = env.cmd_unprivileged();
     chmod(&src.join("secret"), 0o000);
     let out = run(cmd.args(["--json", "backup"]).arg(&src), TIMEOUT);
-    assert_eq!(out.code, 3, "exit 3 = incomplete\n{}\n{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.code, 3,
+        "exit 3 = incomplete\n{}\n{}",
+        out.stdout, out.stderr
+    );
     let j = out.json();
     assert_eq!(j["incomplete"], true);
     let skipped = j["skipped"].as_array().unwrap();
     assert_eq!(skipped.len(), 1, "{j}");
     assert_eq!(skipped[0]["path"], src.join("secret").to_str().unwrap());
-    assert!(skipped[0]["error"].as_str().unwrap().contains("ermission denied"), "{j}");
+    assert!(
+        skipped[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("ermission denied"),
+        "{j}"
+    );
     let id = j["snapshot"]["id"].as_str().unwrap();
 
-    assert_eq!(env.snapshot_ids(), vec![id.to_string()], "the snapshot landed");
+    assert_eq!(
+        env.snapshot_ids(),
+        vec![id.to_string()],
+        "the snapshot landed"
+    );
     let ls = env.bulwark(&["--json", "ls", "latest"]).ok().json();
-    let paths: Vec<&str> = ls["entries"].as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap()).collect();
-    assert!(!paths.contains(&src.join("secret").to_str().unwrap()), "{paths:?}");
-    assert!(paths.contains(&src.join("sub/also-readable").to_str().unwrap()), "{paths:?}");
+    let paths: Vec<&str> = ls["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        !paths.contains(&src.join("secret").to_str().unwrap()),
+        "{paths:?}"
+    );
+    assert!(
+        paths.contains(&src.join("sub/also-readable").to_str().unwrap()),
+        "{paths:?}"
+    );
 
     let target = env.path("out");
-    let r = env.bulwark(&["--json", "restore", "latest", "--target", target.to_str().unwrap(), "--verify"]);
+    let r = env.bulwark(&[
+        "--json",
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+        "--verify",
+    ]);
     r.ok();
     assert_eq!(r.json()["files_verified"], 2);
-    assert_eq!(std::fs::read(under(&target, &src).join("readable")).unwrap(), b"fine");
-    assert_eq!(std::fs::read(under(&target, &src).join("sub/also-readable")).unwrap(), b"also fine");
+    assert_eq!(
+        std::fs::read(under(&target, &src).join("readable")).unwrap(),
+        b"fine"
+    );
+    assert_eq!(
+        std::fs::read(under(&target, &src).join("sub/also-readable")).unwrap(),
+        b"also fine"
+    );
     assert!(!under(&target, &src).join("secret").exists());
 }
 
@@ -77,10 +123,18 @@ fn unreadable_directory_is_skipped_and_listed_by_its_path() {
     assert_eq!(j["incomplete"], true);
     let skipped = j["skipped"].as_array().unwrap();
     assert_eq!(skipped.len(), 1, "{j}");
-    assert_eq!(skipped[0]["path"], src.join("locked").to_str().unwrap(), "the skipped entry names the directory: {j}");
+    assert_eq!(
+        skipped[0]["path"],
+        src.join("locked").to_str().unwrap(),
+        "the skipped entry names the directory: {j}"
+    );
     let target = env.path("out");
-    env.bulwark(&["restore", "latest", "--target", target.to_str().unwrap()]).ok();
-    assert_eq!(std::fs::read(under(&target, &src).join("open/a")).unwrap(), b"a");
+    env.bulwark(&["restore", "latest", "--target", target.to_str().unwrap()])
+        .ok();
+    assert_eq!(
+        std::fs::read(under(&target, &src).join("open/a")).unwrap(),
+        b"a"
+    );
 }
 
 // ---------------------------------------------------------------- kill -9
@@ -96,8 +150,14 @@ fn kill_9_during_backup_leaves_a_valid_repository() {
     env.init();
     let mut killed_mid_run = 0;
     for delay in [300u64, 800, 1500] {
-        let mut child =
-            env.cmd().arg("backup").arg(&src).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let mut child = env
+            .cmd()
+            .arg("backup")
+            .arg(&src)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         std::thread::sleep(Duration::from_millis(delay));
         if child.try_wait().unwrap().is_none() {
             killed_mid_run += 1;
@@ -106,12 +166,22 @@ fn kill_9_during_backup_leaves_a_valid_repository() {
         child.wait().unwrap();
         both_checks_pass(&env, &format!("kill -9 of backup at {delay} ms"));
     }
-    assert!(killed_mid_run >= 2, "backups finished before the kill; the test proves nothing");
+    assert!(
+        killed_mid_run >= 2,
+        "backups finished before the kill; the test proves nothing"
+    );
     let b = env.bulwark(&["--json", "backup", src.to_str().unwrap()]);
     b.ok();
     assert_eq!(b.json()["incomplete"], false);
     let target = env.path("out");
-    env.bulwark(&["restore", "latest", "--target", target.to_str().unwrap(), "--verify"]).ok();
+    env.bulwark(&[
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+        "--verify",
+    ])
+    .ok();
     assert_same_tree(&src, &under(&target, &src));
     both_checks_pass(&env, "the final backup");
 }
@@ -146,12 +216,22 @@ fn kill_9_during_forget_and_prune_leaves_a_valid_repository() {
         child.wait().unwrap();
         both_checks_pass(&env, &format!("kill -9 of forget --prune at {delay} ms"));
     }
-    assert!(killed_mid_run >= 1, "forget --prune always finished before the kill; the test proves nothing");
+    assert!(
+        killed_mid_run >= 1,
+        "forget --prune always finished before the kill; the test proves nothing"
+    );
     env.bulwark(&["forget", "--keep-last", "1", "--prune"]).ok();
     both_checks_pass(&env, "a final forget --prune");
     assert_eq!(env.snapshot_ids().len(), 1);
     let target = env.path("out");
-    env.bulwark(&["restore", "latest", "--target", target.to_str().unwrap(), "--verify"]).ok();
+    env.bulwark(&[
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+        "--verify",
+    ])
+    .ok();
     assert_same_tree(&src, &under(&target, &src));
 }
 
@@ -190,13 +270,17 @@ fn two_backups() -> Damaged {
     env.init();
     env.bulwark(&["backup", a.to_str().unwrap()]).ok();
     let before = packs(&env.repo);
-    env.bulwark(&["backup", a.to_str().unwrap(), b.to_str().unwrap()]).ok();
+    env.bulwark(&["backup", a.to_str().unwrap(), b.to_str().unwrap()])
+        .ok();
     let pack = packs(&env.repo)
         .difference(&before)
         .cloned()
         .max_by_key(|p| std::fs::metadata(p).unwrap().len())
         .expect("the second backup wrote no pack");
-    assert!(std::fs::metadata(&pack).unwrap().len() > SIZE as u64, "expected a data pack");
+    assert!(
+        std::fs::metadata(&pack).unwrap().len() > SIZE as u64,
+        "expected a data pack"
+    );
     Damaged { env, a, b, pack }
 }
 
@@ -213,48 +297,92 @@ fn corrupt_middle(pack: &Path) {
 /// The B files restic 0.14 cannot restore intact: the oracle for what Bulwark must report.
 fn damaged_per_restic(d: &Damaged) -> BTreeSet<String> {
     let t = d.env.path(&format!("restic-oracle-{}", rand_suffix()));
-    let _ = d.env.restic(&["restore", "latest", "--target", t.to_str().unwrap()]);
+    let _ = d
+        .env
+        .restic(&["restore", "latest", "--target", t.to_str().unwrap()]);
     for i in 0..A_FILES {
-        assert_eq!(std::fs::read(under(&t, &d.a).join(format!("a{i}"))).ok(), Some(a_content(i)), "restic lost an A file");
+        assert_eq!(
+            std::fs::read(under(&t, &d.a).join(format!("a{i}"))).ok(),
+            Some(a_content(i)),
+            "restic lost an A file"
+        );
     }
     let out: BTreeSet<String> = (0..B_FILES)
-        .filter(|i| std::fs::read(under(&t, &d.b).join(format!("b{i}"))).ok() != Some(b_content(*i)))
+        .filter(|i| {
+            std::fs::read(under(&t, &d.b).join(format!("b{i}"))).ok() != Some(b_content(*i))
+        })
         .map(|i| d.b.join(format!("b{i}")).to_string_lossy().into_owned())
         .collect();
-    assert!(!out.is_empty(), "the damage hit no B file; the test setup proves nothing");
+    assert!(
+        !out.is_empty(),
+        "the damage hit no B file; the test setup proves nothing"
+    );
     out
 }
 
 fn rand_suffix() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
 }
 
 /// Restore of the damaged repository: exit 3, every intact file restored
 /// byte-identical, exactly the damaged files listed in `failed` and absent.
 fn assert_partial_restore(d: &Damaged, expected_failed: &BTreeSet<String>, what: &str) {
     let target = d.env.path(&format!("out-{what}"));
-    let r = d.env.bulwark(&["--json", "restore", "latest", "--target", target.to_str().unwrap()]);
-    assert_eq!(r.code, 3, "{what}: exit 3 expected\n{}\n{}", r.stdout, r.stderr);
+    let r = d.env.bulwark(&[
+        "--json",
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        r.code, 3,
+        "{what}: exit 3 expected\n{}\n{}",
+        r.stdout, r.stderr
+    );
     assert_no_crash_text(what, &r.stderr);
     let j = r.json();
     assert_eq!(j["incomplete"], true, "{what}");
-    let failed: BTreeSet<String> =
-        j["failed"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap().to_string()).collect();
+    let failed: BTreeSet<String> = j["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(&failed, expected_failed, "{what}: failed paths");
     for i in 0..A_FILES {
         let p = under(&target, &d.a).join(format!("a{i}"));
-        assert!(std::fs::read(&p).ok() == Some(a_content(i)), "{what}: {} not restored intact", p.display());
+        assert!(
+            std::fs::read(&p).ok() == Some(a_content(i)),
+            "{what}: {} not restored intact",
+            p.display()
+        );
     }
     for i in 0..B_FILES {
         let orig = d.b.join(format!("b{i}"));
         let p = under(&target, &d.b).join(format!("b{i}"));
         if failed.contains(orig.to_str().unwrap()) {
-            assert!(!p.exists(), "{what}: a failed file must not be left behind: {}", p.display());
+            assert!(
+                !p.exists(),
+                "{what}: a failed file must not be left behind: {}",
+                p.display()
+            );
         } else {
-            assert!(std::fs::read(&p).ok() == Some(b_content(i)), "{what}: {} not restored intact", p.display());
+            assert!(
+                std::fs::read(&p).ok() == Some(b_content(i)),
+                "{what}: {} not restored intact",
+                p.display()
+            );
         }
     }
-    assert_eq!(j["files_restored"].as_u64().unwrap(), A_FILES + B_FILES - failed.len() as u64, "{what}: {j}");
+    assert_eq!(
+        j["files_restored"].as_u64().unwrap(),
+        A_FILES + B_FILES - failed.len() as u64,
+        "{what}: {j}"
+    );
 }
 
 #[test]
@@ -279,13 +407,24 @@ fn check_read_data_exits_1_and_names_the_damaged_pack() {
     let id = d.pack.file_name().unwrap().to_str().unwrap().to_string();
     corrupt_middle(&d.pack);
     let r = d.env.restic(&["check", "--read-data"]);
-    assert_eq!(r.code, 1, "restic agrees the repository is damaged: {}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.code, 1,
+        "restic agrees the repository is damaged: {}\n{}",
+        r.stdout, r.stderr
+    );
 
     let c = d.env.bulwark(&["check", "--read-data"]);
-    assert_eq!(c.code, 1, "check must fail on a damaged pack: {}\n{}", c.stdout, c.stderr);
+    assert_eq!(
+        c.code, 1,
+        "check must fail on a damaged pack: {}\n{}",
+        c.stdout, c.stderr
+    );
     assert_no_crash_text("check", &c.stderr);
     let all = format!("{}{}", c.stdout, c.stderr);
-    assert!(all.contains(&id[..8]), "the damaged pack {id} is not named:\n{all}");
+    assert!(
+        all.contains(&id[..8]),
+        "the damaged pack {id} is not named:\n{all}"
+    );
     let j = d.env.bulwark(&["--json", "check", "--read-data"]);
     assert_eq!(j.code, 1);
     let j = j.json();
@@ -293,14 +432,26 @@ fn check_read_data_exits_1_and_names_the_damaged_pack() {
     assert_eq!(j["read_data"], true);
     let errors = j["errors"].as_array().unwrap();
     assert!(!errors.is_empty());
-    assert!(errors.iter().any(|e| e.as_str().unwrap().contains(&id[..8])), "{j}");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.as_str().unwrap().contains(&id[..8])),
+        "{j}"
+    );
 
     // a deleted pack is found even without reading data
     std::fs::remove_file(&d.pack).unwrap();
     let c = d.env.bulwark(&["check"]);
-    assert_eq!(c.code, 1, "check must fail on a missing pack: {}\n{}", c.stdout, c.stderr);
+    assert_eq!(
+        c.code, 1,
+        "check must fail on a missing pack: {}\n{}",
+        c.stdout, c.stderr
+    );
     let all = format!("{}{}", c.stdout, c.stderr);
-    assert!(all.contains(&id[..8]), "the missing pack {id} is not named:\n{all}");
+    assert!(
+        all.contains(&id[..8]),
+        "the missing pack {id} is not named:\n{all}"
+    );
 }
 
 /// Errors about damaged data are short: one line each, no library backtrace
@@ -310,20 +461,33 @@ fn damage_reports_are_one_line_without_backtrace_sections() {
     let d = two_backups();
     corrupt_middle(&d.pack);
     let target = d.env.path("out");
-    let r = d.env.bulwark(&["--json", "restore", "latest", "--target", target.to_str().unwrap()]);
+    let r = d.env.bulwark(&[
+        "--json",
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+    ]);
     assert_eq!(r.code, 3);
     let j = r.json();
     let mut problems = Vec::new();
     for f in j["failed"].as_array().unwrap() {
         let e = f["error"].as_str().unwrap();
         if e.contains('\n') || e.contains("Backtrace") {
-            problems.push(format!("restore failed[].error is {} lines, with a backtrace section:\n{e}", e.lines().count()));
+            problems.push(format!(
+                "restore failed[].error is {} lines, with a backtrace section:\n{e}",
+                e.lines().count()
+            ));
         }
     }
     let c = d.env.bulwark(&["check", "--read-data"]);
     assert_eq!(c.code, 1);
     if c.stderr.contains("Backtrace") || c.stderr.lines().count() > 6 {
-        problems.push(format!("check's report of one damaged pack is {} lines, with a backtrace section:\n{}", c.stderr.lines().count(), c.stderr));
+        problems.push(format!(
+            "check's report of one damaged pack is {} lines, with a backtrace section:\n{}",
+            c.stderr.lines().count(),
+            c.stderr
+        ));
     }
     assert!(problems.is_empty(), "{}", problems.join("\n\n"));
 }
@@ -381,25 +545,55 @@ fn second_restore_replaces_read_only_files_and_planted_symlinks() {
     chmod(&src.join("victim"), 0o4755);
     env.init();
     env.bulwark(&["backup", src.to_str().unwrap()]).ok();
-    let ls = env.bulwark(&["--json", "ls", "latest", src.join("victim").to_str().unwrap()]).ok().json();
-    assert_eq!(ls["entries"][0]["mode"], 0o4755, "ls keeps the setuid bit: {ls}");
+    let ls = env
+        .bulwark(&[
+            "--json",
+            "ls",
+            "latest",
+            src.join("victim").to_str().unwrap(),
+        ])
+        .ok()
+        .json();
+    assert_eq!(
+        ls["entries"][0]["mode"], 0o4755,
+        "ls keeps the setuid bit: {ls}"
+    );
 
     let target = env.path("t");
     std::fs::create_dir_all(&target).unwrap();
     let outside = env.path("outside");
     std::fs::write(&outside, b"must stay").unwrap();
     let mut cmd = env.cmd_unprivileged();
-    let first = run(cmd.args(["restore", "latest", "--target"]).arg(&target), TIMEOUT);
+    let first = run(
+        cmd.args(["restore", "latest", "--target"]).arg(&target),
+        TIMEOUT,
+    );
     assert_eq!(first.code, 0, "{}", first.stderr);
     let restored = under(&target, &src);
     std::os::unix::fs::symlink(&outside, restored.join("victim.tmp")).unwrap();
     std::fs::remove_file(restored.join("victim")).unwrap();
     std::fs::rename(restored.join("victim.tmp"), restored.join("victim")).unwrap();
     let mut cmd = env.cmd_unprivileged();
-    let second = run(cmd.args(["restore", "latest", "--target"]).arg(&target), TIMEOUT);
+    let second = run(
+        cmd.args(["restore", "latest", "--target"]).arg(&target),
+        TIMEOUT,
+    );
     assert_eq!(second.code, 0, "second restore: {}", second.stderr);
-    assert_eq!(std::fs::read(restored.join("ro")).unwrap(), b"read-only content");
-    assert_eq!(std::fs::read(restored.join("victim")).unwrap(), b"snapshot content");
-    assert!(!std::fs::symlink_metadata(restored.join("victim")).unwrap().file_type().is_symlink());
-    assert_eq!(std::fs::read(&outside).unwrap(), b"must stay", "restore wrote through a planted symlink");
+    assert_eq!(
+        std::fs::read(restored.join("ro")).unwrap(),
+        b"read-only content"
+    );
+    assert_eq!(
+        std::fs::read(restored.join("victim")).unwrap(),
+        b"snapshot content"
+    );
+    assert!(!std::fs::symlink_metadata(restored.join("victim"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(
+        std::fs::read(&outside).unwrap(),
+        b"must stay",
+        "restore wrote through a planted symlink"
+    );
 }

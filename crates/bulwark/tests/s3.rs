@@ -24,7 +24,11 @@ impl Drop for Moto {
 }
 
 fn moto() -> (Moto, u16) {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let child = Command::new("moto_server")
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdout(Stdio::null())
@@ -40,7 +44,11 @@ fn moto() -> (Moto, u16) {
     // just opened its port may not answer yet on a busy machine: retry
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let st = Command::new("curl").args(["-sf", "-X", "PUT"]).arg(format!("http://127.0.0.1:{port}/backups")).status().unwrap();
+        let st = Command::new("curl")
+            .args(["-sf", "-X", "PUT"])
+            .arg(format!("http://127.0.0.1:{port}/backups"))
+            .status()
+            .unwrap();
         if st.success() {
             break;
         }
@@ -68,21 +76,41 @@ fn backup_restore_prune_on_s3_and_restic_checks_it() {
     let b = |args: &[&str]| -> Out {
         let mut c = env.cmd();
         s3(&mut c);
-        c.env("BULWARK_REPO", &url).args(args).output().unwrap().into()
+        c.env("BULWARK_REPO", &url)
+            .args(args)
+            .output()
+            .unwrap()
+            .into()
     };
     b(&["init"]).ok();
     b(&["backup", src.to_str().unwrap()]).ok();
     std::fs::write(src.join("b"), b"changed").unwrap();
     b(&["backup", src.to_str().unwrap()]).ok();
     let target = env.path("out");
-    b(&["restore", "latest", "--target", target.to_str().unwrap(), "--verify"]).ok();
+    b(&[
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+        "--verify",
+    ])
+    .ok();
     assert_same_tree(&src, &under(&target, &src));
     let f = b(&["--json", "forget", "--keep-last", "1", "--prune"]);
-    assert_eq!(f.ok().json()["forget"]["removed"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        f.ok().json()["forget"]["removed"].as_array().unwrap().len(),
+        1
+    );
 
     let mut r = Command::new("restic");
     s3(&mut r);
-    let out: Out = r.args(["--no-cache", "-r", url.as_str(), "--password-file"]).arg(&env.pw).args(["check", "--read-data"]).output().unwrap().into();
+    let out: Out = r
+        .args(["--no-cache", "-r", url.as_str(), "--password-file"])
+        .arg(&env.pw)
+        .args(["check", "--read-data"])
+        .output()
+        .unwrap()
+        .into();
     out.ok();
 }
 
@@ -93,15 +121,25 @@ fn backup_restore_prune_on_s3_and_restic_checks_it() {
 fn hub_fronts_an_s3_bucket() {
     let env = Env::new();
     let (_moto, moto_port) = moto();
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut hub = Command::new(BIN);
-    hub.args(["hub", "--no-auth", "--listen", &format!("127.0.0.1:{port}"), "--data"])
-        .arg(format!("s3:http://127.0.0.1:{moto_port}/backups/hub"))
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    hub.args([
+        "hub",
+        "--no-auth",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--data",
+    ])
+    .arg(format!("s3:http://127.0.0.1:{moto_port}/backups/hub"))
+    .env("AWS_ACCESS_KEY_ID", "test")
+    .env("AWS_SECRET_ACCESS_KEY", "test")
+    .env("AWS_EC2_METADATA_DISABLED", "true")
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
     let hub = Moto(hub.spawn().unwrap()); // killed on drop, like moto
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -129,7 +167,11 @@ fn hub_fronts_an_s3_bucket() {
     restic(&rest, &["backup", src.to_str().unwrap()]).ok();
     restic(&rest, &["check", "--read-data"]).ok();
     let target = env.path("out");
-    restic(&rest, &["restore", "latest", "--target", target.to_str().unwrap()]).ok();
+    restic(
+        &rest,
+        &["restore", "latest", "--target", target.to_str().unwrap()],
+    )
+    .ok();
     assert_same_tree(&src, &under(&target, &src));
 
     // the same repository straight from the bucket
@@ -177,7 +219,13 @@ fn the_hub_copies_to_a_bucket_by_itself_and_restic_restores_from_it() {
     let bw = |args: &[&str]| -> Out {
         let mut c = env.cmd();
         s3(&mut c);
-        c.env_remove("BULWARK_REPO").arg("-c").arg(&cfg).args(args).output().unwrap().into()
+        c.env_remove("BULWARK_REPO")
+            .arg("-c")
+            .arg(&cfg)
+            .args(args)
+            .output()
+            .unwrap()
+            .into()
     };
     std::fs::create_dir_all(&data).unwrap();
     let mut hub = env.cmd();
@@ -201,8 +249,16 @@ fn the_hub_copies_to_a_bucket_by_itself_and_restic_restores_from_it() {
     }
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the hub did not start: {}", std::fs::read_to_string(env.path("hub.log")).unwrap_or_default());
-        assert!(hub.try_wait().unwrap().is_none(), "the hub exited: {}", std::fs::read_to_string(env.path("hub.log")).unwrap_or_default());
+        assert!(
+            Instant::now() < deadline,
+            "the hub did not start: {}",
+            std::fs::read_to_string(env.path("hub.log")).unwrap_or_default()
+        );
+        assert!(
+            hub.try_wait().unwrap().is_none(),
+            "the hub exited: {}",
+            std::fs::read_to_string(env.path("hub.log")).unwrap_or_default()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let hub = Kill(hub);
@@ -214,12 +270,20 @@ fn the_hub_copies_to_a_bucket_by_itself_and_restic_restores_from_it() {
     let restic = |args: &[&str]| -> Out {
         let mut r = Command::new("restic");
         s3(&mut r);
-        r.args(["--no-cache", "-r", copy.as_str(), "--password-file"]).arg(&env.pw).args(args).output().unwrap().into()
+        r.args(["--no-cache", "-r", copy.as_str(), "--password-file"])
+            .arg(&env.pw)
+            .args(args)
+            .output()
+            .unwrap()
+            .into()
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let o = restic(&["snapshots", "--json"]);
-        if o.code == 0 && serde_json::from_str::<serde_json::Value>(&o.stdout).is_ok_and(|v| v.as_array().is_some_and(|a| a.len() == 1)) {
+        if o.code == 0
+            && serde_json::from_str::<serde_json::Value>(&o.stdout)
+                .is_ok_and(|v| v.as_array().is_some_and(|a| a.len() == 1))
+        {
             break;
         }
         assert!(
@@ -240,10 +304,23 @@ fn the_hub_copies_to_a_bucket_by_itself_and_restic_restores_from_it() {
     let rep = bw(&["--json", "report"]);
     let r = rep.json();
     let job = &r["jobs"][0];
-    assert_eq!((job["copies"].as_u64(), job["offsite"].as_u64()), (Some(2), Some(1)), "{r:#}");
+    assert_eq!(
+        (job["copies"].as_u64(), job["offsite"].as_u64()),
+        (Some(2), Some(1)),
+        "{r:#}"
+    );
     assert_eq!(job["replication_lag_seconds"], 0, "{r:#}");
-    let cloud = r["targets"].as_array().unwrap().iter().find(|t| t["target"] == "cloud").unwrap();
+    let cloud = r["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["target"] == "cloud")
+        .unwrap();
     assert!(cloud["last_success"].is_string(), "{r:#}");
-    assert_eq!(rep.code, 3, "2 copies is still a 3-2-1 violation: {}", rep.stdout);
+    assert_eq!(
+        rep.code, 3,
+        "2 copies is still a 3-2-1 violation: {}",
+        rep.stdout
+    );
     drop(hub);
 }

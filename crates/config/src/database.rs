@@ -133,11 +133,19 @@ fn set_keys(r: &RawDatabase) -> Vec<(&'static str, Range<usize>)> {
         r.options.as_ref().map(Spanned::span),
         r.fail_on_stderr.as_ref().map(Spanned::span),
     ];
-    KEYS.iter().zip(spans).filter_map(|(k, s)| s.map(|s| (*k, s))).collect()
+    KEYS.iter()
+        .zip(spans)
+        .filter_map(|(k, s)| s.map(|s| (*k, s)))
+        .collect()
 }
 
 /// A string key that, when present, must not be empty.
-fn non_empty(cx: &mut Ctx<'_>, v: Option<&Spanned<String>>, key: &str, hint: &str) -> Option<String> {
+fn non_empty(
+    cx: &mut Ctx<'_>,
+    v: Option<&Spanned<String>>,
+    key: &str,
+    hint: &str,
+) -> Option<String> {
     let v = v?;
     if v.get_ref().trim().is_empty() {
         cx.err_at(v, format!("`{key}` is empty"), hint);
@@ -149,7 +157,11 @@ fn non_empty(cx: &mut Ctx<'_>, v: Option<&Spanned<String>>, key: &str, hint: &st
 /// An absolute path key.
 fn absolute(cx: &mut Ctx<'_>, v: &Spanned<String>, key: &str, example: &str) -> Option<PathBuf> {
     if !Path::new(v.get_ref()).is_absolute() {
-        cx.err_at(v, format!("`{key}` must be an absolute path"), format!("e.g. {key} = \"{example}\""));
+        cx.err_at(
+            v,
+            format!("`{key}` must be an absolute path"),
+            format!("e.g. {key} = \"{example}\""),
+        );
         return None;
     }
     Some(PathBuf::from(v.get_ref()))
@@ -194,25 +206,69 @@ pub(crate) fn database(
         for (key, span) in set_keys(r) {
             if !e.keys().contains(&key) {
                 let hint = e.why_not(key).map_or_else(
-                    || format!("a {} source takes: type, {}, filename", e.name(), e.keys().join(", ")),
+                    || {
+                        format!(
+                            "a {} source takes: type, {}, filename",
+                            e.name(),
+                            e.keys().join(", ")
+                        )
+                    },
                     str::to_string,
                 );
-                cx.err(span, format!("`{key}` does not apply to a {} database", e.name()), Some(hint));
+                cx.err(
+                    span,
+                    format!("`{key}` does not apply to a {} database", e.name()),
+                    Some(hint),
+                );
             }
         }
     }
-    let port = r.port.as_ref().and_then(|p| match u16::try_from(*p.get_ref()) {
-        Ok(n) if n >= 1 => Some(n),
-        _ => {
-            let example = if engine == Some(Engine::Mysql) { 3306 } else { 5432 };
-            cx.err_at(p, "`port` must be 1-65535", format!("e.g. port = {example}, or remove it for the default"));
-            None
-        }
-    });
-    let name = non_empty(cx, r.database.as_ref(), "database", "name a database, or remove the key to dump all of them");
-    let host = non_empty(cx, r.host.as_ref(), "host", "give a host name, or remove the key to use the local socket");
-    let user = non_empty(cx, r.user.as_ref(), "user", "give a user name, or remove the key for the tool's default");
-    let password = secret(cx, r.password_file.as_ref(), r.password_env.as_ref(), "password", base).ok().flatten();
+    let port = r
+        .port
+        .as_ref()
+        .and_then(|p| match u16::try_from(*p.get_ref()) {
+            Ok(n) if n >= 1 => Some(n),
+            _ => {
+                let example = if engine == Some(Engine::Mysql) {
+                    3306
+                } else {
+                    5432
+                };
+                cx.err_at(
+                    p,
+                    "`port` must be 1-65535",
+                    format!("e.g. port = {example}, or remove it for the default"),
+                );
+                None
+            }
+        });
+    let name = non_empty(
+        cx,
+        r.database.as_ref(),
+        "database",
+        "name a database, or remove the key to dump all of them",
+    );
+    let host = non_empty(
+        cx,
+        r.host.as_ref(),
+        "host",
+        "give a host name, or remove the key to use the local socket",
+    );
+    let user = non_empty(
+        cx,
+        r.user.as_ref(),
+        "user",
+        "give a user name, or remove the key for the tool's default",
+    );
+    let password = secret(
+        cx,
+        r.password_file.as_ref(),
+        r.password_env.as_ref(),
+        "password",
+        base,
+    )
+    .ok()
+    .flatten();
     let format = match &r.format {
         None => PgFormat::Plain,
         Some(f) => match f.get_ref().as_str() {
@@ -237,11 +293,18 @@ pub(crate) fn database(
             }
         },
     };
-    let socket = r.socket.as_ref().and_then(|s| absolute(cx, s, "socket", "/run/mysqld/mysqld.sock"));
+    let socket = r
+        .socket
+        .as_ref()
+        .and_then(|s| absolute(cx, s, "socket", "/run/mysqld/mysqld.sock"));
     let path = match &r.path {
         Some(p) => absolute(cx, p, "path", "/var/lib/app/db.sqlite").and_then(|abs| {
             if abs.file_name().is_none() {
-                cx.err_at(p, "`path` does not name a file", "give the database file, e.g. path = \"/var/lib/app/db.sqlite\"");
+                cx.err_at(
+                    p,
+                    "`path` does not name a file",
+                    "give the database file, e.g. path = \"/var/lib/app/db.sqlite\"",
+                );
                 return None;
             }
             Some(abs)
@@ -273,13 +336,21 @@ pub(crate) fn database(
                 .collect()
         })
         .unwrap_or_default();
-    let fail_on_stderr = r.fail_on_stderr.as_ref().map(|p| stderr_patterns(cx, p.get_ref())).unwrap_or_default();
+    let fail_on_stderr = r
+        .fail_on_stderr
+        .as_ref()
+        .map(|p| stderr_patterns(cx, p.get_ref()))
+        .unwrap_or_default();
 
     // Where it writes: `filename`, or a default from the engine and database.
     let claim = match (&r.filename, engine) {
         (Some(f), _) => {
             if valid_snapshot_filename(f.get_ref()) {
-                Some(Claim { at: f.span(), filename: f.get_ref().clone(), database: true })
+                Some(Claim {
+                    at: f.span(),
+                    filename: f.get_ref().clone(),
+                    database: true,
+                })
             } else {
                 cx.err_at(
                     f,
@@ -289,8 +360,13 @@ pub(crate) fn database(
                 None
             }
         }
-        (None, Some(e)) => default_filename(cx, e, r, format, path.as_deref())
-            .map(|filename| Claim { at: d.span(), filename, database: true }),
+        (None, Some(e)) => {
+            default_filename(cx, e, r, format, path.as_deref()).map(|filename| Claim {
+                at: d.span(),
+                filename,
+                database: true,
+            })
+        }
         (None, None) => None,
     };
 
@@ -298,11 +374,30 @@ pub(crate) fn database(
     let source = match (engine, &claim) {
         (Some(engine), Some(claim)) if valid => {
             let kind = match engine {
-                Engine::Postgres => Some(DatabaseKind::Postgres { database: name, host, port, user, password, format }),
-                Engine::Mysql => Some(DatabaseKind::Mysql { database: name, host, port, socket, user, password }),
+                Engine::Postgres => Some(DatabaseKind::Postgres {
+                    database: name,
+                    host,
+                    port,
+                    user,
+                    password,
+                    format,
+                }),
+                Engine::Mysql => Some(DatabaseKind::Mysql {
+                    database: name,
+                    host,
+                    port,
+                    socket,
+                    user,
+                    password,
+                }),
                 Engine::Sqlite => path.map(|path| DatabaseKind::Sqlite { path }),
             };
-            kind.map(|kind| DatabaseSource { kind, filename: claim.filename.clone(), options, fail_on_stderr })
+            kind.map(|kind| DatabaseSource {
+                kind,
+                filename: claim.filename.clone(),
+                options,
+                fail_on_stderr,
+            })
         }
         _ => None,
     };
@@ -324,7 +419,11 @@ fn default_filename(
     let filename = match engine {
         Engine::Sqlite => format!("{dir}/{}", path?.file_name()?.to_string_lossy()),
         Engine::Postgres | Engine::Mysql => {
-            let ext = if engine == Engine::Postgres && format == PgFormat::Custom { "dump" } else { "sql" };
+            let ext = if engine == Engine::Postgres && format == PgFormat::Custom {
+                "dump"
+            } else {
+                "sql"
+            };
             match &r.database {
                 None => format!("{dir}/all.{ext}"),
                 Some(db) if db.get_ref().trim().is_empty() => return None,
@@ -333,7 +432,10 @@ fn default_filename(
                     if db.get_ref().contains('/') || !valid_snapshot_filename(&filename) {
                         cx.err_at(
                             db,
-                            format!("the database name `{}` gives no valid default filename", db.get_ref()),
+                            format!(
+                                "the database name `{}` gives no valid default filename",
+                                db.get_ref()
+                            ),
                             format!("set filename = \"{dir}/NAME.{ext}\" for this source"),
                         );
                         return None;

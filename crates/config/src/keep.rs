@@ -37,7 +37,9 @@ impl FromStr for KeepWithin {
                 num.push(c);
                 continue;
             }
-            let n: u32 = num.parse().map_err(|_| format!("`{s}` is not a duration; {HINT}"))?;
+            let n: u32 = num
+                .parse()
+                .map_err(|_| format!("`{s}` is not a duration; {HINT}"))?;
             num.clear();
             if seen.contains(c) {
                 return Err(format!("`{s}` gives `{c}` twice; {HINT}"));
@@ -64,7 +66,12 @@ impl FromStr for KeepWithin {
 /// The canonical form: units in the order y, m, d, h, zero parts left out.
 impl fmt::Display for KeepWithin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (n, u) in [(self.years, 'y'), (self.months, 'm'), (self.days, 'd'), (self.hours, 'h')] {
+        for (n, u) in [
+            (self.years, 'y'),
+            (self.months, 'm'),
+            (self.days, 'd'),
+            (self.hours, 'h'),
+        ] {
             if n > 0 {
                 write!(f, "{n}{u}")?;
             }

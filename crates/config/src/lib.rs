@@ -60,18 +60,18 @@ use std::{
     time::Duration,
 };
 
-pub use hub::{parse_size, Hub, HubAccess, HubAcl};
-pub use bulwark_schedule as schedule;
 pub use bulwark_monitor;
 pub use bulwark_notify;
+pub use bulwark_schedule as schedule;
+pub use hub::{parse_size, Hub, HubAccess, HubAcl};
 pub use keep::KeepWithin;
-pub use read::closest;
 pub use monitor::{
-    Alerts, BackupCheck, BuildError, DiskCheck, MinFree, MonitorCheck, MonitorDecl, MonitorKind, ProbeCheck,
-    ReplicationCheck, Silence, SilenceWindow, DEFAULT_HUB_PING_INTERVAL, DEFAULT_MAX_AGE, DEFAULT_MIN_FREE_PERCENT,
-    DEFAULT_REMIND_EVERY, DEFAULT_TLS_PORT,
+    Alerts, BackupCheck, BuildError, DiskCheck, MinFree, MonitorCheck, MonitorDecl, MonitorKind,
+    ProbeCheck, ReplicationCheck, Silence, SilenceWindow, DEFAULT_HUB_PING_INTERVAL,
+    DEFAULT_MAX_AGE, DEFAULT_MIN_FREE_PERCENT, DEFAULT_REMIND_EVERY, DEFAULT_TLS_PORT,
 };
 pub use notify::{NotifierDecl, NotifierSettings, WebhookUrl, DEFAULT_NTFY_SERVER};
+pub use read::closest;
 pub use secret::{Secret, SecretError, SecretSource};
 pub use url::RepoUrl;
 
@@ -92,7 +92,14 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.message)?;
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.message
+        )?;
         if let Some(h) = &self.hint {
             write!(f, "\n  hint: {h}")?;
         }
@@ -104,7 +111,9 @@ impl fmt::Display for Diagnostic {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read the configuration file {path}: {reason}; check the path and its permissions")]
+    #[error(
+        "cannot read the configuration file {path}: {reason}; check the path and its permissions"
+    )]
     Io {
         /// The file.
         path: PathBuf,
@@ -509,7 +518,9 @@ impl CommandLine {
                 c
             }
             Self::Argv(v) => {
-                let (program, args) = v.split_first().map_or(("", &[][..]), |(p, a)| (p.as_str(), a));
+                let (program, args) = v
+                    .split_first()
+                    .map_or(("", &[][..]), |(p, a)| (p.as_str(), a));
                 let mut c = std::process::Command::new(program);
                 c.args(args);
                 c
@@ -522,7 +533,11 @@ impl CommandLine {
     pub fn display(&self) -> String {
         match self {
             Self::Shell(s) => s.clone(),
-            Self::Argv(v) => v.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" "),
+            Self::Argv(v) => v
+                .iter()
+                .map(|a| shell_quote(a))
+                .collect::<Vec<_>>()
+                .join(" "),
         }
     }
 }
@@ -553,7 +568,13 @@ pub struct Hooks {
 
 impl Default for Hooks {
     fn default() -> Self {
-        Self { before: vec![], after: vec![], on_failure: vec![], finally: vec![], timeout: Duration::from_secs(3600) }
+        Self {
+            before: vec![],
+            after: vec![],
+            on_failure: vec![],
+            finally: vec![],
+            timeout: Duration::from_secs(3600),
+        }
     }
 }
 
@@ -607,19 +628,28 @@ impl Config {
     /// The jobs and maintenance that `host` runs. With no `[hosts]` declared,
     /// every job runs on the one machine.
     pub fn jobs_of<'a>(&'a self, host: &'a str) -> impl Iterator<Item = &'a Job> + 'a {
-        self.jobs.values().filter(move |j| self.hosts.is_empty() || j.host.as_deref() == Some(host))
+        self.jobs
+            .values()
+            .filter(move |j| self.hosts.is_empty() || j.host.as_deref() == Some(host))
     }
 
     /// The maintenance that `host` runs (all of it with no `[hosts]`).
-    pub fn maintenance_of<'a>(&'a self, host: &'a str) -> impl Iterator<Item = &'a Maintenance> + 'a {
-        self.maintenance.values().filter(move |m| self.hosts.is_empty() || m.host.as_deref() == Some(host))
+    pub fn maintenance_of<'a>(
+        &'a self,
+        host: &'a str,
+    ) -> impl Iterator<Item = &'a Maintenance> + 'a {
+        self.maintenance
+            .values()
+            .filter(move |m| self.hosts.is_empty() || m.host.as_deref() == Some(host))
     }
 
     /// The enabled monitors that run on the agent of `host` (never the
     /// built-ins, which run on the hub).
     pub fn monitors_of<'a>(&'a self, host: &'a str) -> impl Iterator<Item = &'a MonitorDecl> + 'a {
         let at = bulwark_monitor::Vantage::Agent(host.to_string());
-        self.monitors.values().filter(move |m| m.enabled && m.runs_on(&at))
+        self.monitors
+            .values()
+            .filter(move |m| m.enabled && m.runs_on(&at))
     }
 
     /// Whether a `[[silences]]` window silences `monitor` at `at`.
@@ -641,8 +671,10 @@ impl Config {
 
 /// Reads, parses and validates a config file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::Io { path: path.to_path_buf(), reason: e.to_string() })?;
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     parse(&text, path)
 }
 
@@ -711,9 +743,17 @@ pub fn extract_host(text: &str, origin: &Path, host: &str) -> Result<String, Con
 /// and its directory is the base for relative local repository paths and
 /// relative secret files.
 pub fn parse(text: &str, origin: &Path) -> Result<Config, ConfigError> {
-    let mut cx = read::Ctx { text, file: origin, diags: Vec::new() };
+    let mut cx = read::Ctx {
+        text,
+        file: origin,
+        diags: Vec::new(),
+    };
     let base = origin.parent().map(Path::to_path_buf).unwrap_or_default();
-    let base = if base.as_os_str().is_empty() { std::env::current_dir().unwrap_or_default() } else { base };
+    let base = if base.as_os_str().is_empty() {
+        std::env::current_dir().unwrap_or_default()
+    } else {
+        base
+    };
     let config = read::read(&mut cx).and_then(|doc| validate::validate(&mut cx, doc, &base));
     match config {
         Some(c) if cx.diags.is_empty() => Ok(c),

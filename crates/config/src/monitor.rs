@@ -42,8 +42,9 @@ use std::{
 };
 
 use bulwark_monitor::{
-    CommandLine as ProbeCommand, CommandProbe, DnsProbe, HttpProbe, JsonCheck, MonitorSpec, PathCheck, PathProbe,
-    Probe, Rcode, RecordType, SpecError, StatusRange, TcpProbe, TlsProbe, Vantage,
+    CommandLine as ProbeCommand, CommandProbe, DnsProbe, HttpProbe, JsonCheck, MonitorSpec,
+    PathCheck, PathProbe, Probe, Rcode, RecordType, SpecError, StatusRange, TcpProbe, TlsProbe,
+    Vantage,
 };
 use bulwark_notify::{Event, Message, Route, Severity};
 use bulwark_schedule::Calendar;
@@ -54,7 +55,9 @@ use serde_spanned::Spanned;
 use crate::{
     hub::{parse_size, RawSize},
     multihost::{self, ScheduleKeys},
-    raw::{RawAlerts, RawCommandLine, RawMonitor, RawSilence, RawStatus, RawStatuses, RawStringMap},
+    raw::{
+        RawAlerts, RawCommandLine, RawMonitor, RawSilence, RawStatus, RawStatuses, RawStringMap,
+    },
     read::{closest, Ctx, Doc, Entry, Item},
     validate::{secret, secret_file, valid_name, NAME_HINT},
     SecretError, SecretSource,
@@ -238,10 +241,14 @@ impl ProbeCheck {
                     what: format!("header `{header}` of monitor `{}`", self.spec.name),
                     error,
                 })?;
-                h.headers.insert(header.clone(), value.expose().trim().to_string());
+                h.headers
+                    .insert(header.clone(), value.expose().trim().to_string());
             }
         }
-        spec.validate().map_err(|error| BuildError::Monitor { monitor: spec.name.clone(), error })?;
+        spec.validate().map_err(|error| BuildError::Monitor {
+            monitor: spec.name.clone(),
+            error,
+        })?;
         Ok(spec)
     }
 }
@@ -283,7 +290,9 @@ impl ReplicationCheck {
         if kind == "replication.rpo" {
             return self.jobs.iter().any(|j| j == subject);
         }
-        subject.split_once('/').is_some_and(|(target, _)| self.targets.iter().any(|t| t == target))
+        subject
+            .split_once('/')
+            .is_some_and(|(target, _)| self.targets.iter().any(|t| t == target))
     }
 }
 
@@ -364,8 +373,12 @@ impl Silence {
             SilenceWindow::Once { from, until } => *from <= now && now < *until,
             SilenceWindow::Recurring { calendar, duration } => {
                 // The first start after `now - duration` is within the window iff it is not after `now`.
-                let Ok(start) = now.checked_sub(*duration) else { return false };
-                calendar.next_after(start.to_zoned(at.time_zone().clone())).is_some_and(|fire| fire.timestamp() <= now)
+                let Ok(start) = now.checked_sub(*duration) else {
+                    return false;
+                };
+                calendar
+                    .next_after(start.to_zoned(at.time_zone().clone()))
+                    .is_some_and(|fire| fire.timestamp() <= now)
             }
         }
     }
@@ -384,7 +397,11 @@ impl Silence {
 /// A route that matches `patterns` (used to match monitor names with the
 /// same glob rules as routes).
 fn glob_route(patterns: &[String]) -> Route {
-    Route { notifiers: Vec::new(), subjects: patterns.to_vec(), min_severity: Severity::Info }
+    Route {
+        notifiers: Vec::new(),
+        subjects: patterns.to_vec(),
+        min_severity: Severity::Info,
+    }
 }
 
 fn subject(name: &str) -> Message {
@@ -426,10 +443,13 @@ impl Alerts {
     /// The hub's pinger, with its URL loaded and checked; `None` without
     /// `hub_ping_url_*`.
     pub fn pinger(&self) -> Result<Option<bulwark_notify::Pinger>, BuildError> {
-        let Some(source) = &self.hub_ping else { return Ok(None) };
-        let url = source
-            .load()
-            .map_err(|error| BuildError::Secret { what: "the hub's ping URL ([alerts])".into(), error })?;
+        let Some(source) = &self.hub_ping else {
+            return Ok(None);
+        };
+        let url = source.load().map_err(|error| BuildError::Secret {
+            what: "the hub's ping URL ([alerts])".into(),
+            error,
+        })?;
         let pinger = bulwark_notify::Pinger::new(url.expose().trim());
         pinger.validate().map_err(BuildError::Notify)?;
         Ok(Some(pinger))
@@ -485,7 +505,11 @@ impl Known {
                 // (a job whose table has problems is taken to have one: no noise on top)
                 .map(|e| (e.name.get_ref().clone(), !e.clean || e.raw.as_ref().is_none_or(|r| r.rpo.is_some())))
                 .collect(),
-            targets: doc.targets.iter().map(|e| e.name.get_ref().clone()).collect(),
+            targets: doc
+                .targets
+                .iter()
+                .map(|e| e.name.get_ref().clone())
+                .collect(),
         }
     }
 }
@@ -502,10 +526,15 @@ pub(crate) struct Monitoring {
 
 /// Takes the monitoring sections out of `doc` and validates them.
 pub(crate) fn validate(cx: &mut Ctx<'_>, doc: &mut Doc, known: &Known, base: &Path) -> Monitoring {
-    let alerts = doc.alerts.take().map(|a| alerts(cx, a, base)).unwrap_or_default();
+    let alerts = doc
+        .alerts
+        .take()
+        .map(|a| alerts(cx, a, base))
+        .unwrap_or_default();
     let mut entries = std::mem::take(&mut doc.monitors);
     entries.sort_by_key(|e| e.name.span().start);
-    let monitor_names: BTreeSet<String> = entries.iter().map(|e| e.name.get_ref().clone()).collect();
+    let monitor_names: BTreeSet<String> =
+        entries.iter().map(|e| e.name.get_ref().clone()).collect();
     let mut monitors = BTreeMap::new();
     for entry in entries {
         if let Some(m) = monitor(cx, entry, known, &alerts, base) {
@@ -519,9 +548,17 @@ pub(crate) fn validate(cx: &mut Ctx<'_>, doc: &mut Doc, known: &Known, base: &Pa
         &monitor_names,
         base,
     );
-    let silences =
-        std::mem::take(&mut doc.silences).into_iter().filter_map(|s| silence(cx, s, &monitor_names)).collect();
-    Monitoring { monitors, notifiers, routes, silences, alerts }
+    let silences = std::mem::take(&mut doc.silences)
+        .into_iter()
+        .filter_map(|s| silence(cx, s, &monitor_names))
+        .collect();
+    Monitoring {
+        monitors,
+        notifiers,
+        routes,
+        silences,
+        alerts,
+    }
 }
 
 /// Monitor names or globs (`monitors` in routes and silences): valid globs,
@@ -557,7 +594,11 @@ pub(crate) fn monitor_patterns(
                 None if known.is_empty() => "no monitors are declared; declare one with [monitors.NAME]".to_string(),
                 None => format!("declared monitors: {}; or use a glob such as \"{v}*\"", known.join(", ")),
             };
-            cx.err_at(p, format!("the {what} names monitor `{v}`, which is not declared"), hint);
+            cx.err_at(
+                p,
+                format!("the {what} names monitor `{v}`, which is not declared"),
+                hint,
+            );
         }
         out.push(v.clone());
     }
@@ -570,8 +611,13 @@ pub(crate) fn severity(cx: &mut Ctx<'_>, v: &Spanned<String>, key: &str) -> Opti
         "warning" => Some(Severity::Warning),
         "critical" => Some(Severity::Critical),
         other => {
-            let hint = match closest(&other.to_ascii_lowercase(), &["info", "warning", "critical"]) {
-                Some(best) => format!("did you mean `{best}`? ({key} = \"info\", \"warning\" or \"critical\")"),
+            let hint = match closest(
+                &other.to_ascii_lowercase(),
+                &["info", "warning", "critical"],
+            ) {
+                Some(best) => format!(
+                    "did you mean `{best}`? ({key} = \"info\", \"warning\" or \"critical\")"
+                ),
                 None => format!("use {key} = \"info\", \"warning\" or \"critical\""),
             };
             cx.err_at(v, format!("`{other}` is not a severity"), hint);
@@ -590,9 +636,20 @@ fn valid_env_name(s: &str) -> bool {
 /// `header_files` / `header_envs`.
 pub(crate) fn secret_header(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    ["authorization", "cookie", "token", "secret", "password", "api-key", "apikey", "api_key", "-key", "auth"]
-        .iter()
-        .any(|w| n.contains(w))
+    [
+        "authorization",
+        "cookie",
+        "token",
+        "secret",
+        "password",
+        "api-key",
+        "apikey",
+        "api_key",
+        "-key",
+        "auth",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
 }
 
 /// `headers`, `header_files` and `header_envs` of an http monitor or a
@@ -609,7 +666,11 @@ pub(crate) fn headers(
     let mut twice = |cx: &mut Ctx<'_>, k: &Spanned<String>, key: &'static str| -> bool {
         let lower = k.get_ref().to_ascii_lowercase();
         if let Some(first) = seen.get(&lower) {
-            cx.err_at(k, format!("header `{}` is set twice (also in `{first}`)", k.get_ref()), "keep one of them");
+            cx.err_at(
+                k,
+                format!("header `{}` is set twice (also in `{first}`)", k.get_ref()),
+                "keep one of them",
+            );
             return true;
         }
         seen.insert(lower, key);
@@ -673,24 +734,45 @@ pub(crate) fn http_url(
     credentials_hint: &str,
 ) -> bool {
     let url = v.get_ref().trim();
-    let Some(rest) = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")) else {
-        cx.err_at(v, format!("`{key}` must start with http:// or https://"), format!("e.g. {key} = \"{example}\""));
+    let Some(rest) = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+    else {
+        cx.err_at(
+            v,
+            format!("`{key}` must start with http:// or https://"),
+            format!("e.g. {key} = \"{example}\""),
+        );
         return false;
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     if authority.contains('@') {
-        cx.err_at(v, format!("`{key}` must not contain a user name or password"), credentials_hint.to_string());
+        cx.err_at(
+            v,
+            format!("`{key}` must not contain a user name or password"),
+            credentials_hint.to_string(),
+        );
         return false;
     }
     if authority.is_empty() || authority.starts_with(':') {
-        cx.err_at(v, format!("`{key}` has no host"), format!("e.g. {key} = \"{example}\""));
+        cx.err_at(
+            v,
+            format!("`{key}` has no host"),
+            format!("e.g. {key} = \"{example}\""),
+        );
         return false;
     }
     true
 }
 
 /// An integer key in `range`.
-fn int<T: TryFrom<i64>>(cx: &mut Ctx<'_>, v: &Spanned<i64>, key: &str, range: (i64, i64), example: &str) -> Option<T> {
+fn int<T: TryFrom<i64>>(
+    cx: &mut Ctx<'_>,
+    v: &Spanned<i64>,
+    key: &str,
+    range: (i64, i64),
+    example: &str,
+) -> Option<T> {
     let n = *v.get_ref();
     if n < range.0 || n > range.1 {
         // (a huge upper bound is only the type's limit: not worth naming unless crossed)
@@ -699,7 +781,11 @@ fn int<T: TryFrom<i64>>(cx: &mut Ctx<'_>, v: &Spanned<i64>, key: &str, range: (i
             (_, max) if max > 1_000_000 => format!("at most {max}"),
             (min, max) => format!("between {min} and {max}"),
         };
-        cx.err_at(v, format!("`{key}` must be {what}"), format!("e.g. {example}"));
+        cx.err_at(
+            v,
+            format!("`{key}` must be {what}"),
+            format!("e.g. {example}"),
+        );
         return None;
     }
     T::try_from(n).ok()
@@ -766,9 +852,9 @@ fn typed_keys(r: &RawMonitor) -> Vec<(&'static str, Range<usize>)> {
 fn applies(key: &str, kind: MonitorKind) -> bool {
     use MonitorKind as K;
     match key {
-        "url" | "method" | "headers" | "header_files" | "header_envs" | "body" | "expected_status"
-        | "body_contains" | "json_pointer" | "json_equals" | "max_response_time" | "min_cert_days"
-        | "follow_redirects" => kind == K::Http,
+        "url" | "method" | "headers" | "header_files" | "header_envs" | "body"
+        | "expected_status" | "body_contains" | "json_pointer" | "json_equals"
+        | "max_response_time" | "min_cert_days" | "follow_redirects" => kind == K::Http,
         "ca_file" | "insecure" => matches!(kind, K::Http | K::Tls),
         "host" | "port" => matches!(kind, K::Tcp | K::Tls),
         "server_name" | "min_days" => kind == K::Tls,
@@ -804,7 +890,11 @@ fn foreign_keys(cx: &mut Ctx<'_>, r: &RawMonitor, kind: MonitorKind) {
                 format!("`{key}` applies to {} monitors; remove it, or change the type", kinds.join(", "))
             }
         };
-        cx.err(span, format!("`{key}` does not apply to a `{kind}` monitor"), Some(hint));
+        cx.err(
+            span,
+            format!("`{key}` does not apply to a `{kind}` monitor"),
+            Some(hint),
+        );
     }
 }
 
@@ -820,7 +910,11 @@ fn monitor(
     let before = cx.diags.len();
     let mname = name.get_ref().clone();
     if !valid_name(&mname) {
-        cx.err_at(&name, format!("`{mname}` is not a valid monitor name"), NAME_HINT);
+        cx.err_at(
+            &name,
+            format!("`{mname}` is not a valid monitor name"),
+            NAME_HINT,
+        );
     }
     let r = raw?;
     let kinds: Vec<&str> = MonitorKind::ALL.iter().map(|k| k.as_str()).collect();
@@ -832,7 +926,11 @@ fn monitor(
                     format!("monitor `{mname}` has no `type`"),
                     format!(
                         "add type = \"http\" (or {})",
-                        kinds[1..].iter().map(|k| format!("\"{k}\"")).collect::<Vec<_>>().join(", ")
+                        kinds[1..]
+                            .iter()
+                            .map(|k| format!("\"{k}\""))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 );
             }
@@ -850,7 +948,10 @@ fn monitor(
             }
         },
     };
-    let severity = r.severity.as_ref().map_or(Some(Severity::Warning), |s| severity(cx, s, "severity"));
+    let severity = r
+        .severity
+        .as_ref()
+        .map_or(Some(Severity::Warning), |s| severity(cx, s, "severity"));
     let remind_every = match &r.remind_every {
         None => Some(alerts.remind_every),
         Some(v) => remind(cx, v),
@@ -862,7 +963,9 @@ fn monitor(
     let after_keys = cx.diags.len();
     let check = match kind {
         MonitorKind::Backup => backup(cx, &r, known).map(MonitorCheck::Backup),
-        MonitorKind::Replication => replication(cx, &r, &name, known).map(MonitorCheck::Replication),
+        MonitorKind::Replication => {
+            replication(cx, &r, &name, known).map(MonitorCheck::Replication)
+        }
         MonitorKind::Disk => disk(cx, &r).map(MonitorCheck::Disk),
         _ if cx.diags.len() > after_keys => None,
         _ => probe_check(cx, &r, kind, &name, clean, known, base).map(MonitorCheck::Probe),
@@ -899,28 +1002,52 @@ fn remind(cx: &mut Ctx<'_>, v: &Spanned<String>) -> Option<Option<Duration>> {
 
 /// The interval of a monitor (or its default).
 fn interval(cx: &mut Ctx<'_>, r: &RawMonitor) -> Option<Duration> {
-    r.interval.as_ref().map_or(Some(bulwark_monitor::DEFAULT_INTERVAL), |v| {
-        multihost::positive(cx, v, "interval", "60s", "the monitor would run without pause")
-    })
+    r.interval
+        .as_ref()
+        .map_or(Some(bulwark_monitor::DEFAULT_INTERVAL), |v| {
+            multihost::positive(
+                cx,
+                v,
+                "interval",
+                "60s",
+                "the monitor would run without pause",
+            )
+        })
 }
 
 /// `jobs` / `job` of a backup or replication monitor: declared, each once.
-fn job_list(cx: &mut Ctx<'_>, r: &RawMonitor, known: &Known, need_rpo: bool) -> Option<Vec<String>> {
+fn job_list(
+    cx: &mut Ctx<'_>,
+    r: &RawMonitor,
+    known: &Known,
+    need_rpo: bool,
+) -> Option<Vec<String>> {
     let mut list: Vec<&Spanned<String>> = Vec::new();
     match (&r.job, &r.jobs) {
         (Some(a), Some(b)) => {
-            let later = if a.span().start > b.span().start { a.span() } else { b.span() };
+            let later = if a.span().start > b.span().start {
+                a.span()
+            } else {
+                b.span()
+            };
             cx.err(
                 later,
                 "both `job` and `jobs` are set",
-                Some("keep one: job = \"NAME\" for one job, jobs = [\"A\", \"B\"] for several".into()),
+                Some(
+                    "keep one: job = \"NAME\" for one job, jobs = [\"A\", \"B\"] for several"
+                        .into(),
+                ),
             );
             return None;
         }
         (Some(j), None) => list.push(j),
         (None, Some(js)) => {
             if js.get_ref().is_empty() {
-                cx.err_at(js, "`jobs` is empty", "remove it to watch every job, or list job names");
+                cx.err_at(
+                    js,
+                    "`jobs` is empty",
+                    "remove it to watch every job, or list job names",
+                );
                 return None;
             }
             list.extend(js.get_ref().iter());
@@ -955,13 +1082,28 @@ fn job_list(cx: &mut Ctx<'_>, r: &RawMonitor, known: &Known, need_rpo: bool) -> 
 fn backup(cx: &mut Ctx<'_>, r: &RawMonitor, known: &Known) -> Option<BackupCheck> {
     let jobs = job_list(cx, r, known, false);
     let max_age = r.max_age.as_ref().map_or(Some(DEFAULT_MAX_AGE), |v| {
-        multihost::positive(cx, v, "max_age", "48h", "every backup would be too old at once")
+        multihost::positive(
+            cx,
+            v,
+            "max_age",
+            "48h",
+            "every backup would be too old at once",
+        )
     });
     let interval = interval(cx, r);
-    Some(BackupCheck { jobs: jobs?, max_age: max_age?, interval: interval? })
+    Some(BackupCheck {
+        jobs: jobs?,
+        max_age: max_age?,
+        interval: interval?,
+    })
 }
 
-fn replication(cx: &mut Ctx<'_>, r: &RawMonitor, name: &Spanned<String>, known: &Known) -> Option<ReplicationCheck> {
+fn replication(
+    cx: &mut Ctx<'_>,
+    r: &RawMonitor,
+    name: &Spanned<String>,
+    known: &Known,
+) -> Option<ReplicationCheck> {
     let jobs = job_list(cx, r, known, true);
     let mut targets = Vec::new();
     if let Some(list) = &r.targets {
@@ -977,8 +1119,13 @@ fn replication(cx: &mut Ctx<'_>, r: &RawMonitor, name: &Spanned<String>, known: 
             let v = t.get_ref();
             if !known.targets.contains(v) {
                 let hint = match closest(v, &names) {
-                    Some(best) => format!("did you mean `{best}`? (declared targets: {})", names.join(", ")),
-                    None if names.is_empty() => "no targets are declared; declare one with [targets.NAME]".to_string(),
+                    Some(best) => format!(
+                        "did you mean `{best}`? (declared targets: {})",
+                        names.join(", ")
+                    ),
+                    None if names.is_empty() => {
+                        "no targets are declared; declare one with [targets.NAME]".to_string()
+                    }
                     None => format!("declared targets: {}", names.join(", ")),
                 };
                 cx.err_at(t, format!("unknown target `{v}`"), hint);
@@ -995,11 +1142,15 @@ fn replication(cx: &mut Ctx<'_>, r: &RawMonitor, name: &Spanned<String>, known: 
             "nothing is replicated, so it would never fire: declare a replication target (docs/replication.md), or remove the monitor",
         );
     }
-    Some(ReplicationCheck { targets, jobs: jobs? })
+    Some(ReplicationCheck {
+        targets,
+        jobs: jobs?,
+    })
 }
 
 fn disk(cx: &mut Ctx<'_>, r: &RawMonitor) -> Option<DiskCheck> {
-    const HINT: &str = "a share of the disk such as min_free = \"10%\", or an amount such as \"50 GiB\"";
+    const HINT: &str =
+        "a share of the disk such as min_free = \"10%\", or an amount such as \"50 GiB\"";
     let min_free = match &r.min_free {
         None => Some(MinFree::Percent(DEFAULT_MIN_FREE_PERCENT)),
         Some(v) => {
@@ -1031,19 +1182,35 @@ fn disk(cx: &mut Ctx<'_>, r: &RawMonitor) -> Option<DiskCheck> {
         }
     };
     let interval = interval(cx, r);
-    Some(DiskCheck { min_free: min_free?, interval: interval? })
+    Some(DiskCheck {
+        min_free: min_free?,
+        interval: interval?,
+    })
 }
 
 /// Reports a missing required key of a probe monitor.
-fn missing(cx: &mut Ctx<'_>, clean: bool, name: &Spanned<String>, kind: MonitorKind, key: &str, example: &str) {
+fn missing(
+    cx: &mut Ctx<'_>,
+    clean: bool,
+    name: &Spanned<String>,
+    kind: MonitorKind,
+    key: &str,
+    example: &str,
+) {
     if clean {
-        cx.err_at(name, format!("{kind} monitor `{}` has no `{key}`", name.get_ref()), format!("add {example}"));
+        cx.err_at(
+            name,
+            format!("{kind} monitor `{}` has no `{key}`", name.get_ref()),
+            format!("add {example}"),
+        );
     }
 }
 
 /// The vantage points (`on`): "hub" or declared hosts, each once.
 fn vantage(cx: &mut Ctx<'_>, r: &RawMonitor, hosts: &BTreeSet<String>) -> Option<Vec<Vantage>> {
-    let Some(on) = &r.on else { return Some(vec![Vantage::Hub]) };
+    let Some(on) = &r.on else {
+        return Some(vec![Vantage::Hub]);
+    };
     if on.get_ref().is_empty() {
         cx.err_at(
             on,
@@ -1100,9 +1267,12 @@ fn probe_check(
 ) -> Option<ProbeCheck> {
     let before = cx.diags.len();
     let interval = interval(cx, r);
-    let timeout = r.timeout.as_ref().map_or(Some(bulwark_monitor::DEFAULT_TIMEOUT), |v| {
-        multihost::positive(cx, v, "timeout", "10s", "every probe would fail at once")
-    });
+    let timeout = r
+        .timeout
+        .as_ref()
+        .map_or(Some(bulwark_monitor::DEFAULT_TIMEOUT), |v| {
+            multihost::positive(cx, v, "timeout", "10s", "every probe would fail at once")
+        });
     if let (Some(i), Some(t)) = (interval, timeout) {
         if t > i {
             match (&r.timeout, &r.interval) {
@@ -1120,8 +1290,21 @@ fn probe_check(
             }
         }
     }
-    let threshold = |cx: &mut Ctx<'_>, v: Option<&Spanned<i64>>, key: &str, default: u32, what: &str| -> Option<u32> {
-        v.map_or(Some(default), |v| int(cx, v, key, (1, i64::from(u32::MAX)), &format!("{key} = {default} ({what})")))
+    let threshold = |cx: &mut Ctx<'_>,
+                     v: Option<&Spanned<i64>>,
+                     key: &str,
+                     default: u32,
+                     what: &str|
+     -> Option<u32> {
+        v.map_or(Some(default), |v| {
+            int(
+                cx,
+                v,
+                key,
+                (1, i64::from(u32::MAX)),
+                &format!("{key} = {default} ({what})"),
+            )
+        })
     };
     let failure_threshold = threshold(
         cx,
@@ -1141,7 +1324,11 @@ fn probe_check(
     let quorum = match (&r.quorum, &vantage) {
         (None, _) => Some(1),
         (Some(q), Some(v)) if usize::try_from(*q.get_ref()).is_ok_and(|n| n > v.len()) => {
-            let places = v.iter().map(|v| format!("\"{}\"", v.name())).collect::<Vec<_>>().join(", ");
+            let places = v
+                .iter()
+                .map(|v| format!("\"{}\"", v.name()))
+                .collect::<Vec<_>>()
+                .join(", ");
             cx.err_at(
                 q,
                 format!(
@@ -1155,7 +1342,13 @@ fn probe_check(
             );
             None
         }
-        (Some(q), _) => int(cx, q, "quorum", (1, i64::MAX), "quorum = 2 (how many vantage points must see it down)"),
+        (Some(q), _) => int(
+            cx,
+            q,
+            "quorum",
+            (1, i64::MAX),
+            "quorum = 2 (how many vantage points must see it down)",
+        ),
     };
     let (probe, secret_headers) = match kind {
         MonitorKind::Http => match http(cx, r, name, clean, base) {
@@ -1164,9 +1357,15 @@ fn probe_check(
         },
         MonitorKind::Tcp => (tcp(cx, r, name, clean).map(Probe::Tcp), BTreeMap::new()),
         MonitorKind::Dns => (dns(cx, r, name, clean).map(Probe::Dns), BTreeMap::new()),
-        MonitorKind::Tls => (tls(cx, r, name, clean, base).map(Probe::Tls), BTreeMap::new()),
+        MonitorKind::Tls => (
+            tls(cx, r, name, clean, base).map(Probe::Tls),
+            BTreeMap::new(),
+        ),
         MonitorKind::Path => (path(cx, r, name, clean).map(Probe::Path), BTreeMap::new()),
-        _ => (command(cx, r, name, clean).map(Probe::Command), BTreeMap::new()),
+        _ => (
+            command(cx, r, name, clean).map(Probe::Command),
+            BTreeMap::new(),
+        ),
     };
     if cx.diags.len() > before {
         return None;
@@ -1183,10 +1382,17 @@ fn probe_check(
     };
     if let Err(e) = spec.validate() {
         let at = spec_span(r, &e).unwrap_or_else(|| name.span());
-        cx.err(at, format!("monitor `{}`: {e}", name.get_ref()), Some(spec_hint(&e).into()));
+        cx.err(
+            at,
+            format!("monitor `{}`: {e}", name.get_ref()),
+            Some(spec_hint(&e).into()),
+        );
         return None;
     }
-    Some(ProbeCheck { spec, secret_headers })
+    Some(ProbeCheck {
+        spec,
+        secret_headers,
+    })
 }
 
 /// Where a [`SpecError`] points in the table.
@@ -1234,7 +1440,9 @@ fn spec_hint(e: &SpecError) -> &'static str {
         }
         "json pointer" => "a JSON pointer starts with `/`, e.g. json_pointer = \"/status\"",
         "name" => "e.g. name = \"nas.home.arpa\"",
-        "expected answer" => "A and AAAA answers are IP addresses, e.g. expect = [\"192.168.1.10\"]",
+        "expected answer" => {
+            "A and AAAA answers are IP addresses, e.g. expect = [\"192.168.1.10\"]"
+        }
         "host" => "a host name or IP address without port or path, e.g. host = \"nas.lan\"",
         "server_name" => "a DNS name, e.g. server_name = \"nas.example.org\"",
         "path" => "an absolute path, e.g. path = \"/mnt/nas\"",
@@ -1245,7 +1453,13 @@ fn spec_hint(e: &SpecError) -> &'static str {
 
 type HttpParts = (HttpProbe, BTreeMap<String, SecretSource>);
 
-fn http(cx: &mut Ctx<'_>, r: &RawMonitor, name: &Spanned<String>, clean: bool, base: &Path) -> Option<HttpParts> {
+fn http(
+    cx: &mut Ctx<'_>,
+    r: &RawMonitor,
+    name: &Spanned<String>,
+    clean: bool,
+    base: &Path,
+) -> Option<HttpParts> {
     let before = cx.diags.len();
     const EXAMPLE: &str = "https://nas.lan:8443/health";
     let url = match &r.url {
@@ -1265,12 +1479,21 @@ fn http(cx: &mut Ctx<'_>, r: &RawMonitor, name: &Spanned<String>, clean: bool, b
     let mut p = HttpProbe::new(url.clone().unwrap_or_default());
     if let Some(m) = &r.method {
         if m.get_ref().trim().is_empty() {
-            cx.err_at(m, "`method` is empty", "remove it for GET, or e.g. method = \"HEAD\"");
+            cx.err_at(
+                m,
+                "`method` is empty",
+                "remove it for GET, or e.g. method = \"HEAD\"",
+            );
         }
         p.method = m.get_ref().trim().to_ascii_uppercase();
     }
-    let (headers, secret_headers) =
-        headers(cx, r.headers.as_ref(), r.header_files.as_ref(), r.header_envs.as_ref(), base);
+    let (headers, secret_headers) = headers(
+        cx,
+        r.headers.as_ref(),
+        r.header_files.as_ref(),
+        r.header_envs.as_ref(),
+        base,
+    );
     p.headers = headers;
     p.body = r.body.as_ref().map(|b| b.get_ref().clone());
     if let Some(st) = &r.expected_status {
@@ -1304,7 +1527,11 @@ fn http(cx: &mut Ctx<'_>, r: &RawMonitor, name: &Spanned<String>, clean: bool, b
     }
     if let Some(b) = &r.body_contains {
         if b.get_ref().is_empty() {
-            cx.err_at(b, "`body_contains` is empty", "remove it, or give the text the body must contain");
+            cx.err_at(
+                b,
+                "`body_contains` is empty",
+                "remove it, or give the text the body must contain",
+            );
         }
         p.body_contains = Some(b.get_ref().clone());
     }
@@ -1328,7 +1555,10 @@ fn http(cx: &mut Ctx<'_>, r: &RawMonitor, name: &Spanned<String>, clean: bool, b
                 );
             } else {
                 let t = toml::Value::Table(toml::Table::from_iter([
-                    ("pointer".to_string(), toml::Value::String(ptr.get_ref().clone())),
+                    (
+                        "pointer".to_string(),
+                        toml::Value::String(ptr.get_ref().clone()),
+                    ),
                     ("equals".to_string(), eq.get_ref().clone()),
                 ]));
                 match JsonCheck::deserialize(t) {
@@ -1353,9 +1583,18 @@ fn http(cx: &mut Ctx<'_>, r: &RawMonitor, name: &Spanned<String>, clean: bool, b
         ),
         (None, None) => {}
     }
-    let timeout = r.timeout.as_ref().and_then(|t| humantime::parse_duration(t.get_ref().trim()).ok());
+    let timeout = r
+        .timeout
+        .as_ref()
+        .and_then(|t| humantime::parse_duration(t.get_ref().trim()).ok());
     if let Some(m) = &r.max_response_time {
-        if let Some(d) = multihost::positive(cx, m, "max_response_time", "2s", "every response would be too slow") {
+        if let Some(d) = multihost::positive(
+            cx,
+            m,
+            "max_response_time",
+            "2s",
+            "every response would be too slow",
+        ) {
             let limit = timeout.unwrap_or(bulwark_monitor::DEFAULT_TIMEOUT);
             if d > limit {
                 cx.err_at(
@@ -1370,7 +1609,11 @@ fn http(cx: &mut Ctx<'_>, r: &RawMonitor, name: &Spanned<String>, clean: bool, b
     if let Some(d) = &r.min_cert_days {
         p.min_cert_days = int(cx, d, "min_cert_days", (0, 3650), "min_cert_days = 14");
         if url.as_deref().is_some_and(|u| !u.starts_with("https://")) {
-            cx.err_at(d, "`min_cert_days` needs an https:// url", "remove it, or change the url to https://");
+            cx.err_at(
+                d,
+                "`min_cert_days` needs an https:// url",
+                "remove it, or change the url to https://",
+            );
         }
     }
     if let Some(f) = &r.follow_redirects {
@@ -1457,7 +1700,13 @@ fn tcp(cx: &mut Ctx<'_>, r: &RawMonitor, name: &Spanned<String>, clean: bool) ->
     Some(TcpProbe { host, port })
 }
 
-fn tls(cx: &mut Ctx<'_>, r: &RawMonitor, name: &Spanned<String>, clean: bool, base: &Path) -> Option<TlsProbe> {
+fn tls(
+    cx: &mut Ctx<'_>,
+    r: &RawMonitor,
+    name: &Spanned<String>,
+    clean: bool,
+    base: &Path,
+) -> Option<TlsProbe> {
     let hp = host_port(cx, r, name, clean, MonitorKind::Tls, Some(DEFAULT_TLS_PORT));
     let mut p = TlsProbe::new("", DEFAULT_TLS_PORT);
     if let Some(s) = &r.server_name {
@@ -1481,17 +1730,32 @@ fn tls(cx: &mut Ctx<'_>, r: &RawMonitor, name: &Spanned<String>, clean: bool, ba
 fn dns(cx: &mut Ctx<'_>, r: &RawMonitor, name: &Spanned<String>, clean: bool) -> Option<DnsProbe> {
     let server = match &r.server {
         None => {
-            missing(cx, clean, name, MonitorKind::Dns, "server", "server = \"192.168.1.1:53\" (the DNS server to ask)");
+            missing(
+                cx,
+                clean,
+                name,
+                MonitorKind::Dns,
+                "server",
+                "server = \"192.168.1.1:53\" (the DNS server to ask)",
+            );
             None
         }
         Some(s) => {
             let v = s.get_ref().trim();
             let parsed = v.parse::<SocketAddr>().ok().or_else(|| {
-                v.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 53))
+                v.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<IpAddr>()
+                    .ok()
+                    .map(|ip| SocketAddr::new(ip, 53))
             });
             match parsed {
                 Some(a) if a.port() == 0 => {
-                    cx.err_at(s, "the port of `server` must be 1-65535", "e.g. server = \"192.168.1.1:53\"");
+                    cx.err_at(
+                        s,
+                        "the port of `server` must be 1-65535",
+                        "e.g. server = \"192.168.1.1:53\"",
+                    );
                     None
                 }
                 Some(a) => Some(a),
@@ -1508,7 +1772,14 @@ fn dns(cx: &mut Ctx<'_>, r: &RawMonitor, name: &Spanned<String>, clean: bool) ->
     };
     let qname = match &r.name {
         None => {
-            missing(cx, clean, name, MonitorKind::Dns, "name", "name = \"nas.home.arpa\" (the name to look up)");
+            missing(
+                cx,
+                clean,
+                name,
+                MonitorKind::Dns,
+                "name",
+                "name = \"nas.home.arpa\" (the name to look up)",
+            );
             None
         }
         Some(n) => Some(n.get_ref().trim().to_string()),
@@ -1533,7 +1804,10 @@ fn dns(cx: &mut Ctx<'_>, r: &RawMonitor, name: &Spanned<String>, clean: bool) ->
             if found.is_none() {
                 let names: Vec<&str> = RECORDS.iter().map(|(n, _)| *n).collect();
                 let hint = match closest(&up, &names) {
-                    Some(best) => format!("did you mean `{best}`? (record types: {})", names.join(", ")),
+                    Some(best) => format!(
+                        "did you mean `{best}`? (record types: {})",
+                        names.join(", ")
+                    ),
                     None => format!("record types: {}", names.join(", ")),
                 };
                 cx.err_at(t, format!("`{}` is not a record type", t.get_ref()), hint);
@@ -1560,7 +1834,11 @@ fn dns(cx: &mut Ctx<'_>, r: &RawMonitor, name: &Spanned<String>, clean: bool) ->
                     Some(best) => format!("did you mean `{best}`? (codes: {})", names.join(", ")),
                     None => format!("codes: {}", names.join(", ")),
                 };
-                cx.err_at(c, format!("`{}` is not a DNS response code", c.get_ref()), hint);
+                cx.err_at(
+                    c,
+                    format!("`{}` is not a DNS response code", c.get_ref()),
+                    hint,
+                );
             }
             found
         }
@@ -1593,13 +1871,31 @@ fn dns(cx: &mut Ctx<'_>, r: &RawMonitor, name: &Spanned<String>, clean: bool) ->
             );
         }
     }
-    Some(DnsProbe { server: server?, name: qname?, record_type: record?, expected_answers, expected_rcode: rcode? })
+    Some(DnsProbe {
+        server: server?,
+        name: qname?,
+        record_type: record?,
+        expected_answers,
+        expected_rcode: rcode?,
+    })
 }
 
-fn path(cx: &mut Ctx<'_>, r: &RawMonitor, name: &Spanned<String>, clean: bool) -> Option<PathProbe> {
+fn path(
+    cx: &mut Ctx<'_>,
+    r: &RawMonitor,
+    name: &Spanned<String>,
+    clean: bool,
+) -> Option<PathProbe> {
     let path = match &r.path {
         None => {
-            missing(cx, clean, name, MonitorKind::Path, "path", "path = \"/mnt/nas\"");
+            missing(
+                cx,
+                clean,
+                name,
+                MonitorKind::Path,
+                "path",
+                "path = \"/mnt/nas\"",
+            );
             None
         }
         Some(p) if !Path::new(p.get_ref()).is_absolute() => {
@@ -1633,7 +1929,12 @@ fn path(cx: &mut Ctx<'_>, r: &RawMonitor, name: &Spanned<String>, clean: bool) -
     Some(PathProbe::new(path?, check?))
 }
 
-fn command(cx: &mut Ctx<'_>, r: &RawMonitor, name: &Spanned<String>, clean: bool) -> Option<CommandProbe> {
+fn command(
+    cx: &mut Ctx<'_>,
+    r: &RawMonitor,
+    name: &Spanned<String>,
+    clean: bool,
+) -> Option<CommandProbe> {
     let command = match &r.command {
         None => {
             missing(
@@ -1663,16 +1964,31 @@ fn command(cx: &mut Ctx<'_>, r: &RawMonitor, name: &Spanned<String>, clean: bool
             RawCommandLine::Argv(v) => Some(ProbeCommand::Argv(v.clone())),
         },
     };
-    let exit = r.exit_code.as_ref().map_or(Some(0), |e| int(cx, e, "exit_code", (0, 255), "exit_code = 0"));
-    Some(CommandProbe { command: command?, expected_exit_code: exit? })
+    let exit = r.exit_code.as_ref().map_or(Some(0), |e| {
+        int(cx, e, "exit_code", (0, 255), "exit_code = 0")
+    });
+    Some(CommandProbe {
+        command: command?,
+        expected_exit_code: exit?,
+    })
 }
 
 // ---------------------------------------------------------------- [alerts]
 
 fn alerts(cx: &mut Ctx<'_>, a: RawAlerts, base: &Path) -> Alerts {
-    let hub_ping =
-        secret(cx, a.hub_ping_url_file.as_ref(), a.hub_ping_url_env.as_ref(), "hub_ping_url", base).ok().flatten();
-    let mut out = Alerts { hub_ping, ..Alerts::default() };
+    let hub_ping = secret(
+        cx,
+        a.hub_ping_url_file.as_ref(),
+        a.hub_ping_url_env.as_ref(),
+        "hub_ping_url",
+        base,
+    )
+    .ok()
+    .flatten();
+    let mut out = Alerts {
+        hub_ping,
+        ..Alerts::default()
+    };
     if let Some(i) = &a.hub_ping_interval {
         if a.hub_ping_url_file.is_none() && a.hub_ping_url_env.is_none() {
             cx.err_at(
@@ -1681,7 +1997,13 @@ fn alerts(cx: &mut Ctx<'_>, a: RawAlerts, base: &Path) -> Alerts {
                 "add hub_ping_url_file = \"/etc/bulwark/hc-ping.url\" (a file holding the URL of your healthchecks.io check), or remove it",
             );
         }
-        if let Some(d) = multihost::positive(cx, i, "hub_ping_interval", "1m", "the hub would ping without pause") {
+        if let Some(d) = multihost::positive(
+            cx,
+            i,
+            "hub_ping_interval",
+            "1m",
+            "the hub would ping without pause",
+        ) {
             out.hub_ping_interval = d;
         }
     }
@@ -1709,7 +2031,10 @@ fn canary(cx: &mut Ctx<'_>, c: &Spanned<String>) -> Option<Probe> {
         let parsed = rest.rsplit_once(':').and_then(|(h, p)| {
             let port = p.parse::<u16>().ok().filter(|p| *p > 0)?;
             let host = h.trim_start_matches('[').trim_end_matches(']');
-            (!host.is_empty()).then(|| TcpProbe { host: host.to_string(), port })
+            (!host.is_empty()).then(|| TcpProbe {
+                host: host.to_string(),
+                port,
+            })
         });
         match parsed {
             Some(t) => Probe::Tcp(t),
@@ -1768,23 +2093,35 @@ pub(crate) fn parse_time(s: &str) -> Option<Timestamp> {
         return Some(z.timestamp());
     }
     let local = |text: &str| -> Option<jiff::civil::DateTime> {
-        text.parse::<jiff::civil::DateTime>()
-            .ok()
-            .or_else(|| text.parse::<jiff::civil::Date>().ok().map(|d| d.to_datetime(jiff::civil::Time::midnight())))
+        text.parse::<jiff::civil::DateTime>().ok().or_else(|| {
+            text.parse::<jiff::civil::Date>()
+                .ok()
+                .map(|d| d.to_datetime(jiff::civil::Time::midnight()))
+        })
     };
     if let Some((rest, zone)) = s.rsplit_once(' ') {
         if let (Ok(tz), Some(dt)) = (TimeZone::get(zone), local(rest.trim())) {
             return dt.to_zoned(tz).ok().map(|z| z.timestamp());
         }
     }
-    local(s).and_then(|dt| dt.to_zoned(TimeZone::system()).ok()).map(|z| z.timestamp())
+    local(s)
+        .and_then(|dt| dt.to_zoned(TimeZone::system()).ok())
+        .map(|z| z.timestamp())
 }
 
-fn silence(cx: &mut Ctx<'_>, item: Item<RawSilence>, monitors: &BTreeSet<String>) -> Option<Silence> {
+fn silence(
+    cx: &mut Ctx<'_>,
+    item: Item<RawSilence>,
+    monitors: &BTreeSet<String>,
+) -> Option<Silence> {
     let Item { span, raw, clean } = item;
     let before = cx.diags.len();
     let s = raw?;
-    let patterns = s.monitors.as_ref().map(|m| monitor_patterns(cx, m, "silence", monitors)).unwrap_or_default();
+    let patterns = s
+        .monitors
+        .as_ref()
+        .map(|m| monitor_patterns(cx, m, "silence", monitors))
+        .unwrap_or_default();
     let when = |cx: &mut Ctx<'_>, v: &Spanned<toml::Value>, key: &str| -> Option<Timestamp> {
         const EXAMPLES: &str = "\"2026-12-01 02:00\" (the hub's local time), \"2026-12-01 02:00 Europe/Berlin\" or \"2026-12-01T02:00:00+01:00\"";
         match time(v.get_ref()) {
@@ -1813,7 +2150,11 @@ fn silence(cx: &mut Ctx<'_>, item: Item<RawSilence>, monitors: &BTreeSet<String>
                     toml::Value::String(s) => s.clone(),
                     other => other.to_string(),
                 };
-                cx.err_at(v, format!("`{shown}` is not a date and time"), format!("write {EXAMPLES}"));
+                cx.err_at(
+                    v,
+                    format!("`{shown}` is not a date and time"),
+                    format!("write {EXAMPLES}"),
+                );
                 None
             }
         }
@@ -1833,7 +2174,12 @@ fn silence(cx: &mut Ctx<'_>, item: Item<RawSilence>, monitors: &BTreeSet<String>
             }
             let calendar = multihost::schedule(
                 cx,
-                ScheduleKeys { schedule: Some(expr), randomized_delay: None, persistent: None, late_after: None },
+                ScheduleKeys {
+                    schedule: Some(expr),
+                    randomized_delay: None,
+                    persistent: None,
+                    late_after: None,
+                },
             )
             .map(|s| s.schedule.calendar);
             let duration = match &s.duration {
@@ -1847,10 +2193,14 @@ fn silence(cx: &mut Ctx<'_>, item: Item<RawSilence>, monitors: &BTreeSet<String>
                     }
                     None
                 }
-                Some(d) => multihost::positive(cx, d, "duration", "2h", "the window would never be open"),
+                Some(d) => {
+                    multihost::positive(cx, d, "duration", "2h", "the window would never be open")
+                }
             };
             match (calendar, duration) {
-                (Some(calendar), Some(duration)) => Some(SilenceWindow::Recurring { calendar, duration }),
+                (Some(calendar), Some(duration)) => {
+                    Some(SilenceWindow::Recurring { calendar, duration })
+                }
                 _ => None,
             }
         }
@@ -1910,7 +2260,11 @@ fn silence(cx: &mut Ctx<'_>, item: Item<RawSilence>, monitors: &BTreeSet<String>
     };
     let reason = match &s.reason {
         Some(r) if r.get_ref().trim().is_empty() => {
-            cx.err_at(r, "`reason` is empty", "say why (it is shown while the silence holds), or remove it");
+            cx.err_at(
+                r,
+                "`reason` is empty",
+                "say why (it is shown while the silence holds), or remove it",
+            );
             None
         }
         r => r.as_ref().map(|r| r.get_ref().clone()),
@@ -1918,7 +2272,11 @@ fn silence(cx: &mut Ctx<'_>, item: Item<RawSilence>, monitors: &BTreeSet<String>
     if cx.diags.len() > before || !clean {
         return None;
     }
-    Some(Silence { monitors: patterns, window: window?, reason })
+    Some(Silence {
+        monitors: patterns,
+        window: window?,
+        reason,
+    })
 }
 
 #[cfg(test)]
@@ -1937,7 +2295,10 @@ mod tests {
     fn one_off_windows_are_half_open() {
         let s = Silence {
             monitors: vec![],
-            window: SilenceWindow::Once { from: ts("2026-12-01T02:00:00Z"), until: ts("2026-12-01T06:00:00Z") },
+            window: SilenceWindow::Once {
+                from: ts("2026-12-01T02:00:00Z"),
+                until: ts("2026-12-01T06:00:00Z"),
+            },
             reason: None,
         };
         assert!(!s.active(ts("2026-12-01T01:59:59Z")));
@@ -1955,7 +2316,10 @@ mod tests {
         };
         let s = Silence {
             monitors: vec!["web-*".into(), "nas".into()],
-            window: SilenceWindow::Recurring { calendar, duration: Duration::from_secs(3600) },
+            window: SilenceWindow::Recurring {
+                calendar,
+                duration: Duration::from_secs(3600),
+            },
             reason: Some("updates".into()),
         };
         // 2026-03-01 is a Sunday.
@@ -1970,7 +2334,9 @@ mod tests {
         assert!(s.active_in(&zoned("2026-03-01T03:30:00+00:00[UTC]")));
         assert!(!s.active_in(&zoned("2026-03-01T02:30:00+00:00[UTC]")));
         assert!(s.covers("web-front") && s.covers("nas") && !s.covers("nas2") && !s.covers("db"));
-        assert!(s.silences("nas", ts("2026-03-01T03:30:00Z")) == s.active(ts("2026-03-01T03:30:00Z")));
+        assert!(
+            s.silences("nas", ts("2026-03-01T03:30:00Z")) == s.active(ts("2026-03-01T03:30:00Z"))
+        );
     }
 
     #[test]
@@ -1981,7 +2347,10 @@ mod tests {
         };
         let s = Silence {
             monitors: vec![],
-            window: SilenceWindow::Recurring { calendar, duration: Duration::from_secs(2 * 3600) },
+            window: SilenceWindow::Recurring {
+                calendar,
+                duration: Duration::from_secs(2 * 3600),
+            },
             reason: None,
         };
         assert!(s.active_in(&zoned("2026-03-01T03:30:00+00:00[UTC]")));
@@ -1989,34 +2358,77 @@ mod tests {
 
     #[test]
     fn times() {
-        assert_eq!(parse_time("2026-12-01T02:00:00Z"), Some(ts("2026-12-01T02:00:00Z")));
-        assert_eq!(parse_time("2026-12-01T02:00:00+01:00"), Some(ts("2026-12-01T01:00:00Z")));
-        assert_eq!(parse_time("2026-12-01T02:00:00+01:00[Europe/Berlin]"), Some(ts("2026-12-01T01:00:00Z")));
-        assert_eq!(parse_time("2026-12-01 02:00 Europe/Berlin"), Some(ts("2026-12-01T01:00:00Z")));
-        assert_eq!(parse_time("2026-07-01 02:00 Europe/Berlin"), Some(ts("2026-07-01T00:00:00Z")));
-        assert_eq!(parse_time("2026-12-01 02:00 UTC"), Some(ts("2026-12-01T02:00:00Z")));
-        let local =
-            jiff::civil::date(2026, 12, 1).at(2, 0, 0, 0).to_zoned(TimeZone::system()).map(|z| z.timestamp()).ok();
+        assert_eq!(
+            parse_time("2026-12-01T02:00:00Z"),
+            Some(ts("2026-12-01T02:00:00Z"))
+        );
+        assert_eq!(
+            parse_time("2026-12-01T02:00:00+01:00"),
+            Some(ts("2026-12-01T01:00:00Z"))
+        );
+        assert_eq!(
+            parse_time("2026-12-01T02:00:00+01:00[Europe/Berlin]"),
+            Some(ts("2026-12-01T01:00:00Z"))
+        );
+        assert_eq!(
+            parse_time("2026-12-01 02:00 Europe/Berlin"),
+            Some(ts("2026-12-01T01:00:00Z"))
+        );
+        assert_eq!(
+            parse_time("2026-07-01 02:00 Europe/Berlin"),
+            Some(ts("2026-07-01T00:00:00Z"))
+        );
+        assert_eq!(
+            parse_time("2026-12-01 02:00 UTC"),
+            Some(ts("2026-12-01T02:00:00Z"))
+        );
+        let local = jiff::civil::date(2026, 12, 1)
+            .at(2, 0, 0, 0)
+            .to_zoned(TimeZone::system())
+            .map(|z| z.timestamp())
+            .ok();
         assert_eq!(parse_time("2026-12-01 02:00"), local);
         assert_eq!(parse_time("2026-12-01T02:00"), local);
-        let midnight =
-            jiff::civil::date(2026, 12, 1).at(0, 0, 0, 0).to_zoned(TimeZone::system()).map(|z| z.timestamp()).ok();
+        let midnight = jiff::civil::date(2026, 12, 1)
+            .at(0, 0, 0, 0)
+            .to_zoned(TimeZone::system())
+            .map(|z| z.timestamp())
+            .ok();
         assert_eq!(parse_time("2026-12-01"), midnight);
-        for bad in ["", "tomorrow", "2026-02-30 02:00", "2026-12-01 25:00", "2026-12-01 02:00 Mars/Olympus", "02:00"] {
+        for bad in [
+            "",
+            "tomorrow",
+            "2026-02-30 02:00",
+            "2026-12-01 25:00",
+            "2026-12-01 02:00 Mars/Olympus",
+            "02:00",
+        ] {
             assert_eq!(parse_time(bad), None, "{bad}");
         }
     }
 
     #[test]
     fn replication_filters() {
-        let all = ReplicationCheck { targets: vec![], jobs: vec![] };
-        assert!(all.covers("replication.failing", "usb/nas/main") && all.covers("replication.shrink", "nas/main"));
+        let all = ReplicationCheck {
+            targets: vec![],
+            jobs: vec![],
+        };
+        assert!(
+            all.covers("replication.failing", "usb/nas/main")
+                && all.covers("replication.shrink", "nas/main")
+        );
         assert!(!all.covers("job.failed", "nas"));
-        let some = ReplicationCheck { targets: vec!["usb".into()], jobs: vec!["nas".into()] };
+        let some = ReplicationCheck {
+            targets: vec!["usb".into()],
+            jobs: vec!["nas".into()],
+        };
         assert!(some.covers("replication.failing", "usb/nas/main"));
         assert!(!some.covers("replication.failing", "cloud/nas/main"));
         assert!(some.covers("replication.rpo", "nas") && !some.covers("replication.rpo", "vps"));
-        assert!(!some.covers("replication.shrink", "nas/main"), "a hub-side alert is not about a target");
+        assert!(
+            !some.covers("replication.shrink", "nas/main"),
+            "a hub-side alert is not about a target"
+        );
     }
 
     #[test]

@@ -25,23 +25,40 @@ pub(crate) const DEFAULT_GRACE: Duration = Duration::from_secs(3600);
 
 /// A path key: non-empty; relative paths are taken from the config file's
 /// directory.
-fn path(cx: &mut Ctx<'_>, v: &Spanned<String>, key: &str, what: &str, base: &Path) -> Option<PathBuf> {
+fn path(
+    cx: &mut Ctx<'_>,
+    v: &Spanned<String>,
+    key: &str,
+    what: &str,
+    base: &Path,
+) -> Option<PathBuf> {
     if v.get_ref().trim().is_empty() {
-        cx.err_at(v, format!("`{key}` is empty"), format!("give the path of {what}, or remove the key"));
+        cx.err_at(
+            v,
+            format!("`{key}` is empty"),
+            format!("give the path of {what}, or remove the key"),
+        );
         return None;
     }
     Some(base.join(v.get_ref()))
 }
 
 /// A duration key (`90s`, `30m`, `1h 30m`).
-pub(crate) fn duration(cx: &mut Ctx<'_>, v: &Spanned<String>, key: &str, example: &str) -> Option<Duration> {
+pub(crate) fn duration(
+    cx: &mut Ctx<'_>,
+    v: &Spanned<String>,
+    key: &str,
+    example: &str,
+) -> Option<Duration> {
     match humantime::parse_duration(v.get_ref().trim()) {
         Ok(d) => Some(d),
         Err(_) => {
             cx.err_at(
                 v,
                 format!("`{}` is not a duration", v.get_ref()),
-                format!("e.g. {key} = \"{example}\" (units: s, m, h, d; combine them as \"1h 30m\")"),
+                format!(
+                    "e.g. {key} = \"{example}\" (units: s, m, h, d; combine them as \"1h 30m\")"
+                ),
             );
             None
         }
@@ -49,10 +66,20 @@ pub(crate) fn duration(cx: &mut Ctx<'_>, v: &Spanned<String>, key: &str, example
 }
 
 /// A duration key that must not be zero.
-pub(crate) fn positive(cx: &mut Ctx<'_>, v: &Spanned<String>, key: &str, example: &str, why: &str) -> Option<Duration> {
+pub(crate) fn positive(
+    cx: &mut Ctx<'_>,
+    v: &Spanned<String>,
+    key: &str,
+    example: &str,
+    why: &str,
+) -> Option<Duration> {
     let d = duration(cx, v, key, example)?;
     if d.is_zero() {
-        cx.err_at(v, format!("`{key}` must not be zero: {why}"), format!("e.g. {key} = \"{example}\""));
+        cx.err_at(
+            v,
+            format!("`{key}` must not be zero: {why}"),
+            format!("e.g. {key} = \"{example}\""),
+        );
         return None;
     }
     Some(d)
@@ -63,12 +90,26 @@ pub(crate) fn host(cx: &mut Ctx<'_>, entry: Entry<RawHost>, base: &Path) -> Opti
     let Entry { name, raw, clean } = entry;
     let before = cx.diags.len();
     if !valid_name(name.get_ref()) {
-        cx.err_at(&name, format!("`{}` is not a valid host name", name.get_ref()), NAME_HINT);
+        cx.err_at(
+            &name,
+            format!("`{}` is not a valid host name", name.get_ref()),
+            NAME_HINT,
+        );
     }
     let raw = raw?;
-    let token_file =
-        raw.token_file.as_ref().and_then(|t| path(cx, t, "token_file", "the file that holds this host's hub token", base));
-    (cx.diags.len() == before && clean).then(|| HostDecl { name: name.into_inner(), token_file })
+    let token_file = raw.token_file.as_ref().and_then(|t| {
+        path(
+            cx,
+            t,
+            "token_file",
+            "the file that holds this host's hub token",
+            base,
+        )
+    });
+    (cx.diags.len() == before && clean).then(|| HostDecl {
+        name: name.into_inner(),
+        token_file,
+    })
 }
 
 /// Checks `agent.hub_url`: `http(s)://host[:port][/path]`, without user
@@ -79,7 +120,10 @@ fn hub_url(url: &str) -> Result<String, (&'static str, &'static str)> {
     let rest = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))
-        .ok_or(("`agent.hub_url` must start with http:// or https://", EXAMPLE))?;
+        .ok_or((
+            "`agent.hub_url` must start with http:// or https://",
+            EXAMPLE,
+        ))?;
     if url.chars().any(char::is_whitespace) {
         return Err(("`agent.hub_url` must not contain spaces", EXAMPLE));
     }
@@ -94,10 +138,16 @@ fn hub_url(url: &str) -> Result<String, (&'static str, &'static str)> {
         return Err(("`agent.hub_url` has no host", EXAMPLE));
     }
     if rest.contains('?') {
-        return Err(("`agent.hub_url` must not have a query (`?…`)", "give the base URL only, e.g. https://hub.lan:8000"));
+        return Err((
+            "`agent.hub_url` must not have a query (`?…`)",
+            "give the base URL only, e.g. https://hub.lan:8000",
+        ));
     }
     if rest.contains('#') {
-        return Err(("`agent.hub_url` must not have a fragment (`#…`)", "give the base URL only, e.g. https://hub.lan:8000"));
+        return Err((
+            "`agent.hub_url` must not have a fragment (`#…`)",
+            "give the base URL only, e.g. https://hub.lan:8000",
+        ));
     }
     Ok(url.trim_end_matches('/').to_string())
 }
@@ -105,26 +155,43 @@ fn hub_url(url: &str) -> Result<String, (&'static str, &'static str)> {
 /// `[agent]`.
 pub(crate) fn agent(cx: &mut Ctx<'_>, raw: RawAgent, base: &Path) -> AgentSettings {
     AgentSettings {
-        hub_url: raw.hub_url.as_ref().and_then(|u| match hub_url(u.get_ref()) {
-            Ok(url) => Some(url),
-            Err((message, hint)) => {
-                cx.err_at(u, message, hint);
-                None
-            }
-        }),
-        ca_file: raw
-            .ca_file
+        hub_url: raw
+            .hub_url
             .as_ref()
-            .and_then(|f| path(cx, f, "ca_file", "a PEM file with the hub's CA or certificate", base)),
-        state_dir: raw.state_dir.as_ref().and_then(|d| path(cx, d, "state_dir", "the agent's state directory", base)),
+            .and_then(|u| match hub_url(u.get_ref()) {
+                Ok(url) => Some(url),
+                Err((message, hint)) => {
+                    cx.err_at(u, message, hint);
+                    None
+                }
+            }),
+        ca_file: raw.ca_file.as_ref().and_then(|f| {
+            path(
+                cx,
+                f,
+                "ca_file",
+                "a PEM file with the hub's CA or certificate",
+                base,
+            )
+        }),
+        state_dir: raw
+            .state_dir
+            .as_ref()
+            .and_then(|d| path(cx, d, "state_dir", "the agent's state directory", base)),
     }
 }
 
 /// Jobs and maintenance share the hub's namespace: a name used by both is
 /// reported at its second appearance in the file.
-pub(crate) fn shared_names(cx: &mut Ctx<'_>, jobs: &[Entry<RawJob>], maintenance: &[Entry<RawMaintenance>]) {
+pub(crate) fn shared_names(
+    cx: &mut Ctx<'_>,
+    jobs: &[Entry<RawJob>],
+    maintenance: &[Entry<RawMaintenance>],
+) {
     for m in maintenance {
-        let Some(j) = jobs.iter().find(|j| j.name.get_ref() == m.name.get_ref()) else { continue };
+        let Some(j) = jobs.iter().find(|j| j.name.get_ref() == m.name.get_ref()) else {
+            continue;
+        };
         let (second, first) = if m.name.span().start > j.name.span().start {
             (&m.name, "[jobs.")
         } else {
@@ -174,7 +241,15 @@ pub(crate) fn owner_host(
                 Some(best) => format!("did you mean `{best}`? (declared hosts: {list})"),
                 None => format!("declared hosts: {list}; declare another one with [hosts.NAME]"),
             };
-            cx.err_at(&h, format!("unknown host `{}` in {what} `{}`", h.get_ref(), name.get_ref()), hint);
+            cx.err_at(
+                &h,
+                format!(
+                    "unknown host `{}` in {what} `{}`",
+                    h.get_ref(),
+                    name.get_ref()
+                ),
+                hint,
+            );
             None
         }
         Some(h) => Some(h.into_inner()),
@@ -205,7 +280,10 @@ fn offset_in_string(cx: &Ctx<'_>, v: &Spanned<String>, column: usize) -> usize {
     if written.get(open..open + value.len()) != Some(value.as_str()) {
         return span.start;
     }
-    let inner = value.char_indices().nth(column.saturating_sub(1)).map_or(value.len(), |(i, _)| i);
+    let inner = value
+        .char_indices()
+        .nth(column.saturating_sub(1))
+        .map_or(value.len(), |(i, _)| i);
     span.start + open + inner
 }
 
@@ -213,7 +291,9 @@ fn offset_in_string(cx: &Ctx<'_>, v: &Spanned<String>, column: usize) -> usize {
 /// `2025-03-07T12:00:00+00:00[UTC]`. (`jiff::Zoned` parses it; this crate
 /// reaches jiff only through `bulwark_schedule`.)
 fn now_utc() -> String {
-    let secs = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let (days, rem) = (secs / 86_400, secs % 86_400);
     // Howard Hinnant's civil_from_days, for days since 1970-01-01 >= 0.
     let z = days + 719_468;
@@ -225,7 +305,12 @@ fn now_utc() -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + u64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}+00:00[UTC]", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}+00:00[UTC]",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Does the calendar fire within [`bulwark_schedule::VALIDATE_YEARS`] from now?
@@ -250,7 +335,10 @@ pub(crate) fn schedule(cx: &mut Ctx<'_>, keys: ScheduleKeys<'_>) -> Option<JobSc
                 cx.err(
                     span,
                     format!("`{key}` only makes sense with `schedule`"),
-                    Some("add schedule = \"daily\" (or another calendar expression), or remove it".into()),
+                    Some(
+                        "add schedule = \"daily\" (or another calendar expression), or remove it"
+                            .into(),
+                    ),
                 );
             }
         }
@@ -276,8 +364,10 @@ pub(crate) fn schedule(cx: &mut Ctx<'_>, keys: ScheduleKeys<'_>) -> Option<JobSc
             None
         }
     };
-    let randomized_delay =
-        keys.randomized_delay.and_then(|d| duration(cx, d, "randomized_delay", "30m")).unwrap_or_default();
+    let randomized_delay = keys
+        .randomized_delay
+        .and_then(|d| duration(cx, d, "randomized_delay", "30m"))
+        .unwrap_or_default();
     let persistent = keys.persistent.is_none_or(|p| *p.get_ref());
     let late_after = keys
         .late_after
@@ -288,7 +378,11 @@ pub(crate) fn schedule(cx: &mut Ctx<'_>, keys: ScheduleKeys<'_>) -> Option<JobSc
     }
     Some(JobSchedule {
         expression: expr.get_ref().clone(),
-        schedule: Schedule { calendar: calendar?, randomized_delay, persistent },
+        schedule: Schedule {
+            calendar: calendar?,
+            randomized_delay,
+            persistent,
+        },
         late_after,
     })
 }
@@ -304,7 +398,11 @@ pub(crate) fn maintenance(
     let before = cx.diags.len();
     let mname = name.get_ref().clone();
     if !valid_name(&mname) {
-        cx.err_at(&name, format!("`{mname}` is not a valid maintenance name"), NAME_HINT);
+        cx.err_at(
+            &name,
+            format!("`{mname}` is not a valid maintenance name"),
+            NAME_HINT,
+        );
     }
     let m = raw?;
     let owner = format!("maintenance `{mname}`");
@@ -335,12 +433,21 @@ pub(crate) fn maintenance(
     if cx.diags.len() > before || !clean {
         return None;
     }
-    Some(Maintenance { name: mname, host, repository, schedule, retention: retention?, check: m.check })
+    Some(Maintenance {
+        name: mname,
+        host,
+        repository,
+        schedule,
+        retention: retention?,
+        check: m.check,
+    })
 }
 
 /// A ping's uuid: 16-64 of `[A-Za-z0-9_-]`.
 fn valid_uuid(s: &str) -> bool {
-    (16..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    (16..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// `[pings.NAME]`. The uuid is a capability: it is never shown.
@@ -352,7 +459,11 @@ pub(crate) fn pings(cx: &mut Ctx<'_>, mut entries: Vec<Entry<RawPing>>) -> BTree
         let before = cx.diags.len();
         let pname = name.get_ref().clone();
         if !valid_name(&pname) {
-            cx.err_at(&name, format!("`{pname}` is not a valid ping name"), NAME_HINT);
+            cx.err_at(
+                &name,
+                format!("`{pname}` is not a valid ping name"),
+                NAME_HINT,
+            );
         }
         let Some(p) = raw else { continue };
         let uuid = match &p.uuid {
@@ -387,8 +498,15 @@ pub(crate) fn pings(cx: &mut Ctx<'_>, mut entries: Vec<Entry<RawPing>>) -> BTree
                 Some(u.get_ref().clone())
             }
         };
-        let period = p.period.as_ref().and_then(|v| positive(cx, v, "period", "1d", "the ping would always be late"));
-        let grace = p.grace.as_ref().and_then(|g| duration(cx, g, "grace", "1h")).unwrap_or(DEFAULT_GRACE);
+        let period = p
+            .period
+            .as_ref()
+            .and_then(|v| positive(cx, v, "period", "1d", "the ping would always be late"));
+        let grace = p
+            .grace
+            .as_ref()
+            .and_then(|g| duration(cx, g, "grace", "1h"))
+            .unwrap_or(DEFAULT_GRACE);
         let schedule = schedule(
             cx,
             ScheduleKeys {
@@ -400,7 +518,10 @@ pub(crate) fn pings(cx: &mut Ctx<'_>, mut entries: Vec<Entry<RawPing>>) -> BTree
         )
         .map(|s| JobSchedule {
             // Nothing here runs it, so nothing catches up; late after `grace`.
-            schedule: Schedule { persistent: false, ..s.schedule },
+            schedule: Schedule {
+                persistent: false,
+                ..s.schedule
+            },
             late_after: grace,
             ..s
         });
@@ -424,7 +545,16 @@ pub(crate) fn pings(cx: &mut Ctx<'_>, mut entries: Vec<Entry<RawPing>>) -> BTree
             continue;
         }
         if let Some(uuid) = uuid {
-            out.insert(pname.clone(), Ping { name: pname, uuid, period, schedule, grace });
+            out.insert(
+                pname.clone(),
+                Ping {
+                    name: pname,
+                    uuid,
+                    period,
+                    schedule,
+                    grace,
+                },
+            );
         }
     }
     out
@@ -438,16 +568,34 @@ mod tests {
     fn now_is_rfc9557() {
         let now = now_utc();
         assert_eq!(now.len(), "2025-03-07T12:00:00+00:00[UTC]".len(), "{now}");
-        assert!(now.ends_with("+00:00[UTC]") && now.as_bytes()[10] == b'T', "{now}");
+        assert!(
+            now.ends_with("+00:00[UTC]") && now.as_bytes()[10] == b'T',
+            "{now}"
+        );
         let cal = Calendar::parse("daily").map_err(|e| e.to_string());
         assert_eq!(cal.map(|c| check_fires(&c).is_ok()), Ok(true));
     }
 
     #[test]
     fn hub_urls() {
-        assert_eq!(hub_url("https://hub.lan:8000/"), Ok("https://hub.lan:8000".into()));
-        assert_eq!(hub_url("http://10.0.0.1/bulwark"), Ok("http://10.0.0.1/bulwark".into()));
-        for bad in ["hub.lan:8000", "ftp://x", "https://", "https://:80", "https://u:pw@h", "https://h/?x=1", "https://h#f", "https://h /x"] {
+        assert_eq!(
+            hub_url("https://hub.lan:8000/"),
+            Ok("https://hub.lan:8000".into())
+        );
+        assert_eq!(
+            hub_url("http://10.0.0.1/bulwark"),
+            Ok("http://10.0.0.1/bulwark".into())
+        );
+        for bad in [
+            "hub.lan:8000",
+            "ftp://x",
+            "https://",
+            "https://:80",
+            "https://u:pw@h",
+            "https://h/?x=1",
+            "https://h#f",
+            "https://h /x",
+        ] {
             assert!(hub_url(bad).is_err(), "{bad}");
         }
     }

@@ -31,8 +31,8 @@ use std::{
 };
 
 use bulwark_notify::{
-    render_template, Channel, Discord, Email, Gotify, Message, Notifier, Ntfy, Route, Severity, Slack, SmtpSecurity,
-    Webhook, WebhookMethod,
+    render_template, Channel, Discord, Email, Gotify, Message, Notifier, Ntfy, Route, Severity,
+    Slack, SmtpSecurity, Webhook, WebhookMethod,
 };
 use serde_spanned::Spanned;
 
@@ -164,7 +164,10 @@ impl NotifierDecl {
             source
                 .load()
                 .map(|s| s.expose().to_string())
-                .map_err(|error| BuildError::Secret { what: format!("notifier `{}` ({key})", self.name), error })
+                .map_err(|error| BuildError::Secret {
+                    what: format!("notifier `{}` ({key})", self.name),
+                    error,
+                })
         })?;
         notifier.validate().map_err(BuildError::Notify)?;
         Ok(notifier)
@@ -180,7 +183,13 @@ impl NotifierDecl {
             SecretSource::Env(_) => format!("{prefix}_env"),
         };
         let channel = match &self.settings {
-            NotifierSettings::Ntfy { server, topic, token, tags, ca_file } => Channel::Ntfy(Ntfy {
+            NotifierSettings::Ntfy {
+                server,
+                topic,
+                token,
+                tags,
+                ca_file,
+            } => Channel::Ntfy(Ntfy {
                 server: server.clone(),
                 topic: topic.clone(),
                 token: match token {
@@ -190,33 +199,52 @@ impl NotifierDecl {
                 tags: tags.clone(),
                 ca_file: ca_file.clone(),
             }),
-            NotifierSettings::Gotify { url, token, ca_file } => Channel::Gotify(Gotify {
+            NotifierSettings::Gotify {
+                url,
+                token,
+                ca_file,
+            } => Channel::Gotify(Gotify {
                 url: url.clone(),
                 token: load(token, &key(token, "token"))?.trim().to_string(),
                 ca_file: ca_file.clone(),
             }),
-            NotifierSettings::Discord { url } => {
-                Channel::Discord(Discord { url: load(url, &key(url, "url"))?.trim().to_string() })
-            }
-            NotifierSettings::Slack { url, text_only } => {
-                Channel::Slack(Slack { url: load(url, &key(url, "url"))?.trim().to_string(), text_only: *text_only })
-            }
-            NotifierSettings::Email { host, port, security, username, password, from, to, ca_file } => {
-                Channel::Email(Email {
-                    host: host.clone(),
-                    port: *port,
-                    security: *security,
-                    username: username.clone(),
-                    password: match password {
-                        Some(p) => Some(load(p, &key(p, "password"))?),
-                        None => None,
-                    },
-                    from: from.clone(),
-                    to: to.clone(),
-                    ca_file: ca_file.clone(),
-                })
-            }
-            NotifierSettings::Webhook { url, method, headers, secret_headers, template, ca_file } => {
+            NotifierSettings::Discord { url } => Channel::Discord(Discord {
+                url: load(url, &key(url, "url"))?.trim().to_string(),
+            }),
+            NotifierSettings::Slack { url, text_only } => Channel::Slack(Slack {
+                url: load(url, &key(url, "url"))?.trim().to_string(),
+                text_only: *text_only,
+            }),
+            NotifierSettings::Email {
+                host,
+                port,
+                security,
+                username,
+                password,
+                from,
+                to,
+                ca_file,
+            } => Channel::Email(Email {
+                host: host.clone(),
+                port: *port,
+                security: *security,
+                username: username.clone(),
+                password: match password {
+                    Some(p) => Some(load(p, &key(p, "password"))?),
+                    None => None,
+                },
+                from: from.clone(),
+                to: to.clone(),
+                ca_file: ca_file.clone(),
+            }),
+            NotifierSettings::Webhook {
+                url,
+                method,
+                headers,
+                secret_headers,
+                template,
+                ca_file,
+            } => {
                 let mut all = headers.clone();
                 for (name, source) in secret_headers {
                     let what = match source {
@@ -244,12 +272,39 @@ impl NotifierDecl {
 /// The keys each type takes (besides `type`).
 fn keys_of(kind: &str) -> &'static [&'static str] {
     match kind {
-        "ntfy" => &["server", "topic", "token_file", "token_env", "tags", "ca_file"],
+        "ntfy" => &[
+            "server",
+            "topic",
+            "token_file",
+            "token_env",
+            "tags",
+            "ca_file",
+        ],
         "gotify" => &["url", "token_file", "token_env", "ca_file"],
         "discord" => &["url_file", "url_env"],
         "slack" => &["url_file", "url_env", "text_only"],
-        "email" => &["host", "port", "security", "username", "password_file", "password_env", "from", "to", "ca_file"],
-        _ => &["url", "url_file", "url_env", "method", "headers", "header_files", "header_envs", "template", "ca_file"],
+        "email" => &[
+            "host",
+            "port",
+            "security",
+            "username",
+            "password_file",
+            "password_env",
+            "from",
+            "to",
+            "ca_file",
+        ],
+        _ => &[
+            "url",
+            "url_file",
+            "url_env",
+            "method",
+            "headers",
+            "header_files",
+            "header_envs",
+            "template",
+            "ca_file",
+        ],
     }
 }
 
@@ -320,14 +375,27 @@ pub(crate) fn validate(
         }
     }
     let implicit = routes.is_none() && names.len() == 1;
-    let mut out: Vec<Route> = routes.into_iter().flatten().filter_map(|r| route(cx, r, &names, monitors)).collect();
+    let mut out: Vec<Route> = routes
+        .into_iter()
+        .flatten()
+        .filter_map(|r| route(cx, r, &names, monitors))
+        .collect();
     if implicit {
-        out.push(Route { notifiers: names, subjects: Vec::new(), min_severity: Severity::Info });
+        out.push(Route {
+            notifiers: names,
+            subjects: Vec::new(),
+            min_severity: Severity::Info,
+        });
     }
     (notifiers, out)
 }
 
-fn route(cx: &mut Ctx<'_>, item: Item<RawRoute>, notifiers: &[String], monitors: &BTreeSet<String>) -> Option<Route> {
+fn route(
+    cx: &mut Ctx<'_>,
+    item: Item<RawRoute>,
+    notifiers: &[String],
+    monitors: &BTreeSet<String>,
+) -> Option<Route> {
     let Item { span, raw, clean } = item;
     let before = cx.diags.len();
     let r = raw?;
@@ -348,7 +416,11 @@ fn route(cx: &mut Ctx<'_>, item: Item<RawRoute>, notifiers: &[String], monitors:
             }
         }
         Some(list) if list.get_ref().is_empty() => {
-            cx.err_at(list, "`notifiers` is empty", "list the notifiers its messages go to, or remove the route");
+            cx.err_at(
+                list,
+                "`notifiers` is empty",
+                "list the notifiers its messages go to, or remove the route",
+            );
         }
         Some(list) => {
             let known: Vec<&str> = notifiers.iter().map(String::as_str).collect();
@@ -356,7 +428,10 @@ fn route(cx: &mut Ctx<'_>, item: Item<RawRoute>, notifiers: &[String], monitors:
                 let v = n.get_ref();
                 if !notifiers.contains(v) {
                     let hint = match closest(v, &known) {
-                        Some(best) => format!("did you mean `{best}`? (declared notifiers: {})", known.join(", ")),
+                        Some(best) => format!(
+                            "did you mean `{best}`? (declared notifiers: {})",
+                            known.join(", ")
+                        ),
                         None if known.is_empty() => {
                             "no notifiers are declared; declare one with [notifiers.NAME]".into()
                         }
@@ -371,12 +446,23 @@ fn route(cx: &mut Ctx<'_>, item: Item<RawRoute>, notifiers: &[String], monitors:
             }
         }
     }
-    let subjects = r.monitors.as_ref().map(|m| monitor_patterns(cx, m, "route", monitors)).unwrap_or_default();
-    let min_severity = r.min_severity.as_ref().map_or(Some(Severity::Info), |s| severity(cx, s, "min_severity"));
+    let subjects = r
+        .monitors
+        .as_ref()
+        .map(|m| monitor_patterns(cx, m, "route", monitors))
+        .unwrap_or_default();
+    let min_severity = r
+        .min_severity
+        .as_ref()
+        .map_or(Some(Severity::Info), |s| severity(cx, s, "min_severity"));
     if cx.diags.len() > before || !clean {
         return None;
     }
-    Some(Route { notifiers: names, subjects, min_severity: min_severity? })
+    Some(Route {
+        notifiers: names,
+        subjects,
+        min_severity: min_severity?,
+    })
 }
 
 /// The notifier whose keys are checked.
@@ -402,7 +488,11 @@ fn required<'a>(
             if owner.clean {
                 cx.err_at(
                     owner.name,
-                    format!("{} notifier `{}` has no `{key}`", owner.kind, owner.name.get_ref()),
+                    format!(
+                        "{} notifier `{}` has no `{key}`",
+                        owner.kind,
+                        owner.name.get_ref()
+                    ),
                     format!("add {example}"),
                 );
             }
@@ -456,7 +546,8 @@ fn ca_file(cx: &mut Ctx<'_>, r: &RawNotifier, base: &Path) -> Option<PathBuf> {
 }
 
 fn strings(list: Option<&Spanned<Vec<Spanned<String>>>>) -> Vec<String> {
-    list.map(|l| l.get_ref().iter().map(|s| s.get_ref().clone()).collect()).unwrap_or_default()
+    list.map(|l| l.get_ref().iter().map(|s| s.get_ref().clone()).collect())
+        .unwrap_or_default()
 }
 
 const CREDENTIALS: &str =
@@ -467,7 +558,11 @@ fn notifier(cx: &mut Ctx<'_>, entry: Entry<RawNotifier>, base: &Path) -> Option<
     let before = cx.diags.len();
     let nname = name.get_ref().clone();
     if !valid_name(&nname) {
-        cx.err_at(&name, format!("`{nname}` is not a valid notifier name"), NAME_HINT);
+        cx.err_at(
+            &name,
+            format!("`{nname}` is not a valid notifier name"),
+            NAME_HINT,
+        );
     }
     let r = raw?;
     let kind = match &r.kind {
@@ -497,17 +592,29 @@ fn notifier(cx: &mut Ctx<'_>, entry: Entry<RawNotifier>, base: &Path) -> Option<
             continue;
         }
         let hint = if key == "url" && secret_url {
-            let service = if kind == "discord" { "Discord" } else { "Slack" };
+            let service = if kind == "discord" {
+                "Discord"
+            } else {
+                "Slack"
+            };
             format!(
                 "a {service} webhook URL is a secret: whoever has it can post to your channel, and bulwark.toml is meant to be shared (git, agents). Put the URL in a file (mode 0600) and set url_file = \"/etc/bulwark/{nname}.url\", or name an environment variable with url_env"
             )
         } else {
-            let kinds: Vec<String> =
-                KINDS.iter().filter(|k| keys_of(k).contains(&key)).map(|k| format!("`{k}`")).collect();
-            format!("`{key}` applies to {} notifiers; remove it, or change the type", kinds.join(", "))
+            let kinds: Vec<String> = KINDS
+                .iter()
+                .filter(|k| keys_of(k).contains(&key))
+                .map(|k| format!("`{k}`"))
+                .collect();
+            format!(
+                "`{key}` applies to {} notifiers; remove it, or change the type",
+                kinds.join(", ")
+            )
         };
         let message = if key == "url" && secret_url {
-            format!("a {kind} notifier takes its webhook URL from `url_file` or `url_env`, not `url`")
+            format!(
+                "a {kind} notifier takes its webhook URL from `url_file` or `url_env`, not `url`"
+            )
         } else {
             format!("`{key}` does not apply to a `{kind}` notifier")
         };
@@ -516,35 +623,82 @@ fn notifier(cx: &mut Ctx<'_>, entry: Entry<RawNotifier>, base: &Path) -> Option<
     if cx.diags.len() > before {
         return None;
     }
-    let owner = Owner { name: &name, kind, clean };
+    let owner = Owner {
+        name: &name,
+        kind,
+        clean,
+    };
     let settings = match kind {
         "ntfy" => {
             let server = match &r.server {
-                Some(s) => {
-                    http_url(cx, s, "server", DEFAULT_NTFY_SERVER, "leave credentials out of the URL: set token_file")
-                        .then(|| s.get_ref().trim().trim_end_matches('/').to_string())
-                }
+                Some(s) => http_url(
+                    cx,
+                    s,
+                    "server",
+                    DEFAULT_NTFY_SERVER,
+                    "leave credentials out of the URL: set token_file",
+                )
+                .then(|| s.get_ref().trim().trim_end_matches('/').to_string()),
                 None => Some(DEFAULT_NTFY_SERVER.to_string()),
             };
-            let topic = required(cx, r.topic.as_ref(), &owner, "topic", "topic = \"homelab-alerts\"");
+            let topic = required(
+                cx,
+                r.topic.as_ref(),
+                &owner,
+                "topic",
+                "topic = \"homelab-alerts\"",
+            );
             if let Some(t) = topic {
                 let v = t.get_ref();
-                if v.len() > 64 || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-                    cx.err_at(t, format!("`{v}` is not an ntfy topic"), "use 1 to 64 letters, digits, `-` or `_`");
+                if v.len() > 64
+                    || !v
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                {
+                    cx.err_at(
+                        t,
+                        format!("`{v}` is not an ntfy topic"),
+                        "use 1 to 64 letters, digits, `-` or `_`",
+                    );
                 }
             }
-            let token = secret(cx, r.token_file.as_ref(), r.token_env.as_ref(), "token", base).ok().flatten();
+            let token = secret(
+                cx,
+                r.token_file.as_ref(),
+                r.token_env.as_ref(),
+                "token",
+                base,
+            )
+            .ok()
+            .flatten();
             let tags = strings(r.tags.as_ref());
             for t in r.tags.iter().flat_map(|l| l.get_ref()) {
                 if t.get_ref().trim().is_empty() || t.get_ref().contains(',') {
-                    cx.err_at(t, "an ntfy tag must be non-empty and without commas", "e.g. tags = [\"homelab\"]");
+                    cx.err_at(
+                        t,
+                        "an ntfy tag must be non-empty and without commas",
+                        "e.g. tags = [\"homelab\"]",
+                    );
                 }
             }
             let ca_file = ca_file(cx, &r, base);
-            NotifierSettings::Ntfy { server: server?, topic: topic?.get_ref().clone(), token, tags, ca_file }
+            NotifierSettings::Ntfy {
+                server: server?,
+                topic: topic?.get_ref().clone(),
+                token,
+                tags,
+                ca_file,
+            }
         }
         "gotify" => {
-            let url = required(cx, r.url.as_ref(), &owner, "url", "url = \"https://gotify.example.org\"").filter(|u| {
+            let url = required(
+                cx,
+                r.url.as_ref(),
+                &owner,
+                "url",
+                "url = \"https://gotify.example.org\"",
+            )
+            .filter(|u| {
                 http_url(
                     cx,
                     u,
@@ -574,16 +728,29 @@ fn notifier(cx: &mut Ctx<'_>, entry: Entry<RawNotifier>, base: &Path) -> Option<
             } else {
                 "a Slack webhook URL is a secret (whoever has it can post)"
             };
-            let url = required_secret(cx, [r.url_file.as_ref(), r.url_env.as_ref()], "url", &owner, why, base);
+            let url = required_secret(
+                cx,
+                [r.url_file.as_ref(), r.url_env.as_ref()],
+                "url",
+                &owner,
+                why,
+                base,
+            );
             if kind == "discord" {
                 NotifierSettings::Discord { url: url? }
             } else {
-                NotifierSettings::Slack { url: url?, text_only: r.text_only.as_ref().is_some_and(|t| *t.get_ref()) }
+                NotifierSettings::Slack {
+                    url: url?,
+                    text_only: r.text_only.as_ref().is_some_and(|t| *t.get_ref()),
+                }
             }
         }
         "email" => email(cx, &r, &owner, base)?,
         _ => {
-            let url = match (&r.url, secret(cx, r.url_file.as_ref(), r.url_env.as_ref(), "url", base)) {
+            let url = match (
+                &r.url,
+                secret(cx, r.url_file.as_ref(), r.url_env.as_ref(), "url", base),
+            ) {
                 (Some(u), Ok(Some(_))) => {
                     cx.err_at(
                         u,
@@ -592,8 +759,14 @@ fn notifier(cx: &mut Ctx<'_>, entry: Entry<RawNotifier>, base: &Path) -> Option<
                     );
                     None
                 }
-                (Some(u), Ok(None)) => http_url(cx, u, "url", "https://hooks.example.org/bulwark", CREDENTIALS)
-                    .then(|| WebhookUrl::Plain(u.get_ref().trim().to_string())),
+                (Some(u), Ok(None)) => http_url(
+                    cx,
+                    u,
+                    "url",
+                    "https://hooks.example.org/bulwark",
+                    CREDENTIALS,
+                )
+                .then(|| WebhookUrl::Plain(u.get_ref().trim().to_string())),
                 (None, Ok(Some(s))) => Some(WebhookUrl::Secret(s)),
                 (None, Ok(None)) => {
                     if clean {
@@ -622,8 +795,13 @@ fn notifier(cx: &mut Ctx<'_>, entry: Entry<RawNotifier>, base: &Path) -> Option<
                     }
                 },
             };
-            let (headers, secret_headers) =
-                headers(cx, r.headers.as_ref(), r.header_files.as_ref(), r.header_envs.as_ref(), base);
+            let (headers, secret_headers) = headers(
+                cx,
+                r.headers.as_ref(),
+                r.header_files.as_ref(),
+                r.header_envs.as_ref(),
+                base,
+            );
             if let Some(t) = &r.template {
                 if let Err(e) = render_template(t.get_ref(), &Message::test(&nname)) {
                     cx.err_at(
@@ -647,12 +825,19 @@ fn notifier(cx: &mut Ctx<'_>, entry: Entry<RawNotifier>, base: &Path) -> Option<
     if cx.diags.len() > before || !clean {
         return None;
     }
-    let decl = NotifierDecl { name: nname, settings };
+    let decl = NotifierDecl {
+        name: nname,
+        settings,
+    };
     // Everything bulwark_notify can check without the secrets: stand-ins
     // for them, no CA file (it may live on another machine).
     let checked = decl
         .channel(&mut |_: &SecretSource, key: &str| {
-            Ok(if key.starts_with("url") { "https://example.invalid/stand-in".into() } else { "stand-in".into() })
+            Ok(if key.starts_with("url") {
+                "https://example.invalid/stand-in".into()
+            } else {
+                "stand-in".into()
+            })
         })
         .map(|mut n| {
             match &mut n.channel {
@@ -677,9 +862,20 @@ fn notifier(cx: &mut Ctx<'_>, entry: Entry<RawNotifier>, base: &Path) -> Option<
     Some(decl)
 }
 
-fn email(cx: &mut Ctx<'_>, r: &RawNotifier, owner: &Owner<'_>, base: &Path) -> Option<NotifierSettings> {
+fn email(
+    cx: &mut Ctx<'_>,
+    r: &RawNotifier,
+    owner: &Owner<'_>,
+    base: &Path,
+) -> Option<NotifierSettings> {
     let (name, clean) = (owner.name, owner.clean);
-    let host = required(cx, r.host.as_ref(), owner, "host", "host = \"smtp.example.org\"");
+    let host = required(
+        cx,
+        r.host.as_ref(),
+        owner,
+        "host",
+        "host = \"smtp.example.org\"",
+    );
     let port = match &r.port {
         Some(p) if !(1..=65535).contains(p.get_ref()) => {
             cx.err_at(
@@ -694,30 +890,40 @@ fn email(cx: &mut Ctx<'_>, r: &RawNotifier, owner: &Owner<'_>, base: &Path) -> O
     };
     let security = match &r.security {
         None => Some(SmtpSecurity::Starttls),
-        Some(s) => {
-            match s.get_ref().as_str() {
-                "tls" => Some(SmtpSecurity::Tls),
-                "starttls" => Some(SmtpSecurity::Starttls),
-                "none" => Some(SmtpSecurity::None),
-                other => {
-                    let hint = match closest(other, &["tls", "starttls", "none"]) {
+        Some(s) => match s.get_ref().as_str() {
+            "tls" => Some(SmtpSecurity::Tls),
+            "starttls" => Some(SmtpSecurity::Starttls),
+            "none" => Some(SmtpSecurity::None),
+            other => {
+                let hint = match closest(other, &["tls", "starttls", "none"]) {
                     Some(best) => format!("did you mean `{best}`? (security = \"tls\" (port 465), \"starttls\" (587) or \"none\" (25))"),
                     None => "use security = \"tls\" (port 465), \"starttls\" (587) or \"none\" (25)".into(),
                 };
-                    cx.err_at(s, format!("`{other}` is not an SMTP security mode"), hint);
-                    None
-                }
+                cx.err_at(s, format!("`{other}` is not an SMTP security mode"), hint);
+                None
             }
-        }
+        },
     };
     let username = match &r.username {
         Some(u) if u.get_ref().trim().is_empty() => {
-            cx.err_at(u, "`username` is empty", "give the SMTP login, or remove it");
+            cx.err_at(
+                u,
+                "`username` is empty",
+                "give the SMTP login, or remove it",
+            );
             None
         }
         u => u.as_ref().map(|u| u.get_ref().clone()),
     };
-    let password = secret(cx, r.password_file.as_ref(), r.password_env.as_ref(), "password", base).ok().flatten();
+    let password = secret(
+        cx,
+        r.password_file.as_ref(),
+        r.password_env.as_ref(),
+        "password",
+        base,
+    )
+    .ok()
+    .flatten();
     match (&r.username, r.password_file.as_ref().or(r.password_env.as_ref())) {
         (Some(u), None) => cx.err_at(
             u,
@@ -731,10 +937,15 @@ fn email(cx: &mut Ctx<'_>, r: &RawNotifier, owner: &Owner<'_>, base: &Path) -> O
         ),
         _ => {}
     }
-    if let (Some(SmtpSecurity::None), Some(p)) = (security, r.password_file.as_ref().or(r.password_env.as_ref())) {
+    if let (Some(SmtpSecurity::None), Some(p)) = (
+        security,
+        r.password_file.as_ref().or(r.password_env.as_ref()),
+    ) {
         let local = r.host.as_ref().is_some_and(|h| {
             let h = h.get_ref().trim_matches(['[', ']']);
-            h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+            h == "localhost"
+                || h.parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
         });
         if !local {
             cx.err_at(
@@ -744,7 +955,13 @@ fn email(cx: &mut Ctx<'_>, r: &RawNotifier, owner: &Owner<'_>, base: &Path) -> O
             );
         }
     }
-    let from = required(cx, r.from.as_ref(), owner, "from", "from = \"Bulwark <bulwark@example.org>\"");
+    let from = required(
+        cx,
+        r.from.as_ref(),
+        owner,
+        "from",
+        "from = \"Bulwark <bulwark@example.org>\"",
+    );
     let to = match &r.to {
         None => {
             if clean {
@@ -757,7 +974,11 @@ fn email(cx: &mut Ctx<'_>, r: &RawNotifier, owner: &Owner<'_>, base: &Path) -> O
             None
         }
         Some(list) if list.get_ref().is_empty() => {
-            cx.err_at(list, "`to` is empty", "add at least one recipient, e.g. to = [\"me@example.org\"]");
+            cx.err_at(
+                list,
+                "`to` is empty",
+                "add at least one recipient, e.g. to = [\"me@example.org\"]",
+            );
             None
         }
         Some(list) => {

@@ -68,7 +68,10 @@ pub(crate) struct RawJob {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(untagged, expecting = "a command string (run with sh -c) or a non-empty array of strings (program and arguments)")]
+#[serde(
+    untagged,
+    expecting = "a command string (run with sh -c) or a non-empty array of strings (program and arguments)"
+)]
 pub(crate) enum RawCommandLine {
     Shell(String),
     Argv(Vec<String>),

@@ -14,8 +14,9 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use crate::{
     raw::{
-        RawAgent, RawAlerts, RawCommand, RawDatabase, RawHooks, RawHost, RawJob, RawMaintenance, RawMonitor,
-        RawNotifier, RawPing, RawRepo, RawRest, RawRetention, RawRoute, RawS3, RawSettings, RawSilence, RawTarget,
+        RawAgent, RawAlerts, RawCommand, RawDatabase, RawHooks, RawHost, RawJob, RawMaintenance,
+        RawMonitor, RawNotifier, RawPing, RawRepo, RawRest, RawRetention, RawRoute, RawS3,
+        RawSettings, RawSilence, RawTarget,
     },
     Diagnostic,
 };
@@ -43,11 +44,22 @@ impl Ctx<'_> {
     /// Records a problem at `span`.
     pub fn err(&mut self, span: Range<usize>, message: impl Into<String>, hint: Option<String>) {
         let (line, column) = self.at(span.start);
-        self.diags.push(Diagnostic { file: self.file.to_path_buf(), line, column, message: message.into(), hint });
+        self.diags.push(Diagnostic {
+            file: self.file.to_path_buf(),
+            line,
+            column,
+            message: message.into(),
+            hint,
+        });
     }
 
     /// Records a problem at a spanned value, with a hint.
-    pub fn err_at<T>(&mut self, v: &Spanned<T>, message: impl Into<String>, hint: impl Into<String>) {
+    pub fn err_at<T>(
+        &mut self,
+        v: &Spanned<T>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
         self.err(v.span(), message, Some(hint.into()));
     }
 }
@@ -176,8 +188,14 @@ impl Shape for RawRoute {
     fn expectation(key: &str) -> Option<(&'static str, String)> {
         match key {
             "notifiers" => Some(("an array of strings", "notifiers = [\"phone\"]".into())),
-            "monitors" => Some(("an array of strings (monitor names or globs)", "monitors = [\"web-*\"]".into())),
-            "min_severity" => Some(("a string", "min_severity = \"critical\" (or \"warning\", \"info\")".into())),
+            "monitors" => Some((
+                "an array of strings (monitor names or globs)",
+                "monitors = [\"web-*\"]".into(),
+            )),
+            "min_severity" => Some((
+                "a string",
+                "min_severity = \"critical\" (or \"warning\", \"info\")".into(),
+            )),
             _ => expectation(key),
         }
     }
@@ -186,12 +204,18 @@ impl Shape for RawRoute {
 impl Shape for RawSilence {
     fn expectation(key: &str) -> Option<(&'static str, String)> {
         match key {
-            "monitors" => Some(("an array of strings (monitor names or globs)", "monitors = [\"web-*\"]".into())),
+            "monitors" => Some((
+                "an array of strings (monitor names or globs)",
+                "monitors = [\"web-*\"]".into(),
+            )),
             "from" | "until" => Some((
                 "a date and time (a string or a TOML date-time)",
                 format!("{key} = \"2026-12-01 02:00\""),
             )),
-            "schedule" => Some(("a string (a calendar expression)", "schedule = \"Sun 03:00\"".into())),
+            "schedule" => Some((
+                "a string (a calendar expression)",
+                "schedule = \"Sun 03:00\"".into(),
+            )),
             "duration" => Some(("a string (a duration)", "duration = \"2h\"".into())),
             "reason" => Some(("a string", "reason = \"kernel updates\"".into())),
             _ => expectation(key),
@@ -202,11 +226,25 @@ impl Shape for RawSilence {
 impl Shape for RawAlerts {
     fn expectation(key: &str) -> Option<(&'static str, String)> {
         match key {
-            "hub_ping_url_file" => Some(("a string (a file path)", "hub_ping_url_file = \"/etc/bulwark/hc-ping.url\"".into())),
-            "hub_ping_url_env" => Some(("a string (a variable name)", "hub_ping_url_env = \"HUB_PING_URL\"".into())),
-            "hub_ping_interval" => Some(("a string (a duration)", "hub_ping_interval = \"1m\"".into())),
-            "connectivity" => Some(("an array of strings", "connectivity = [\"tcp:1.1.1.1:53\", \"http://192.168.1.1\"]".into())),
-            "remind_every" => Some(("a string (a duration, or \"off\")", "remind_every = \"24h\"".into())),
+            "hub_ping_url_file" => Some((
+                "a string (a file path)",
+                "hub_ping_url_file = \"/etc/bulwark/hc-ping.url\"".into(),
+            )),
+            "hub_ping_url_env" => Some((
+                "a string (a variable name)",
+                "hub_ping_url_env = \"HUB_PING_URL\"".into(),
+            )),
+            "hub_ping_interval" => {
+                Some(("a string (a duration)", "hub_ping_interval = \"1m\"".into()))
+            }
+            "connectivity" => Some((
+                "an array of strings",
+                "connectivity = [\"tcp:1.1.1.1:53\", \"http://192.168.1.1\"]".into(),
+            )),
+            "remind_every" => Some((
+                "a string (a duration, or \"off\")",
+                "remind_every = \"24h\"".into(),
+            )),
             _ => expectation(key),
         }
     }
@@ -281,23 +319,44 @@ impl Shape for RawNotifier {
             "server" => e("a string (a URL)", "server = \"https://ntfy.sh\""),
             "topic" => e("a string", "topic = \"bulwark-alerts\""),
             "tags" => e("an array of strings", "tags = [\"homelab\"]"),
-            "token_file" => e("a string (a file path)", "token_file = \"/etc/bulwark/ntfy.token\""),
+            "token_file" => e(
+                "a string (a file path)",
+                "token_file = \"/etc/bulwark/ntfy.token\"",
+            ),
             "token_env" => e("a string (a variable name)", "token_env = \"NTFY_TOKEN\""),
             "url" => e("a string (a URL)", "url = \"https://gotify.lan\""),
-            "url_file" => e("a string (a file path)", "url_file = \"/etc/bulwark/discord.url\""),
-            "url_env" => e("a string (a variable name)", "url_env = \"DISCORD_WEBHOOK_URL\""),
+            "url_file" => e(
+                "a string (a file path)",
+                "url_file = \"/etc/bulwark/discord.url\"",
+            ),
+            "url_env" => e(
+                "a string (a variable name)",
+                "url_env = \"DISCORD_WEBHOOK_URL\"",
+            ),
             "text_only" => e("a boolean (true or false)", "text_only = true"),
             "host" => e("a string (a host name)", "host = \"smtp.example.org\""),
             "port" => e("an integer (1-65535)", "port = 587"),
             "security" => e("a string", "security = \"starttls\" (or \"tls\", \"none\")"),
             "username" => e("a string", "username = \"bulwark@example.org\""),
-            "from" => e("a string (an email address)", "from = \"Bulwark <bulwark@example.org>\""),
-            "to" => e("an array of strings (email addresses)", "to = [\"me@example.org\"]"),
+            "from" => e(
+                "a string (an email address)",
+                "from = \"Bulwark <bulwark@example.org>\"",
+            ),
+            "to" => e(
+                "an array of strings (email addresses)",
+                "to = [\"me@example.org\"]",
+            ),
             "method" => e("a string", "method = \"PUT\""),
             "headers" => e(TABLE, "headers = { \"X-Source\" = \"bulwark\" }"),
-            "header_files" => e(TABLE, "header_files = { \"Authorization\" = \"/etc/bulwark/hook.auth\" }"),
+            "header_files" => e(
+                TABLE,
+                "header_files = { \"Authorization\" = \"/etc/bulwark/hook.auth\" }",
+            ),
             "header_envs" => e(TABLE, "header_envs = { \"Authorization\" = \"HOOK_AUTH\" }"),
-            "template" => e("a string (JSON with placeholders)", "template = '{\"text\": \"{{title}}\"}'"),
+            "template" => e(
+                "a string (JSON with placeholders)",
+                "template = '{\"text\": \"{{title}}\"}'",
+            ),
             _ => expectation(key),
         }
     }
@@ -307,8 +366,14 @@ impl Shape for RawTarget {
     fn expectation(key: &str) -> Option<(&'static str, String)> {
         match key {
             // (at the top level, `repositories` is a table of tables)
-            "repositories" => Some(("an array of strings", "repositories = [\"nas/main\", \"vps/main\"]".into())),
-            "schedule" => Some(("a string (a calendar expression)", "schedule = \"*-*-* 04:00:00\"".into())),
+            "repositories" => Some((
+                "an array of strings",
+                "repositories = [\"nas/main\", \"vps/main\"]".into(),
+            )),
+            "schedule" => Some((
+                "a string (a calendar expression)",
+                "schedule = \"*-*-* 04:00:00\"".into(),
+            )),
             _ => expectation(key),
         }
     }
@@ -327,9 +392,9 @@ impl Shape for crate::hub::RawAcl {}
 impl Shape for crate::hub::RawHub {
     fn nested(cx: &mut Ctx<'_>, key: &str, value: &mut Spanned<DeValue<'_>>) -> bool {
         match (key, value.get_mut()) {
-            ("acl", DeValue::Array(items)) => {
-                items.iter_mut().fold(true, |clean, item| prune::<crate::hub::RawAcl>(cx, item) & clean)
-            }
+            ("acl", DeValue::Array(items)) => items.iter_mut().fold(true, |clean, item| {
+                prune::<crate::hub::RawAcl>(cx, item) & clean
+            }),
             _ => true,
         }
     }
@@ -350,12 +415,12 @@ impl Shape for RawJob {
         match (key, value.get_mut()) {
             ("hooks", _) => prune::<RawHooks>(cx, value),
             ("retention", _) => prune::<RawRetention>(cx, value),
-            ("commands", DeValue::Array(items)) => {
-                items.iter_mut().fold(true, |clean, item| prune::<RawCommand>(cx, item) & clean)
-            }
-            ("databases", DeValue::Array(items)) => {
-                items.iter_mut().fold(true, |clean, item| prune::<RawDatabase>(cx, item) & clean)
-            }
+            ("commands", DeValue::Array(items)) => items
+                .iter_mut()
+                .fold(true, |clean, item| prune::<RawCommand>(cx, item) & clean),
+            ("databases", DeValue::Array(items)) => items
+                .iter_mut()
+                .fold(true, |clean, item| prune::<RawDatabase>(cx, item) & clean),
             _ => true,
         }
     }
@@ -400,7 +465,11 @@ fn items<T: Shape>(cx: &mut Ctx<'_>, section: &str, value: Spanned<DeValue<'_>>)
 }
 
 /// One table, every key checked.
-fn table<T: Shape>(cx: &mut Ctx<'_>, label: &str, mut value: Spanned<DeValue<'_>>) -> (Option<T>, bool) {
+fn table<T: Shape>(
+    cx: &mut Ctx<'_>,
+    label: &str,
+    mut value: Spanned<DeValue<'_>>,
+) -> (Option<T>, bool) {
     if !matches!(value.get_ref(), DeValue::Table(_)) {
         wrong_type(cx, value.span(), label, kind(value.get_ref()));
         return (None, false);
@@ -423,14 +492,19 @@ fn table<T: Shape>(cx: &mut Ctx<'_>, label: &str, mut value: Spanned<DeValue<'_>
 /// the caller to reject.
 fn prune<T: Shape>(cx: &mut Ctx<'_>, value: &mut Spanned<DeValue<'_>>) -> bool {
     let span = value.span();
-    let DeValue::Table(t) = value.get_mut() else { return true };
+    let DeValue::Table(t) = value.get_mut() else {
+        return true;
+    };
     let mut clean = true;
     let mut rejected = Vec::new();
     for (key, value) in t.iter_mut() {
         clean &= T::nested(cx, key.get_ref(), value);
         let mut alone = DeTable::new();
         alone.insert(key.clone(), value.clone());
-        if let Err(e) = T::deserialize(ValueDeserializer::from(Spanned::new(span.clone(), DeValue::Table(alone)))) {
+        if let Err(e) = T::deserialize(ValueDeserializer::from(Spanned::new(
+            span.clone(),
+            DeValue::Table(alone),
+        ))) {
             report(cx, &e, key.get_ref(), value, T::expectation);
             rejected.push(key.clone());
             clean = false;
@@ -490,44 +564,82 @@ fn expectation(label: &str) -> Option<(&'static str, String)> {
         "routes" => e("an array of tables", "[[routes]]"),
         "silences" => e("an array of tables", "[[silences]]"),
         "alerts" => e("a table", "[alerts]"),
-        l if ["repositories.", "jobs.", "hosts.", "maintenance.", "pings.", "targets.", "monitors.", "notifiers."]
-            .iter()
-            .any(|p| l.starts_with(p)) =>
+        l if [
+            "repositories.",
+            "jobs.",
+            "hosts.",
+            "maintenance.",
+            "pings.",
+            "targets.",
+            "monitors.",
+            "notifiers.",
+        ]
+        .iter()
+        .any(|p| l.starts_with(p)) =>
         {
             Some(("a table", format!("[{l}]")))
         }
         "rest" | "s3" => Some(("a table", format!("[repositories.NAME.{label}]"))),
         "hooks" => e("a table", "[jobs.NAME.hooks]"),
-        "retention" => e("a table", "[jobs.NAME.retention] (or [maintenance.NAME.retention])"),
+        "retention" => e(
+            "a table",
+            "[jobs.NAME.retention] (or [maintenance.NAME.retention])",
+        ),
         "commands" => e("an array of tables", "[[jobs.NAME.commands]]"),
         "databases" => e("an array of tables", "[[jobs.NAME.databases]]"),
         "url" => e("a string", "url = \"/srv/backup/repo\""),
-        "password_file" => e("a string (a file path)", "password_file = \"/etc/bulwark/repo.pass\""),
-        "token_file" => e("a string (a file path)", "token_file = \"/etc/bulwark/agent.token\""),
-        "ca_file" => e("a string (a file path)", "ca_file = \"/etc/bulwark/hub-ca.pem\""),
-        "state_dir" => e("a string (a directory path)", "state_dir = \"/var/lib/bulwark\""),
+        "password_file" => e(
+            "a string (a file path)",
+            "password_file = \"/etc/bulwark/repo.pass\"",
+        ),
+        "token_file" => e(
+            "a string (a file path)",
+            "token_file = \"/etc/bulwark/agent.token\"",
+        ),
+        "ca_file" => e(
+            "a string (a file path)",
+            "ca_file = \"/etc/bulwark/hub-ca.pem\"",
+        ),
+        "state_dir" => e(
+            "a string (a directory path)",
+            "state_dir = \"/var/lib/bulwark\"",
+        ),
         "hub_url" => e("a string (a URL)", "hub_url = \"https://hub.lan:8000\""),
         "schedule" => e("a string (a calendar expression)", "schedule = \"daily\""),
         "randomized_delay" => e("a string (a duration)", "randomized_delay = \"30m\""),
         "late_after" => e("a string (a duration)", "late_after = \"2h\""),
         "period" => e("a string (a duration)", "period = \"1d\""),
         "grace" => e("a string (a duration)", "grace = \"1h\""),
-        "uuid" => e("a string", "uuid = \"5b0e9b3c-7d1e-4f2a-9c3b-2a6f8e1d4c70\""),
+        "uuid" => e(
+            "a string",
+            "uuid = \"5b0e9b3c-7d1e-4f2a-9c3b-2a6f8e1d4c70\"",
+        ),
         "type" => e("a string", "type = \"postgres\" (or \"mysql\", \"sqlite\")"),
         "database" => e("a string", "database = \"app\""),
         "user" => e("a string", "user = \"postgres\""),
         "port" => e("an integer (1-65535)", "port = 5432"),
         "format" => e("a string", "format = \"custom\""),
-        "socket" => e("a string (an absolute path)", "socket = \"/run/mysqld/mysqld.sock\""),
-        "path" => e("a string (an absolute path)", "path = \"/var/lib/app/db.sqlite\""),
+        "socket" => e(
+            "a string (an absolute path)",
+            "socket = \"/run/mysqld/mysqld.sock\"",
+        ),
+        "path" => e(
+            "a string (an absolute path)",
+            "path = \"/var/lib/app/db.sqlite\"",
+        ),
         "options" => e(STRINGS, "options = [\"--no-owner\"]"),
         "fail_on_stderr" => e(STRINGS, "fail_on_stderr = [\"ERROR\"]"),
-        "access_key_id_file" | "secret_access_key_file" => {
-            Some(("a string (a file path)", format!("{label} = \"/etc/bulwark/s3-{}\"", &label[..label.len() - 5])))
-        }
-        "password_env" | "access_key_id_env" | "secret_access_key_env" => {
-            Some(("a string (a variable name)", format!("{label} = \"{}\"", label[..label.len() - 4].to_uppercase())))
-        }
+        "access_key_id_file" | "secret_access_key_file" => Some((
+            "a string (a file path)",
+            format!(
+                "{label} = \"/etc/bulwark/s3-{}\"",
+                &label[..label.len() - 5]
+            ),
+        )),
+        "password_env" | "access_key_id_env" | "secret_access_key_env" => Some((
+            "a string (a variable name)",
+            format!("{label} = \"{}\"", label[..label.len() - 4].to_uppercase()),
+        )),
         "username" => e("a string", "username = \"alice\""),
         "region" => e("a string", "region = \"us-east-1\""),
         "host" => e("a string", "host = \"nas\""),
@@ -542,7 +654,10 @@ fn expectation(label: &str) -> Option<(&'static str, String)> {
         "one_file_system" | "prune" | "persistent" | "check" | "offsite" | "propagate_deletes" => {
             Some(("a boolean (true or false)", format!("{label} = true")))
         }
-        "medium" => e("a string", "medium = \"cloud\" (or \"disk\", \"peer\", \"removable\")"),
+        "medium" => e(
+            "a string",
+            "medium = \"cloud\" (or \"disk\", \"peer\", \"removable\")",
+        ),
         "bandwidth" => e(
             "a size per second: a number of bytes or a string such as \"20 MiB\"",
             "bandwidth = \"20 MiB\"",
@@ -578,9 +693,10 @@ fn wrong_type_as(
     expected: Option<(&'static str, String)>,
 ) {
     let (message, hint) = match expected {
-        Some((expected, example)) => {
-            (format!("wrong type for `{label}`: expected {expected}, found {found}"), Some(format!("e.g. {example}")))
-        }
+        Some((expected, example)) => (
+            format!("wrong type for `{label}`: expected {expected}, found {found}"),
+            Some(format!("e.g. {example}")),
+        ),
         None => (format!("wrong type for `{label}`: found {found}"), None),
     };
     cx.err(span, message, hint);
@@ -590,7 +706,13 @@ fn wrong_type_as(
 type Expectation = fn(&str) -> Option<(&'static str, String)>;
 
 /// A key that `T` rejected; `expect` is `T`'s table of what its keys hold.
-fn report(cx: &mut Ctx<'_>, e: &toml::de::Error, key: &str, value: &Spanned<DeValue<'_>>, expect: Expectation) {
+fn report(
+    cx: &mut Ctx<'_>,
+    e: &toml::de::Error,
+    key: &str,
+    value: &Spanned<DeValue<'_>>,
+    expect: Expectation,
+) {
     let message = e.message().trim();
     let span = e.span().unwrap_or_else(|| value.span());
     if let Some(rest) = message.strip_prefix("unknown field `") {
@@ -612,10 +734,20 @@ fn report(cx: &mut Ctx<'_>, e: &toml::de::Error, key: &str, value: &Spanned<DeVa
 }
 
 /// An element of an array has the wrong type.
-fn element_type(cx: &mut Ctx<'_>, span: Range<usize>, key: &str, found: &str, expected: Option<(&'static str, String)>) {
+fn element_type(
+    cx: &mut Ctx<'_>,
+    span: Range<usize>,
+    key: &str,
+    found: &str,
+    expected: Option<(&'static str, String)>,
+) {
     let (expected, example) = expected.unwrap_or(("another type", String::new()));
     let hint = (!example.is_empty()).then(|| format!("e.g. {example}"));
-    cx.err(span, format!("wrong type in `{key}`: expected {expected}, but this element is {found}"), hint);
+    cx.err(
+        span,
+        format!("wrong type in `{key}`: expected {expected}, but this element is {found}"),
+        hint,
+    );
 }
 
 pub(crate) fn unknown_key(cx: &mut Ctx<'_>, span: Range<usize>, key: &str, valid: &[&str]) {
@@ -647,7 +779,9 @@ pub fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
         return Some(best);
     }
     // `user` for `username`
-    let mut prefixed = candidates.iter().filter(|c| len >= 3 && c.starts_with(word));
+    let mut prefixed = candidates
+        .iter()
+        .filter(|c| len >= 3 && c.starts_with(word));
     match (prefixed.next(), prefixed.next()) {
         (Some(only), None) => Some(*only),
         _ => None,
@@ -669,7 +803,9 @@ fn distance(a: &str, b: &str) -> usize {
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 best = best.min(d[i - 2][j - 2] + 1);
             }
@@ -683,12 +819,18 @@ fn syntax_error(cx: &mut Ctx<'_>, e: &toml::de::Error) {
     let span = e.span().unwrap_or(0..0);
     let (mut message, hint) = explain_syntax(e.message());
     if message == "duplicate key" {
-        if let Some(key) = cx.text.get(span.clone()).filter(|k| !k.contains('\n') && k.len() <= 60) {
+        if let Some(key) = cx
+            .text
+            .get(span.clone())
+            .filter(|k| !k.contains('\n') && k.len() <= 60)
+        {
             message = format!("duplicate key `{key}`");
         }
     }
     let hint = hint.or_else(|| match message.as_str() {
-        m if m.starts_with("duplicate key") => Some("each key may appear only once in a table; remove one".into()),
+        m if m.starts_with("duplicate key") => {
+            Some("each key may appear only once in a table; remove one".into())
+        }
         m if m.starts_with("invalid table header") && m.contains("duplicate") => {
             Some("each table may appear only once; merge the two".into())
         }
@@ -716,9 +858,15 @@ mod tests {
         assert_eq!(distance("", "abc"), 3);
         assert_eq!(distance("kitten", "sitting"), 3);
         assert_eq!(closest("hots", &["hooks", "host"]), Some("host"));
-        assert_eq!(closest("colour", &["settings", "jobs", "repositories"]), None);
+        assert_eq!(
+            closest("colour", &["settings", "jobs", "repositories"]),
+            None
+        );
         assert_eq!(closest("x", &["s3"]), None);
-        assert_eq!(closest("user", &["username", "password_file"]), Some("username"));
+        assert_eq!(
+            closest("user", &["username", "password_file"]),
+            Some("username")
+        );
         assert_eq!(closest("keep", &["keep_last", "keep_daily"]), None);
     }
 }

@@ -65,7 +65,10 @@ impl SecretSource {
                     if e.kind() == std::io::ErrorKind::NotFound {
                         SecretError::Missing(shown.clone())
                     } else {
-                        SecretError::Unreadable { path: shown.clone(), reason: e.to_string() }
+                        SecretError::Unreadable {
+                            path: shown.clone(),
+                            reason: e.to_string(),
+                        }
                     }
                 })?;
                 let value = text

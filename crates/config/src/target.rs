@@ -84,13 +84,20 @@ fn valid_repo_path(s: &str) -> bool {
         !seg.is_empty()
             && seg != "."
             && seg != ".."
-            && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+            && seg
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
     })
 }
 
 /// `N%` with 0 < N ≤ 100.
 fn percent(cx: &mut Ctx<'_>, v: &Spanned<String>, key: &str, example: &str) -> Option<f64> {
-    let n = v.get_ref().trim().strip_suffix('%').and_then(|n| n.trim().parse::<f64>().ok()).filter(|n| n.is_finite());
+    let n = v
+        .get_ref()
+        .trim()
+        .strip_suffix('%')
+        .and_then(|n| n.trim().parse::<f64>().ok())
+        .filter(|n| n.is_finite());
     match n {
         Some(n) if n > 0.0 && n <= 100.0 => Some(n),
         Some(_) => {
@@ -113,7 +120,12 @@ fn percent(cx: &mut Ctx<'_>, v: &Spanned<String>, key: &str, example: &str) -> O
 }
 
 /// A schedule key of a target (`schedule` or `verify`), or its default.
-fn schedule(cx: &mut Ctx<'_>, v: Option<&Spanned<String>>, key: &str, default: &str) -> Option<JobSchedule> {
+fn schedule(
+    cx: &mut Ctx<'_>,
+    v: Option<&Spanned<String>>,
+    key: &str,
+    default: &str,
+) -> Option<JobSchedule> {
     let default = Spanned::new(0..0, default.to_string());
     let before = cx.diags.len();
     let keys = ScheduleKeys {
@@ -125,24 +137,40 @@ fn schedule(cx: &mut Ctx<'_>, v: Option<&Spanned<String>>, key: &str, default: &
     let s = multihost::schedule(cx, keys);
     if key != "schedule" {
         for d in &mut cx.diags[before..] {
-            d.message = d.message.replacen("bad schedule:", &format!("bad `{key}` schedule:"), 1).replacen(
-                "the schedule ",
-                &format!("the `{key}` schedule "),
-                1,
-            );
-            d.hint = d.hint.as_ref().map(|h| h.replace("schedule = \"", &format!("{key} = \"")));
+            d.message = d
+                .message
+                .replacen("bad schedule:", &format!("bad `{key}` schedule:"), 1)
+                .replacen("the schedule ", &format!("the `{key}` schedule "), 1);
+            d.hint = d
+                .hint
+                .as_ref()
+                .map(|h| h.replace("schedule = \"", &format!("{key} = \"")));
         }
     }
     s
 }
 
 /// Where an s3: or rest: only key is set on another kind of url.
-fn only_for(cx: &mut Ctx<'_>, v: Option<&Spanned<String>>, key: &str, tname: &str, url: &RepoUrl, s3: bool) {
+fn only_for(
+    cx: &mut Ctx<'_>,
+    v: Option<&Spanned<String>>,
+    key: &str,
+    tname: &str,
+    url: &RepoUrl,
+    s3: bool,
+) {
     let Some(v) = v else { return };
-    let (kind, example) = if s3 { ("an s3:", S3_EXAMPLE) } else { ("a rest:", REST_EXAMPLE) };
+    let (kind, example) = if s3 {
+        ("an s3:", S3_EXAMPLE)
+    } else {
+        ("a rest:", REST_EXAMPLE)
+    };
     cx.err_at(
         v,
-        format!("`{key}` only applies to {kind} url, and the url of target `{tname}` is {}", url_kind(url)),
+        format!(
+            "`{key}` only applies to {kind} url, and the url of target `{tname}` is {}",
+            url_kind(url)
+        ),
         format!("remove it, or change the url, e.g. url = \"{example}\""),
     );
 }
@@ -162,7 +190,11 @@ pub(crate) fn targets(
         let before = cx.diags.len();
         let clean = entry.clean;
         let name = entry.name.get_ref().clone();
-        let url = entry.raw.as_ref().and_then(|r| r.url.as_ref()).map(Spanned::span);
+        let url = entry
+            .raw
+            .as_ref()
+            .and_then(|r| r.url.as_ref())
+            .map(Spanned::span);
         let (t, parsed) = target(cx, entry, hub_data, base);
         // the same place twice (reported at the later one)
         if let (Some(parsed), Some(u)) = (parsed, url) {
@@ -198,7 +230,11 @@ fn target(
     let before = cx.diags.len();
     let tname = name.get_ref().clone();
     if !valid_name(&tname) {
-        cx.err_at(&name, format!("`{tname}` is not a valid target name"), NAME_HINT);
+        cx.err_at(
+            &name,
+            format!("`{tname}` is not a valid target name"),
+            NAME_HINT,
+        );
     }
     let Some(r) = raw else { return (None, None) };
 
@@ -208,7 +244,9 @@ fn target(
                 cx.err_at(
                     &name,
                     format!("target `{tname}` has no `url`"),
-                    format!("add url = \"/mnt/usb/bulwark\", \"{REST_EXAMPLE}\" or \"{S3_EXAMPLE}\""),
+                    format!(
+                        "add url = \"/mnt/usb/bulwark\", \"{REST_EXAMPLE}\" or \"{S3_EXAMPLE}\""
+                    ),
                 );
             }
             None
@@ -298,7 +336,10 @@ fn target(
             cx,
             r.region.as_ref(),
             [r.access_key_id_file.as_ref(), r.access_key_id_env.as_ref()],
-            [r.secret_access_key_file.as_ref(), r.secret_access_key_env.as_ref()],
+            [
+                r.secret_access_key_file.as_ref(),
+                r.secret_access_key_env.as_ref(),
+            ],
             base,
         )),
         Some(u) => {
@@ -313,14 +354,25 @@ fn target(
         Some(RepoUrl::Rest(_)) => {
             let username = match &r.username {
                 Some(u) if u.get_ref().trim().is_empty() => {
-                    cx.err_at(u, "`username` is empty", "give the HTTP user name, or remove it");
+                    cx.err_at(
+                        u,
+                        "`username` is empty",
+                        "give the HTTP user name, or remove it",
+                    );
                     None
                 }
                 Some(u) => Some(u.get_ref().clone()),
                 None => None,
             };
-            let password =
-                secret(cx, r.password_file.as_ref(), r.password_env.as_ref(), "password", base).ok().flatten();
+            let password = secret(
+                cx,
+                r.password_file.as_ref(),
+                r.password_env.as_ref(),
+                "password",
+                base,
+            )
+            .ok()
+            .flatten();
             if r.username.is_none() {
                 if let Some(p) = r.password_file.as_ref().or(r.password_env.as_ref()) {
                     cx.err_at(
@@ -361,9 +413,17 @@ fn target(
                     "use the hub repository's path: parts of letters, digits, `-`, `_` and `.` separated by `/`, no `..`, e.g. \"nas/main\"; or \"*\" for all",
                 );
             } else if !seen.insert(v.as_str()) {
-                cx.err_at(p, format!("`{v}` is listed twice in `repositories`"), "remove one");
+                cx.err_at(
+                    p,
+                    format!("`{v}` is listed twice in `repositories`"),
+                    "remove one",
+                );
             } else if v == "*" && list.get_ref().len() > 1 {
-                cx.err_at(p, "`*` already means every repository", "remove the other entries, or the `*`");
+                cx.err_at(
+                    p,
+                    "`*` already means every repository",
+                    "remove the other entries, or the `*`",
+                );
             }
             repositories.push(v.clone());
         }
@@ -409,12 +469,19 @@ fn target(
             }
         },
     };
-    let verify_sample =
-        r.verify_sample.as_ref().map_or(Some(DEFAULT_VERIFY_SAMPLE), |v| percent(cx, v, "verify_sample", "5%"));
+    let verify_sample = r
+        .verify_sample
+        .as_ref()
+        .map_or(Some(DEFAULT_VERIFY_SAMPLE), |v| {
+            percent(cx, v, "verify_sample", "5%")
+        });
 
     let propagate_deletes = r.propagate_deletes.as_ref().is_some_and(|p| *p.get_ref());
     if !propagate_deletes && (clean || r.propagate_deletes.is_some()) {
-        for (v, key) in [(r.quarantine.as_ref(), "quarantine"), (r.delete_cap.as_ref(), "delete_cap")] {
+        for (v, key) in [
+            (r.quarantine.as_ref(), "quarantine"),
+            (r.delete_cap.as_ref(), "delete_cap"),
+        ] {
             if let Some(v) = v {
                 cx.err_at(
                     v,
@@ -424,9 +491,12 @@ fn target(
             }
         }
     }
-    let quarantine =
-        r.quarantine.as_ref().map_or(Some(DEFAULT_QUARANTINE), |q| multihost::duration(cx, q, "quarantine", "7d"));
-    let delete_cap = r.delete_cap.as_ref().map_or(Some(DEFAULT_DELETE_CAP), |d| percent(cx, d, "delete_cap", "5%"));
+    let quarantine = r.quarantine.as_ref().map_or(Some(DEFAULT_QUARANTINE), |q| {
+        multihost::duration(cx, q, "quarantine", "7d")
+    });
+    let delete_cap = r.delete_cap.as_ref().map_or(Some(DEFAULT_DELETE_CAP), |d| {
+        percent(cx, d, "delete_cap", "5%")
+    });
     let after_upload = match &r.after_upload {
         None => Some(Some(DEFAULT_AFTER_UPLOAD)),
         Some(v) if v.get_ref().trim().eq_ignore_ascii_case("off") => Some(None),
@@ -441,8 +511,12 @@ fn target(
     else {
         return (None, url);
     };
-    let (Some(verify_sample_percent), Some(quarantine), Some(delete_cap_percent), Some(after_upload)) =
-        (verify_sample, quarantine, delete_cap, after_upload)
+    let (
+        Some(verify_sample_percent),
+        Some(quarantine),
+        Some(delete_cap_percent),
+        Some(after_upload),
+    ) = (verify_sample, quarantine, delete_cap, after_upload)
     else {
         return (None, url);
     };
@@ -476,14 +550,30 @@ mod tests {
         for ok in ["nas", "nas/main", "alice/laptop.v2", "a/b/c", "x_y-z"] {
             assert!(valid_repo_path(ok), "{ok}");
         }
-        for bad in ["", "/nas", "nas/", "nas//main", "../x", "a/../b", ".", "a b", "nas/*"] {
+        for bad in [
+            "",
+            "/nas",
+            "nas/",
+            "nas//main",
+            "../x",
+            "a/../b",
+            ".",
+            "a b",
+            "nas/*",
+        ] {
             assert!(!valid_repo_path(bad), "{bad}");
         }
     }
 
     #[test]
     fn normalizing() {
-        assert_eq!(normalize(Path::new("/srv/./bulwark/")), PathBuf::from("/srv/bulwark"));
-        assert_eq!(normalize(Path::new("/srv/x/../bulwark")), PathBuf::from("/srv/bulwark"));
+        assert_eq!(
+            normalize(Path::new("/srv/./bulwark/")),
+            PathBuf::from("/srv/bulwark")
+        );
+        assert_eq!(
+            normalize(Path::new("/srv/x/../bulwark")),
+            PathBuf::from("/srv/bulwark")
+        );
     }
 }

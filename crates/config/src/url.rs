@@ -28,11 +28,17 @@ pub enum RepoUrl {
 
 /// Checks `http(s)://host…`; never echoes the URL (it may hold a password).
 fn check_http(url: &str, what: &str) -> Result<(), String> {
-    let example = if what == "rest" { "rest:https://host:8000/repo" } else { "s3:https://s3.example.com/bucket" };
+    let example = if what == "rest" {
+        "rest:https://host:8000/repo"
+    } else {
+        "s3:https://s3.example.com/bucket"
+    };
     let rest = url
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://"))
-        .ok_or_else(|| format!("`{what}:` must be followed by http:// or https://; e.g. {example}"))?;
+        .ok_or_else(|| {
+            format!("`{what}:` must be followed by http:// or https://; e.g. {example}")
+        })?;
     let authority = rest.split('/').next().unwrap_or_default();
     let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     if host.is_empty() || host.starts_with(':') {
@@ -63,7 +69,9 @@ impl RepoUrl {
             let bucket = parts.next().unwrap_or_default();
             let prefix = parts.next().unwrap_or_default().trim_matches('/');
             if bucket.is_empty() {
-                return Err("the s3 URL names no bucket; use s3:http(s)://endpoint/bucket[/prefix]".into());
+                return Err(
+                    "the s3 URL names no bucket; use s3:http(s)://endpoint/bucket[/prefix]".into(),
+                );
             }
             return Ok(Self::S3 {
                 endpoint: format!("{scheme}://{host}"),
@@ -79,13 +87,19 @@ impl RepoUrl {
             }
         }
         let p = Path::new(s);
-        Ok(Self::Local(if p.is_absolute() { p.to_path_buf() } else { base_dir.join(p) }))
+        Ok(Self::Local(if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base_dir.join(p)
+        }))
     }
 }
 
 /// Replaces the password in `scheme://user:password@host…` by `***`.
 fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
     let end = rest.find('/').unwrap_or(rest.len());
     match rest[..end].rsplit_once('@') {
         Some((userinfo, host)) if userinfo.contains(':') => {
@@ -101,8 +115,16 @@ impl fmt::Display for RepoUrl {
         match self {
             Self::Local(p) => write!(f, "{}", p.display()),
             Self::Rest(u) => write!(f, "rest:{}", redact(u)),
-            Self::S3 { endpoint, bucket, prefix } if prefix.is_empty() => write!(f, "s3:{}/{bucket}", redact(endpoint)),
-            Self::S3 { endpoint, bucket, prefix } => write!(f, "s3:{}/{bucket}/{prefix}", redact(endpoint)),
+            Self::S3 {
+                endpoint,
+                bucket,
+                prefix,
+            } if prefix.is_empty() => write!(f, "s3:{}/{bucket}", redact(endpoint)),
+            Self::S3 {
+                endpoint,
+                bucket,
+                prefix,
+            } => write!(f, "s3:{}/{bucket}/{prefix}", redact(endpoint)),
         }
     }
 }
@@ -112,7 +134,11 @@ impl fmt::Debug for RepoUrl {
         match self {
             Self::Local(p) => f.debug_tuple("Local").field(p).finish(),
             Self::Rest(u) => f.debug_tuple("Rest").field(&redact(u)).finish(),
-            Self::S3 { endpoint, bucket, prefix } => f
+            Self::S3 {
+                endpoint,
+                bucket,
+                prefix,
+            } => f
                 .debug_struct("S3")
                 .field("endpoint", &redact(endpoint))
                 .field("bucket", bucket)
@@ -138,7 +164,11 @@ mod tests {
 
     #[test]
     fn errors_do_not_echo_the_url() {
-        for s in ["rest:ftp://u:hunter2@h", "s3:https://u:hunter2@h", "rest:https://u:hunter2@/x"] {
+        for s in [
+            "rest:ftp://u:hunter2@h",
+            "s3:https://u:hunter2@h",
+            "rest:https://u:hunter2@/x",
+        ] {
             let e = RepoUrl::parse(s, Path::new("/")).unwrap_err();
             assert!(!e.contains("hunter2"), "{e}");
         }

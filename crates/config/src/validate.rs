@@ -14,14 +14,16 @@ use crate::{
     multihost::{self, ScheduleKeys},
     raw::{RawCommand, RawCommandLine, RawHooks, RawJob, RawRepo, RawRetention},
     read::{closest, Ctx, Doc, Entry},
-    CommandLine, CommandSource, Config, DatabaseSource, Hooks, Job, KeepWithin, RepoUrl, Repository, RestAuth,
-    Retention, S3Settings, SecretSource, Settings,
+    CommandLine, CommandSource, Config, DatabaseSource, Hooks, Job, KeepWithin, RepoUrl,
+    Repository, RestAuth, Retention, S3Settings, SecretSource, Settings,
 };
 
 pub(crate) const NAME_HINT: &str = "use only letters, digits, `-` and `_`";
 
 pub(crate) fn valid_name(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 fn valid_env_name(s: &str) -> bool {
@@ -43,11 +45,18 @@ pub(crate) fn validate(cx: &mut Ctx<'_>, mut doc: Doc, base: &Path) -> Option<Co
     let known = crate::monitor::Known::of(&doc);
     let monitoring = crate::monitor::validate(cx, &mut doc, &known, base);
     let settings = Settings {
-        host: doc.settings.and_then(|s| s.host).and_then(|h| check_host(cx, h, "settings.host")),
+        host: doc
+            .settings
+            .and_then(|s| s.host)
+            .and_then(|h| check_host(cx, h, "settings.host")),
     };
     // Names that are declared, even when their table has problems: a
     // reference to them is not reported on top.
-    let declared: BTreeSet<String> = doc.repositories.iter().map(|e| e.name.get_ref().clone()).collect();
+    let declared: BTreeSet<String> = doc
+        .repositories
+        .iter()
+        .map(|e| e.name.get_ref().clone())
+        .collect();
     let host_names: BTreeSet<String> = doc.hosts.iter().map(|e| e.name.get_ref().clone()).collect();
     let mut hosts = BTreeMap::new();
     for entry in doc.hosts {
@@ -55,7 +64,10 @@ pub(crate) fn validate(cx: &mut Ctx<'_>, mut doc: Doc, base: &Path) -> Option<Co
             hosts.insert(h.name.clone(), h);
         }
     }
-    let agent = doc.agent.map(|a| multihost::agent(cx, a, base)).unwrap_or_default();
+    let agent = doc
+        .agent
+        .map(|a| multihost::agent(cx, a, base))
+        .unwrap_or_default();
     let mut repositories = BTreeMap::new();
     for entry in doc.repositories {
         if let Some(r) = repository(cx, entry, base) {
@@ -109,7 +121,11 @@ pub(crate) fn validate(cx: &mut Ctx<'_>, mut doc: Doc, base: &Path) -> Option<Co
 pub(crate) fn check_host(cx: &mut Ctx<'_>, h: Spanned<String>, key: &str) -> Option<String> {
     let v = h.get_ref();
     if v.is_empty() || v.chars().any(char::is_whitespace) {
-        cx.err_at(&h, format!("`{key}` must be a non-empty name without spaces"), "e.g. host = \"nas\", or remove it to use the machine's host name");
+        cx.err_at(
+            &h,
+            format!("`{key}` must be a non-empty name without spaces"),
+            "e.g. host = \"nas\", or remove it to use the machine's host name",
+        );
         return None;
     }
     Some(h.into_inner())
@@ -117,9 +133,18 @@ pub(crate) fn check_host(cx: &mut Ctx<'_>, h: Spanned<String>, key: &str) -> Opt
 
 /// A file path for a secret: non-empty; relative paths are taken from the
 /// config file's directory.
-pub(crate) fn secret_file(cx: &mut Ctx<'_>, f: &Spanned<String>, key: &str, base: &Path) -> Option<PathBuf> {
+pub(crate) fn secret_file(
+    cx: &mut Ctx<'_>,
+    f: &Spanned<String>,
+    key: &str,
+    base: &Path,
+) -> Option<PathBuf> {
     if f.get_ref().trim().is_empty() {
-        cx.err_at(f, format!("`{key}` is empty"), "give the path of a file that holds the secret");
+        cx.err_at(
+            f,
+            format!("`{key}` is empty"),
+            "give the path of a file that holds the secret",
+        );
         return None;
     }
     Some(base.join(f.get_ref()))
@@ -138,7 +163,11 @@ pub(crate) fn s3_settings(
 ) -> S3Settings {
     let region = match region {
         Some(r) if r.get_ref().trim().is_empty() => {
-            cx.err_at(r, "`region` is empty", "remove it to use us-east-1, or give the region");
+            cx.err_at(
+                r,
+                "`region` is empty",
+                "remove it to use us-east-1, or give the region",
+            );
             String::new()
         }
         Some(r) => r.get_ref().clone(),
@@ -146,7 +175,11 @@ pub(crate) fn s3_settings(
     };
     let access_key_id = secret(cx, id_file, id_env, "access_key_id", base);
     let secret_access_key = secret(cx, key_file, key_env, "secret_access_key", base);
-    S3Settings { region, access_key_id: access_key_id.ok().flatten(), secret_access_key: secret_access_key.ok().flatten() }
+    S3Settings {
+        region,
+        access_key_id: access_key_id.ok().flatten(),
+        secret_access_key: secret_access_key.ok().flatten(),
+    }
 }
 
 pub(crate) fn secret(
@@ -158,10 +191,17 @@ pub(crate) fn secret(
 ) -> Result<Option<SecretSource>, ()> {
     match (file, env) {
         (Some(_), Some(e)) => {
-            cx.err_at(e, format!("both `{prefix}_file` and `{prefix}_env` are set"), "keep one of them");
+            cx.err_at(
+                e,
+                format!("both `{prefix}_file` and `{prefix}_env` are set"),
+                "keep one of them",
+            );
             Err(())
         }
-        (Some(f), None) => secret_file(cx, f, &format!("{prefix}_file"), base).map(SecretSource::File).map(Some).ok_or(()),
+        (Some(f), None) => secret_file(cx, f, &format!("{prefix}_file"), base)
+            .map(SecretSource::File)
+            .map(Some)
+            .ok_or(()),
         (None, Some(e)) if !valid_env_name(e.get_ref()) => {
             // never echo the value: people do paste the secret itself here
             cx.err_at(
@@ -180,7 +220,11 @@ fn repository(cx: &mut Ctx<'_>, entry: Entry<RawRepo>, base: &Path) -> Option<Re
     let Entry { name, raw, clean } = entry;
     let before = cx.diags.len();
     if !valid_name(name.get_ref()) {
-        cx.err_at(&name, format!("`{}` is not a valid repository name", name.get_ref()), NAME_HINT);
+        cx.err_at(
+            &name,
+            format!("`{}` is not a valid repository name", name.get_ref()),
+            NAME_HINT,
+        );
     }
     let r = raw?;
     let url = match &r.url {
@@ -203,7 +247,13 @@ fn repository(cx: &mut Ctx<'_>, entry: Entry<RawRepo>, base: &Path) -> Option<Re
             }
         },
     };
-    let password = match secret(cx, r.password_file.as_ref(), r.password_env.as_ref(), "password", base) {
+    let password = match secret(
+        cx,
+        r.password_file.as_ref(),
+        r.password_env.as_ref(),
+        "password",
+        base,
+    ) {
         Ok(None) => {
             if clean {
                 cx.err_at(
@@ -219,7 +269,11 @@ fn repository(cx: &mut Ctx<'_>, entry: Entry<RawRepo>, base: &Path) -> Option<Re
     };
     let rest = match &r.rest {
         Some(t) if url.as_ref().is_some_and(|u| !matches!(u, RepoUrl::Rest(_))) => {
-            cx.err_at(t, "a [rest] table only applies to a rest: url", "remove it, or change the url to rest:https://…");
+            cx.err_at(
+                t,
+                "a [rest] table only applies to a rest: url",
+                "remove it, or change the url to rest:https://…",
+            );
             None
         }
         Some(t) => {
@@ -232,20 +286,38 @@ fn repository(cx: &mut Ctx<'_>, entry: Entry<RawRepo>, base: &Path) -> Option<Re
                 Some(u) => Some(u.get_ref().clone()),
                 None => None,
             };
-            let password = tr.password_file.as_ref().and_then(|p| secret_file(cx, p, "password_file", base));
+            let password = tr
+                .password_file
+                .as_ref()
+                .and_then(|p| secret_file(cx, p, "password_file", base));
             if clean && (tr.username.is_none() || tr.password_file.is_none()) {
-                cx.err_at(t, "the [rest] table needs both `username` and `password_file`", "add the missing key, or remove the table");
+                cx.err_at(
+                    t,
+                    "the [rest] table needs both `username` and `password_file`",
+                    "add the missing key, or remove the table",
+                );
             }
             match (username, password) {
-                (Some(username), Some(p)) => Some(RestAuth { username, password: SecretSource::File(p) }),
+                (Some(username), Some(p)) => Some(RestAuth {
+                    username,
+                    password: SecretSource::File(p),
+                }),
                 _ => None,
             }
         }
         None => None,
     };
     let s3 = match &r.s3 {
-        Some(t) if url.as_ref().is_some_and(|u| !matches!(u, RepoUrl::S3 { .. })) => {
-            cx.err_at(t, "an [s3] table only applies to an s3: url", "remove it, or change the url to s3:https://…");
+        Some(t)
+            if url
+                .as_ref()
+                .is_some_and(|u| !matches!(u, RepoUrl::S3 { .. })) =>
+        {
+            cx.err_at(
+                t,
+                "an [s3] table only applies to an s3: url",
+                "remove it, or change the url to s3:https://…",
+            );
             None
         }
         Some(t) => {
@@ -254,7 +326,10 @@ fn repository(cx: &mut Ctx<'_>, entry: Entry<RawRepo>, base: &Path) -> Option<Re
                 cx,
                 t.region.as_ref(),
                 [t.access_key_id_file.as_ref(), t.access_key_id_env.as_ref()],
-                [t.secret_access_key_file.as_ref(), t.secret_access_key_env.as_ref()],
+                [
+                    t.secret_access_key_file.as_ref(),
+                    t.secret_access_key_env.as_ref(),
+                ],
                 base,
             ))
         }
@@ -263,7 +338,13 @@ fn repository(cx: &mut Ctx<'_>, entry: Entry<RawRepo>, base: &Path) -> Option<Re
     if cx.diags.len() > before || !clean {
         return None;
     }
-    Some(Repository { name: name.into_inner(), url: url?, password: password?, rest, s3 })
+    Some(Repository {
+        name: name.into_inner(),
+        url: url?,
+        password: password?,
+        rest,
+        s3,
+    })
 }
 
 /// The repository a job or maintenance names: required, and declared.
@@ -277,7 +358,11 @@ pub(crate) fn repository_ref(
 ) -> String {
     let Some(r) = r else {
         if clean {
-            cx.err_at(name, format!("{owner} has no `repository`"), "add repository = \"NAME\" naming a [repositories.NAME] table");
+            cx.err_at(
+                name,
+                format!("{owner} has no `repository`"),
+                "add repository = \"NAME\" naming a [repositories.NAME] table",
+            );
         }
         return String::new();
     };
@@ -285,10 +370,20 @@ pub(crate) fn repository_ref(
         let known: Vec<&str> = declared.iter().map(String::as_str).collect();
         let hint = match closest(r.get_ref(), &known) {
             _ if known.is_empty() => "declare it in a [repositories.NAME] table".to_string(),
-            Some(best) => format!("did you mean `{best}`? (declared repositories: {})", known.join(", ")),
+            Some(best) => format!(
+                "did you mean `{best}`? (declared repositories: {})",
+                known.join(", ")
+            ),
             None => format!("declared repositories: {}", known.join(", ")),
         };
-        cx.err_at(r, format!("{owner} uses repository `{}`, which is not declared", r.get_ref()), hint);
+        cx.err_at(
+            r,
+            format!(
+                "{owner} uses repository `{}`, which is not declared",
+                r.get_ref()
+            ),
+            hint,
+        );
     }
     r.get_ref().clone()
 }
@@ -303,7 +398,11 @@ fn job(
     let Entry { name, raw, clean } = entry;
     let jname = name.get_ref().clone();
     if !valid_name(&jname) {
-        cx.err_at(&name, format!("`{jname}` is not a valid job name"), NAME_HINT);
+        cx.err_at(
+            &name,
+            format!("`{jname}` is not a valid job name"),
+            NAME_HINT,
+        );
     }
     let j = raw?;
     let owner = format!("job `{jname}`");
@@ -322,7 +421,11 @@ fn job(
     for t in j.tags {
         let v = t.get_ref();
         if v.is_empty() || v.contains(',') || v.chars().any(char::is_whitespace) {
-            cx.err_at(&t, format!("`{v}` is not a valid tag"), "tags are non-empty and have no commas or spaces");
+            cx.err_at(
+                &t,
+                format!("`{v}` is not a valid tag"),
+                "tags are non-empty and have no commas or spaces",
+            );
         }
         tags.push(t.into_inner());
     }
@@ -330,7 +433,11 @@ fn job(
     for p in &j.paths {
         let v = p.get_ref();
         if v.is_empty() {
-            cx.err_at(p, "empty path", "remove it, or give an absolute path like /var/lib/app");
+            cx.err_at(
+                p,
+                "empty path",
+                "remove it, or give an absolute path like /var/lib/app",
+            );
         } else if !Path::new(v).is_absolute() {
             cx.err_at(p, format!("path `{v}` is relative"), "use an absolute path, e.g. /var/lib/app (paths are not taken relative to anything)");
         }
@@ -338,13 +445,21 @@ fn job(
     }
     for e in &j.exclude {
         if let Err(m) = check_glob(e.get_ref()) {
-            cx.err_at(e, format!("bad exclude pattern `{}`: {m}", e.get_ref()), "e.g. \"*.tmp\", \"/var/cache\" or \"**/node_modules\"");
+            cx.err_at(
+                e,
+                format!("bad exclude pattern `{}`: {m}", e.get_ref()),
+                "e.g. \"*.tmp\", \"/var/cache\" or \"**/node_modules\"",
+            );
         }
     }
     for e in &j.exclude_if_present {
         let v = e.get_ref();
         if v.is_empty() || v.contains('/') || v == "." || v == ".." {
-            cx.err_at(e, format!("`{v}` is not a file name"), "give a plain name like .nobackup");
+            cx.err_at(
+                e,
+                format!("`{v}` is not a file name"),
+                "give a plain name like .nobackup",
+            );
         }
     }
     let mut claims = Vec::new();
@@ -368,7 +483,10 @@ fn job(
     }
     let hooks = j.hooks.map(|h| hooks(cx, h)).unwrap_or_default();
     let retention = j.retention.map(|r| retention(cx, &owner, r, clean, false));
-    let rpo = j.rpo.as_ref().and_then(|r| multihost::positive(cx, r, "rpo", "26h", "no backup could ever meet it"));
+    let rpo = j
+        .rpo
+        .as_ref()
+        .and_then(|r| multihost::positive(cx, r, "rpo", "26h", "no backup could ever meet it"));
     Some(Job {
         name: jname,
         repository,
@@ -378,7 +496,11 @@ fn job(
         tags,
         paths,
         exclude: j.exclude.into_iter().map(Spanned::into_inner).collect(),
-        exclude_if_present: j.exclude_if_present.into_iter().map(Spanned::into_inner).collect(),
+        exclude_if_present: j
+            .exclude_if_present
+            .into_iter()
+            .map(Spanned::into_inner)
+            .collect(),
         one_file_system: j.one_file_system,
         commands,
         hooks,
@@ -430,7 +552,9 @@ pub(crate) fn valid_snapshot_filename(f: &str) -> bool {
     !f.is_empty()
         && !f.ends_with('/')
         && !f.contains("//")
-        && Path::new(f).components().all(|c| matches!(c, Component::Normal(_)))
+        && Path::new(f)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)))
 }
 
 /// `fail_on_stderr`: non-empty patterns.
@@ -438,7 +562,11 @@ pub(crate) fn stderr_patterns(cx: &mut Ctx<'_>, raw: &[Spanned<String>]) -> Vec<
     raw.iter()
         .filter_map(|p| {
             if p.get_ref().is_empty() {
-                cx.err_at(p, "empty pattern in `fail_on_stderr`", "remove it: an empty pattern would match every line");
+                cx.err_at(
+                    p,
+                    "empty pattern in `fail_on_stderr`",
+                    "remove it: an empty pattern would match every line",
+                );
                 return None;
             }
             Some(p.get_ref().clone())
@@ -457,7 +585,11 @@ fn commands(
     for c in raw {
         let (Some(cmd), Some(file)) = (&c.get_ref().command, &c.get_ref().filename) else {
             if clean {
-                let missing = if c.get_ref().command.is_none() { "command" } else { "filename" };
+                let missing = if c.get_ref().command.is_none() {
+                    "command"
+                } else {
+                    "filename"
+                };
                 cx.err_at(
                     c,
                     format!("a command source of job `{jname}` has no `{missing}`"),
@@ -488,9 +620,17 @@ fn commands(
             );
             continue;
         }
-        claims.push(Claim { at: file.span(), filename: f.clone(), database: false });
+        claims.push(Claim {
+            at: file.span(),
+            filename: f.clone(),
+            database: false,
+        });
         if let Some(command) = command {
-            out.push(CommandSource { command, filename: f.clone(), fail_on_stderr });
+            out.push(CommandSource {
+                command,
+                filename: f.clone(),
+                fail_on_stderr,
+            });
         }
     }
     out
@@ -518,8 +658,15 @@ fn check_claims(cx: &mut Ctx<'_>, jname: &str, mut claims: Vec<Claim>) {
             cx.err(c.at, message, Some(hint.into()));
             continue;
         }
-        if let Some(other) = taken.iter().find(|o| is_dir_of(&o.filename, f) || is_dir_of(f, &o.filename)) {
-            let (dir, inner) = if is_dir_of(&other.filename, f) { (&other.filename, f) } else { (f, &other.filename) };
+        if let Some(other) = taken
+            .iter()
+            .find(|o| is_dir_of(&o.filename, f) || is_dir_of(f, &o.filename))
+        {
+            let (dir, inner) = if is_dir_of(&other.filename, f) {
+                (&other.filename, f)
+            } else {
+                (f, &other.filename)
+            };
             cx.err(
                 c.at,
                 format!("`{dir}` cannot be both a file and the directory of `{inner}`"),
@@ -533,7 +680,8 @@ fn check_claims(cx: &mut Ctx<'_>, jname: &str, mut claims: Vec<Claim>) {
 
 /// `dir/…` is inside `dir`.
 fn is_dir_of(dir: &str, path: &str) -> bool {
-    path.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/'))
+    path.strip_prefix(dir)
+        .is_some_and(|rest| rest.starts_with('/'))
 }
 
 fn hooks(cx: &mut Ctx<'_>, h: RawHooks) -> Hooks {
@@ -558,8 +706,16 @@ fn hooks(cx: &mut Ctx<'_>, h: RawHooks) -> Hooks {
     if let Some(t) = &h.timeout {
         match humantime::parse_duration(t.get_ref()) {
             Ok(d) if !d.is_zero() => out.timeout = d,
-            Ok(_) => cx.err_at(t, "a hook timeout of zero would kill every hook at once", "e.g. timeout = \"10m\", or remove it for 1h"),
-            Err(_) => cx.err_at(t, format!("`{}` is not a duration", t.get_ref()), "e.g. timeout = \"10m\", \"90s\" or \"1h 30m\""),
+            Ok(_) => cx.err_at(
+                t,
+                "a hook timeout of zero would kill every hook at once",
+                "e.g. timeout = \"10m\", or remove it for 1h",
+            ),
+            Err(_) => cx.err_at(
+                t,
+                format!("`{}` is not a duration", t.get_ref()),
+                "e.g. timeout = \"10m\", \"90s\" or \"1h 30m\"",
+            ),
         }
     }
     out
@@ -581,11 +737,19 @@ pub(crate) fn retention(
         match u32::try_from(*v.get_ref()) {
             Ok(n) if n >= 1 => Some(n),
             Ok(0) => {
-                cx.err_at(v, format!("{key} must be at least 1"), "omit the key instead of setting it to 0");
+                cx.err_at(
+                    v,
+                    format!("{key} must be at least 1"),
+                    "omit the key instead of setting it to 0",
+                );
                 None
             }
             _ if *v.get_ref() < 0 => {
-                cx.err_at(v, format!("{key} must be at least 1"), "counts can't be negative; omit the key to keep no such snapshots");
+                cx.err_at(
+                    v,
+                    format!("{key} must be at least 1"),
+                    "counts can't be negative; omit the key to keep no such snapshots",
+                );
                 None
             }
             _ => {
@@ -601,19 +765,29 @@ pub(crate) fn retention(
         keep_weekly: count(cx, &r.keep_weekly, "keep_weekly"),
         keep_monthly: count(cx, &r.keep_monthly, "keep_monthly"),
         keep_yearly: count(cx, &r.keep_yearly, "keep_yearly"),
-        keep_within: r.keep_within.as_ref().and_then(|w| match w.get_ref().parse::<KeepWithin>() {
-            Ok(k) => Some(k),
-            Err(m) => {
-                let (msg, hint) = split_hint(&m);
-                cx.err(w.span(), format!("bad keep_within: {msg}"), hint);
-                None
-            }
-        }),
+        keep_within: r
+            .keep_within
+            .as_ref()
+            .and_then(|w| match w.get_ref().parse::<KeepWithin>() {
+                Ok(k) => Some(k),
+                Err(m) => {
+                    let (msg, hint) = split_hint(&m);
+                    cx.err(w.span(), format!("bad keep_within: {msg}"), hint);
+                    None
+                }
+            }),
         prune: r.prune.unwrap_or(default_prune),
     };
-    let any_set = [r.keep_last, r.keep_hourly, r.keep_daily, r.keep_weekly, r.keep_monthly, r.keep_yearly]
-        .iter()
-        .any(Option::is_some)
+    let any_set = [
+        r.keep_last,
+        r.keep_hourly,
+        r.keep_daily,
+        r.keep_weekly,
+        r.keep_monthly,
+        r.keep_yearly,
+    ]
+    .iter()
+    .any(Option::is_some)
         || r.keep_within.is_some();
     if clean && !any_set {
         cx.err(
@@ -631,7 +805,14 @@ mod tests {
 
     #[test]
     fn globs() {
-        for ok in ["*.tmp", "/var/cache", "**/node_modules", "[abc]*", "{a,b}.log", "\\[x"] {
+        for ok in [
+            "*.tmp",
+            "/var/cache",
+            "**/node_modules",
+            "[abc]*",
+            "{a,b}.log",
+            "\\[x",
+        ] {
             assert_eq!(check_glob(ok), Ok(()), "{ok}");
         }
         for bad in ["", "  ", "[abc", "{a,b", "a}"] {

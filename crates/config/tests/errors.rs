@@ -112,11 +112,13 @@ fn every_bad_input_gets_its_position_message_and_hint() {
     check_cases(cases(), 25);
 }
 
-
 #[test]
 fn all_semantic_problems_are_reported_together() {
     let input = format!("{GOOD_REPO}[jobs.a]\nrepository = \"nope\"\npaths = [\"rel\"]\n[jobs.a.retention]\nkeep_daily = 0\n");
-    let at: Vec<(usize, usize)> = diagnostics(&input).iter().map(|d| (d.line, d.column)).collect();
+    let at: Vec<(usize, usize)> = diagnostics(&input)
+        .iter()
+        .map(|d| (d.line, d.column))
+        .collect();
     assert_eq!(at, vec![(5, 14), (6, 10), (8, 14)]);
 }
 
@@ -140,7 +142,10 @@ repository = \"rr\"
 paths = [\"etc\"]
 ";
     let d = diagnostics(input);
-    let got: Vec<String> = d.iter().map(|d| format!("{}:{} {}", d.line, d.column, d.message)).collect();
+    let got: Vec<String> = d
+        .iter()
+        .map(|d| format!("{}:{} {}", d.line, d.column, d.message))
+        .collect();
     assert_eq!(
         got,
         vec![
@@ -168,7 +173,10 @@ fn every_syntax_error_is_reported() {
 #[test]
 fn display_is_one_line_per_problem_plus_hints() {
     let err = parse(&job("pathes = []\n"), Path::new("/etc/bulwark.toml")).unwrap_err();
-    assert_eq!(err.to_string(), "/etc/bulwark.toml:6:1: unknown key `pathes`\n  hint: did you mean `paths`?");
+    assert_eq!(
+        err.to_string(),
+        "/etc/bulwark.toml:6:1: unknown key `pathes`\n  hint: did you mean `paths`?"
+    );
 }
 
 #[test]
@@ -177,14 +185,18 @@ fn secrets_never_appear_in_errors_or_debug() {
     let err = parse(input, Path::new("x.toml")).unwrap_err();
     assert!(!format!("{err}{err:?}").contains("hunter2"), "{err}");
 
-    let input = "[repositories.r]\nurl = \"rest:ftp://alice:hunter2@hub:8000/x\"\npassword_file = \"/p\"\n";
+    let input =
+        "[repositories.r]\nurl = \"rest:ftp://alice:hunter2@hub:8000/x\"\npassword_file = \"/p\"\n";
     let err = parse(input, Path::new("x.toml")).unwrap_err();
     assert!(!format!("{err}{err:?}").contains("hunter2"), "{err}");
 
     let input = "[repositories.r]\nurl = \"rest:https://alice:hunter2@hub:8000/x\"\npassword_file = \"/p\"\n[jobs.j]\nrepository = \"r\"\npaths = [\"/a\"]\n";
     let cfg = parse(input, Path::new("x.toml")).unwrap();
     assert!(!format!("{cfg:?}").contains("hunter2"));
-    assert_eq!(cfg.repositories["r"].url.to_string(), "rest:https://alice:***@hub:8000/x");
+    assert_eq!(
+        cfg.repositories["r"].url.to_string(),
+        "rest:https://alice:***@hub:8000/x"
+    );
 
     let input = "[jobs.j]\nrepository = \"r\"\npaths = \"hunter2\"\n";
     let err = parse(input, Path::new("x.toml")).unwrap_err();
@@ -196,7 +208,10 @@ fn unreadable_file_names_the_file() {
     let err = bulwark_config::load(Path::new("/nonexistent/bulwark.toml")).unwrap_err();
     assert!(matches!(err, ConfigError::Io { .. }));
     let text = err.to_string();
-    assert!(text.contains("/nonexistent/bulwark.toml") && text.contains("permissions"), "{text}");
+    assert!(
+        text.contains("/nonexistent/bulwark.toml") && text.contains("permissions"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -13,8 +13,8 @@ use std::{collections::BTreeMap, path::Path, time::Duration};
 
 use bulwark_config::{
     bulwark_monitor::{
-        CommandLine, CommandProbe, DnsProbe, HttpProbe, JsonCheck, MonitorSpec, PathCheck, PathProbe, Probe, Rcode,
-        RecordType, StatusRange, TcpProbe, TlsProbe, Vantage,
+        CommandLine, CommandProbe, DnsProbe, HttpProbe, JsonCheck, MonitorSpec, PathCheck,
+        PathProbe, Probe, Rcode, RecordType, StatusRange, TcpProbe, TlsProbe, Vantage,
     },
     bulwark_notify::{Channel, Route, Severity, SmtpSecurity, WebhookMethod},
     *,
@@ -44,7 +44,10 @@ fn spec(name: &str, probe: Probe) -> MonitorSpec {
 }
 
 fn probe(spec: MonitorSpec) -> MonitorCheck {
-    MonitorCheck::Probe(ProbeCheck { spec, secret_headers: BTreeMap::new() })
+    MonitorCheck::Probe(ProbeCheck {
+        spec,
+        secret_headers: BTreeMap::new(),
+    })
 }
 
 fn monitor(name: &str, check: MonitorCheck) -> MonitorDecl {
@@ -94,7 +97,10 @@ fn the_documented_example_parses_into_the_model() {
         headers: [("Accept".to_string(), "application/json".to_string())].into(),
         expected_status: vec![StatusRange { min: 200, max: 299 }],
         body_contains: Some("installed".into()),
-        json: Some(JsonCheck { pointer: "/maintenance".into(), equals: false.into() }),
+        json: Some(JsonCheck {
+            pointer: "/maintenance".into(),
+            equals: false.into(),
+        }),
         max_response_time: Some(secs(3)),
         min_cert_days: Some(14),
         follow_redirects: false,
@@ -126,8 +132,15 @@ fn the_documented_example_parses_into_the_model() {
     assert_eq!(
         m["grafana"].check,
         MonitorCheck::Probe(ProbeCheck {
-            spec: MonitorSpec { vantage: vec![agent("nas")], ..spec("grafana", Probe::Http(grafana)) },
-            secret_headers: [("Authorization".to_string(), file("/etc/bulwark/grafana.auth"))].into(),
+            spec: MonitorSpec {
+                vantage: vec![agent("nas")],
+                ..spec("grafana", Probe::Http(grafana))
+            },
+            secret_headers: [(
+                "Authorization".to_string(),
+                file("/etc/bulwark/grafana.auth")
+            )]
+            .into(),
         })
     );
     assert!(!format!("{:?}", m["grafana"]).contains("Bearer"));
@@ -139,7 +152,13 @@ fn the_documented_example_parses_into_the_model() {
             probe(MonitorSpec {
                 failure_threshold: 5,
                 success_threshold: 1,
-                ..spec("ssh-vps", Probe::Tcp(TcpProbe { host: "vps.example.org".into(), port: 22 }))
+                ..spec(
+                    "ssh-vps",
+                    Probe::Tcp(TcpProbe {
+                        host: "vps.example.org".into(),
+                        port: 22
+                    })
+                )
             })
         )
     );
@@ -151,7 +170,10 @@ fn the_documented_example_parses_into_the_model() {
         m["dns-pihole"],
         monitor(
             "dns-pihole",
-            probe(MonitorSpec { vantage: vec![agent("nas")], ..spec("dns-pihole", Probe::Dns(pihole)) })
+            probe(MonitorSpec {
+                vantage: vec![agent("nas")],
+                ..spec("dns-pihole", Probe::Dns(pihole))
+            })
         )
     );
     let leak = DnsProbe {
@@ -173,7 +195,10 @@ fn the_documented_example_parses_into_the_model() {
                 "mail-cert",
                 probe(spec(
                     "mail-cert",
-                    Probe::Tls(TlsProbe { min_days: 21, ..TlsProbe::new("mail.example.org", 993) })
+                    Probe::Tls(TlsProbe {
+                        min_days: 21,
+                        ..TlsProbe::new("mail.example.org", 993)
+                    })
                 ))
             )
         }
@@ -185,7 +210,10 @@ fn the_documented_example_parses_into_the_model() {
             probe(MonitorSpec {
                 timeout: secs(5),
                 vantage: vec![agent("vps")],
-                ..spec("nas-mount", Probe::Path(PathProbe::new("/mnt/nas", PathCheck::Mountpoint)))
+                ..spec(
+                    "nas-mount",
+                    Probe::Path(PathProbe::new("/mnt/nas", PathCheck::Mountpoint))
+                )
             })
         )
     );
@@ -197,7 +225,10 @@ fn the_documented_example_parses_into_the_model() {
                 interval: secs(300),
                 timeout: secs(60),
                 vantage: vec![agent("nas")],
-                ..spec("raid", Probe::Command(CommandProbe::argv(["/usr/local/bin/check-raid", "--quiet"])))
+                ..spec(
+                    "raid",
+                    Probe::Command(CommandProbe::argv(["/usr/local/bin/check-raid", "--quiet"]))
+                )
             })
         )
     );
@@ -212,7 +243,9 @@ fn the_documented_example_parses_into_the_model() {
                     ..spec(
                         "zpool",
                         Probe::Command(CommandProbe {
-                            command: CommandLine::Shell("zpool status -x | grep -q 'all pools are healthy'".into()),
+                            command: CommandLine::Shell(
+                                "zpool status -x | grep -q 'all pools are healthy'".into()
+                            ),
                             expected_exit_code: 0,
                         })
                     )
@@ -224,7 +257,11 @@ fn the_documented_example_parses_into_the_model() {
         m["backups"],
         monitor(
             "backups",
-            MonitorCheck::Backup(BackupCheck { jobs: vec![], max_age: secs(26 * 3600), interval: secs(60) })
+            MonitorCheck::Backup(BackupCheck {
+                jobs: vec![],
+                max_age: secs(26 * 3600),
+                interval: secs(60)
+            })
         )
     );
     assert_eq!(
@@ -247,26 +284,49 @@ fn the_documented_example_parses_into_the_model() {
             recovery: false,
             ..monitor(
                 "offsite",
-                MonitorCheck::Replication(ReplicationCheck { targets: vec!["usb".into()], jobs: vec!["nas".into()] })
+                MonitorCheck::Replication(ReplicationCheck {
+                    targets: vec!["usb".into()],
+                    jobs: vec!["nas".into()]
+                })
             )
         }
     );
     assert_eq!(
         m["hub-disk"],
-        monitor("hub-disk", MonitorCheck::Disk(DiskCheck { min_free: MinFree::Bytes(50 << 30), interval: secs(60) }))
+        monitor(
+            "hub-disk",
+            MonitorCheck::Disk(DiskCheck {
+                min_free: MinFree::Bytes(50 << 30),
+                interval: secs(60)
+            })
+        )
     );
     for builtin in ["backups", "photos", "offsite", "hub-disk"] {
-        assert!(m[builtin].runs_on(&Vantage::Hub) && !m[builtin].runs_on(&agent("nas")), "{builtin}");
+        assert!(
+            m[builtin].runs_on(&Vantage::Hub) && !m[builtin].runs_on(&agent("nas")),
+            "{builtin}"
+        );
         assert!(m[builtin].spec().is_none() && !m[builtin].kind().is_probe());
     }
     // On the agents: the enabled probe monitors naming them.
-    let names = |host| cfg.monitors_of(host).map(|m| m.name.as_str()).collect::<Vec<_>>();
-    assert_eq!(names("nas"), ["dns-pihole", "grafana", "nextcloud", "raid"], "zpool is disabled");
+    let names = |host| {
+        cfg.monitors_of(host)
+            .map(|m| m.name.as_str())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names("nas"),
+        ["dns-pihole", "grafana", "nextcloud", "raid"],
+        "zpool is disabled"
+    );
     assert_eq!(names("vps"), ["nas-mount", "nextcloud"]);
 
     // Notifiers.
     let n = &cfg.notifiers;
-    assert_eq!(n.keys().collect::<Vec<_>>(), ["discord", "gotify", "hook", "mail", "phone", "slack"]);
+    assert_eq!(
+        n.keys().collect::<Vec<_>>(),
+        ["discord", "gotify", "hook", "mail", "phone", "slack"]
+    );
     assert_eq!(
         n["phone"].settings,
         NotifierSettings::Ntfy {
@@ -285,10 +345,18 @@ fn the_documented_example_parses_into_the_model() {
             ca_file: None
         }
     );
-    assert_eq!(n["discord"].settings, NotifierSettings::Discord { url: file("/etc/bulwark/discord.url") });
+    assert_eq!(
+        n["discord"].settings,
+        NotifierSettings::Discord {
+            url: file("/etc/bulwark/discord.url")
+        }
+    );
     assert_eq!(
         n["slack"].settings,
-        NotifierSettings::Slack { url: SecretSource::Env("SLACK_WEBHOOK_URL".into()), text_only: true }
+        NotifierSettings::Slack {
+            url: SecretSource::Env("SLACK_WEBHOOK_URL".into()),
+            text_only: true
+        }
     );
     assert_eq!(
         n["mail"].settings,
@@ -310,7 +378,10 @@ fn the_documented_example_parses_into_the_model() {
             method: WebhookMethod::Post,
             headers: BTreeMap::new(),
             secret_headers: [("Authorization".to_string(), file("/etc/bulwark/hook.auth"))].into(),
-            template: Some(r#"{"text": "{{title}}", "severity": "{{severity}}", "monitor": "{{subject}}"}"#.into()),
+            template: Some(
+                r#"{"text": "{{title}}", "severity": "{{severity}}", "monitor": "{{subject}}"}"#
+                    .into()
+            ),
             ca_file: None,
         }
     );
@@ -321,7 +392,11 @@ fn the_documented_example_parses_into_the_model() {
     assert_eq!(
         cfg.routes,
         [
-            Route { notifiers: strings(&["phone"]), subjects: vec![], min_severity: Severity::Critical },
+            Route {
+                notifiers: strings(&["phone"]),
+                subjects: vec![],
+                min_severity: Severity::Critical
+            },
             Route {
                 notifiers: strings(&["discord", "mail"]),
                 subjects: strings(&["backups", "photos", "offsite"]),
@@ -340,13 +415,18 @@ fn the_documented_example_parses_into_the_model() {
     assert_eq!(s.len(), 3);
     assert_eq!(s[0].monitors, ["nextcloud"]);
     assert_eq!(s[0].reason.as_deref(), Some("weekly Nextcloud updates"));
-    let SilenceWindow::Recurring { calendar, duration } = &s[0].window else { panic!("{:?}", s[0]) };
+    let SilenceWindow::Recurring { calendar, duration } = &s[0].window else {
+        panic!("{:?}", s[0])
+    };
     assert_eq!((calendar.as_str(), *duration), ("Sun 03:00", secs(3600)));
     assert_eq!(
         s[1],
         Silence {
             monitors: strings(&["nas-*", "raid"]),
-            window: SilenceWindow::Once { from: ts("2026-12-01T01:00:00Z"), until: ts("2026-12-01T05:00:00Z") },
+            window: SilenceWindow::Once {
+                from: ts("2026-12-01T01:00:00Z"),
+                until: ts("2026-12-01T05:00:00Z")
+            },
             reason: Some("moving the NAS".into()),
         }
     );
@@ -354,7 +434,10 @@ fn the_documented_example_parses_into_the_model() {
         s[2],
         Silence {
             monitors: vec![],
-            window: SilenceWindow::Once { from: ts("2026-12-24T00:00:00Z"), until: ts("2026-12-27T00:00:00Z") },
+            window: SilenceWindow::Once {
+                from: ts("2026-12-24T00:00:00Z"),
+                until: ts("2026-12-27T00:00:00Z")
+            },
             reason: None,
         }
     );
@@ -362,7 +445,10 @@ fn the_documented_example_parses_into_the_model() {
     assert!(cfg.silenced("raid", ts("2026-12-01T01:00:00Z")));
     assert!(!cfg.silenced("raid", ts("2026-12-01T05:00:00Z")));
     assert!(!cfg.silenced("nextcloud", ts("2026-12-01T03:00:00Z")));
-    assert!(cfg.silenced("nextcloud", ts("2026-12-25T12:00:00Z")), "the third silence covers every monitor");
+    assert!(
+        cfg.silenced("nextcloud", ts("2026-12-25T12:00:00Z")),
+        "the third silence covers every monitor"
+    );
 
     // [alerts].
     assert_eq!(
@@ -371,8 +457,14 @@ fn the_documented_example_parses_into_the_model() {
             hub_ping: Some(file("/etc/bulwark/hc-ping.url")),
             hub_ping_interval: secs(300),
             connectivity: vec![
-                Probe::Tcp(TcpProbe { host: "1.1.1.1".into(), port: 53 }),
-                Probe::Tcp(TcpProbe { host: "9.9.9.9".into(), port: 53 }),
+                Probe::Tcp(TcpProbe {
+                    host: "1.1.1.1".into(),
+                    port: 53
+                }),
+                Probe::Tcp(TcpProbe {
+                    host: "9.9.9.9".into(),
+                    port: 53
+                }),
                 Probe::Http(HttpProbe {
                     expected_status: vec![StatusRange { min: 100, max: 599 }],
                     insecure: true,
@@ -446,14 +538,34 @@ topic = "alerts"
         recovery: true,
         enabled: true,
     };
-    assert_eq!(m["web"], d("web", Probe::Http(HttpProbe::new("https://nas.lan/"))));
-    let MonitorCheck::Probe(p) = &m["web"].check else { panic!() };
     assert_eq!(
-        (p.spec.interval, p.spec.timeout, p.spec.failure_threshold, p.spec.success_threshold, p.spec.quorum),
+        m["web"],
+        d("web", Probe::Http(HttpProbe::new("https://nas.lan/")))
+    );
+    let MonitorCheck::Probe(p) = &m["web"].check else {
+        panic!()
+    };
+    assert_eq!(
+        (
+            p.spec.interval,
+            p.spec.timeout,
+            p.spec.failure_threshold,
+            p.spec.success_threshold,
+            p.spec.quorum
+        ),
         (secs(60), secs(10), 3, 2, 1)
     );
     assert_eq!(p.spec.vantage, [Vantage::Hub]);
-    assert_eq!(m["ssh"], d("ssh", Probe::Tcp(TcpProbe { host: "::1".into(), port: 22 })));
+    assert_eq!(
+        m["ssh"],
+        d(
+            "ssh",
+            Probe::Tcp(TcpProbe {
+                host: "::1".into(),
+                port: 22
+            })
+        )
+    );
     assert_eq!(
         m["dns"],
         d(
@@ -465,24 +577,62 @@ topic = "alerts"
             })
         )
     );
-    assert_eq!(m["cert"], d("cert", Probe::Tls(TlsProbe::new("nas.lan", 443))));
-    assert_eq!(m["mnt"], d("mnt", Probe::Path(PathProbe::new("/mnt/nas", PathCheck::Readable))));
-    assert_eq!(m["script"], d("script", Probe::Command(CommandProbe::shell("true"))));
+    assert_eq!(
+        m["cert"],
+        d("cert", Probe::Tls(TlsProbe::new("nas.lan", 443)))
+    );
+    assert_eq!(
+        m["mnt"],
+        d(
+            "mnt",
+            Probe::Path(PathProbe::new("/mnt/nas", PathCheck::Readable))
+        )
+    );
+    assert_eq!(
+        m["script"],
+        d("script", Probe::Command(CommandProbe::shell("true")))
+    );
     assert_eq!(
         m["jobs"].check,
-        MonitorCheck::Backup(BackupCheck { jobs: vec![], max_age: DEFAULT_MAX_AGE, interval: secs(60) })
+        MonitorCheck::Backup(BackupCheck {
+            jobs: vec![],
+            max_age: DEFAULT_MAX_AGE,
+            interval: secs(60)
+        })
     );
     assert_eq!(DEFAULT_MAX_AGE, secs(48 * 3600));
-    assert_eq!(m["disk"].check, MonitorCheck::Disk(DiskCheck { min_free: MinFree::Percent(10.0), interval: secs(60) }));
+    assert_eq!(
+        m["disk"].check,
+        MonitorCheck::Disk(DiskCheck {
+            min_free: MinFree::Percent(10.0),
+            interval: secs(60)
+        })
+    );
     assert_eq!(
         m["quota"].check,
-        MonitorCheck::Disk(DiskCheck { min_free: MinFree::Bytes(10 << 30), interval: secs(300) })
+        MonitorCheck::Disk(DiskCheck {
+            min_free: MinFree::Bytes(10 << 30),
+            interval: secs(300)
+        })
     );
-    assert_eq!(m["tight"].check, MonitorCheck::Disk(DiskCheck { min_free: MinFree::Percent(2.5), interval: secs(60) }));
+    assert_eq!(
+        m["tight"].check,
+        MonitorCheck::Disk(DiskCheck {
+            min_free: MinFree::Percent(2.5),
+            interval: secs(60)
+        })
+    );
     assert_eq!(m["tight"].remind_every, Some(secs(3600)));
 
     // One notifier and no routes: everything goes to it.
-    assert_eq!(cfg.routes, [Route { notifiers: vec!["only".into()], subjects: vec![], min_severity: Severity::Info }]);
+    assert_eq!(
+        cfg.routes,
+        [Route {
+            notifiers: vec!["only".into()],
+            subjects: vec![],
+            min_severity: Severity::Info
+        }]
+    );
     assert_eq!(
         cfg.notifiers["only"].settings,
         NotifierSettings::Ntfy {
@@ -495,14 +645,23 @@ topic = "alerts"
     );
     assert_eq!(cfg.alerts, Alerts::default());
     assert_eq!(
-        (cfg.alerts.hub_ping.as_ref(), cfg.alerts.hub_ping_interval, cfg.alerts.remind_every),
+        (
+            cfg.alerts.hub_ping.as_ref(),
+            cfg.alerts.hub_ping_interval,
+            cfg.alerts.remind_every
+        ),
         (None, secs(60), Some(secs(24 * 3600)))
     );
     assert!(cfg.silences.is_empty());
 
     // Without any of it.
     let cfg = parse("[settings]\n", Path::new("x.toml")).unwrap();
-    assert!(cfg.monitors.is_empty() && cfg.notifiers.is_empty() && cfg.routes.is_empty() && cfg.silences.is_empty());
+    assert!(
+        cfg.monitors.is_empty()
+            && cfg.notifiers.is_empty()
+            && cfg.routes.is_empty()
+            && cfg.silences.is_empty()
+    );
     assert_eq!(cfg.alerts, Alerts::default());
 
     // `[alerts] remind_every = "off"` turns reminders off by default; a monitor can turn them back on.
@@ -511,7 +670,13 @@ topic = "alerts"
         Path::new("x.toml"),
     )
     .unwrap();
-    assert_eq!((cfg.monitors["a"].remind_every, cfg.monitors["b"].remind_every), (None, Some(secs(7200))));
+    assert_eq!(
+        (
+            cfg.monitors["a"].remind_every,
+            cfg.monitors["b"].remind_every
+        ),
+        (None, Some(secs(7200)))
+    );
 }
 
 #[test]
@@ -538,9 +703,16 @@ ca_file = "ca.pem"
 hub_ping_url_file = "hc.url"
 "#;
     let cfg = parse(text, Path::new(ORIGIN)).unwrap();
-    let MonitorCheck::Probe(p) = &cfg.monitors["web"].check else { panic!() };
-    let Probe::Http(h) = &p.spec.probe else { panic!() };
-    assert_eq!(h.ca_file.as_deref(), Some(Path::new("/etc/bulwark/lan-ca.pem")));
+    let MonitorCheck::Probe(p) = &cfg.monitors["web"].check else {
+        panic!()
+    };
+    let Probe::Http(h) = &p.spec.probe else {
+        panic!()
+    };
+    assert_eq!(
+        h.ca_file.as_deref(),
+        Some(Path::new("/etc/bulwark/lan-ca.pem"))
+    );
     assert_eq!(
         p.secret_headers,
         BTreeMap::from([
@@ -548,9 +720,24 @@ hub_ping_url_file = "hc.url"
             ("X-Api-Key".to_string(), file("/etc/bulwark/secrets/key")),
         ])
     );
-    let NotifierSettings::Email { password, ca_file, security, .. } = &cfg.notifiers["mail"].settings else { panic!() };
-    assert_eq!(password, &Some(file("/etc/bulwark/smtp.pass")), "a password over plain SMTP to localhost is fine");
-    assert_eq!((ca_file.as_deref(), *security), (Some(Path::new("/etc/bulwark/ca.pem")), SmtpSecurity::None));
+    let NotifierSettings::Email {
+        password,
+        ca_file,
+        security,
+        ..
+    } = &cfg.notifiers["mail"].settings
+    else {
+        panic!()
+    };
+    assert_eq!(
+        password,
+        &Some(file("/etc/bulwark/smtp.pass")),
+        "a password over plain SMTP to localhost is fine"
+    );
+    assert_eq!(
+        (ca_file.as_deref(), *security),
+        (Some(Path::new("/etc/bulwark/ca.pem")), SmtpSecurity::None)
+    );
     assert_eq!(cfg.alerts.hub_ping, Some(file("/etc/bulwark/hc.url")));
 }
 
@@ -563,12 +750,16 @@ fn mon(body: &str) -> String {
 
 /// An http monitor `m` on lines 1–3; `body` starts on line 4.
 fn http(body: &str) -> String {
-    mon(&format!("type = \"http\"\nurl = \"https://nas.lan/health\"\n{body}"))
+    mon(&format!(
+        "type = \"http\"\nurl = \"https://nas.lan/health\"\n{body}"
+    ))
 }
 
 /// Hosts `nas` and `vps`, and a tcp monitor `m` on lines 3–6; `body` starts on line 7.
 fn hosts(body: &str) -> String {
-    format!("[hosts.nas]\n[hosts.vps]\n[monitors.m]\ntype = \"tcp\"\nhost = \"h\"\nport = 22\n{body}")
+    format!(
+        "[hosts.nas]\n[hosts.vps]\n[monitors.m]\ntype = \"tcp\"\nhost = \"h\"\nport = 22\n{body}"
+    )
 }
 
 /// A job `nas` with an rpo, a job `plain` without, and a target `usb` on
@@ -883,8 +1074,10 @@ monitors = [\"web\", \"db\"]
 from = \"2026-12-02\"
 until = \"2026-12-01\"
 ";
-    let got: Vec<String> =
-        diagnostics(input).iter().map(|d| format!("{}:{} {}", d.line, d.column, d.message)).collect();
+    let got: Vec<String> = diagnostics(input)
+        .iter()
+        .map(|d| format!("{}:{} {}", d.line, d.column, d.message))
+        .collect();
     assert_eq!(
         got,
         vec![
@@ -906,10 +1099,14 @@ fn the_documented_errors_are_real() {
     let section = &doc[doc.find("## Errors look like this").unwrap()..];
     let input = &section[section.find("```toml\n").unwrap() + 8..];
     let input = &input[..input.find("```").unwrap()];
-    let output = &section[section.find("$ bulwark config check bulwark.toml\n").unwrap()..];
+    let output = &section[section
+        .find("$ bulwark config check bulwark.toml\n")
+        .unwrap()..];
     let output = &output[output.find('\n').unwrap() + 1..];
     let output = &output[..output.find("\n```").unwrap()];
-    let err = parse(input, Path::new("bulwark.toml")).unwrap_err().to_string();
+    let err = parse(input, Path::new("bulwark.toml"))
+        .unwrap_err()
+        .to_string();
     assert_eq!(err, output);
 }
 
@@ -939,9 +1136,12 @@ fn secrets_never_appear_in_errors_or_debug() {
     // A valid configuration holds only references.
     let cfg = parse(&full(), Path::new(ORIGIN)).unwrap();
     let debug = format!("{cfg:?}");
-    for reference in
-        ["/etc/bulwark/discord.url", "SLACK_WEBHOOK_URL", "/etc/bulwark/grafana.auth", "/etc/bulwark/hc-ping.url"]
-    {
+    for reference in [
+        "/etc/bulwark/discord.url",
+        "SLACK_WEBHOOK_URL",
+        "/etc/bulwark/grafana.auth",
+        "/etc/bulwark/hc-ping.url",
+    ] {
         assert!(debug.contains(reference), "{reference}");
     }
 }
@@ -950,7 +1150,10 @@ fn secrets_never_appear_in_errors_or_debug() {
 fn notifiers_are_built_with_their_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
-    write("discord.url", "https://discord.com/api/webhooks/123/SeCrEtToKeN\n");
+    write(
+        "discord.url",
+        "https://discord.com/api/webhooks/123/SeCrEtToKeN\n",
+    );
     write("ntfy.token", "tk_SeCrEt\n");
     write("hook.auth", "Bearer HeAdErSeCrEt\n");
     write("hc.url", "https://hc-ping.com/PiNgSeCrEt\n");
@@ -995,22 +1198,33 @@ hub_ping_url_file = "hc.url"
 "#;
     let cfg = parse(text, &dir.path().join("bulwark.toml")).unwrap();
     let team = cfg.notifiers["team"].build().unwrap();
-    let Channel::Discord(d) = &team.channel else { panic!() };
-    assert_eq!(d.url, "https://discord.com/api/webhooks/123/SeCrEtToKeN", "trimmed");
+    let Channel::Discord(d) = &team.channel else {
+        panic!()
+    };
+    assert_eq!(
+        d.url, "https://discord.com/api/webhooks/123/SeCrEtToKeN",
+        "trimmed"
+    );
     assert!(!format!("{team:?}{team}").contains("SeCrEt"));
 
     let phone = cfg.notifiers["phone"].build().unwrap();
-    let Channel::Ntfy(n) = &phone.channel else { panic!() };
+    let Channel::Ntfy(n) = &phone.channel else {
+        panic!()
+    };
     assert_eq!(n.token.as_deref(), Some("tk_SeCrEt"));
 
     let hook = cfg.notifiers["hook"].build().unwrap();
-    let Channel::Webhook(w) = &hook.channel else { panic!() };
+    let Channel::Webhook(w) = &hook.channel else {
+        panic!()
+    };
     assert_eq!(w.headers["Authorization"], "Bearer HeAdErSeCrEt");
     assert_eq!(w.headers["X-Source"], "bulwark");
 
     let err = cfg.notifiers["missing"].build().unwrap_err().to_string();
     assert!(
-        err.contains("notifier `missing` (token_file)") && err.contains("nope.token") && err.contains("does not exist"),
+        err.contains("notifier `missing` (token_file)")
+            && err.contains("nope.token")
+            && err.contains("does not exist"),
         "{err}"
     );
 
@@ -1023,26 +1237,40 @@ hub_ping_url_file = "hc.url"
     assert!(!format!("{pinger:?}").contains("PiNgSeCrEt"));
     assert!(Alerts::default().pinger().unwrap().is_none());
 
-    let MonitorCheck::Probe(p) = &cfg.monitors["app"].check else { panic!() };
-    let Probe::Http(before) = &p.spec.probe else { panic!() };
+    let MonitorCheck::Probe(p) = &cfg.monitors["app"].check else {
+        panic!()
+    };
+    let Probe::Http(before) = &p.spec.probe else {
+        panic!()
+    };
     assert!(before.headers.is_empty(), "the model holds no secret");
     let loaded = p.load().unwrap();
-    let Probe::Http(h) = &loaded.probe else { panic!() };
+    let Probe::Http(h) = &loaded.probe else {
+        panic!()
+    };
     assert_eq!(h.headers["Authorization"], "Bearer MoNiToRsEcReT");
 
     // Environment variables work the same way (names only in the file).
-    let cfg =
-        parse("[notifiers.s]\ntype = \"slack\"\nurl_env = \"BULWARK_TEST_UNSET_SLACK_URL\"\n", Path::new("x.toml"))
-            .unwrap();
+    let cfg = parse(
+        "[notifiers.s]\ntype = \"slack\"\nurl_env = \"BULWARK_TEST_UNSET_SLACK_URL\"\n",
+        Path::new("x.toml"),
+    )
+    .unwrap();
     let err = cfg.notifiers["s"].build().unwrap_err().to_string();
-    assert!(err.contains("BULWARK_TEST_UNSET_SLACK_URL") && err.contains("is not set"), "{err}");
+    assert!(
+        err.contains("BULWARK_TEST_UNSET_SLACK_URL") && err.contains("is not set"),
+        "{err}"
+    );
 }
 
 // ---------------------------------------------------------------- agents
 
 fn tables(text: &str, section: &str) -> Vec<String> {
     let doc: toml::Table = text.parse().unwrap();
-    doc.get(section).and_then(|v| v.as_table()).map(|t| t.keys().cloned().collect()).unwrap_or_default()
+    doc.get(section)
+        .and_then(|v| v.as_table())
+        .map(|t| t.keys().cloned().collect())
+        .unwrap_or_default()
 }
 
 #[test]
@@ -1050,23 +1278,55 @@ fn agents_get_the_probe_monitors_that_run_on_them_and_nothing_else() {
     let text = full();
     let origin = Path::new(ORIGIN);
     let nas = extract_host(&text, origin, "nas").unwrap();
-    assert_eq!(tables(&nas, "monitors"), ["dns-pihole", "grafana", "nextcloud", "raid"]);
-    let top: Vec<String> = nas.parse::<toml::Table>().unwrap().keys().cloned().collect();
+    assert_eq!(
+        tables(&nas, "monitors"),
+        ["dns-pihole", "grafana", "nextcloud", "raid"]
+    );
+    let top: Vec<String> = nas
+        .parse::<toml::Table>()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
     for hub_only in ["notifiers", "routes", "silences", "alerts", "targets"] {
         assert!(!top.iter().any(|t| t == hub_only), "{hub_only} in\n{nas}");
     }
-    for secret_ref in ["discord.url", "ntfy.token", "smtp.pass", "hook.auth", "hc-ping.url", "GOTIFY_TOKEN"] {
+    for secret_ref in [
+        "discord.url",
+        "ntfy.token",
+        "smtp.pass",
+        "hook.auth",
+        "hc-ping.url",
+        "GOTIFY_TOKEN",
+    ] {
         assert!(!nas.contains(secret_ref), "{secret_ref} in\n{nas}");
     }
     // As the agent parses it: on = [its host], no quorum or alerting.
     let cfg = parse(&nas, origin).unwrap();
     let full_cfg = parse(&text, origin).unwrap();
     let nextcloud = cfg.monitors["nextcloud"].spec().unwrap();
-    assert_eq!((nextcloud.vantage.as_slice(), nextcloud.quorum), (&[agent("nas")][..], 1));
+    assert_eq!(
+        (nextcloud.vantage.as_slice(), nextcloud.quorum),
+        (&[agent("nas")][..], 1)
+    );
     let original = full_cfg.monitors["nextcloud"].spec().unwrap();
-    assert_eq!(nextcloud, &MonitorSpec { vantage: vec![agent("nas")], quorum: 1, ..original.clone() });
-    assert_eq!(cfg.monitors["nextcloud"].severity, Severity::Warning, "severity stays with the hub");
-    assert_eq!(cfg.monitors["grafana"].check, full_cfg.monitors["grafana"].check, "ca_file and header_files kept");
+    assert_eq!(
+        nextcloud,
+        &MonitorSpec {
+            vantage: vec![agent("nas")],
+            quorum: 1,
+            ..original.clone()
+        }
+    );
+    assert_eq!(
+        cfg.monitors["nextcloud"].severity,
+        Severity::Warning,
+        "severity stays with the hub"
+    );
+    assert_eq!(
+        cfg.monitors["grafana"].check, full_cfg.monitors["grafana"].check,
+        "ca_file and header_files kept"
+    );
     assert_eq!(cfg.monitors["raid"].check, full_cfg.monitors["raid"].check);
     assert!(cfg.notifiers.is_empty() && cfg.routes.is_empty() && cfg.silences.is_empty());
     assert_eq!(cfg.alerts, Alerts::default());
@@ -1098,10 +1358,23 @@ on = ["hub"]
 "#;
     let origin = Path::new(ORIGIN);
     let nas = extract_host(text, origin, "nas").unwrap();
-    assert_eq!(tables(&nas, "monitors"), ["app"], "`cert` runs on the hub only");
-    assert!(nas.contains("ca_file = \"/etc/bulwark/lan-ca.pem\""), "{nas}");
-    assert!(nas.contains("Authorization = \"/etc/bulwark/app.auth\""), "{nas}");
-    assert!(!nas.contains("remind_every") && !nas.contains("enabled"), "{nas}");
+    assert_eq!(
+        tables(&nas, "monitors"),
+        ["app"],
+        "`cert` runs on the hub only"
+    );
+    assert!(
+        nas.contains("ca_file = \"/etc/bulwark/lan-ca.pem\""),
+        "{nas}"
+    );
+    assert!(
+        nas.contains("Authorization = \"/etc/bulwark/app.auth\""),
+        "{nas}"
+    );
+    assert!(
+        !nas.contains("remind_every") && !nas.contains("enabled"),
+        "{nas}"
+    );
     // A host without monitors gets no [monitors] at all.
     let text = text.replace("on = [\"nas\"]", "on = [\"hub\"]");
     let nas = extract_host(&text, origin, "nas").unwrap();
@@ -1112,7 +1385,17 @@ on = ["hub"]
 fn kinds() {
     assert_eq!(
         MonitorKind::ALL.map(MonitorKind::as_str),
-        ["http", "tcp", "dns", "tls", "path", "command", "backup", "replication", "disk"]
+        [
+            "http",
+            "tcp",
+            "dns",
+            "tls",
+            "path",
+            "command",
+            "backup",
+            "replication",
+            "disk"
+        ]
     );
     assert_eq!(MonitorKind::ALL.iter().filter(|k| k.is_probe()).count(), 6);
     assert_eq!(MonitorKind::Replication.to_string(), "replication");

@@ -145,14 +145,20 @@ fn a_homelab_of_three_hosts_parses_into_the_model() {
     assert_eq!(cfg.hosts.keys().collect::<Vec<_>>(), ["hub", "nas", "vps"]);
     assert_eq!(
         cfg.hosts["nas"],
-        HostDecl { name: "nas".into(), token_file: Some("/etc/bulwark/agent.token".into()) }
+        HostDecl {
+            name: "nas".into(),
+            token_file: Some("/etc/bulwark/agent.token".into())
+        }
     );
 
     let nas = cfg.job("nas").unwrap();
     assert_eq!(nas.host.as_deref(), Some("nas"));
     let s = nas.schedule.as_ref().unwrap();
     assert_eq!(s.expression, "*-*-* 02:00");
-    assert_eq!(s.schedule.calendar, schedule::Calendar::parse("*-*-* 02:00").unwrap());
+    assert_eq!(
+        s.schedule.calendar,
+        schedule::Calendar::parse("*-*-* 02:00").unwrap()
+    );
     assert_eq!(s.schedule.randomized_delay, secs(30 * 60));
     assert!(s.schedule.persistent, "persistent defaults to true");
     assert_eq!(s.late_after, secs(3600), "late_after defaults to 1h");
@@ -188,16 +194,24 @@ fn a_homelab_of_three_hosts_parses_into_the_model() {
         ]
     );
     assert_eq!(nas.commands[0].fail_on_stderr, vec!["cannot open"]);
-    assert_eq!(nas.paths, vec![PathBuf::from("/etc"), PathBuf::from("/srv/photos")]);
+    assert_eq!(
+        nas.paths,
+        vec![PathBuf::from("/etc"), PathBuf::from("/srv/photos")]
+    );
 
     let vps = cfg.job("vps").unwrap();
     let s = vps.schedule.as_ref().unwrap();
-    assert_eq!((s.expression.as_str(), s.schedule.persistent, s.late_after), ("daily", false, secs(3 * 3600)));
+    assert_eq!(
+        (s.expression.as_str(), s.schedule.persistent, s.late_after),
+        ("daily", false, secs(3 * 3600))
+    );
     assert_eq!(s.schedule.randomized_delay, Duration::ZERO);
     assert_eq!(
         vps.databases,
         vec![DatabaseSource {
-            kind: DatabaseKind::Sqlite { path: "/var/lib/headscale/db.sqlite".into() },
+            kind: DatabaseKind::Sqlite {
+                path: "/var/lib/headscale/db.sqlite".into()
+            },
             filename: "databases/sqlite/db.sqlite".into(),
             options: vec![],
             fail_on_stderr: vec![],
@@ -205,11 +219,20 @@ fn a_homelab_of_three_hosts_parses_into_the_model() {
     );
 
     let m = &cfg.maintenance["nas-prune"];
-    assert_eq!((m.host.as_deref(), m.repository.as_str(), m.check), (Some("hub"), "nas-admin", true));
+    assert_eq!(
+        (m.host.as_deref(), m.repository.as_str(), m.check),
+        (Some("hub"), "nas-admin", true)
+    );
     assert_eq!(m.schedule.as_ref().unwrap().expression, "Sun 05:00");
     assert_eq!(
         m.retention,
-        Retention { keep_daily: Some(7), keep_weekly: Some(4), keep_monthly: Some(12), prune: true, ..Default::default() },
+        Retention {
+            keep_daily: Some(7),
+            keep_weekly: Some(4),
+            keep_monthly: Some(12),
+            prune: true,
+            ..Default::default()
+        },
         "maintenance prunes by default"
     );
     let m = &cfg.maintenance["vps-prune"];
@@ -228,9 +251,21 @@ fn a_homelab_of_three_hosts_parses_into_the_model() {
     let p = &cfg.pings["offsite-sync"];
     let s = p.schedule.as_ref().unwrap();
     assert_eq!((p.period, p.grace), (None, secs(3600)));
-    assert_eq!((s.schedule.randomized_delay, s.schedule.persistent, s.late_after), (secs(600), false, secs(3600)));
+    assert_eq!(
+        (
+            s.schedule.randomized_delay,
+            s.schedule.persistent,
+            s.late_after
+        ),
+        (secs(600), false, secs(3600))
+    );
 
-    assert_eq!(cfg.jobs_of("nas").map(|j| j.name.as_str()).collect::<Vec<_>>(), ["nas"]);
+    assert_eq!(
+        cfg.jobs_of("nas")
+            .map(|j| j.name.as_str())
+            .collect::<Vec<_>>(),
+        ["nas"]
+    );
     assert_eq!(cfg.jobs_of("hub").count(), 0);
     assert_eq!(cfg.maintenance_of("hub").count(), 2);
     assert!(cfg.hub.is_some());
@@ -266,11 +301,17 @@ keep_last = 3
     // No [hosts]: `host` is the free-form snapshot host name again, but it
     // still must not contain spaces.
     let err = parse(text, Path::new("b.toml")).unwrap_err().to_string();
-    assert!(err.starts_with("b.toml:8:8: `host` must be a non-empty name without spaces"), "{err}");
+    assert!(
+        err.starts_with("b.toml:8:8: `host` must be a non-empty name without spaces"),
+        "{err}"
+    );
 
     let cfg = parse(&text.replace("any name", "db1"), Path::new("b.toml")).unwrap();
     let j = cfg.job("db").unwrap();
-    assert_eq!((j.host.as_deref(), j.schedule.as_ref(), j.retention.as_ref()), (Some("db1"), None, None));
+    assert_eq!(
+        (j.host.as_deref(), j.schedule.as_ref(), j.retention.as_ref()),
+        (Some("db1"), None, None)
+    );
     assert_eq!(
         j.databases[0],
         DatabaseSource {
@@ -288,14 +329,26 @@ keep_last = 3
         }
     );
     assert_eq!(j.databases[1].filename, "shop.sql");
-    assert!(matches!(&j.databases[1].kind, DatabaseKind::Mysql { database: Some(d), host: Some(h), .. } if d == "shop" && h == "db.lan"));
-    assert!(j.paths.is_empty() && j.commands.is_empty(), "a job of database sources alone is valid");
+    assert!(
+        matches!(&j.databases[1].kind, DatabaseKind::Mysql { database: Some(d), host: Some(h), .. } if d == "shop" && h == "db.lan")
+    );
+    assert!(
+        j.paths.is_empty() && j.commands.is_empty(),
+        "a job of database sources alone is valid"
+    );
     let m = &cfg.maintenance["prune"];
-    assert_eq!((m.host.as_ref(), m.schedule.as_ref(), m.check), (None, None, false));
+    assert_eq!(
+        (m.host.as_ref(), m.schedule.as_ref(), m.check),
+        (None, None, false)
+    );
     assert!(m.retention.prune);
     assert!(cfg.hosts.is_empty() && cfg.pings.is_empty());
     assert_eq!(cfg.agent, AgentSettings::default());
-    assert_eq!(cfg.jobs_of("whatever").count(), 1, "without [hosts], every job runs on the one machine");
+    assert_eq!(
+        cfg.jobs_of("whatever").count(),
+        1,
+        "without [hosts], every job runs on the one machine"
+    );
 }
 
 #[test]
@@ -317,9 +370,18 @@ type = "postgres"
 password_file = "pg.pass"
 "#;
     let cfg = parse(text, Path::new("/etc/bulwark/bulwark.toml")).unwrap();
-    assert_eq!(cfg.agent.ca_file, Some(PathBuf::from("/etc/bulwark/ca.pem")));
-    assert_eq!(cfg.agent.state_dir, Some(PathBuf::from("/etc/bulwark/state")));
-    assert_eq!(cfg.hosts["nas"].token_file, Some(PathBuf::from("/etc/bulwark/nas.token")));
+    assert_eq!(
+        cfg.agent.ca_file,
+        Some(PathBuf::from("/etc/bulwark/ca.pem"))
+    );
+    assert_eq!(
+        cfg.agent.state_dir,
+        Some(PathBuf::from("/etc/bulwark/state"))
+    );
+    assert_eq!(
+        cfg.hosts["nas"].token_file,
+        Some(PathBuf::from("/etc/bulwark/nas.token"))
+    );
     assert!(matches!(
         &cfg.jobs["j"].databases[0].kind,
         DatabaseKind::Postgres { password: Some(SecretSource::File(p)), .. } if p == Path::new("/etc/bulwark/pg.pass")
@@ -327,7 +389,8 @@ password_file = "pg.pass"
 }
 
 /// Lines 1–5: hosts `nas` and `vps`, repository `r`; a body starts on line 6.
-const BASE: &str = "[hosts.nas]\n[hosts.vps]\n[repositories.r]\nurl = \"/srv/r\"\npassword_file = \"/p\"\n";
+const BASE: &str =
+    "[hosts.nas]\n[hosts.vps]\n[repositories.r]\nurl = \"/srv/r\"\npassword_file = \"/p\"\n";
 
 fn multi(body: &str) -> String {
     format!("{BASE}{body}")
@@ -335,7 +398,9 @@ fn multi(body: &str) -> String {
 
 /// A job `j` on host `nas` (lines 6–8); `body` starts on line 9.
 fn job(body: &str) -> String {
-    multi(&format!("[jobs.j]\nhost = \"nas\"\nrepository = \"r\"\n{body}"))
+    multi(&format!(
+        "[jobs.j]\nhost = \"nas\"\nrepository = \"r\"\n{body}"
+    ))
 }
 
 /// A job with one database source: `[[jobs.j.databases]]` is line 9, `body` starts on line 10.
@@ -449,10 +514,23 @@ fn capability_secrets_never_appear_in_errors() {
     let text = format!("[pings.a]\nuuid = \"{uuid}\"\nperiod = \"1d\"\n[pings.b]\nuuid = \"{uuid}\"\nperiod = \"1d\"\n");
     let err = parse(&text, Path::new("x.toml")).unwrap_err();
     assert!(!format!("{err}{err:?}").contains("hunter2"), "{err}");
-    let err = parse("[pings.a]\nuuid = \"hunter2 is not valid\"\nperiod = \"1d\"\n", Path::new("x.toml")).unwrap_err();
+    let err = parse(
+        "[pings.a]\nuuid = \"hunter2 is not valid\"\nperiod = \"1d\"\n",
+        Path::new("x.toml"),
+    )
+    .unwrap_err();
     assert!(!format!("{err}{err:?}").contains("hunter2"), "{err}");
-    for url in ["https://agent:hunter2@hub.lan", "hunter2://hub", "https://hub/?t=hunter2", "https://hub/#hunter2"] {
-        let err = parse(&format!("[agent]\nhub_url = \"{url}\"\n"), Path::new("x.toml")).unwrap_err();
+    for url in [
+        "https://agent:hunter2@hub.lan",
+        "hunter2://hub",
+        "https://hub/?t=hunter2",
+        "https://hub/#hunter2",
+    ] {
+        let err = parse(
+            &format!("[agent]\nhub_url = \"{url}\"\n"),
+            Path::new("x.toml"),
+        )
+        .unwrap_err();
         assert!(!format!("{err}{err:?}").contains("hunter2"), "{err}");
     }
 }
@@ -468,7 +546,10 @@ fn all_problems_of_the_new_sections_are_reported_together() {
         Err(ConfigError::Invalid(d)) => d,
         other => panic!("{other:?}"),
     };
-    let got: Vec<String> = d.iter().map(|d| format!("{}:{} {}", d.line, d.column, d.message)).collect();
+    let got: Vec<String> = d
+        .iter()
+        .map(|d| format!("{}:{} {}", d.line, d.column, d.message))
+        .collect();
     assert_eq!(
         got,
         vec![
@@ -485,15 +566,26 @@ fn all_problems_of_the_new_sections_are_reported_together() {
 
 #[test]
 fn a_schedule_with_escapes_is_reported_at_its_start() {
-    let err = parse(&job("paths = [\"/a\"]\nschedule = \"\\u004Don..Fri 25:00\"\n"), Path::new("b.toml")).unwrap_err();
-    assert!(err.to_string().starts_with("b.toml:10:12: bad schedule: `25:00`"), "{err}");
+    let err = parse(
+        &job("paths = [\"/a\"]\nschedule = \"\\u004Don..Fri 25:00\"\n"),
+        Path::new("b.toml"),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("b.toml:10:12: bad schedule: `25:00`"),
+        "{err}"
+    );
 }
 
 // ---- extract_host ----
 
 fn tables(text: &str, section: &str) -> Vec<String> {
     let t: toml::Table = text.parse().unwrap();
-    t.get(section).and_then(|v| v.as_table()).map(|t| t.keys().cloned().collect()).unwrap_or_default()
+    t.get(section)
+        .and_then(|v| v.as_table())
+        .map(|t| t.keys().cloned().collect())
+        .unwrap_or_default()
 }
 
 fn top(text: &str) -> Vec<String> {
@@ -505,21 +597,35 @@ fn top(text: &str) -> Vec<String> {
 fn extract_host_gives_each_agent_exactly_its_part() {
     let origin = Path::new("/etc/bulwark/bulwark.toml");
     let nas = extract_host(HOMELAB, origin, "nas").unwrap();
-    assert_eq!(top(&nas), ["agent", "hosts", "jobs", "repositories"], "{nas}");
+    assert_eq!(
+        top(&nas),
+        ["agent", "hosts", "jobs", "repositories"],
+        "{nas}"
+    );
     assert_eq!(tables(&nas, "hosts"), ["nas"]);
     assert_eq!(tables(&nas, "jobs"), ["nas"]);
     assert_eq!(tables(&nas, "repositories"), ["nas"]);
-    assert!(!nas.contains("[hub]") && !nas.contains("pings") && !nas.contains("2f6d3c1a"), "{nas}");
+    assert!(
+        !nas.contains("[hub]") && !nas.contains("pings") && !nas.contains("2f6d3c1a"),
+        "{nas}"
+    );
     let cfg = parse(&nas, origin).unwrap();
     let full = parse(HOMELAB, origin).unwrap();
-    assert_eq!(cfg.jobs["nas"], full.jobs["nas"], "the job is the same after the round trip");
+    assert_eq!(
+        cfg.jobs["nas"], full.jobs["nas"],
+        "the job is the same after the round trip"
+    );
     assert_eq!(cfg.repositories["nas"], full.repositories["nas"]);
     assert_eq!(cfg.agent, full.agent);
     assert_eq!(cfg.hosts["nas"], full.hosts["nas"]);
     assert!(cfg.hub.is_none() && cfg.pings.is_empty() && cfg.maintenance.is_empty());
 
     let hub = extract_host(HOMELAB, origin, "hub").unwrap();
-    assert_eq!(top(&hub), ["agent", "hosts", "maintenance", "repositories"], "{hub}");
+    assert_eq!(
+        top(&hub),
+        ["agent", "hosts", "maintenance", "repositories"],
+        "{hub}"
+    );
     assert_eq!(tables(&hub, "maintenance"), ["nas-prune", "vps-prune"]);
     assert_eq!(tables(&hub, "repositories"), ["nas-admin", "vps-admin"]);
     let cfg = parse(&hub, origin).unwrap();
@@ -571,14 +677,30 @@ paths = ["/etc"]
 "#;
     let origin = Path::new("/etc/bulwark/bulwark.toml");
     let out = extract_host(text, origin, "nas").unwrap();
-    assert_eq!(top(&out), ["agent", "hosts", "jobs", "repositories", "settings"], "{out}");
+    assert_eq!(
+        top(&out),
+        ["agent", "hosts", "jobs", "repositories", "settings"],
+        "{out}"
+    );
     assert_eq!(tables(&out, "repositories"), ["local", "s3"]);
     // Parsed from somewhere else entirely, the paths still point at the same files.
     let cfg = parse(&out, Path::new("/var/lib/bulwark/fetched.toml")).unwrap();
-    assert_eq!(cfg.agent.ca_file, Some(PathBuf::from("/etc/bulwark/ca.pem")));
-    assert_eq!(cfg.hosts["nas"].token_file, Some(PathBuf::from("/etc/bulwark/tokens/nas")));
-    assert_eq!(cfg.repositories["local"].url, RepoUrl::Local("/etc/bulwark/backups/nas".into()));
-    assert_eq!(cfg.repositories["local"].password, SecretSource::File("/etc/bulwark/local.pass".into()));
+    assert_eq!(
+        cfg.agent.ca_file,
+        Some(PathBuf::from("/etc/bulwark/ca.pem"))
+    );
+    assert_eq!(
+        cfg.hosts["nas"].token_file,
+        Some(PathBuf::from("/etc/bulwark/tokens/nas"))
+    );
+    assert_eq!(
+        cfg.repositories["local"].url,
+        RepoUrl::Local("/etc/bulwark/backups/nas".into())
+    );
+    assert_eq!(
+        cfg.repositories["local"].password,
+        SecretSource::File("/etc/bulwark/local.pass".into())
+    );
     assert_eq!(
         cfg.repositories["s3"].s3.as_ref().unwrap().access_key_id,
         Some(SecretSource::File("/etc/bulwark/s3.id".into()))
@@ -590,7 +712,12 @@ paths = ["/etc"]
     assert_eq!(cfg.settings.host.as_deref(), Some("ignored-by-agents"));
 
     // A host with nothing to do still gets a valid file.
-    let other = extract_host(&text.replace("host = \"other\"", "host = \"nas\""), origin, "other").unwrap();
+    let other = extract_host(
+        &text.replace("host = \"other\"", "host = \"nas\""),
+        origin,
+        "other",
+    )
+    .unwrap();
     assert_eq!(top(&other), ["agent", "hosts", "settings"], "{other}");
     assert!(parse(&other, origin).unwrap().jobs.is_empty());
 }
@@ -599,15 +726,21 @@ paths = ["/etc"]
 fn extract_host_errors() {
     let origin = Path::new("/etc/bulwark/bulwark.toml");
     let err = extract_host(HOMELAB, origin, "laptop").unwrap_err();
-    assert!(matches!(&err, ConfigError::UnknownHost { name, available } if name == "laptop" && available == "hub, nas, vps"));
+    assert!(
+        matches!(&err, ConfigError::UnknownHost { name, available } if name == "laptop" && available == "hub, nas, vps")
+    );
     assert_eq!(
         err.to_string(),
         "there is no host `laptop` in the configuration (hosts: hub, nas, vps); declare it as [hosts.laptop]"
     );
     let err = extract_host("[settings]\n", origin, "nas").unwrap_err();
     assert!(matches!(&err, ConfigError::UnknownHost { available, .. } if available == "none"));
-    let err = extract_host("[hosts.nas]\n[jobs.j]\nrepository = \"r\"\n", origin, "nas").unwrap_err();
-    assert!(matches!(err, ConfigError::Invalid(_)), "an invalid file is not extracted: {err}");
+    let err =
+        extract_host("[hosts.nas]\n[jobs.j]\nrepository = \"r\"\n", origin, "nas").unwrap_err();
+    assert!(
+        matches!(err, ConfigError::Invalid(_)),
+        "an invalid file is not extracted: {err}"
+    );
 }
 
 #[test]
@@ -620,12 +753,26 @@ fn the_documented_many_hosts_example_parses_and_splits() {
     let origin = Path::new("/etc/bulwark/bulwark.toml");
     let cfg = parse(block, origin).unwrap();
     assert_eq!(cfg.hosts.keys().collect::<Vec<_>>(), ["hub", "nas", "vps"]);
-    assert_eq!(cfg.jobs["nas"].databases[0].filename, "databases/postgres/immich.dump");
-    assert_eq!(cfg.jobs["vps"].databases[0].filename, "databases/sqlite/db.sqlite");
-    assert!(cfg.maintenance.values().all(|m| m.retention.prune && m.host.as_deref() == Some("hub")));
+    assert_eq!(
+        cfg.jobs["nas"].databases[0].filename,
+        "databases/postgres/immich.dump"
+    );
+    assert_eq!(
+        cfg.jobs["vps"].databases[0].filename,
+        "databases/sqlite/db.sqlite"
+    );
+    assert!(cfg
+        .maintenance
+        .values()
+        .all(|m| m.retention.prune && m.host.as_deref() == Some("hub")));
     assert!(cfg.hub.is_some() && cfg.pings.contains_key("router"));
     for (host, jobs, maintenance, repositories) in [
-        ("hub", vec![], vec!["nas-prune", "vps-prune"], vec!["nas-admin", "vps-admin"]),
+        (
+            "hub",
+            vec![],
+            vec!["nas-prune", "vps-prune"],
+            vec!["nas-admin", "vps-admin"],
+        ),
         ("nas", vec!["nas"], vec![], vec!["nas"]),
         ("vps", vec!["vps"], vec![], vec!["vps"]),
     ] {
@@ -634,7 +781,10 @@ fn the_documented_many_hosts_example_parses_and_splits() {
         assert_eq!(tables(&part, "jobs"), jobs, "{part}");
         assert_eq!(tables(&part, "maintenance"), maintenance, "{part}");
         assert_eq!(tables(&part, "repositories"), repositories, "{part}");
-        assert!(!top(&part).iter().any(|t| t == "hub" || t == "pings"), "{part}");
+        assert!(
+            !top(&part).iter().any(|t| t == "hub" || t == "pings"),
+            "{part}"
+        );
         parse(&part, origin).unwrap();
     }
 }

@@ -101,7 +101,10 @@ fn defaults(name: &str, url: RepoUrl, medium: Medium, offsite: bool) -> Target {
 #[test]
 fn the_full_example_parses_into_the_model() {
     let cfg = parse(FULL, Path::new("/etc/bulwark/bulwark.toml")).unwrap();
-    assert_eq!(cfg.targets.keys().collect::<Vec<_>>(), ["cloud", "friend", "usb"]);
+    assert_eq!(
+        cfg.targets.keys().collect::<Vec<_>>(),
+        ["cloud", "friend", "usb"]
+    );
     assert_eq!(
         cfg.targets["cloud"],
         Target {
@@ -138,12 +141,22 @@ fn the_full_example_parses_into_the_model() {
                 username: Some("alice".into()),
                 password: Some(SecretSource::File("/etc/bulwark/friend.pass".into())),
             }),
-            ..defaults("friend", RepoUrl::Rest("https://friend.example.net:8000/alice".into()), Medium::Peer, true)
+            ..defaults(
+                "friend",
+                RepoUrl::Rest("https://friend.example.net:8000/alice".into()),
+                Medium::Peer,
+                true
+            )
         }
     );
     assert_eq!(
         cfg.targets["usb"],
-        defaults("usb", RepoUrl::Local("/mnt/usb/bulwark".into()), Medium::Removable, false)
+        defaults(
+            "usb",
+            RepoUrl::Local("/mnt/usb/bulwark".into()),
+            Medium::Removable,
+            false
+        )
     );
     assert_eq!(cfg.jobs["nas"].rpo, Some(secs(26 * 3600)));
 }
@@ -189,24 +202,54 @@ after_upload = "5s"
             secret_access_key: Some(SecretSource::Env("B2_KEY".into())),
         })
     );
-    assert!(b2.repositories.is_empty(), "[\"*\"] is stored as empty (all)");
-    assert_eq!((b2.bandwidth, b2.parallel, b2.verify_sample_percent), (Some(1_000_000), 64, 100.0));
-    assert_eq!((b2.propagate_deletes, b2.quarantine, b2.delete_cap_percent), (true, secs(5400), 0.5));
+    assert!(
+        b2.repositories.is_empty(),
+        "[\"*\"] is stored as empty (all)"
+    );
+    assert_eq!(
+        (b2.bandwidth, b2.parallel, b2.verify_sample_percent),
+        (Some(1_000_000), 64, 100.0)
+    );
+    assert_eq!(
+        (b2.propagate_deletes, b2.quarantine, b2.delete_cap_percent),
+        (true, secs(5400), 0.5)
+    );
     assert!(matches!(&b2.url, RepoUrl::S3 { prefix, .. } if prefix.is_empty()));
-    assert_eq!(b2.after_upload, None, "after_upload = \"off\": only on schedule");
+    assert_eq!(
+        b2.after_upload, None,
+        "after_upload = \"off\": only on schedule"
+    );
     assert_eq!(cfg.targets["nas"].after_upload, Some(secs(5)));
     assert_eq!(b2.rest, None);
 
     let anon = &cfg.targets["anon"];
     assert_eq!(anon.url, RepoUrl::Rest("http://10.0.0.2:8000".into()));
-    assert_eq!(anon.rest, Some(TargetRestAuth { username: None, password: None }), "Some for every rest: url");
-    assert_eq!((anon.medium, anon.offsite, anon.s3.as_ref()), (Medium::Peer, false, None));
+    assert_eq!(
+        anon.rest,
+        Some(TargetRestAuth {
+            username: None,
+            password: None
+        }),
+        "Some for every rest: url"
+    );
+    assert_eq!(
+        (anon.medium, anon.offsite, anon.s3.as_ref()),
+        (Medium::Peer, false, None)
+    );
     assert_eq!(anon.verify, sched("Sun 03:00"));
     assert_eq!(anon.schedule, sched("hourly"));
 
     let nas = &cfg.targets["nas"];
-    assert_eq!(nas.url, RepoUrl::Local("/etc/bulwark/backups/mirror".into()), "relative to the file");
-    assert_eq!((nas.medium, nas.offsite), (Medium::Disk, true), "disk + offsite is allowed");
+    assert_eq!(
+        nas.url,
+        RepoUrl::Local("/etc/bulwark/backups/mirror".into()),
+        "relative to the file"
+    );
+    assert_eq!(
+        (nas.medium, nas.offsite),
+        (Medium::Disk, true),
+        "disk + offsite is allowed"
+    );
     assert_eq!(nas.schedule.expression, "daily");
     assert_eq!((nas.s3.as_ref(), nas.rest.as_ref()), (None, None));
 
@@ -222,7 +265,10 @@ after_upload = "5s"
 
 #[test]
 fn mediums() {
-    assert_eq!(Medium::ALL.map(Medium::as_str), ["disk", "cloud", "peer", "removable"]);
+    assert_eq!(
+        Medium::ALL.map(Medium::as_str),
+        ["disk", "cloud", "peer", "removable"]
+    );
     assert_eq!(Medium::Removable.to_string(), "removable");
 }
 
@@ -233,12 +279,16 @@ fn target(body: &str) -> String {
 
 /// An s3 target `t` on lines 1–4; `body` starts on line 5.
 fn s3(body: &str) -> String {
-    target(&format!("url = \"s3:https://s3.example.com/bucket\"\n{body}"))
+    target(&format!(
+        "url = \"s3:https://s3.example.com/bucket\"\n{body}"
+    ))
 }
 
 /// A rest target `t` on lines 1–4; `body` starts on line 5.
 fn rest(body: &str) -> String {
-    target(&format!("url = \"rest:https://peer.example.net:8000/alice\"\n{body}"))
+    target(&format!(
+        "url = \"rest:https://peer.example.net:8000/alice\"\n{body}"
+    ))
 }
 
 /// A local target `t` on lines 1–4; `body` starts on line 5.
@@ -469,7 +519,6 @@ fn every_bad_input_gets_its_position_message_and_hint() {
     check_cases(cases(), 10);
 }
 
-
 #[test]
 fn all_problems_of_targets_are_reported_together() {
     let input = "\
@@ -490,8 +539,10 @@ quarantine = \"7d\"
 [targets.c]
 url = \"/mnt/a\"
 ";
-    let got: Vec<String> =
-        diagnostics(input).iter().map(|d| format!("{}:{} {}", d.line, d.column, d.message)).collect();
+    let got: Vec<String> = diagnostics(input)
+        .iter()
+        .map(|d| format!("{}:{} {}", d.line, d.column, d.message))
+        .collect();
     assert_eq!(
         got,
         vec![
@@ -514,8 +565,10 @@ fn the_design_example_with_deletions_off_rejects_quarantine() {
     // As written in the design, `quarantine` and `delete_cap` sit next to
     // `propagate_deletes = false`: they would never apply, so it is an error.
     let text = FULL.replace("propagate_deletes = true ", "propagate_deletes = false");
-    let got: Vec<String> =
-        diagnostics(&text).iter().map(|d| format!("{}:{} {}", d.line, d.column, d.message)).collect();
+    let got: Vec<String> = diagnostics(&text)
+        .iter()
+        .map(|d| format!("{}:{} {}", d.line, d.column, d.message))
+        .collect();
     assert_eq!(
         got,
         vec![
@@ -538,12 +591,27 @@ fn secrets_never_appear_in_errors_or_debug() {
         let err = parse(&input, Path::new("x.toml")).unwrap_err();
         assert!(!format!("{err}{err:?}").contains("hunter2"), "{err}");
     }
-    let cfg = parse(&target("url = \"rest:https://alice:hunter2@peer:8000/x\"\n"), Path::new("x.toml")).unwrap();
+    let cfg = parse(
+        &target("url = \"rest:https://alice:hunter2@peer:8000/x\"\n"),
+        Path::new("x.toml"),
+    )
+    .unwrap();
     assert!(!format!("{cfg:?}").contains("hunter2"));
-    assert_eq!(cfg.targets["t"].url.to_string(), "rest:https://alice:***@peer:8000/x");
+    assert_eq!(
+        cfg.targets["t"].url.to_string(),
+        "rest:https://alice:***@peer:8000/x"
+    );
     // An inline secret names the keys to use instead.
-    let err = parse(&s3("secret_access_key = \"hunter2\"\n"), Path::new("x.toml")).unwrap_err().to_string();
-    assert!(err.contains("`secret_access_key_file`") && err.contains("`secret_access_key_env`"), "{err}");
+    let err = parse(
+        &s3("secret_access_key = \"hunter2\"\n"),
+        Path::new("x.toml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("`secret_access_key_file`") && err.contains("`secret_access_key_env`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -557,9 +625,17 @@ fn agents_never_receive_targets() {
     assert_eq!(parse(&text, origin).unwrap().targets.len(), 2);
     for host in ["nas", "hub"] {
         let part = extract_host(&text, origin, host).unwrap();
-        let top: Vec<String> = part.parse::<toml::Table>().unwrap().keys().cloned().collect();
+        let top: Vec<String> = part
+            .parse::<toml::Table>()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
         assert!(!top.iter().any(|t| t == "targets"), "{part}");
-        assert!(!part.contains("/mnt/usb") && !part.contains("s3.secret"), "{part}");
+        assert!(
+            !part.contains("/mnt/usb") && !part.contains("s3.secret"),
+            "{part}"
+        );
         assert!(parse(&part, origin).unwrap().targets.is_empty());
     }
     // The job's rpo travels with the job.
@@ -577,13 +653,23 @@ fn the_documented_example_parses() {
     let cfg = parse(block, Path::new("/etc/bulwark/bulwark.toml")).unwrap();
     let full = parse(FULL, Path::new("/etc/bulwark/bulwark.toml")).unwrap();
     // The same as the full example, except that deletions are not propagated.
-    let cloud = Target { propagate_deletes: false, ..full.targets["cloud"].clone() };
+    let cloud = Target {
+        propagate_deletes: false,
+        ..full.targets["cloud"].clone()
+    };
     assert_eq!(cfg.targets["cloud"], cloud);
     assert_eq!(cfg.targets["friend"], full.targets["friend"]);
     assert_eq!(cfg.targets["usb"], full.targets["usb"]);
     assert_eq!(cfg.jobs["nas"].rpo, Some(secs(26 * 3600)));
     // The design's example, uncommented, is the error shown above.
-    let uncommented = block.replace("# quarantine", "quarantine").replace("# delete_cap", "delete_cap");
-    let err = parse(&uncommented, Path::new("b.toml")).unwrap_err().to_string();
-    assert!(err.contains("`quarantine` only applies with propagate_deletes = true"), "{err}");
+    let uncommented = block
+        .replace("# quarantine", "quarantine")
+        .replace("# delete_cap", "delete_cap");
+    let err = parse(&uncommented, Path::new("b.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`quarantine` only applies with propagate_deletes = true"),
+        "{err}"
+    );
 }

@@ -13,8 +13,8 @@ use std::{
     ffi::OsStr,
     io::{self, Read},
     iter::Peekable,
-    path::{Path, PathBuf},
     os::unix::process::CommandExt,
+    path::{Path, PathBuf},
     process::{Child, ChildStdout, Command, Stdio},
     sync::{Arc, Mutex},
     thread::JoinHandle,
@@ -126,7 +126,10 @@ fn record(rec: &Recorder, path: &Path, error: impl Into<String>) {
     let path = path.to_string_lossy().into_owned();
     if let Ok(mut v) = rec.lock() {
         if !v.iter().any(|s| s.path == path && !path.is_empty()) {
-            v.push(SkippedFile { path, error: crate::error::one_line(&error.into()) });
+            v.push(SkippedFile {
+                path,
+                error: crate::error::one_line(&error.into()),
+            });
         }
     }
 }
@@ -144,7 +147,12 @@ impl ReadSourceOpen for Open {
     fn open(self) -> RusticResult<Self::Reader> {
         match self {
             Self::Local(inner, path, rec) => match inner.open() {
-                Ok(file) => Ok(Box::new(Recording { inner: file, path, rec, failed: false })),
+                Ok(file) => Ok(Box::new(Recording {
+                    inner: file,
+                    path,
+                    rec,
+                    failed: false,
+                })),
                 Err(e) => {
                     record(&rec, &path, open_error_text(&e));
                     Err(e)
@@ -152,21 +160,35 @@ impl ReadSourceOpen for Open {
             },
             Self::Command(cmd, path, rec, _) if cmd.unavailable.is_some() => {
                 let msg = cmd.unavailable.unwrap_or_default();
-                record(&rec, &path, format!("command `{}` was not run: {msg}", cmd.display));
-                Err(RusticError::new(rustic_core::ErrorKind::ExternalCommand, "command source unavailable"))
+                record(
+                    &rec,
+                    &path,
+                    format!("command `{}` was not run: {msg}", cmd.display),
+                );
+                Err(RusticError::new(
+                    rustic_core::ErrorKind::ExternalCommand,
+                    "command source unavailable",
+                ))
             }
-            Self::Command(cmd, path, rec, sizes) => match CommandReader::spawn(&cmd, path.clone(), sizes) {
-                Ok(reader) => Ok(Box::new(Recording { inner: reader, path, rec, failed: false })),
-                Err(e) => {
-                    let msg = format!("command `{}` could not be started: {e}", cmd.display);
-                    record(&rec, &path, msg.clone());
-                    Err(RusticError::with_source(
-                        rustic_core::ErrorKind::ExternalCommand,
-                        "command source failed",
-                        e,
-                    ))
+            Self::Command(cmd, path, rec, sizes) => {
+                match CommandReader::spawn(&cmd, path.clone(), sizes) {
+                    Ok(reader) => Ok(Box::new(Recording {
+                        inner: reader,
+                        path,
+                        rec,
+                        failed: false,
+                    })),
+                    Err(e) => {
+                        let msg = format!("command `{}` could not be started: {e}", cmd.display);
+                        record(&rec, &path, msg.clone());
+                        Err(RusticError::with_source(
+                            rustic_core::ErrorKind::ExternalCommand,
+                            "command source failed",
+                            e,
+                        ))
+                    }
                 }
-            },
+            }
         }
     }
 }
@@ -174,7 +196,12 @@ impl ReadSourceOpen for Open {
 fn open_error_text(e: &RusticError) -> String {
     let log = e.display_log();
     match log.split_once(": caused by: ") {
-        Some((_, cause)) => cause.split(" : (source").next().unwrap_or(cause).trim().to_string(),
+        Some((_, cause)) => cause
+            .split(" : (source")
+            .next()
+            .unwrap_or(cause)
+            .trim()
+            .to_string(),
         None => log,
     }
 }
@@ -230,7 +257,10 @@ pub fn stop_running_commands() {
     if let Ok(pids) = RUNNING.lock() {
         for pid in pids.iter() {
             if let Ok(pid) = i32::try_from(*pid) {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(-pid), nix::sys::signal::Signal::SIGTERM);
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(-pid),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
             }
         }
     }
@@ -319,7 +349,11 @@ fn scan_stderr(mut err: impl Read, patterns: &[String]) -> StderrScan {
 /// The last (at most two) non-empty lines of a command's stderr, for messages.
 fn stderr_summary(tail: &[u8]) -> String {
     let text = String::from_utf8_lossy(tail);
-    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     lines[lines.len().saturating_sub(2)..].join(" / ")
 }
 
@@ -351,10 +385,30 @@ impl CommandReader {
         if let Ok(mut pids) = RUNNING.lock() {
             pids.push(child.id());
         }
-        let stdout = child.stdout.take().ok_or_else(|| io::Error::other("no stdout pipe"))?;
-        let patterns: Vec<String> = cmd.fail_on_stderr.iter().filter(|p| !p.is_empty()).cloned().collect();
-        let stderr = child.stderr.take().map(|err| std::thread::spawn(move || scan_stderr(err, &patterns)));
-        Ok(Self { path, sizes, count: 0, child, stdout, stderr, display: cmd.display.clone(), done: false })
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| io::Error::other("no stdout pipe"))?;
+        let patterns: Vec<String> = cmd
+            .fail_on_stderr
+            .iter()
+            .filter(|p| !p.is_empty())
+            .cloned()
+            .collect();
+        let stderr = child
+            .stderr
+            .take()
+            .map(|err| std::thread::spawn(move || scan_stderr(err, &patterns)));
+        Ok(Self {
+            path,
+            sizes,
+            count: 0,
+            child,
+            stdout,
+            stderr,
+            display: cmd.display.clone(),
+            done: false,
+        })
     }
 
     fn finish(&mut self) -> io::Result<()> {
@@ -362,7 +416,11 @@ impl CommandReader {
         let status = self.child.wait();
         forget_pid(self.child.id());
         let status = status?;
-        let scan = self.stderr.take().and_then(|h| h.join().ok()).unwrap_or_default();
+        let scan = self
+            .stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
         if status.success() && scan.matched.is_none() {
             if let Ok(mut sizes) = self.sizes.lock() {
                 sizes.insert(self.path.clone(), self.count);
@@ -450,11 +508,19 @@ fn go_dir_mode(mode: u32) -> u32 {
 fn root_dir_node(path: &Path) -> Option<Node> {
     use std::os::unix::fs::MetadataExt;
     let name = path.file_name()?;
-    let m = std::fs::symlink_metadata(path).ok().filter(std::fs::Metadata::is_dir)?;
+    let m = std::fs::symlink_metadata(path)
+        .ok()
+        .filter(std::fs::Metadata::is_dir)?;
     let ts = |s: i64, ns: i64| jiff::Timestamp::new(s, i32::try_from(ns).unwrap_or(0)).ok();
     let mtime = ts(m.mtime(), m.mtime_nsec());
-    let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(m.uid())).ok().flatten().map(|u| u.name);
-    let group = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(m.gid())).ok().flatten().map(|g| g.name);
+    let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(m.uid()))
+        .ok()
+        .flatten()
+        .map(|u| u.name);
+    let group = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(m.gid()))
+        .ok()
+        .flatten()
+        .map(|g| g.name);
     let meta = Metadata {
         mode: Some(go_dir_mode(m.mode())),
         mtime,
@@ -489,7 +555,11 @@ impl<I: Iterator<Item = Entry>> Iterator for WithRoots<I> {
         if due {
             let (path, node) = self.next_root.take()?;
             self.next_root = self.roots.next();
-            return Some(Ok(ReadSourceEntry { path, node, open: None }));
+            return Some(Ok(ReadSourceEntry {
+                path,
+                node,
+                open: None,
+            }));
         }
         self.inner.next()
     }
@@ -532,8 +602,11 @@ impl ReadSource for CombinedSource {
         };
         let mut roots = self.roots.clone().into_iter();
         let next_root = roots.next();
-        let local: Box<dyn Iterator<Item = Entry> + Send> =
-            Box::new(WithRoots { inner: local.peekable(), roots, next_root });
+        let local: Box<dyn Iterator<Item = Entry> + Send> = Box::new(WithRoots {
+            inner: local.peekable(),
+            roots,
+            next_root,
+        });
         let now = jiff::Timestamp::now();
         let cmds: Vec<Entry> = self
             .commands
@@ -554,11 +627,20 @@ impl ReadSource for CombinedSource {
                 Ok(ReadSourceEntry {
                     path: path.clone(),
                     node: Node::new_node(name, NodeType::File, meta),
-                    open: Some(Open::Command(cmd.clone(), path.clone(), rec.clone(), self.sizes.clone())),
+                    open: Some(Open::Command(
+                        cmd.clone(),
+                        path.clone(),
+                        rec.clone(),
+                        self.sizes.clone(),
+                    )),
                 })
             })
             .collect();
-        Box::new(Merge { a: local.peekable(), b: cmds.into_iter().peekable(), rec })
+        Box::new(Merge {
+            a: local.peekable(),
+            b: cmds.into_iter().peekable(),
+            rec,
+        })
     }
 }
 
@@ -607,7 +689,8 @@ impl<A: Iterator<Item = Entry>, B: Iterator<Item = Entry>> Iterator for Merge<A,
 fn check_filename(name: &str) -> Result<PathBuf> {
     let p = Path::new(name);
     let ok = !name.is_empty()
-        && p.components().all(|c| matches!(c, std::path::Component::Normal(_)))
+        && p.components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
         && !name.starts_with('/');
     if !ok {
         return Err(Error::new(
@@ -673,18 +756,32 @@ impl Repo {
             let mut filter = LocalSourceFilterOptions::default();
             filter.exclude_if_present = req.exclude_if_present.clone();
             filter.one_file_system = req.one_file_system;
-            let src = LocalSource::new(LocalSourceSaveOptions::default(), &excludes, &filter, &paths)
-                .map_err(|e| {
-                    Error::from_rustic("cannot prepare the source paths", &e)
-                        .hint("check the exclude patterns")
-                })?;
+            let src = LocalSource::new(
+                LocalSourceSaveOptions::default(),
+                &excludes,
+                &filter,
+                &paths,
+            )
+            .map_err(|e| {
+                Error::from_rustic("cannot prepare the source paths", &e)
+                    .hint("check the exclude patterns")
+            })?;
             Some(src)
         };
         let mut backup_paths = paths.clone();
         backup_paths.extend(commands.iter().map(|(p, _)| p.clone()));
-        let roots = paths.iter().filter_map(|p| root_dir_node(p).map(|n| (p.clone(), n))).collect();
+        let roots = paths
+            .iter()
+            .filter_map(|p| root_dir_node(p).map(|n| (p.clone(), n)))
+            .collect();
         let sizes: Sizes = Arc::default();
-        let source = CombinedSource { local, roots, commands, rec: rec.clone(), sizes: sizes.clone() };
+        let source = CombinedSource {
+            local,
+            roots,
+            commands,
+            rec: rec.clone(),
+            sizes: sizes.clone(),
+        };
 
         let mut snap_opts = SnapshotOptions::default();
         snap_opts.host = req.host.clone();

@@ -10,7 +10,8 @@ use std::sync::{
 
 use bytes::Bytes;
 use rustic_core::{
-    BytesList, ErrorKind as RErrorKind, FileType, Id, ReadBackend, RusticError, RusticResult, WriteBackend,
+    BytesList, ErrorKind as RErrorKind, FileType, Id, ReadBackend, RusticError, RusticResult,
+    WriteBackend,
 };
 
 static CANCELLED: AtomicBool = AtomicBool::new(false);
@@ -27,7 +28,10 @@ pub fn is_cancelled() -> bool {
 
 fn refuse() -> RusticResult<()> {
     if is_cancelled() {
-        return Err(RusticError::new(RErrorKind::Other, "interrupted: no more repository writes"));
+        return Err(RusticError::new(
+            RErrorKind::Other,
+            "interrupted: no more repository writes",
+        ));
     }
     Ok(())
 }
@@ -49,7 +53,14 @@ impl ReadBackend for Cancellable {
     fn read_full(&self, tpe: FileType, id: &Id) -> RusticResult<Bytes> {
         self.0.read_full(tpe, id)
     }
-    fn read_partial(&self, tpe: FileType, id: &Id, cacheable: bool, offset: u32, length: u32) -> RusticResult<Bytes> {
+    fn read_partial(
+        &self,
+        tpe: FileType,
+        id: &Id,
+        cacheable: bool,
+        offset: u32,
+        length: u32,
+    ) -> RusticResult<Bytes> {
         self.0.read_partial(tpe, id, cacheable, offset, length)
     }
     fn warmup_path(&self, tpe: FileType, id: &Id) -> String {
@@ -68,7 +79,13 @@ impl WriteBackend for Cancellable {
         refuse()?;
         self.0.create()
     }
-    fn write_bytes(&self, tpe: FileType, id: &Id, cacheable: bool, content: BytesList) -> RusticResult<()> {
+    fn write_bytes(
+        &self,
+        tpe: FileType,
+        id: &Id,
+        cacheable: bool,
+        content: BytesList,
+    ) -> RusticResult<()> {
         refuse()?;
         self.0.write_bytes(tpe, id, cacheable, content)
     }

@@ -42,7 +42,11 @@ pub struct Error {
 impl Error {
     /// Creates an error of `kind` with `message`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), hint: None }
+        Self {
+            kind,
+            message: message.into(),
+            hint: None,
+        }
     }
 
     /// Adds a hint telling the user how to fix the problem.
@@ -69,7 +73,9 @@ impl Error {
                 "credentials handling" | "a key" => ErrorKind::WrongPassword,
                 "the backend" => ErrorKind::Backend,
                 "input/output operations" => ErrorKind::Io,
-                "invalid user input" | "missing user input" | "the configuration"
+                "invalid user input"
+                | "missing user input"
+                | "the configuration"
                 | "unsupported operations" => ErrorKind::InvalidInput,
                 "cryptographic operations" | "verification" | "the repository" => {
                     ErrorKind::Damaged
@@ -104,7 +110,12 @@ fn summarize(log: &str) -> String {
         Some((head, rest)) => (head, rest.split_once(": caused by: ").map(|(_, c)| c)),
         None => (text, None),
     };
-    let mut out = head.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
+    let mut out = head
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
     if let Some(cause) = cause {
         out.push_str(" (");
         out.push_str(cause.trim());
@@ -133,7 +144,9 @@ pub(crate) fn one_line(text: &str) -> String {
             "Message:" => sec = Sec::Message,
             "Caused by:" => sec = Sec::Cause,
             "Context:" | "Backtrace:" => sec = Sec::Skip,
-            l if l.starts_with("Some additional details") || l.starts_with("For more information") => {
+            l if l.starts_with("Some additional details")
+                || l.starts_with("For more information") =>
+            {
                 if l.starts_with("Some") {
                     sec = Sec::Skip;
                 }
@@ -212,7 +225,10 @@ mod tests {
 
     #[test]
     fn plain_text_is_kept_and_long_text_is_capped() {
-        assert_eq!(one_line("cannot open x: No such file"), "cannot open x: No such file");
+        assert_eq!(
+            one_line("cannot open x: No such file"),
+            "cannot open x: No such file"
+        );
         assert_eq!(one_line("a\n  b"), "a b");
         assert!(one_line(&"x".repeat(5000)).chars().count() <= 401);
     }

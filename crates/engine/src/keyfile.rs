@@ -29,20 +29,26 @@ struct KeyFile {
 }
 
 fn crypto_err(what: &str) -> Error {
-    Error::new(ErrorKind::Internal, format!("cannot create the key: {what}"))
+    Error::new(
+        ErrorKind::Internal,
+        format!("cannot create the key: {what}"),
+    )
 }
 
 /// Encrypts `master` under `password` and stores it as a new key file.
 pub(crate) fn write_key(be: &dyn WriteBackend, master: &MasterKey, password: &str) -> Result<()> {
     let salt: [u8; 64] = rand::random();
-    let params = scrypt::Params::new(LOG_N, R, P).map_err(|_| crypto_err("bad scrypt parameters"))?;
+    let params =
+        scrypt::Params::new(LOG_N, R, P).map_err(|_| crypto_err("bad scrypt parameters"))?;
     let mut derived = [0u8; 64];
-    scrypt::scrypt(password.as_bytes(), &salt, &params, &mut derived).map_err(|_| crypto_err("scrypt failed"))?;
+    scrypt::scrypt(password.as_bytes(), &salt, &params, &mut derived)
+        .map_err(|_| crypto_err("scrypt failed"))?;
     let plain = serde_json::to_vec(master).map_err(|e| crypto_err(&e.to_string()))?;
 
     let key = aes256ctr_poly1305aes::Key::clone_from_slice(&derived);
     let nonce_bytes: [u8; 16] = rand::random();
-    let nonce = aes256ctr_poly1305aes::aead::Nonce::<Aes256CtrPoly1305Aes>::clone_from_slice(&nonce_bytes);
+    let nonce =
+        aes256ctr_poly1305aes::aead::Nonce::<Aes256CtrPoly1305Aes>::clone_from_slice(&nonce_bytes);
     let mut data = Vec::with_capacity(plain.len() + 32);
     data.extend_from_slice(&nonce_bytes);
     data.extend_from_slice(&plain);
@@ -53,9 +59,18 @@ pub(crate) fn write_key(be: &dyn WriteBackend, master: &MasterKey, password: &st
 
     let uid = nix::unistd::getuid();
     let file = KeyFile {
-        created: jiff::Zoned::now().strftime("%Y-%m-%dT%H:%M:%S%.9f%:z").to_string(),
-        username: nix::unistd::User::from_uid(uid).ok().flatten().map(|u| u.name).unwrap_or_default(),
-        hostname: nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default(),
+        created: jiff::Zoned::now()
+            .strftime("%Y-%m-%dT%H:%M:%S%.9f%:z")
+            .to_string(),
+        username: nix::unistd::User::from_uid(uid)
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+            .unwrap_or_default(),
+        hostname: nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_default(),
         kdf: "scrypt",
         n: 1 << LOG_N,
         r: R,

@@ -41,9 +41,12 @@ mod treefix;
 pub use backup::{stop_running_commands, BackupRequest, BackupSummary, CommandSource, SkippedFile};
 pub use cancel::{cancel, is_cancelled};
 pub use error::{Error, ErrorKind, Result};
-pub use progress::{Phase, ProgressSink, Quiet, Unit};
 pub use lock::{release_all_locks, LockInfo, RepoLock};
-pub use ops::{CheckData, CheckSummary, CopySummary, DiffEntry, DiffSummary, ForgetDecision, ForgetGroup, ForgetSummary, KeepPolicy, LsEntry, PruneSummary};
+pub use ops::{
+    CheckData, CheckSummary, CopySummary, DiffEntry, DiffSummary, ForgetDecision, ForgetGroup,
+    ForgetSummary, KeepPolicy, LsEntry, PruneSummary,
+};
+pub use progress::{Phase, ProgressSink, Quiet, Unit};
 pub use repo::{redact_url, Location, Repo, RepoSpec};
 pub use restore::{FailedPath, RestoreRequest, RestoreSummary};
 pub use snapshots::{SnapshotFilter, SnapshotInfo, SnapshotStats};

@@ -36,7 +36,10 @@ impl SafeLocalBackend {
     /// Opens (does not create) a repository directory.
     pub fn new(root: &Path) -> RusticResult<Self> {
         let inner = LocalBackend::new(root.to_string_lossy(), std::collections::BTreeMap::new())?;
-        Ok(Self { inner, root: root.to_path_buf() })
+        Ok(Self {
+            inner,
+            root: root.to_path_buf(),
+        })
     }
 
     fn path_of(&self, tpe: FileType, id: &Id) -> (PathBuf, String) {
@@ -60,7 +63,10 @@ pub(crate) fn write_atomic(dir: &Path, name: &str, chunks: &[Bytes]) -> std::io:
     let nonce = NONCE.fetch_add(1, Ordering::Relaxed);
     let tmp = dir.join(format!("{name}-tmp-{}-{nonce}", std::process::id()));
     let result = (|| {
-        let mut f = fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
         for c in chunks {
             f.write_all(c)?;
         }
@@ -116,8 +122,13 @@ impl WriteBackend for SafeLocalBackend {
         content: BytesList,
     ) -> RusticResult<()> {
         let (dir, name) = self.path_of(tpe, id);
-        write_atomic(&dir, &name, content.slice())
-            .map_err(|e| io_err("Failed to write the repository file `{path}`.", &dir.join(&name), e))
+        write_atomic(&dir, &name, content.slice()).map_err(|e| {
+            io_err(
+                "Failed to write the repository file `{path}`.",
+                &dir.join(&name),
+                e,
+            )
+        })
     }
 
     fn remove(&self, tpe: FileType, id: &Id, cacheable: bool) -> RusticResult<()> {

@@ -59,9 +59,15 @@ const REFRESH_EVERY: Duration = Duration::from_secs(5 * 60);
 impl LockInfo {
     fn new(exclusive: bool) -> Self {
         let uid = nix::unistd::getuid();
-        let username = nix::unistd::User::from_uid(uid).ok().flatten().map(|u| u.name).unwrap_or_default();
+        let username = nix::unistd::User::from_uid(uid)
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+            .unwrap_or_default();
         Self {
-            time: jiff::Zoned::now().strftime("%Y-%m-%dT%H:%M:%S%.9f%:z").to_string(),
+            time: jiff::Zoned::now()
+                .strftime("%Y-%m-%dT%H:%M:%S%.9f%:z")
+                .to_string(),
             exclusive,
             hostname: hostname(),
             username,
@@ -101,21 +107,31 @@ impl LockInfo {
             if self.exclusive { "an exclusive" } else { "a" },
             self.pid,
             self.hostname,
-            if self.username.is_empty() { "?" } else { &self.username },
+            if self.username.is_empty() {
+                "?"
+            } else {
+                &self.username
+            },
             self.time
         )
     }
 }
 
 fn hostname() -> String {
-    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default()
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_default()
 }
 
 /// Raw access to the `locks/` directory of a repository.
 #[derive(Debug, Clone)]
 enum LockDir {
     Local(PathBuf),
-    Rest { base: String, client: reqwest::blocking::Client },
+    Rest {
+        base: String,
+        client: reqwest::blocking::Client,
+    },
     /// Backends where we can't write locks yet (S3): locking is skipped.
     None,
 }
@@ -168,7 +184,12 @@ impl LockDir {
                     V1(String),
                 }
                 let items: Vec<Item> = resp.json().map_err(http_err)?;
-                Ok(items.into_iter().map(|i| match i { Item::V2 { name } | Item::V1(name) => name }).collect())
+                Ok(items
+                    .into_iter()
+                    .map(|i| match i {
+                        Item::V2 { name } | Item::V1(name) => name,
+                    })
+                    .collect())
             }
             Self::None => Ok(Vec::new()),
         }
@@ -182,11 +203,20 @@ impl LockDir {
                 Err(e) => Err(Error::io("cannot read a lock", &e)),
             },
             Self::Rest { base, client } => {
-                let resp = client.get(format!("{base}{name}")).send().map_err(http_err)?;
+                let resp = client
+                    .get(format!("{base}{name}"))
+                    .send()
+                    .map_err(http_err)?;
                 if resp.status() == reqwest::StatusCode::NOT_FOUND {
                     return Ok(None);
                 }
-                Ok(Some(resp.error_for_status().map_err(http_err)?.bytes().map_err(http_err)?.to_vec()))
+                Ok(Some(
+                    resp.error_for_status()
+                        .map_err(http_err)?
+                        .bytes()
+                        .map_err(http_err)?
+                        .to_vec(),
+                ))
             }
             Self::None => Ok(None),
         }
@@ -197,7 +227,13 @@ impl LockDir {
             Self::Local(dir) => write_atomic(dir, name, &[data.into()])
                 .map_err(|e| Error::io("cannot write a lock file", &e)),
             Self::Rest { base, client } => {
-                client.post(format!("{base}{name}")).body(data).send().map_err(http_err)?.error_for_status().map_err(http_err)?;
+                client
+                    .post(format!("{base}{name}"))
+                    .body(data)
+                    .send()
+                    .map_err(http_err)?
+                    .error_for_status()
+                    .map_err(http_err)?;
                 Ok(())
             }
             Self::None => Ok(()),
@@ -248,8 +284,11 @@ impl Crypto {
         if data.len() < 32 {
             return None;
         }
-        let nonce = aes256ctr_poly1305aes::aead::Nonce::<Aes256CtrPoly1305Aes>::from_slice(&data[..16]);
-        Aes256CtrPoly1305Aes::new(&self.0).decrypt(nonce, &data[16..]).ok()
+        let nonce =
+            aes256ctr_poly1305aes::aead::Nonce::<Aes256CtrPoly1305Aes>::from_slice(&data[..16]);
+        Aes256CtrPoly1305Aes::new(&self.0)
+            .decrypt(nonce, &data[16..])
+            .ok()
     }
 }
 
@@ -283,12 +322,15 @@ pub struct RepoLock {
 
 impl std::fmt::Debug for RepoLock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RepoLock").field("current", &self.current).finish()
+        f.debug_struct("RepoLock")
+            .field("current", &self.current)
+            .finish()
     }
 }
 
 fn write_lock(dir: &LockDir, crypto: &Crypto, exclusive: bool) -> Result<String> {
-    let json = serde_json::to_vec(&LockInfo::new(exclusive)).map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
+    let json = serde_json::to_vec(&LockInfo::new(exclusive))
+        .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
     let data = crypto.encrypt(&json)?;
     let name = hex::encode(Sha256::digest(&data));
     dir.write(&name, data)?;
@@ -349,7 +391,9 @@ impl Repo {
         }
         let ours = write_lock(&dir, &crypto, exclusive)?;
         let conflict = self.locks().map(|locks| {
-            locks.into_iter().find(|(name, info)| *name != ours && !info.is_stale() && (exclusive || info.exclusive))
+            locks.into_iter().find(|(name, info)| {
+                *name != ours && !info.is_stale() && (exclusive || info.exclusive)
+            })
         });
         match conflict {
             Ok(None) => {}
@@ -370,7 +414,8 @@ impl Repo {
             std::thread::Builder::new()
                 .name("bulwark-lock-refresh".into())
                 .spawn(move || {
-                    while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(REFRESH_EVERY) {
+                    while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(REFRESH_EVERY)
+                    {
                         if let Ok(new) = write_lock(&dir, &crypto, exclusive) {
                             if let Ok(mut cur) = current.lock() {
                                 if let Some(old) = cur.replace(new) {
@@ -385,7 +430,12 @@ impl Repo {
         if let Ok(mut held) = HELD.lock() {
             held.push((dir.clone(), current.clone()));
         }
-        Ok(RepoLock { dir, current, stop: Some(tx), refresher })
+        Ok(RepoLock {
+            dir,
+            current,
+            stop: Some(tx),
+            refresher,
+        })
     }
 }
 

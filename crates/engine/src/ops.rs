@@ -136,13 +136,25 @@ impl KeepPolicy {
         type Bucket = fn(&jiff::Zoned, usize) -> i64;
         let rules: [(Option<u32>, Bucket, &str); 6] = [
             (self.last, |_, nr| nr as i64, "last"),
-            (self.hourly, |t, _| ymd(t) * 100 + i64::from(t.hour()), "hourly"),
+            (
+                self.hourly,
+                |t, _| ymd(t) * 100 + i64::from(t.hour()),
+                "hourly",
+            ),
             (self.daily, |t, _| ymd(t), "daily"),
-            (self.weekly, |t, _| {
-                let w = t.date().iso_week_date();
-                i64::from(w.year()) * 100 + i64::from(w.week())
-            }, "weekly"),
-            (self.monthly, |t, _| i64::from(t.year()) * 100 + i64::from(t.month()), "monthly"),
+            (
+                self.weekly,
+                |t, _| {
+                    let w = t.date().iso_week_date();
+                    i64::from(w.year()) * 100 + i64::from(w.week())
+                },
+                "weekly",
+            ),
+            (
+                self.monthly,
+                |t, _| i64::from(t.year()) * 100 + i64::from(t.month()),
+                "monthly",
+            ),
             (self.yearly, |t, _| i64::from(t.year()), "yearly"),
         ];
         let mut counts: Vec<Option<u32>> = rules.iter().map(|r| r.0).collect();
@@ -274,17 +286,26 @@ pub struct CopySummary {
 impl Repo {
     fn indexed(&self) -> Result<Repository<IndexedFullStatus>> {
         guard("reading the index", || {
-            self.fresh()?.to_indexed().map_err(|e| Error::from_rustic("cannot read the repository index", &e))
+            self.fresh()?
+                .to_indexed()
+                .map_err(|e| Error::from_rustic("cannot read the repository index", &e))
         })
     }
 
     /// Lists the entries of a snapshot, optionally only at or below `path`.
-    pub fn ls(&self, snapshot: &str, filter: &SnapshotFilter, path: Option<&Path>) -> Result<(SnapshotInfo, Vec<LsEntry>, Vec<FailedPath>)> {
+    pub fn ls(
+        &self,
+        snapshot: &str,
+        filter: &SnapshotFilter,
+        path: Option<&Path>,
+    ) -> Result<(SnapshotInfo, Vec<LsEntry>, Vec<FailedPath>)> {
         let _lock = self.lock(false)?;
         let snap = self.find_snapshot_file(snapshot, filter)?;
         let repo = self.indexed()?;
         let mut failures = Vec::new();
-        let nodes = guard("listing", || Ok(walk_snapshot(&repo, snap.tree, &mut failures)))?;
+        let nodes = guard("listing", || {
+            Ok(walk_snapshot(&repo, snap.tree, &mut failures))
+        })?;
         let prefix = path.map(|p| p.strip_prefix("/").unwrap_or(p).to_path_buf());
         let entries: Vec<LsEntry> = nodes
             .iter()
@@ -295,7 +316,11 @@ impl Repo {
             if entries.is_empty() && !pre.as_os_str().is_empty() {
                 return Err(Error::new(
                     ErrorKind::InvalidInput,
-                    format!("/{} is not in snapshot {}", pre.display(), &snap.id.to_hex().to_string()[..8]),
+                    format!(
+                        "/{} is not in snapshot {}",
+                        pre.display(),
+                        &snap.id.to_hex().to_string()[..8]
+                    ),
                 )
                 .hint("list the whole snapshot with `bulwark ls SNAPSHOT`"));
             }
@@ -339,7 +364,8 @@ impl Repo {
                     push(k, "+", &mut out);
                 }
                 (Some(x), Some(y)) => {
-                    if std::mem::discriminant(&x.node_type) != std::mem::discriminant(&y.node_type) {
+                    if std::mem::discriminant(&x.node_type) != std::mem::discriminant(&y.node_type)
+                    {
                         out.type_changed += 1;
                         push(k, "T", &mut out);
                     } else if x.content != y.content || x.node_type != y.node_type {
@@ -363,41 +389,80 @@ impl Repo {
     }
 
     /// Writes the contents of the file at `path` in a snapshot to `w`.
-    pub fn dump(&self, snapshot: &str, filter: &SnapshotFilter, path: &Path, w: &mut dyn Write) -> Result<()> {
+    pub fn dump(
+        &self,
+        snapshot: &str,
+        filter: &SnapshotFilter,
+        path: &Path,
+        w: &mut dyn Write,
+    ) -> Result<()> {
         let _lock = self.lock(false)?;
         let snap = self.find_snapshot_file(snapshot, filter)?;
         let repo = self.indexed()?;
         let rel = path.strip_prefix("/").unwrap_or(path);
         let node = guard("dump", || {
             repo.node_from_path(snap.tree, rel).map_err(|_| {
-                Error::new(ErrorKind::InvalidInput, format!("{} is not in snapshot {}", path.display(), &snap.id.to_hex().to_string()[..8]))
-                    .hint("find the path with `bulwark ls SNAPSHOT`")
+                Error::new(
+                    ErrorKind::InvalidInput,
+                    format!(
+                        "{} is not in snapshot {}",
+                        path.display(),
+                        &snap.id.to_hex().to_string()[..8]
+                    ),
+                )
+                .hint("find the path with `bulwark ls SNAPSHOT`")
             })
         })?;
         if !node.is_file() {
-            return Err(Error::new(ErrorKind::InvalidInput, format!("{} is a {}, not a file", path.display(), kind_name(&node)))
-                .hint("use `bulwark restore SNAPSHOT --include PATH --target DIR` for directories"));
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("{} is a {}, not a file", path.display(), kind_name(&node)),
+            )
+            .hint("use `bulwark restore SNAPSHOT --include PATH --target DIR` for directories"));
         }
-        let mut w = PipeWatch { inner: w, closed: false };
+        let mut w = PipeWatch {
+            inner: w,
+            closed: false,
+        };
         let r = guard("dump", || {
             repo.dump(&node, &mut w).map_err(|e| {
                 let err = Error::from_rustic(&format!("cannot read {}", path.display()), &e);
-                if err.kind == ErrorKind::Io { err.hint("the output could not be written (full disk?)") } else { err }
+                if err.kind == ErrorKind::Io {
+                    err.hint("the output could not be written (full disk?)")
+                } else {
+                    err
+                }
             })
         })
-        .and_then(|()| w.flush().map_err(|e| Error::io("cannot write the output", &e)));
+        .and_then(|()| {
+            w.flush()
+                .map_err(|e| Error::io("cannot write the output", &e))
+        });
         if w.closed {
-            return Err(Error::new(ErrorKind::OutputClosed, "the reader of the output went away"));
+            return Err(Error::new(
+                ErrorKind::OutputClosed,
+                "the reader of the output went away",
+            ));
         }
         r
     }
 
     /// Applies a retention policy per group (host + paths). Removes the
     /// snapshots it does not keep, unless `dry_run`.
-    pub fn forget(&self, policy: &KeepPolicy, filter: &SnapshotFilter, dry_run: bool) -> Result<ForgetSummary> {
+    pub fn forget(
+        &self,
+        policy: &KeepPolicy,
+        filter: &SnapshotFilter,
+        dry_run: bool,
+    ) -> Result<ForgetSummary> {
         if policy.is_empty() {
-            return Err(Error::new(ErrorKind::InvalidInput, "no retention policy given; refusing to forget anything")
-                .hint("give --keep-daily 7 (etc.), or a job (--job) whose config has a [retention] table"));
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "no retention policy given; refusing to forget anything",
+            )
+            .hint(
+                "give --keep-daily 7 (etc.), or a job (--job) whose config has a [retention] table",
+            ));
         }
         let _lock = self.lock(!dry_run)?;
         let snaps = self.snapshot_files(filter)?;
@@ -405,27 +470,44 @@ impl Repo {
         for s in snaps {
             let mut paths: Vec<String> = s.paths.iter().cloned().collect();
             paths.sort();
-            groups.entry((s.hostname.clone(), paths)).or_default().push(s);
+            groups
+                .entry((s.hostname.clone(), paths))
+                .or_default()
+                .push(s);
         }
-        let mut out = ForgetSummary { groups: Vec::new(), removed: Vec::new(), dry_run };
+        let mut out = ForgetSummary {
+            groups: Vec::new(),
+            removed: Vec::new(),
+            dry_run,
+        };
         let mut remove_ids = Vec::new();
         for ((host, paths), mut snaps) in groups {
             // newest first; ties keep listing order, like restic's stable sort
             snaps.sort_by_key(|s| std::cmp::Reverse(s.time.timestamp()));
             let decided = policy.decide(&snaps);
-            let mut group = ForgetGroup { host, paths, snapshots: Vec::new() };
+            let mut group = ForgetGroup {
+                host,
+                paths,
+                snapshots: Vec::new(),
+            };
             for (snap, (keep, reasons)) in snaps.iter().zip(decided) {
                 if !keep {
                     remove_ids.push(snap.id);
                     out.removed.push(snap.id.to_hex().to_string());
                 }
-                group.snapshots.push(ForgetDecision { snapshot: SnapshotInfo::from_file(snap), keep, reasons });
+                group.snapshots.push(ForgetDecision {
+                    snapshot: SnapshotInfo::from_file(snap),
+                    keep,
+                    reasons,
+                });
             }
             out.groups.push(group);
         }
         if !dry_run && !remove_ids.is_empty() {
             guard("forget", || {
-                self.inner.delete_snapshots(&remove_ids).map_err(|e| Error::from_rustic("cannot remove snapshots", &e))
+                self.inner
+                    .delete_snapshots(&remove_ids)
+                    .map_err(|e| Error::from_rustic("cannot remove snapshots", &e))
             })?;
         }
         Ok(out)
@@ -440,7 +522,9 @@ impl Repo {
         // unreferenced packs, which the next prune removes)
         opts.instant_delete = true;
         guard("prune", || {
-            let plan = repo.prune_plan(&opts).map_err(|e| Error::from_rustic("cannot plan the prune", &e))?;
+            let plan = repo
+                .prune_plan(&opts)
+                .map_err(|e| Error::from_rustic("cannot plan the prune", &e))?;
             let st = &plan.stats;
             let sum = st.size_sum();
             let summary = PruneSummary {
@@ -452,7 +536,8 @@ impl Repo {
                 dry_run,
             };
             if !dry_run {
-                repo.prune(&opts, plan).map_err(|e| Error::from_rustic("prune failed", &e))?;
+                repo.prune(&opts, plan)
+                    .map_err(|e| Error::from_rustic("prune failed", &e))?;
             }
             Ok(summary)
         })
@@ -468,7 +553,9 @@ impl Repo {
             opts.read_data_subset = ReadSubsetOption::Percentage(p);
         }
         guard("check", || {
-            let results = repo.check(opts).map_err(|e| Error::from_rustic("check could not run", &e))?;
+            let results = repo
+                .check(opts)
+                .map_err(|e| Error::from_rustic("check could not run", &e))?;
             let ok = results.is_ok().is_ok();
             let mut errors = Vec::new();
             let mut warnings = Vec::new();
@@ -480,29 +567,46 @@ impl Repo {
                     warnings.push(crate::error::one_line(&err.to_string()));
                 }
             }
-            Ok(CheckSummary { ok: ok && errors.is_empty(), errors, warnings, read_data: opts.read_data })
+            Ok(CheckSummary {
+                ok: ok && errors.is_empty(),
+                errors,
+                warnings,
+                read_data: opts.read_data,
+            })
         })
     }
 
     /// Copies snapshots to `dest` (all matching `filter`, or those named in
     /// `ids`), skipping any the destination already holds.
-    pub fn copy_to(&self, dest: &Repo, ids: &[String], filter: &SnapshotFilter) -> Result<CopySummary> {
+    pub fn copy_to(
+        &self,
+        dest: &Repo,
+        ids: &[String],
+        filter: &SnapshotFilter,
+    ) -> Result<CopySummary> {
         let snaps: Vec<SnapshotFile> = if ids.is_empty() {
             self.snapshot_files(filter)?
         } else {
-            ids.iter().map(|id| self.find_snapshot_file(id, filter)).collect::<Result<_>>()?
+            ids.iter()
+                .map(|id| self.find_snapshot_file(id, filter))
+                .collect::<Result<_>>()?
         };
         let _lock = self.lock(false)?;
         let _dest_lock = dest.lock(false)?;
         let src = self.indexed()?;
         let dst = guard("reading the destination index", || {
-            dest.fresh()?.to_indexed_ids().map_err(|e| Error::from_rustic("cannot read the destination index", &e))
+            dest.fresh()?
+                .to_indexed_ids()
+                .map_err(|e| Error::from_rustic("cannot read the destination index", &e))
         })?;
         guard("copy", || {
             let rel = dst
                 .relevant_copy_snapshots(|_| true, &snaps)
                 .map_err(|e| Error::from_rustic("cannot compare snapshots", &e))?;
-            let mut out = CopySummary { copied: Vec::new(), skipped: Vec::new() };
+            let mut out = CopySummary {
+                copied: Vec::new(),
+                skipped: Vec::new(),
+            };
             let mut todo = Vec::new();
             for c in rel {
                 if c.relevant {
@@ -513,7 +617,8 @@ impl Repo {
                 }
             }
             if !todo.is_empty() {
-                src.copy(&dst, todo.iter()).map_err(|e| Error::from_rustic("copy failed", &e))?;
+                src.copy(&dst, todo.iter())
+                    .map_err(|e| Error::from_rustic("copy failed", &e))?;
             }
             Ok(out)
         })
@@ -529,9 +634,13 @@ struct PipeWatch<'a> {
 
 impl Write for PipeWatch<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.inner.write(buf).inspect_err(|e| self.closed |= e.kind() == std::io::ErrorKind::BrokenPipe)
+        self.inner
+            .write(buf)
+            .inspect_err(|e| self.closed |= e.kind() == std::io::ErrorKind::BrokenPipe)
     }
     fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush().inspect_err(|e| self.closed |= e.kind() == std::io::ErrorKind::BrokenPipe)
+        self.inner
+            .flush()
+            .inspect_err(|e| self.closed |= e.kind() == std::io::ErrorKind::BrokenPipe)
     }
 }

@@ -8,8 +8,9 @@ use std::{
 };
 
 use rustic_core::{
-    repofile::{MasterKey, SnapshotFile}, ConfigOptions, Credentials, KeyOptions, OpenStatus, Repository,
-    RepositoryBackends, RepositoryOptions, WriteBackend,
+    repofile::{MasterKey, SnapshotFile},
+    ConfigOptions, Credentials, KeyOptions, OpenStatus, Repository, RepositoryBackends,
+    RepositoryOptions, WriteBackend,
 };
 
 use crate::{
@@ -51,7 +52,12 @@ impl fmt::Display for Location {
         match self {
             Self::Local(p) => write!(f, "{}", p.display()),
             Self::Rest { url } => write!(f, "rest:{}", redact_url(url)),
-            Self::S3 { endpoint, bucket, prefix, .. } => {
+            Self::S3 {
+                endpoint,
+                bucket,
+                prefix,
+                ..
+            } => {
                 write!(f, "s3:{endpoint}/{bucket}")?;
                 if !prefix.is_empty() {
                     write!(f, "/{prefix}")?;
@@ -70,7 +76,9 @@ impl fmt::Debug for Location {
 
 /// Replaces the password in `scheme://user:password@host` with `***`.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
     let host_end = rest.find('/').unwrap_or(rest.len());
     let authority = &rest[..host_end];
     match authority.rsplit_once('@') {
@@ -108,7 +116,12 @@ impl fmt::Debug for RepoSpec {
 impl RepoSpec {
     /// A spec with no cache and no progress output.
     pub fn new(location: Location, password: impl Into<String>) -> Self {
-        Self { location, password: password.into(), cache_dir: None, progress: Arc::new(Quiet) }
+        Self {
+            location,
+            password: password.into(),
+            cache_dir: None,
+            progress: Arc::new(Quiet),
+        }
     }
 
     pub(crate) fn backend(&self) -> Result<Arc<dyn WriteBackend>> {
@@ -117,9 +130,11 @@ impl RepoSpec {
 
     fn raw_backend(&self) -> Result<Arc<dyn WriteBackend>> {
         match &self.location {
-            Location::Local(path) => Ok(Arc::new(SafeLocalBackend::new(path).map_err(|e| {
-                Error::from_rustic(&format!("cannot use {}", path.display()), &e)
-            })?)),
+            Location::Local(path) => {
+                Ok(Arc::new(SafeLocalBackend::new(path).map_err(|e| {
+                    Error::from_rustic(&format!("cannot use {}", path.display()), &e)
+                })?))
+            }
             Location::Rest { url } => {
                 let be = rustic_backend::RestBackend::new(url, BTreeMap::new()).map_err(|e| {
                     Error::from_rustic(&format!("cannot use rest:{}", redact_url(url)), &e)
@@ -127,7 +142,14 @@ impl RepoSpec {
                 Ok(Arc::new(be))
             }
             #[cfg(feature = "s3")]
-            Location::S3 { endpoint, bucket, prefix, region, access_key_id, secret_access_key } => {
+            Location::S3 {
+                endpoint,
+                bucket,
+                prefix,
+                region,
+                access_key_id,
+                secret_access_key,
+            } => {
                 let mut opts = BTreeMap::new();
                 opts.insert("endpoint".to_string(), endpoint.clone());
                 opts.insert("bucket".to_string(), bucket.clone());
@@ -139,14 +161,18 @@ impl RepoSpec {
                 if let Some(k) = secret_access_key {
                     opts.insert("secret_access_key".to_string(), k.clone());
                 }
-                let be = rustic_backend::OpenDALBackend::new("s3", opts)
-                    .map_err(|e| Error::from_rustic(&format!("cannot use {}", self.location), &e))?;
+                let be = rustic_backend::OpenDALBackend::new("s3", opts).map_err(|e| {
+                    Error::from_rustic(&format!("cannot use {}", self.location), &e)
+                })?;
                 Ok(Arc::new(be))
             }
             #[cfg(not(feature = "s3"))]
             Location::S3 { .. } => Err(Error::new(
                 ErrorKind::InvalidInput,
-                format!("{} is an S3 repository, but this build has no S3 support", self.location),
+                format!(
+                    "{} is an S3 repository, but this build has no S3 support",
+                    self.location
+                ),
             )
             .hint("rebuild with `cargo build --release --features s3`")),
         }
@@ -171,8 +197,11 @@ impl RepoSpec {
         if let Location::Rest { url } = &self.location {
             // fail fast with a clear sentence instead of a minute of retries
             probe_tcp(url).map_err(|e| {
-                Error::new(ErrorKind::Backend, format!("cannot reach {}: {e}", self.location))
-                    .hint("check the address and that the server runs")
+                Error::new(
+                    ErrorKind::Backend,
+                    format!("cannot reach {}: {e}", self.location),
+                )
+                .hint("check the address and that the server runs")
             })?;
         }
         let repo = self.unopened()?;
@@ -204,8 +233,17 @@ impl RepoSpec {
         let backend = self.backend()?;
         let repo = self.unopened()?;
         guard("init", || {
-            repo.init(&Credentials::Masterkey(master.clone()), &KeyOptions::default(), &ConfigOptions::default())
-                .map_err(|e| Error::from_rustic(&format!("cannot create a repository at {}", self.location), &e))
+            repo.init(
+                &Credentials::Masterkey(master.clone()),
+                &KeyOptions::default(),
+                &ConfigOptions::default(),
+            )
+            .map_err(|e| {
+                Error::from_rustic(
+                    &format!("cannot create a repository at {}", self.location),
+                    &e,
+                )
+            })
         })?;
         crate::keyfile::write_key(backend.as_ref(), &master, &self.password)?;
         self.open()
@@ -236,7 +274,10 @@ impl RepoSpec {
                 }
             })
         })?;
-        Ok(Repo { inner: repo, spec: self.clone() })
+        Ok(Repo {
+            inner: repo,
+            spec: self.clone(),
+        })
     }
 }
 
@@ -286,8 +327,11 @@ impl Repo {
 /// Opens (and closes) a TCP connection to the host of `url`.
 fn probe_tcp(url: &str) -> std::io::Result<()> {
     use std::net::ToSocketAddrs;
-    let parsed = reqwest::Url::parse(url).map_err(|e| std::io::Error::other(format!("bad URL: {e}")))?;
-    let host = parsed.host_str().ok_or_else(|| std::io::Error::other("the URL has no host"))?;
+    let parsed =
+        reqwest::Url::parse(url).map_err(|e| std::io::Error::other(format!("bad URL: {e}")))?;
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| std::io::Error::other("the URL has no host"))?;
     let port = parsed.port_or_known_default().unwrap_or(80);
     let mut last = std::io::Error::other("the host name resolves to no address");
     for addr in (host.trim_start_matches('[').trim_end_matches(']'), port).to_socket_addrs()? {

@@ -136,7 +136,10 @@ struct Failures(Mutex<Vec<FailedPath>>);
 impl Failures {
     fn add(&self, path: &Path, error: impl Into<String>) {
         if let Ok(mut v) = self.0.lock() {
-            v.push(FailedPath { path: display(path), error: crate::error::one_line(&error.into()) });
+            v.push(FailedPath {
+                path: display(path),
+                error: crate::error::one_line(&error.into()),
+            });
         }
     }
     fn take(self) -> Vec<FailedPath> {
@@ -181,27 +184,40 @@ pub(crate) fn walk_snapshot(
         }
         Err(e) => failures.push(FailedPath {
             path: "/".into(),
-            error: Error::from_rustic("the snapshot's root directory could not be read", &e).message,
+            error: Error::from_rustic("the snapshot's root directory could not be read", &e)
+                .message,
         }),
     }
     out
 }
 
 /// Keeps nodes matching `includes`, their descendants and their ancestors.
-fn apply_includes(nodes: Vec<(PathBuf, Node)>, includes: &[String]) -> Result<Vec<(PathBuf, Node)>> {
+fn apply_includes(
+    nodes: Vec<(PathBuf, Node)>,
+    includes: &[String],
+) -> Result<Vec<(PathBuf, Node)>> {
     if includes.is_empty() {
         return Ok(nodes);
     }
     let mut b = GlobSetBuilder::new();
     for inc in includes {
-        let pat = if inc.starts_with('/') { inc.trim_end_matches('/').to_string() } else { format!("**/{inc}") };
+        let pat = if inc.starts_with('/') {
+            inc.trim_end_matches('/').to_string()
+        } else {
+            format!("**/{inc}")
+        };
         let pat = if pat.is_empty() { "/".to_string() } else { pat };
         b.add(Glob::new(&pat).map_err(|e| {
-            Error::new(ErrorKind::InvalidInput, format!("`{inc}` is not a valid include pattern: {e}"))
-                .hint("use a path like /etc/nginx or a glob like /home/*/.ssh")
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("`{inc}` is not a valid include pattern: {e}"),
+            )
+            .hint("use a path like /etc/nginx or a glob like /home/*/.ssh")
         })?);
     }
-    let set = b.build().map_err(|e| Error::new(ErrorKind::InvalidInput, e.to_string()))?;
+    let set = b
+        .build()
+        .map_err(|e| Error::new(ErrorKind::InvalidInput, e.to_string()))?;
     let mut included: Vec<bool> = Vec::with_capacity(nodes.len());
     let mut inc_dirs: Vec<PathBuf> = Vec::new();
     let mut ancestors: HashSet<PathBuf> = HashSet::new();
@@ -231,8 +247,13 @@ fn apply_includes(nodes: Vec<(PathBuf, Node)>, includes: &[String]) -> Result<Ve
         .map(|(n, _)| n)
         .collect();
     if kept.is_empty() {
-        return Err(Error::new(ErrorKind::InvalidInput, "no path in the snapshot matches the --include patterns")
-            .hint("list the snapshot with `bulwark ls SNAPSHOT` and use absolute paths like /etc/hosts"));
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "no path in the snapshot matches the --include patterns",
+        )
+        .hint(
+            "list the snapshot with `bulwark ls SNAPSHOT` and use absolute paths like /etc/hosts",
+        ));
     }
     Ok(kept)
 }
@@ -275,7 +296,10 @@ fn write_blobs(
         let data = repo
             .get_blob_cached(&BlobId::from(**id), BlobType::Data)
             .map_err(|e| {
-                let err = Error::from_rustic(&format!("chunk {} could not be read", &id.to_hex().to_string()[..8]), &e);
+                let err = Error::from_rustic(
+                    &format!("chunk {} could not be read", &id.to_hex().to_string()[..8]),
+                    &e,
+                );
                 (std::io::Error::other(err.message), false)
             })?;
         f.write_all(&data).map_err(|e| (e, true))?;
@@ -290,7 +314,10 @@ fn verify_file(path: &Path, blobs: &[(DataId, u64)]) -> std::result::Result<(), 
     let mut buf = Vec::new();
     for (i, (id, len)) in blobs.iter().enumerate() {
         buf.clear();
-        let n = (&mut f).take(*len).read_to_end(&mut buf).map_err(|e| format!("cannot re-read: {e}"))?;
+        let n = (&mut f)
+            .take(*len)
+            .read_to_end(&mut buf)
+            .map_err(|e| format!("cannot re-read: {e}"))?;
         if n as u64 != *len {
             return Err(format!("file is shorter than in the snapshot (chunk {i})"));
         }
@@ -300,7 +327,10 @@ fn verify_file(path: &Path, blobs: &[(DataId, u64)]) -> std::result::Result<(), 
         }
     }
     let mut extra = [0u8; 1];
-    if f.read(&mut extra).map_err(|e| format!("cannot re-read: {e}"))? != 0 {
+    if f.read(&mut extra)
+        .map_err(|e| format!("cannot re-read: {e}"))?
+        != 0
+    {
         return Err("file is longer than in the snapshot".into());
     }
     Ok(())
@@ -325,14 +355,19 @@ fn set_metadata(dest: &Path, node: &Node, as_root: bool) -> std::result::Result<
     }
     if !is_link {
         if let Some(mode) = meta.mode {
-            if let Err(e) = fs::set_permissions(dest, fs::Permissions::from_mode(go_mode_to_unix(mode))) {
+            if let Err(e) =
+                fs::set_permissions(dest, fs::Permissions::from_mode(go_mode_to_unix(mode)))
+            {
                 problems.push(format!("mode: {e}"));
             }
         }
     }
     if let Some(mtime) = meta.mtime {
         let to_ft = |t: jiff::Timestamp| {
-            filetime::FileTime::from_unix_time(t.as_second(), u32::try_from(t.subsec_nanosecond()).unwrap_or(0))
+            filetime::FileTime::from_unix_time(
+                t.as_second(),
+                u32::try_from(t.subsec_nanosecond()).unwrap_or(0),
+            )
         };
         let m = to_ft(mtime);
         let a = meta.atime.map_or(m, to_ft);
@@ -341,25 +376,38 @@ fn set_metadata(dest: &Path, node: &Node, as_root: bool) -> std::result::Result<
             problems.push(format!("times: {e}"));
         }
     }
-    if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
 }
 
 fn create_special(dest: &Path, node: &Node) -> std::result::Result<bool, String> {
     let _ = fs::remove_file(dest);
     match &node.node_type {
-        NodeType::Symlink { .. } => symlink(node.node_type.to_link(), dest).map(|()| true).map_err(|e| e.to_string()),
-        NodeType::Fifo => nix::unistd::mkfifo(dest, nix::sys::stat::Mode::from_bits_truncate(0o600))
+        NodeType::Symlink { .. } => symlink(node.node_type.to_link(), dest)
             .map(|()| true)
             .map_err(|e| e.to_string()),
+        NodeType::Fifo => {
+            nix::unistd::mkfifo(dest, nix::sys::stat::Mode::from_bits_truncate(0o600))
+                .map(|()| true)
+                .map_err(|e| e.to_string())
+        }
         NodeType::Dev { device } | NodeType::Chardev { device } => {
             let kind = if matches!(node.node_type, NodeType::Dev { .. }) {
                 nix::sys::stat::SFlag::S_IFBLK
             } else {
                 nix::sys::stat::SFlag::S_IFCHR
             };
-            nix::sys::stat::mknod(dest, kind, nix::sys::stat::Mode::from_bits_truncate(0o600), *device)
-                .map(|()| true)
-                .map_err(|e| format!("cannot create device node (needs root): {e}"))
+            nix::sys::stat::mknod(
+                dest,
+                kind,
+                nix::sys::stat::Mode::from_bits_truncate(0o600),
+                *device,
+            )
+            .map(|()| true)
+            .map_err(|e| format!("cannot create device node (needs root): {e}"))
         }
         _ => Ok(false),
     }
@@ -374,16 +422,21 @@ impl Repo {
         let _lock = self.lock(false)?;
         let snap = self.find_snapshot_file(&req.snapshot, &req.filter)?;
         let repo = guard("reading the index", || {
-            self.fresh()?.to_indexed().map_err(|e| Error::from_rustic("cannot read the repository index", &e))
+            self.fresh()?
+                .to_indexed()
+                .map_err(|e| Error::from_rustic("cannot read the repository index", &e))
         })?;
         let mut tree_failures = Vec::new();
-        let nodes = guard("reading the snapshot", || Ok(walk_snapshot(&repo, snap.tree, &mut tree_failures)))?;
+        let nodes = guard("reading the snapshot", || {
+            Ok(walk_snapshot(&repo, snap.tree, &mut tree_failures))
+        })?;
         let nodes = apply_includes(nodes, &req.includes)?;
         let failures = Failures(Mutex::new(tree_failures));
         let mut meta_warnings = Vec::new();
 
         let target = crate::repo::absolute(&req.target)?;
-        fs::create_dir_all(&target).map_err(|e| Error::io(format!("cannot create {}", target.display()), &e))?;
+        fs::create_dir_all(&target)
+            .map_err(|e| Error::io(format!("cannot create {}", target.display()), &e))?;
         let as_root = nix::unistd::geteuid().is_root();
 
         // 1. directories, 2. plan files, hard links and special files
@@ -423,7 +476,12 @@ impl Repo {
                     let mut missing = None;
                     for id in node.content.iter().flatten() {
                         match repo.get_index_entry(id) {
-                            Ok(ie) => blobs.push((*id, u64::from(ie.location.data_length()), ie.pack.to_hex().to_string(), ie.location.offset)),
+                            Ok(ie) => blobs.push((
+                                *id,
+                                u64::from(ie.location.data_length()),
+                                ie.pack.to_hex().to_string(),
+                                ie.location.offset,
+                            )),
                             Err(_) => {
                                 missing = Some(id.to_hex().to_string());
                                 break;
@@ -431,11 +489,19 @@ impl Repo {
                         }
                     }
                     if let Some(id) = missing {
-                        failures.add(&path, format!("chunk {} is not in the repository index (its pack is missing)", &id[..8]));
+                        failures.add(
+                            &path,
+                            format!(
+                                "chunk {} is not in the repository index (its pack is missing)",
+                                &id[..8]
+                            ),
+                        );
                         continue;
                     }
                     total += blobs.iter().map(|b| b.1).sum::<u64>();
-                    let sort_key = blobs.first().map_or((String::new(), 0), |b| (b.2.clone(), b.3));
+                    let sort_key = blobs
+                        .first()
+                        .map_or((String::new(), 0), |b| (b.2.clone(), b.3));
                     jobs.push(FileJob {
                         dest,
                         blobs: blobs.into_iter().map(|b| (b.0, b.1)).collect(),
@@ -454,7 +520,9 @@ impl Repo {
         let workers = if req.workers > 0 {
             req.workers
         } else {
-            std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8)
+            std::thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .clamp(2, 8)
         };
         let phase = self.progress().begin("restoring", Unit::Bytes);
         phase.set_length(total);
@@ -470,10 +538,15 @@ impl Repo {
                     }
                     let i = cursor.fetch_add(1, Ordering::Relaxed);
                     let Some(job) = jobs.get(i) else { break };
-                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| restore_file(&repo, job, phase.as_ref())));
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        restore_file(&repo, job, phase.as_ref())
+                    }));
                     match r {
                         Ok(Ok(n)) => {
-                            bytes.fetch_add(usize::try_from(n).unwrap_or(usize::MAX), Ordering::Relaxed);
+                            bytes.fetch_add(
+                                usize::try_from(n).unwrap_or(usize::MAX),
+                                Ordering::Relaxed,
+                            );
                             if let Ok(mut d) = done.lock() {
                                 d[i] = true;
                             }
@@ -482,12 +555,19 @@ impl Repo {
                             if local && e.raw_os_error() == Some(28) {
                                 disk_full.store(true, Ordering::Relaxed);
                             }
-                            let what = if local { "cannot write" } else { "content unreadable" };
+                            let what = if local {
+                                "cannot write"
+                            } else {
+                                "content unreadable"
+                            };
                             failures.add(&job.path, format!("{what}: {e}"));
                         }
                         Err(_) => {
                             let _ = fs::remove_file(&job.dest);
-                            failures.add(&job.path, "content unreadable: the storage engine failed on a damaged chunk");
+                            failures.add(
+                                &job.path,
+                                "content unreadable: the storage engine failed on a damaged chunk",
+                            );
                         }
                     }
                 });
@@ -495,16 +575,30 @@ impl Repo {
         });
         phase.finish();
         if disk_full.load(Ordering::Relaxed) {
-            return Err(Error::new(ErrorKind::Io, format!("the disk holding {} is full; the restore stopped", target.display()))
-                .hint("free some space or restore to another disk, then run the restore again"));
+            return Err(Error::new(
+                ErrorKind::Io,
+                format!(
+                    "the disk holding {} is full; the restore stopped",
+                    target.display()
+                ),
+            )
+            .hint("free some space or restore to another disk, then run the restore again"));
         }
         let done = done.into_inner().unwrap_or_default();
-        let restored: HashSet<&Path> = jobs.iter().zip(&done).filter(|(_, d)| **d).map(|(j, _)| j.path.as_path()).collect();
+        let restored: HashSet<&Path> = jobs
+            .iter()
+            .zip(&done)
+            .filter(|(_, d)| **d)
+            .map(|(j, _)| j.path.as_path())
+            .collect();
 
         // 4. hard links to files restored above
         let mut files_restored = restored.len() as u64;
         for (path, first, _) in &links {
-            let (Some(dest), Some(src)) = (safe_join(&target, path), safe_join(&target, first)) else { continue };
+            let (Some(dest), Some(src)) = (safe_join(&target, path), safe_join(&target, first))
+            else {
+                continue;
+            };
             if !restored.contains(first.as_path()) {
                 failures.add(path, "hard link target could not be restored");
                 continue;
@@ -525,7 +619,10 @@ impl Repo {
                 Err(e) => failures.add(path, e),
             }
             if let Err(e) = set_metadata(dest, node, as_root) {
-                meta_warnings.push(FailedPath { path: display(path), error: e });
+                meta_warnings.push(FailedPath {
+                    path: display(path),
+                    error: e,
+                });
             }
         }
 
@@ -552,13 +649,19 @@ impl Repo {
         for job in jobs.iter().zip(&done).filter(|(_, d)| **d).map(|(j, _)| j) {
             if let Some(node) = file_nodes.get(&job.path) {
                 if let Err(e) = set_metadata(&job.dest, node, as_root) {
-                    meta_warnings.push(FailedPath { path: display(&job.path), error: e });
+                    meta_warnings.push(FailedPath {
+                        path: display(&job.path),
+                        error: e,
+                    });
                 }
             }
         }
         for (dest, node) in dirs.iter().rev() {
             if let Err(e) = set_metadata(dest, node, as_root) {
-                meta_warnings.push(FailedPath { path: dest.to_string_lossy().into_owned(), error: e });
+                meta_warnings.push(FailedPath {
+                    path: dest.to_string_lossy().into_owned(),
+                    error: e,
+                });
             }
         }
 

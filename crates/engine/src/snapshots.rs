@@ -108,8 +108,11 @@ impl SnapshotFilter {
         (self.hosts.is_empty() || self.hosts.contains(&s.hostname))
             && self.tags.iter().all(|t| s.tags.contains(t))
             && (self.paths.is_empty() || {
-                let mut want: Vec<String> =
-                    self.paths.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+                let mut want: Vec<String> = self
+                    .paths
+                    .iter()
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .collect();
                 want.sort();
                 let mut have: Vec<String> = s.paths.iter().cloned().collect();
                 have.sort();
@@ -121,19 +124,28 @@ impl SnapshotFilter {
 impl Repo {
     /// All snapshots matching `filter`, oldest first.
     pub fn snapshots(&self, filter: &SnapshotFilter) -> Result<Vec<SnapshotInfo>> {
-        Ok(self.snapshot_files(filter)?.iter().map(SnapshotInfo::from_file).collect())
+        Ok(self
+            .snapshot_files(filter)?
+            .iter()
+            .map(SnapshotInfo::from_file)
+            .collect())
     }
 
     pub(crate) fn snapshot_files(&self, filter: &SnapshotFilter) -> Result<Vec<SnapshotFile>> {
-        let mut snaps: Vec<_> =
-            self.all_snapshot_files()?.into_iter().filter(|s| filter.matches(s)).collect();
+        let mut snaps: Vec<_> = self
+            .all_snapshot_files()?
+            .into_iter()
+            .filter(|s| filter.matches(s))
+            .collect();
         snaps.sort_by(|a, b| a.time.cmp(&b.time).then_with(|| a.id.cmp(&b.id)));
         Ok(snaps)
     }
 
     /// Finds one snapshot by id prefix, or `latest` (the newest matching `filter`).
     pub fn find_snapshot(&self, spec: &str, filter: &SnapshotFilter) -> Result<SnapshotInfo> {
-        Ok(SnapshotInfo::from_file(&self.find_snapshot_file(spec, filter)?))
+        Ok(SnapshotInfo::from_file(
+            &self.find_snapshot_file(spec, filter)?,
+        ))
     }
 
     pub(crate) fn find_snapshot_file(
@@ -144,8 +156,11 @@ impl Repo {
         let snaps = self.snapshot_files(filter)?;
         if spec == "latest" {
             return snaps.into_iter().last().ok_or_else(|| {
-                Error::new(ErrorKind::InvalidInput, "there is no snapshot to use as `latest`")
-                    .hint("run a backup first, or check the --host/--tag/--path filters")
+                Error::new(
+                    ErrorKind::InvalidInput,
+                    "there is no snapshot to use as `latest`",
+                )
+                .hint("run a backup first, or check the --host/--tag/--path filters")
             });
         }
         let spec_lc = spec.to_ascii_lowercase();
@@ -156,7 +171,9 @@ impl Repo {
             )
             .hint("give `latest` or an id (or its first 8 characters) from `bulwark snapshots`"));
         }
-        let mut found = snaps.into_iter().filter(|s| s.id.to_hex().to_string().starts_with(&spec_lc));
+        let mut found = snaps
+            .into_iter()
+            .filter(|s| s.id.to_hex().to_string().starts_with(&spec_lc));
         match (found.next(), found.next()) {
             (Some(s), None) => Ok(s),
             (None, _) => Err(Error::new(

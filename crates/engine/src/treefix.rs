@@ -61,7 +61,10 @@ fn write(be: &Arc<dyn WriteBackend>, tpe: FileType, data: Vec<u8>, what: &str) -
 use crate::error::{Error, ErrorKind, Result};
 
 fn internal(what: &str) -> Error {
-    Error::new(ErrorKind::Internal, format!("cannot record the size of a command source: {what}"))
+    Error::new(
+        ErrorKind::Internal,
+        format!("cannot record the size of a command source: {what}"),
+    )
 }
 
 /// restic's encryption: IV (16) || AES-256-CTR ciphertext || Poly1305-AES MAC (16).
@@ -94,7 +97,9 @@ fn rewrite<S: IndexedTree>(
     sizes: &BTreeMap<PathBuf, u64>,
     new_trees: &mut Vec<(TreeId, Vec<u8>)>,
 ) -> Result<Option<TreeId>> {
-    let mut tree = repo.get_tree(&tree_id).map_err(|e| Error::from_rustic("cannot read a tree", &e))?;
+    let mut tree = repo
+        .get_tree(&tree_id)
+        .map_err(|e| Error::from_rustic("cannot read a tree", &e))?;
     let mut changed = false;
     for node in &mut tree.nodes {
         let path = prefix.join::<&std::ffi::OsStr>(node.name().as_ref());
@@ -117,7 +122,9 @@ fn rewrite<S: IndexedTree>(
     if !changed {
         return Ok(None);
     }
-    let (json, id) = tree.serialize().map_err(|_| internal("cannot serialize a tree"))?;
+    let (json, id) = tree
+        .serialize()
+        .map_err(|_| internal("cannot serialize a tree"))?;
     if !new_trees.iter().any(|(t, _)| *t == id) {
         new_trees.push((id, json));
     }
@@ -150,7 +157,12 @@ pub(crate) fn fix_sizes<S: IndexedTree>(
         header.extend_from_slice(&length.to_le_bytes());
         let hex_id = id.to_hex().to_string();
         header.extend_from_slice(&hex::decode(&hex_id).map_err(|_| internal("bad tree id"))?);
-        blobs.push(BlobJson { id: hex_id, tpe: "tree", offset, length });
+        blobs.push(BlobJson {
+            id: hex_id,
+            tpe: "tree",
+            offset,
+            length,
+        });
         pack.extend_from_slice(&blob);
     }
     let header = encrypt(&key, &header)?;
@@ -160,9 +172,19 @@ pub(crate) fn fix_sizes<S: IndexedTree>(
     let pack_id = write(be, FileType::Pack, pack, "the corrected trees")?;
 
     // 2. the index file naming it
-    let index = IndexJson { packs: vec![PackJson { id: pack_id.to_hex().to_string(), blobs }] };
+    let index = IndexJson {
+        packs: vec![PackJson {
+            id: pack_id.to_hex().to_string(),
+            blobs,
+        }],
+    };
     let json = serde_json::to_vec(&index).map_err(|_| internal("cannot serialize the index"))?;
-    write(be, FileType::Index, encrypt(&key, &json)?, "the index of the corrected trees")?;
+    write(
+        be,
+        FileType::Index,
+        encrypt(&key, &json)?,
+        "the index of the corrected trees",
+    )?;
 
     // 3. the snapshot with the new tree, 4. the first one removed
     let old = snap.id;
@@ -170,7 +192,12 @@ pub(crate) fn fix_sizes<S: IndexedTree>(
     new.tree = root;
     new.id = rustic_core::repofile::SnapshotId::default();
     let json = serde_json::to_vec(&new).map_err(|_| internal("cannot serialize the snapshot"))?;
-    let id = write(be, FileType::Snapshot, encrypt(&key, &json)?, "the snapshot")?;
+    let id = write(
+        be,
+        FileType::Snapshot,
+        encrypt(&key, &json)?,
+        "the snapshot",
+    )?;
     new.id = id.into();
     be.remove(FileType::Snapshot, &old, true)
         .map_err(|e| Error::from_rustic("cannot remove the first snapshot", &e))?;

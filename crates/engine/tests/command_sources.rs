@@ -7,7 +7,9 @@
 use bulwark_engine::{BackupRequest, CommandSource, Location, Repo, RepoSpec, SnapshotFilter};
 
 fn repo(tmp: &tempfile::TempDir) -> Repo {
-    RepoSpec::new(Location::Local(tmp.path().join("repo")), "pw").init().unwrap()
+    RepoSpec::new(Location::Local(tmp.path().join("repo")), "pw")
+        .init()
+        .unwrap()
 }
 
 fn sh(script: &str, filename: &str) -> CommandSource {
@@ -22,12 +24,22 @@ fn sh(script: &str, filename: &str) -> CommandSource {
 
 fn stored(repo: &Repo) -> Vec<String> {
     let (_, entries, _) = repo.ls("latest", &SnapshotFilter::default(), None).unwrap();
-    entries.iter().filter(|e| e.kind == "file").map(|e| e.path.clone()).collect()
+    entries
+        .iter()
+        .filter(|e| e.kind == "file")
+        .map(|e| e.path.clone())
+        .collect()
 }
 
 fn dump(repo: &Repo, path: &str) -> Vec<u8> {
     let mut out = Vec::new();
-    repo.dump("latest", &SnapshotFilter::default(), std::path::Path::new(path), &mut out).unwrap();
+    repo.dump(
+        "latest",
+        &SnapshotFilter::default(),
+        std::path::Path::new(path),
+        &mut out,
+    )
+    .unwrap();
     out
 }
 
@@ -52,19 +64,41 @@ fn a_stderr_line_matching_a_pattern_fails_the_file_even_when_the_command_exits_0
     );
     long.fail_on_stderr = vec!["WARNING: skipped".into()];
     // patterns that never match, and an empty one (ignored, not "matches all")
-    let mut clean = sh("printf clean; echo 'pg_dump: last built-in OID is 16383' >&2", "clean.sql");
+    let mut clean = sh(
+        "printf clean; echo 'pg_dump: last built-in OID is 16383' >&2",
+        "clean.sql",
+    );
     clean.fail_on_stderr = vec!["error".into(), String::new()];
 
-    let s = repo.backup(&BackupRequest { commands: vec![bad, long, clean], ..Default::default() }).unwrap();
+    let s = repo
+        .backup(&BackupRequest {
+            commands: vec![bad, long, clean],
+            ..Default::default()
+        })
+        .unwrap();
     assert!(s.incomplete);
     let skipped: Vec<&str> = s.skipped.iter().map(|f| f.path.as_str()).collect();
     assert_eq!(skipped, vec!["/bad.sql", "/long.sql"], "{:?}", s.skipped);
     let bad_err = &s.skipped[0].error;
-    assert!(bad_err.contains("`Got error`"), "the message names the pattern: {bad_err}");
+    assert!(
+        bad_err.contains("`Got error`"),
+        "the message names the pattern: {bad_err}"
+    );
     assert!(bad_err.contains("Access denied"), "and the line: {bad_err}");
-    assert!(bad_err.contains("dump bad.sql"), "and the command: {bad_err}");
-    assert!(s.skipped[1].error.contains("`WARNING: skipped`"), "{}", s.skipped[1].error);
-    assert_eq!(stored(&repo), vec!["/clean.sql"], "failed dumps are not in the snapshot");
+    assert!(
+        bad_err.contains("dump bad.sql"),
+        "and the command: {bad_err}"
+    );
+    assert!(
+        s.skipped[1].error.contains("`WARNING: skipped`"),
+        "{}",
+        s.skipped[1].error
+    );
+    assert_eq!(
+        stored(&repo),
+        vec!["/clean.sql"],
+        "failed dumps are not in the snapshot"
+    );
     assert_eq!(dump(&repo, "/clean.sql"), b"clean");
 }
 
@@ -79,15 +113,37 @@ fn env_reaches_the_child_only_and_is_never_shown() {
     failing.env = vec![("BW_TEST_SECRET".into(), secret.into())];
     failing.fail_on_stderr = vec!["auth".into()];
     let debug = format!("{failing:?}");
-    assert!(debug.contains("BW_TEST_SECRET") && !debug.contains(secret), "Debug hides env values: {debug}");
+    assert!(
+        debug.contains("BW_TEST_SECRET") && !debug.contains(secret),
+        "Debug hides env values: {debug}"
+    );
 
-    let s = repo.backup(&BackupRequest { commands: vec![ok, failing], ..Default::default() }).unwrap();
-    assert_eq!(dump(&repo, "/ok.sql"), secret.as_bytes(), "the child saw its env");
+    let s = repo
+        .backup(&BackupRequest {
+            commands: vec![ok, failing],
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        dump(&repo, "/ok.sql"),
+        secret.as_bytes(),
+        "the child saw its env"
+    );
     assert_eq!(s.skipped.len(), 1);
-    assert!(s.skipped[0].error.contains("exited with status 2"), "{}", s.skipped[0].error);
+    assert!(
+        s.skipped[0].error.contains("exited with status 2"),
+        "{}",
+        s.skipped[0].error
+    );
     let all = serde_json::to_string(&s).unwrap();
-    assert!(!all.contains(secret), "the secret leaked into the summary: {all}");
-    assert!(std::env::var_os("BW_TEST_SECRET").is_none(), "our own environment is untouched");
+    assert!(
+        !all.contains(secret),
+        "the secret leaked into the summary: {all}"
+    );
+    assert!(
+        std::env::var_os("BW_TEST_SECRET").is_none(),
+        "our own environment is untouched"
+    );
 }
 
 #[test]
@@ -95,13 +151,27 @@ fn an_unavailable_source_is_not_run_and_fails_with_its_message() {
     let tmp = tempfile::tempdir().unwrap();
     let repo = repo(&tmp);
     let marker = tmp.path().join("ran");
-    let mut src = sh(&format!("touch '{}'; printf data", marker.display()), "db.sql");
+    let mut src = sh(
+        &format!("touch '{}'; printf data", marker.display()),
+        "db.sql",
+    );
     src.unavailable = Some("cannot load its password: the secret file /x/pw does not exist".into());
     let good = sh("printf good", "good.sql");
-    let s = repo.backup(&BackupRequest { commands: vec![src, good], ..Default::default() }).unwrap();
+    let s = repo
+        .backup(&BackupRequest {
+            commands: vec![src, good],
+            ..Default::default()
+        })
+        .unwrap();
     assert_eq!(s.skipped.len(), 1, "{:?}", s.skipped);
     assert_eq!(s.skipped[0].path, "/db.sql");
-    assert!(s.skipped[0].error.contains("the secret file /x/pw does not exist"), "{}", s.skipped[0].error);
+    assert!(
+        s.skipped[0]
+            .error
+            .contains("the secret file /x/pw does not exist"),
+        "{}",
+        s.skipped[0].error
+    );
     assert!(!marker.exists(), "the command must not run");
     assert_eq!(stored(&repo), vec!["/good.sql"]);
 }

@@ -12,11 +12,20 @@ fn excludes_and_markers() {
     for d in ["keep/deep", "cache/x", "skipme", "other/cache"] {
         std::fs::create_dir_all(src.join(d)).unwrap();
     }
-    for f in ["keep/a.txt", "keep/deep/b.tmp", "keep/deep/c.txt", "cache/x/y", "skipme/z", "other/cache/w"] {
+    for f in [
+        "keep/a.txt",
+        "keep/deep/b.tmp",
+        "keep/deep/c.txt",
+        "cache/x/y",
+        "skipme/z",
+        "other/cache/w",
+    ] {
         std::fs::write(src.join(f), f).unwrap();
     }
     std::fs::write(src.join("skipme/.nobackup"), "").unwrap();
-    let repo = RepoSpec::new(Location::Local(tmp.path().join("repo")), "pw").init().unwrap();
+    let repo = RepoSpec::new(Location::Local(tmp.path().join("repo")), "pw")
+        .init()
+        .unwrap();
     let abs_cache = format!("{}/cache", src.display());
     let s = repo
         .backup(&BackupRequest {
@@ -27,11 +36,17 @@ fn excludes_and_markers() {
         })
         .unwrap();
     assert!(!s.incomplete);
-    let (_, entries, _) = repo.ls("latest", &SnapshotFilter::default(), Some(&src)).unwrap();
+    let (_, entries, _) = repo
+        .ls("latest", &SnapshotFilter::default(), Some(&src))
+        .unwrap();
     let rel: Vec<String> = entries
         .iter()
         .filter(|e| e.kind == "file")
-        .map(|e| e.path.trim_start_matches(&format!("{}/", src.display())).to_string())
+        .map(|e| {
+            e.path
+                .trim_start_matches(&format!("{}/", src.display()))
+                .to_string()
+        })
         .collect();
     assert_eq!(rel, vec!["keep/a.txt", "keep/deep/c.txt", "other/cache/w"]);
 }

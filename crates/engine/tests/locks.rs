@@ -19,7 +19,9 @@ fn setup() -> (tempfile::TempDir, RepoSpec) {
 
 fn restic(tmp: &tempfile::TempDir) -> Command {
     let mut c = Command::new("restic");
-    c.env("RESTIC_REPOSITORY", tmp.path().join("repo")).env("RESTIC_PASSWORD", "pw").arg("--no-cache");
+    c.env("RESTIC_REPOSITORY", tmp.path().join("repo"))
+        .env("RESTIC_PASSWORD", "pw")
+        .arg("--no-cache");
     c
 }
 
@@ -27,7 +29,11 @@ fn restic(tmp: &tempfile::TempDir) -> Command {
 /// place, so a lock file can be seen while still empty).
 fn lock_count(tmp: &tempfile::TempDir) -> usize {
     std::fs::read_dir(tmp.path().join("repo/locks"))
-        .map(|d| d.filter_map(Result::ok).filter(|e| e.metadata().is_ok_and(|m| m.len() > 0)).count())
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.metadata().is_ok_and(|m| m.len() > 0))
+                .count()
+        })
         .unwrap_or(0)
 }
 
@@ -39,7 +45,11 @@ fn exclusive_lock_blocks_shared_until_released() {
     let held = a.lock(true).unwrap();
     let err = b.lock(false).unwrap_err();
     assert_eq!(err.kind, ErrorKind::Locked, "{err:?}");
-    assert!(err.message.contains("exclusive lock held by PID"), "{}", err.message);
+    assert!(
+        err.message.contains("exclusive lock held by PID"),
+        "{}",
+        err.message
+    );
     // a second exclusive request conflicts too, and leaves no lock file behind
     assert_eq!(b.lock(true).unwrap_err().kind, ErrorKind::Locked);
     drop(held);
@@ -48,7 +58,11 @@ fn exclusive_lock_blocks_shared_until_released() {
     assert_eq!(a.prune(false).unwrap_err().kind, ErrorKind::Locked);
     drop((shared1, shared2));
     a.prune(false).unwrap();
-    assert_eq!(a.locks().unwrap().len(), 0, "every lock is removed when released");
+    assert_eq!(
+        a.locks().unwrap().len(),
+        0,
+        "every lock is removed when released"
+    );
 }
 
 #[test]
@@ -57,8 +71,14 @@ fn restic_respects_our_exclusive_lock_and_we_respect_restics() {
     let repo = spec.open().unwrap();
     {
         let _held = repo.lock(true).unwrap();
-        let out = restic(&tmp).args(["backup", "/etc/hostname"]).output().unwrap();
-        assert!(!out.status.success(), "restic must refuse while we hold an exclusive lock");
+        let out = restic(&tmp)
+            .args(["backup", "/etc/hostname"])
+            .output()
+            .unwrap();
+        assert!(
+            !out.status.success(),
+            "restic must refuse while we hold an exclusive lock"
+        );
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("locked"), "{err}");
     }
@@ -70,7 +90,11 @@ fn restic_respects_our_exclusive_lock_and_we_respect_restics() {
     let src = tmp.path().join("src");
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("f"), b"x").unwrap();
-    repo.backup(&BackupRequest { paths: vec![src], ..Default::default() }).unwrap();
+    repo.backup(&BackupRequest {
+        paths: vec![src],
+        ..Default::default()
+    })
+    .unwrap();
     child.stdin.take().unwrap().write_all(b"data").unwrap();
     assert!(child.wait().unwrap().success());
     repo.prune(false).unwrap();
@@ -111,7 +135,10 @@ fn stale_lock_of_a_dead_process_is_ignored_and_removed() {
     let repo = spec.open().unwrap();
     let locks = repo.locks().unwrap();
     assert_eq!(locks.len(), 1);
-    assert!(locks[0].1.is_stale(), "a lock of a dead process on this host is stale");
+    assert!(
+        locks[0].1.is_stale(),
+        "a lock of a dead process on this host is stale"
+    );
     assert_eq!(repo.unlock(false).unwrap(), 1, "unlock removes it");
     assert_eq!(lock_count(&tmp), 0);
 
@@ -120,5 +147,9 @@ fn stale_lock_of_a_dead_process_is_ignored_and_removed() {
     repo.prune(false).unwrap();
     assert_eq!(lock_count(&tmp), 0);
     let out = restic(&tmp).args(["check"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -112,11 +112,16 @@ impl Hub {
         for repo in store.list_repos().await? {
             let u = usage::count(store.as_ref(), &repo).await?;
             // freshness survives a restart: the newest stored snapshot file
-            if let Ok(Some(t)) = store.newest(&repo, bulwark_store::FileType::Snapshots).await {
+            if let Ok(Some(t)) = store
+                .newest(&repo, bulwark_store::FileType::Snapshots)
+                .await
+            {
                 if let Ok(d) = t.duration_since(std::time::UNIX_EPOCH) {
                     metrics
                         .last_snapshot
-                        .get_or_create(&crate::metrics::RepoLabel { repo: repo.to_string() })
+                        .get_or_create(&crate::metrics::RepoLabel {
+                            repo: repo.to_string(),
+                        })
                         .set(d.as_secs_f64());
                 }
             }
@@ -173,17 +178,40 @@ impl Hub {
             .control
             .as_ref()
             .map(|c| tokio::spawn(Arc::clone(c).background()));
-        let replication = match (&state.control, state.config.control.as_ref().and_then(|c| c.replication.clone())) {
+        let replication = match (
+            &state.control,
+            state
+                .config
+                .control
+                .as_ref()
+                .and_then(|c| c.replication.clone()),
+        ) {
             (Some(ctl), Some(settings)) => {
-                let r = crate::replication::Replication::new(Arc::clone(&state), Arc::clone(ctl), settings);
+                let r = crate::replication::Replication::new(
+                    Arc::clone(&state),
+                    Arc::clone(ctl),
+                    settings,
+                );
                 ctl.set_replication(&r);
                 Some(tokio::spawn(r.run()))
             }
             _ => None,
         };
-        let monitoring = match (&state.control, state.config.control.as_ref().and_then(|c| c.monitoring.clone())) {
+        let monitoring = match (
+            &state.control,
+            state
+                .config
+                .control
+                .as_ref()
+                .and_then(|c| c.monitoring.clone()),
+        ) {
             (Some(ctl), Some(settings)) => {
-                let m = crate::monitoring::Monitoring::open(Arc::clone(&state), Arc::clone(ctl), settings).await;
+                let m = crate::monitoring::Monitoring::open(
+                    Arc::clone(&state),
+                    Arc::clone(ctl),
+                    settings,
+                )
+                .await;
                 Some(tokio::spawn(m.run()))
             }
             _ => None,

@@ -62,7 +62,11 @@ struct Hub {
     _dir: tempfile::TempDir,
 }
 
-fn hub_config(dir: &Path, state: &Path, plan: ControlPlan) -> (HubConfig, watch::Sender<Arc<ControlPlan>>) {
+fn hub_config(
+    dir: &Path,
+    state: &Path,
+    plan: ControlPlan,
+) -> (HubConfig, watch::Sender<Arc<ControlPlan>>) {
     let mut c = common::config(dir);
     let (control, tx) = ControlConfig::new(state, plan);
     c.control = Some(control);
@@ -78,7 +82,15 @@ async fn start_with(text: &str) -> Hub {
     let (_, web) = bulwark_hub::create_token(&state, TokenKind::Host("web".into())).unwrap();
     let (c, plan) = hub_config(dir.path(), &state, plan_of(text));
     let server = Server::start(c).await;
-    Hub { server, state, plan, admin, nas, web, _dir: dir }
+    Hub {
+        server,
+        state,
+        plan,
+        admin,
+        nas,
+        web,
+        _dir: dir,
+    }
 }
 
 async fn start() -> Hub {
@@ -97,7 +109,11 @@ fn template_of(path: &str) -> Option<&'static str> {
     let segs: Vec<&str> = path[1..].split('/').collect();
     bulwark_hub::control_routes().map(|(_, t)| t).find(|t| {
         let ts: Vec<&str> = t[1..].split('/').collect();
-        ts.len() == segs.len() && ts.iter().zip(&segs).all(|(t, s)| t.starts_with('{') && !s.is_empty() || t == s)
+        ts.len() == segs.len()
+            && ts
+                .iter()
+                .zip(&segs)
+                .all(|(t, s)| t.starts_with('{') && !s.is_empty() || t == s)
     })
 }
 
@@ -107,16 +123,27 @@ fn validate(schema: &Value, instance: &Value, what: &str) {
         "components": doc()["components"].clone(),
         "allOf": [schema],
     });
-    let v = jsonschema::options().should_validate_formats(true).build(&root).unwrap();
-    let errors: Vec<String> = v.iter_errors(instance).map(|e| format!("{e} at {}", e.instance_path)).collect();
-    assert!(errors.is_empty(), "{what}: response does not match the OpenAPI schema: {errors:?}\n{instance:#}");
+    let v = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&root)
+        .unwrap();
+    let errors: Vec<String> = v
+        .iter_errors(instance)
+        .map(|e| format!("{e} at {}", e.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{what}: response does not match the OpenAPI schema: {errors:?}\n{instance:#}"
+    );
 }
 
 /// Checks a response against the document: its status must be documented
 /// for the path and method, and a JSON body must match the named schema.
 fn check(method: &str, path: &str, r: &Resp) {
     let what = format!("{method} {path} → {}", r.status);
-    let is_json = r.header("content-type").is_some_and(|c| c.starts_with("application/json"));
+    let is_json = r
+        .header("content-type")
+        .is_some_and(|c| c.starts_with("application/json"));
     if r.status >= 400 {
         assert!(is_json, "{what}: error bodies are JSON: {:?}", r.text());
     }
@@ -132,19 +159,27 @@ fn check(method: &str, path: &str, r: &Resp) {
             if is_json {
                 let schema = &content["application/json"]["schema"];
                 assert!(!schema.is_null(), "{what}: JSON body not documented");
-                let body: Value = serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("{what}: bad JSON: {e}"));
+                let body: Value = serde_json::from_slice(&r.body)
+                    .unwrap_or_else(|e| panic!("{what}: bad JSON: {e}"));
                 validate(schema, &body, &what);
             } else {
                 let ct = r.header("content-type").unwrap_or_default();
                 let ct = ct.split(';').next().unwrap();
-                assert!(!content[ct].is_null(), "{what}: content type {ct} not documented");
+                assert!(
+                    !content[ct].is_null(),
+                    "{what}: content type {ct} not documented"
+                );
             }
         }
         _ => {
             // unknown path or wrong method: still an ApiError
             if r.status >= 400 {
                 let body: Value = serde_json::from_slice(&r.body).unwrap();
-                validate(&json!({"$ref": "#/components/schemas/ApiError"}), &body, &what);
+                validate(
+                    &json!({"$ref": "#/components/schemas/ApiError"}),
+                    &body,
+                    &what,
+                );
             }
         }
     }
@@ -212,15 +247,55 @@ async fn reports_are_stored_exactly_once_and_checked() {
     backwards["finished"] = json!("2026-11-23T01:00:00Z");
     let huge = vec![b' '; bulwark_api::MAX_BODY + 1];
     let cases: Vec<(&str, Option<&str>, Vec<u8>, u16)> = vec![
-        ("another host's report", Some(&h.web), serde_json::to_vec(&report("nas", "photos", ID2)).unwrap(), 403),
-        ("a job the host doesn't have", Some(&h.nas), serde_json::to_vec(&report("nas", "site", ID2)).unwrap(), 404),
-        ("no token", None, serde_json::to_vec(&report("nas", "photos", ID2)).unwrap(), 401),
-        ("bad token", Some("bwk_0000"), serde_json::to_vec(&report("nas", "photos", ID2)).unwrap(), 401),
-        ("admin token", Some(&h.admin), serde_json::to_vec(&report("nas", "photos", ID2)).unwrap(), 403),
+        (
+            "another host's report",
+            Some(&h.web),
+            serde_json::to_vec(&report("nas", "photos", ID2)).unwrap(),
+            403,
+        ),
+        (
+            "a job the host doesn't have",
+            Some(&h.nas),
+            serde_json::to_vec(&report("nas", "site", ID2)).unwrap(),
+            404,
+        ),
+        (
+            "no token",
+            None,
+            serde_json::to_vec(&report("nas", "photos", ID2)).unwrap(),
+            401,
+        ),
+        (
+            "bad token",
+            Some("bwk_0000"),
+            serde_json::to_vec(&report("nas", "photos", ID2)).unwrap(),
+            401,
+        ),
+        (
+            "admin token",
+            Some(&h.admin),
+            serde_json::to_vec(&report("nas", "photos", ID2)).unwrap(),
+            403,
+        ),
         ("malformed JSON", Some(&h.nas), b"{\"id\": ".to_vec(), 400),
-        ("wrong types", Some(&h.nas), serde_json::to_vec(&wrong_types).unwrap(), 400),
-        ("invalid id", Some(&h.nas), serde_json::to_vec(&bad_id).unwrap(), 400),
-        ("finished before started", Some(&h.nas), serde_json::to_vec(&backwards).unwrap(), 400),
+        (
+            "wrong types",
+            Some(&h.nas),
+            serde_json::to_vec(&wrong_types).unwrap(),
+            400,
+        ),
+        (
+            "invalid id",
+            Some(&h.nas),
+            serde_json::to_vec(&bad_id).unwrap(),
+            400,
+        ),
+        (
+            "finished before started",
+            Some(&h.nas),
+            serde_json::to_vec(&backwards).unwrap(),
+            400,
+        ),
         ("body over MAX_BODY", Some(&h.nas), huge, 413),
     ];
     for (name, token, body, want) in cases {
@@ -236,23 +311,83 @@ async fn reports_are_stored_exactly_once_and_checked() {
     assert_eq!(run_count(&h).await, 1, "nothing stored on errors");
 
     // reads
-    let r = call(&h, "GET", &format!("/api/v1/runs/{run_id}"), Some(&h.nas), b"").await;
+    let r = call(
+        &h,
+        "GET",
+        &format!("/api/v1/runs/{run_id}"),
+        Some(&h.nas),
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 200);
     assert_eq!(js(&r)["id"], ID1);
     assert_eq!(js(&r)["run"], run_id);
-    assert_eq!(call(&h, "GET", &format!("/api/v1/runs/{run_id}"), Some(&h.web), b"").await.status, 404);
-    assert_eq!(call(&h, "GET", "/api/v1/runs/abc", Some(&h.admin), b"").await.status, 400);
-    assert_eq!(call(&h, "GET", "/api/v1/runs/999", Some(&h.admin), b"").await.status, 404);
-    let r = call(&h, "GET", "/api/v1/runs?host=nas&job=photos&status=success&limit=5", Some(&h.admin), b"").await;
+    assert_eq!(
+        call(
+            &h,
+            "GET",
+            &format!("/api/v1/runs/{run_id}"),
+            Some(&h.web),
+            b""
+        )
+        .await
+        .status,
+        404
+    );
+    assert_eq!(
+        call(&h, "GET", "/api/v1/runs/abc", Some(&h.admin), b"")
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        call(&h, "GET", "/api/v1/runs/999", Some(&h.admin), b"")
+            .await
+            .status,
+        404
+    );
+    let r = call(
+        &h,
+        "GET",
+        "/api/v1/runs?host=nas&job=photos&status=success&limit=5",
+        Some(&h.admin),
+        b"",
+    )
+    .await;
     assert_eq!(js(&r).as_array().unwrap().len(), 1);
     let r = call(&h, "GET", "/api/v1/runs?status=failed", Some(&h.admin), b"").await;
     assert!(js(&r).as_array().unwrap().is_empty());
-    assert_eq!(call(&h, "GET", "/api/v1/runs?status=weird", Some(&h.admin), b"").await.status, 400);
-    assert_eq!(call(&h, "GET", "/api/v1/runs?limit=0", Some(&h.admin), b"").await.status, 400);
-    assert_eq!(call(&h, "GET", "/api/v1/runs?host=nas", Some(&h.web), b"").await.status, 403);
+    assert_eq!(
+        call(&h, "GET", "/api/v1/runs?status=weird", Some(&h.admin), b"")
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        call(&h, "GET", "/api/v1/runs?limit=0", Some(&h.admin), b"")
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        call(&h, "GET", "/api/v1/runs?host=nas", Some(&h.web), b"")
+            .await
+            .status,
+        403
+    );
     let r = call(&h, "GET", "/api/v1/runs", Some(&h.web), b"").await;
-    assert!(js(&r).as_array().unwrap().is_empty(), "host tokens see only their own runs");
-    let r = call(&h, "GET", "/api/v1/snapshots?job=photos", Some(&h.admin), b"").await;
+    assert!(
+        js(&r).as_array().unwrap().is_empty(),
+        "host tokens see only their own runs"
+    );
+    let r = call(
+        &h,
+        "GET",
+        "/api/v1/snapshots?job=photos",
+        Some(&h.admin),
+        b"",
+    )
+    .await;
     let snaps = js(&r);
     assert_eq!(snaps[0]["id"], "a".repeat(64));
     assert_eq!(snaps[0]["run"], run_id);
@@ -265,8 +400,18 @@ async fn reports_are_stored_exactly_once_and_checked() {
     assert_eq!(job["state"], "ok");
     assert_eq!(job["last_run"]["run"], run_id);
     assert_eq!(job["last_success"], "2026-11-23T02:03:10Z");
-    assert_eq!(call(&h, "GET", "/api/v1/jobs/site", Some(&h.nas), b"").await.status, 403);
-    assert_eq!(call(&h, "GET", "/api/v1/jobs/nope", Some(&h.admin), b"").await.status, 404);
+    assert_eq!(
+        call(&h, "GET", "/api/v1/jobs/site", Some(&h.nas), b"")
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        call(&h, "GET", "/api/v1/jobs/nope", Some(&h.admin), b"")
+            .await
+            .status,
+        404
+    );
     h.server.stop().await;
 }
 
@@ -275,7 +420,11 @@ async fn auth_scopes_and_errors() {
     let h = start().await;
     let admin_only = [("POST", "/api/v1/jobs/photos/trigger")];
     for (m, p) in admin_only {
-        assert_eq!(call(&h, m, p, Some(&h.nas), b"").await.status, 403, "{m} {p}");
+        assert_eq!(
+            call(&h, m, p, Some(&h.nas), b"").await.status,
+            403,
+            "{m} {p}"
+        );
     }
     for (m, p) in [
         ("GET", "/api/v1/status"),
@@ -293,20 +442,43 @@ async fn auth_scopes_and_errors() {
     // host scope: only its own host
     let r = call(&h, "GET", "/api/v1/status", Some(&h.nas), b"").await;
     let st = js(&r);
-    assert!(st["hosts"].as_array().unwrap().iter().all(|x| x["name"] == "nas"));
-    assert!(st["jobs"].as_array().unwrap().iter().all(|x| x["host"] == "nas"));
+    assert!(st["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|x| x["name"] == "nas"));
+    assert!(st["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|x| x["host"] == "nas"));
     assert!(st["pings"].as_array().unwrap().is_empty());
     let r = call(&h, "GET", "/api/v1/status", Some(&h.admin), b"").await;
     let st = js(&r);
     assert_eq!(st["hosts"].as_array().unwrap().len(), 2);
     assert_eq!(st["pings"][0]["state"], "new");
-    assert_eq!(call(&h, "GET", "/api/v1/hosts/web", Some(&h.nas), b"").await.status, 403);
+    assert_eq!(
+        call(&h, "GET", "/api/v1/hosts/web", Some(&h.nas), b"")
+            .await
+            .status,
+        403
+    );
     let r = call(&h, "GET", "/api/v1/hosts/nas", Some(&h.nas), b"").await;
     assert_eq!(r.status, 200);
     assert_eq!(js(&r)["jobs"], json!(["photos", "prune"]));
-    assert_eq!(call(&h, "GET", "/api/v1/hosts/zzz", Some(&h.admin), b"").await.status, 404);
+    assert_eq!(
+        call(&h, "GET", "/api/v1/hosts/zzz", Some(&h.admin), b"")
+            .await
+            .status,
+        404
+    );
     // admin tokens can't act as agents
-    assert_eq!(call(&h, "GET", "/api/v1/agent/config", Some(&h.admin), b"").await.status, 403);
+    assert_eq!(
+        call(&h, "GET", "/api/v1/agent/config", Some(&h.admin), b"")
+            .await
+            .status,
+        403
+    );
     // unknown paths and methods
     let r = call(&h, "GET", "/api/v1/nothing", Some(&h.admin), b"").await;
     assert_eq!(r.status, 404);
@@ -319,14 +491,44 @@ async fn auth_scopes_and_errors() {
     assert_eq!(js(&r)["openapi"], "3.1.0");
     // a revoked token stops working
     let tokens = bulwark_hub::list_tokens(&h.state).unwrap();
-    let web_id = tokens.iter().find(|t| t.kind == TokenKind::Host("web".into())).unwrap().id;
-    assert_eq!(call(&h, "GET", "/api/v1/status", Some(&h.web), b"").await.status, 200);
+    let web_id = tokens
+        .iter()
+        .find(|t| t.kind == TokenKind::Host("web".into()))
+        .unwrap()
+        .id;
+    assert_eq!(
+        call(&h, "GET", "/api/v1/status", Some(&h.web), b"")
+            .await
+            .status,
+        200
+    );
     assert!(bulwark_hub::revoke_token(&h.state, web_id).unwrap());
-    assert_eq!(call(&h, "GET", "/api/v1/status", Some(&h.web), b"").await.status, 401);
+    assert_eq!(
+        call(&h, "GET", "/api/v1/status", Some(&h.web), b"")
+            .await
+            .status,
+        401
+    );
     // the names api and ping never reach the repository server
-    let r = req(h.server.addr, "POST", "/api/?create=true", Some(("alice", "pw-alice")), &[], b"").await;
+    let r = req(
+        h.server.addr,
+        "POST",
+        "/api/?create=true",
+        Some(("alice", "pw-alice")),
+        &[],
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 404);
-    let r = req(h.server.addr, "POST", "/ping/?create=true", Some(("alice", "pw-alice")), &[], b"").await;
+    let r = req(
+        h.server.addr,
+        "POST",
+        "/ping/?create=true",
+        Some(("alice", "pw-alice")),
+        &[],
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 404);
     assert!(!h.server.data.join("api").exists() && !h.server.data.join("ping").exists());
     h.server.stop().await;
@@ -337,7 +539,9 @@ async fn repeated_bad_tokens_are_rate_limited() {
     let h = start().await;
     let mut last = 0;
     for _ in 0..12 {
-        last = call(&h, "GET", "/api/v1/status", Some("bwk_wrong"), b"").await.status;
+        last = call(&h, "GET", "/api/v1/status", Some("bwk_wrong"), b"")
+            .await
+            .status;
     }
     assert_eq!(last, 429);
     h.server.stop().await;
@@ -348,10 +552,20 @@ async fn trigger_reaches_the_poll_once() {
     let h = start().await;
     let r = call(&h, "POST", "/api/v1/jobs/nope/trigger", Some(&h.admin), b"").await;
     assert_eq!(r.status, 404);
-    let r = call(&h, "POST", "/api/v1/jobs/photos/trigger", Some(&h.admin), b"").await;
+    let r = call(
+        &h,
+        "POST",
+        "/api/v1/jobs/photos/trigger",
+        Some(&h.admin),
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 202);
     let t = js(&r);
-    assert_eq!((t["host"].as_str(), t["job"].as_str()), (Some("nas"), Some("photos")));
+    assert_eq!(
+        (t["host"].as_str(), t["job"].as_str()),
+        (Some("nas"), Some("photos"))
+    );
     // the other host gets nothing
     let r = call(&h, "POST", "/api/v1/agent/poll", Some(&h.web), b"{}").await;
     assert!(js(&r)["commands"].as_array().unwrap().is_empty());
@@ -365,7 +579,10 @@ async fn trigger_reaches_the_poll_once() {
     assert_eq!(p["commands"][0]["job"], "photos");
     assert!(p["config_version"].is_string());
     let r = call(&h, "POST", "/api/v1/agent/poll", Some(&h.nas), &body).await;
-    assert!(js(&r)["commands"].as_array().unwrap().is_empty(), "delivered once");
+    assert!(
+        js(&r)["commands"].as_array().unwrap().is_empty(),
+        "delivered once"
+    );
     // the poll's state shows up in status
     let r = call(&h, "GET", "/api/v1/hosts/nas", Some(&h.admin), b"").await;
     assert_eq!(js(&r)["online"], true);
@@ -373,18 +590,43 @@ async fn trigger_reaches_the_poll_once() {
     let r = call(&h, "GET", "/api/v1/jobs/photos", Some(&h.admin), b"").await;
     assert_eq!(js(&r)["next_run"], "2030-01-01T02:00:00Z");
     // bad polls
-    assert_eq!(call(&h, "POST", "/api/v1/agent/poll?wait=x", Some(&h.nas), b"{}").await.status, 400);
-    assert_eq!(call(&h, "POST", "/api/v1/agent/poll", Some(&h.nas), b"[1]").await.status, 400);
+    assert_eq!(
+        call(&h, "POST", "/api/v1/agent/poll?wait=x", Some(&h.nas), b"{}")
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        call(&h, "POST", "/api/v1/agent/poll", Some(&h.nas), b"[1]")
+            .await
+            .status,
+        400
+    );
 
     // a waiting poll gets a trigger that arrives while it waits
     let addr = h.server.addr;
     let nas = h.nas.clone();
     let waiting = tokio::spawn(async move {
         let auth = format!("Bearer {nas}");
-        req(addr, "POST", "/api/v1/agent/poll?wait=30", None, &[("Authorization", &auth)], b"{}").await
+        req(
+            addr,
+            "POST",
+            "/api/v1/agent/poll?wait=30",
+            None,
+            &[("Authorization", &auth)],
+            b"{}",
+        )
+        .await
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let r = call(&h, "POST", "/api/v1/jobs/prune/trigger", Some(&h.admin), b"").await;
+    let r = call(
+        &h,
+        "POST",
+        "/api/v1/jobs/prune/trigger",
+        Some(&h.admin),
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 202);
     let r = waiting.await.unwrap();
     check("POST", "/api/v1/agent/poll", &r);
@@ -401,10 +643,20 @@ async fn shutdown_does_not_wait_for_long_polls() {
     let nas = h.nas.clone();
     let waiting = tokio::spawn(async move {
         let auth = format!("Bearer {nas}");
-        req(addr, "POST", "/api/v1/agent/poll?wait=60", None, &[("Authorization", &auth)], b"{}").await
+        req(
+            addr,
+            "POST",
+            "/api/v1/agent/poll?wait=60",
+            None,
+            &[("Authorization", &auth)],
+            b"{}",
+        )
+        .await
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    tokio::time::timeout(Duration::from_secs(10), h.server.stop()).await.expect("shutdown in time");
+    tokio::time::timeout(Duration::from_secs(10), h.server.stop())
+        .await
+        .expect("shutdown in time");
     let r = waiting.await.unwrap();
     assert_eq!(r.status, 200);
 }
@@ -412,36 +664,197 @@ async fn shutdown_does_not_wait_for_long_polls() {
 #[tokio::test]
 async fn leases() {
     let h = start().await;
-    let lease = |kind: &str, job: &str| serde_json::to_vec(&json!({"repository": "rest:https://hub/main", "kind": kind, "job": job})).unwrap();
-    let r = call(&h, "POST", "/api/v1/agent/leases", Some(&h.nas), &lease("backup", "photos")).await;
+    let lease = |kind: &str, job: &str| {
+        serde_json::to_vec(
+            &json!({"repository": "rest:https://hub/main", "kind": kind, "job": job}),
+        )
+        .unwrap()
+    };
+    let r = call(
+        &h,
+        "POST",
+        "/api/v1/agent/leases",
+        Some(&h.nas),
+        &lease("backup", "photos"),
+    )
+    .await;
     assert_eq!(r.status, 201);
     let b1 = js(&r)["id"].as_str().unwrap().to_owned();
-    let r = call(&h, "POST", "/api/v1/agent/leases", Some(&h.web), &lease("backup", "site")).await;
+    let r = call(
+        &h,
+        "POST",
+        "/api/v1/agent/leases",
+        Some(&h.web),
+        &lease("backup", "site"),
+    )
+    .await;
     assert_eq!(r.status, 201, "backups share");
     let b2 = js(&r)["id"].as_str().unwrap().to_owned();
-    let r = call(&h, "POST", "/api/v1/agent/leases", Some(&h.nas), &lease("maintenance", "prune")).await;
+    let r = call(
+        &h,
+        "POST",
+        "/api/v1/agent/leases",
+        Some(&h.nas),
+        &lease("maintenance", "prune"),
+    )
+    .await;
     assert_eq!(r.status, 409);
     assert!(js(&r)["retry_after"].as_u64().unwrap() > 0);
     assert!(r.header("retry-after").is_some());
     // writer preference: the waiting maintenance keeps new backups out
-    let r = call(&h, "POST", "/api/v1/agent/leases", Some(&h.web), &lease("backup", "site")).await;
+    let r = call(
+        &h,
+        "POST",
+        "/api/v1/agent/leases",
+        Some(&h.web),
+        &lease("backup", "site"),
+    )
+    .await;
     assert_eq!(r.status, 409);
     // only the holder releases
-    assert_eq!(call(&h, "DELETE", &format!("/api/v1/agent/leases/{b1}"), Some(&h.web), b"").await.status, 404);
-    assert_eq!(call(&h, "DELETE", &format!("/api/v1/agent/leases/{b1}"), Some(&h.nas), b"").await.status, 204);
-    assert_eq!(call(&h, "DELETE", &format!("/api/v1/agent/leases/{b2}"), Some(&h.web), b"").await.status, 204);
-    assert_eq!(call(&h, "DELETE", &format!("/api/v1/agent/leases/{b2}"), Some(&h.web), b"").await.status, 404);
-    let r = call(&h, "POST", "/api/v1/agent/leases", Some(&h.nas), &lease("maintenance", "prune")).await;
+    assert_eq!(
+        call(
+            &h,
+            "DELETE",
+            &format!("/api/v1/agent/leases/{b1}"),
+            Some(&h.web),
+            b""
+        )
+        .await
+        .status,
+        404
+    );
+    assert_eq!(
+        call(
+            &h,
+            "DELETE",
+            &format!("/api/v1/agent/leases/{b1}"),
+            Some(&h.nas),
+            b""
+        )
+        .await
+        .status,
+        204
+    );
+    assert_eq!(
+        call(
+            &h,
+            "DELETE",
+            &format!("/api/v1/agent/leases/{b2}"),
+            Some(&h.web),
+            b""
+        )
+        .await
+        .status,
+        204
+    );
+    assert_eq!(
+        call(
+            &h,
+            "DELETE",
+            &format!("/api/v1/agent/leases/{b2}"),
+            Some(&h.web),
+            b""
+        )
+        .await
+        .status,
+        404
+    );
+    let r = call(
+        &h,
+        "POST",
+        "/api/v1/agent/leases",
+        Some(&h.nas),
+        &lease("maintenance", "prune"),
+    )
+    .await;
     assert_eq!(r.status, 201, "granted once the backups are gone");
     let m = js(&r)["id"].as_str().unwrap().to_owned();
-    assert_eq!(call(&h, "POST", "/api/v1/agent/leases", Some(&h.web), &lease("backup", "site")).await.status, 409);
-    assert_eq!(call(&h, "POST", "/api/v1/agent/leases", Some(&h.web), &lease("maintenance", "x")).await.status, 409);
-    assert_eq!(call(&h, "DELETE", &format!("/api/v1/agent/leases/{m}"), Some(&h.nas), b"").await.status, 204);
-    assert_eq!(call(&h, "POST", "/api/v1/agent/leases", Some(&h.web), &lease("backup", "site")).await.status, 201);
+    assert_eq!(
+        call(
+            &h,
+            "POST",
+            "/api/v1/agent/leases",
+            Some(&h.web),
+            &lease("backup", "site")
+        )
+        .await
+        .status,
+        409
+    );
+    assert_eq!(
+        call(
+            &h,
+            "POST",
+            "/api/v1/agent/leases",
+            Some(&h.web),
+            &lease("maintenance", "x")
+        )
+        .await
+        .status,
+        409
+    );
+    assert_eq!(
+        call(
+            &h,
+            "DELETE",
+            &format!("/api/v1/agent/leases/{m}"),
+            Some(&h.nas),
+            b""
+        )
+        .await
+        .status,
+        204
+    );
+    assert_eq!(
+        call(
+            &h,
+            "POST",
+            "/api/v1/agent/leases",
+            Some(&h.web),
+            &lease("backup", "site")
+        )
+        .await
+        .status,
+        201
+    );
     // bad requests
-    assert_eq!(call(&h, "POST", "/api/v1/agent/leases", Some(&h.web), br#"{"repository":"r","kind":"other","job":"x"}"#).await.status, 400);
-    assert_eq!(call(&h, "POST", "/api/v1/agent/leases", Some(&h.web), br#"{"repository":"","kind":"backup","job":"x"}"#).await.status, 400);
-    assert_eq!(call(&h, "POST", "/api/v1/agent/leases", Some(&h.admin), &lease("backup", "x")).await.status, 403);
+    assert_eq!(
+        call(
+            &h,
+            "POST",
+            "/api/v1/agent/leases",
+            Some(&h.web),
+            br#"{"repository":"r","kind":"other","job":"x"}"#
+        )
+        .await
+        .status,
+        400
+    );
+    assert_eq!(
+        call(
+            &h,
+            "POST",
+            "/api/v1/agent/leases",
+            Some(&h.web),
+            br#"{"repository":"","kind":"backup","job":"x"}"#
+        )
+        .await
+        .status,
+        400
+    );
+    assert_eq!(
+        call(
+            &h,
+            "POST",
+            "/api/v1/agent/leases",
+            Some(&h.admin),
+            &lease("backup", "x")
+        )
+        .await
+        .status,
+        403
+    );
     h.server.stop().await;
 }
 
@@ -472,7 +885,12 @@ async fn pings() {
     // a big body is truncated, not refused
     let big = vec![b'x'; 50 * 1024];
     assert_eq!(call(&h, "POST", &p, None, &big).await.status, 200);
-    for bad in ["/ping/unknown-uuid-000000", "/ping/unknown-uuid-000000/fail", &format!("{p}/256"), &format!("{p}/x")] {
+    for bad in [
+        "/ping/unknown-uuid-000000",
+        "/ping/unknown-uuid-000000/fail",
+        &format!("{p}/256"),
+        &format!("{p}/x"),
+    ] {
         assert_eq!(call(&h, "GET", bad, None, b"").await.status, 404, "{bad}");
     }
     assert_eq!(call(&h, "PUT", &p, None, b"").await.status, 405);
@@ -496,11 +914,18 @@ async fn a_missed_schedule_makes_the_job_late() {
             break;
         }
         assert_eq!(j["state"], "pending", "{j}");
-        assert!(tokio::time::Instant::now() < deadline, "never became late: {j}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never became late: {j}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let r = call(&h, "GET", "/api/v1/status", Some(&h.admin), b"").await;
-    assert!(js(&r)["jobs"].as_array().unwrap().iter().any(|j| j["name"] == "fast" && j["state"] == "late"));
+    assert!(js(&r)["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|j| j["name"] == "fast" && j["state"] == "late"));
     // unscheduled jobs are never late
     let r = call(&h, "GET", "/api/v1/jobs/photos", Some(&h.admin), b"").await;
     assert_eq!(js(&r)["state"], "pending");
@@ -517,17 +942,41 @@ async fn history_survives_a_restart() {
     let server = Server::start(c.clone()).await;
     let body = serde_json::to_vec(&report("nas", "photos", ID1)).unwrap();
     let auth = format!("Bearer {nas}");
-    let r = req(server.addr, "POST", "/api/v1/agent/runs", None, &[("Authorization", &auth)], &body).await;
+    let r = req(
+        server.addr,
+        "POST",
+        "/api/v1/agent/runs",
+        None,
+        &[("Authorization", &auth)],
+        &body,
+    )
+    .await;
     assert_eq!(r.status, 201);
     server.stop().await;
 
     let server = Server::start(c).await;
     let auth = format!("Bearer {admin}");
-    let r = req(server.addr, "GET", "/api/v1/runs", None, &[("Authorization", &auth)], b"").await;
+    let r = req(
+        server.addr,
+        "GET",
+        "/api/v1/runs",
+        None,
+        &[("Authorization", &auth)],
+        b"",
+    )
+    .await;
     check("GET", "/api/v1/runs", &r);
     assert_eq!(js(&r).as_array().unwrap().len(), 1);
     let auth = format!("Bearer {nas}");
-    let r = req(server.addr, "POST", "/api/v1/agent/runs", None, &[("Authorization", &auth)], &body).await;
+    let r = req(
+        server.addr,
+        "POST",
+        "/api/v1/agent/runs",
+        None,
+        &[("Authorization", &auth)],
+        &body,
+    )
+    .await;
     assert_eq!(r.status, 200, "still a duplicate after the restart");
     server.stop().await;
 }
@@ -547,7 +996,15 @@ async fn agent_config_follows_the_plan() {
     let nas = h.nas.clone();
     let waiting = tokio::spawn(async move {
         let auth = format!("Bearer {nas}");
-        req(addr, "POST", "/api/v1/agent/poll?wait=30", None, &[("Authorization", &auth)], b"{}").await
+        req(
+            addr,
+            "POST",
+            "/api/v1/agent/poll?wait=30",
+            None,
+            &[("Authorization", &auth)],
+            b"{}",
+        )
+        .await
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let text2 = CONFIG.replace("/srv/photos", "/srv/pictures");
@@ -567,7 +1024,12 @@ async fn agent_config_follows_the_plan() {
     assert!(js(&r)["hint"].is_string());
     // a host without planned jobs may report any job: it is learned
     let body = serde_json::to_vec(&report("other", "adhoc", ID2)).unwrap();
-    assert_eq!(call(&h, "POST", "/api/v1/agent/runs", Some(&other), &body).await.status, 201);
+    assert_eq!(
+        call(&h, "POST", "/api/v1/agent/runs", Some(&other), &body)
+            .await
+            .status,
+        201
+    );
     let r = call(&h, "GET", "/api/v1/jobs/adhoc", Some(&h.admin), b"").await;
     assert_eq!(js(&r)["state"], "ok");
     assert_eq!(js(&r)["host"], "other");
@@ -604,7 +1066,11 @@ async fn a_database_from_the_future_is_refused() {
 #[test]
 fn the_schema_check_rejects_what_the_document_does_not_allow() {
     let status = json!({"$ref": "#/components/schemas/Status"});
-    validate(&status, &json!({"generated": "2026-01-01T00:00:00Z", "hosts": [], "jobs": []}), "ok");
+    validate(
+        &status,
+        &json!({"generated": "2026-01-01T00:00:00Z", "hosts": [], "jobs": []}),
+        "ok",
+    );
     for bad in [
         json!({"hosts": [], "jobs": []}),
         json!({"generated": "yesterday", "hosts": [], "jobs": []}),

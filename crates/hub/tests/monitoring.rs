@@ -44,7 +44,11 @@ async fn read_request(s: &mut TcpStream) -> Option<(String, String)> {
     let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
     let len: usize = head
         .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap_or(0))
+        })
         .unwrap_or(0);
     while buf.len() < head_end + len {
         let n = s.read(&mut chunk).await.ok()?;
@@ -59,7 +63,10 @@ async fn read_request(s: &mut TcpStream) -> Option<(String, String)> {
 
 async fn respond(s: &mut TcpStream, status: u16, body: &str) {
     let reason = if status < 400 { "OK" } else { "Error" };
-    let r = format!("HTTP/1.1 {status} {reason}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+    let r = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
     let _ = s.write_all(r.as_bytes()).await;
     let _ = s.shutdown().await;
 }
@@ -78,7 +85,9 @@ impl Service {
         let s2 = Arc::clone(&st);
         tokio::spawn(async move {
             loop {
-                let Ok((mut s, _)) = l.accept().await else { continue };
+                let Ok((mut s, _)) = l.accept().await else {
+                    continue;
+                };
                 let st = Arc::clone(&s2);
                 tokio::spawn(async move {
                     if read_request(&mut s).await.is_some() {
@@ -115,10 +124,14 @@ impl Hook {
         let (g2, a2) = (Arc::clone(&got), Arc::clone(&attempts));
         tokio::spawn(async move {
             loop {
-                let Ok((mut s, _)) = l.accept().await else { continue };
+                let Ok((mut s, _)) = l.accept().await else {
+                    continue;
+                };
                 let (g, a) = (Arc::clone(&g2), Arc::clone(&a2));
                 tokio::spawn(async move {
-                    let Some((_, body)) = read_request(&mut s).await else { return };
+                    let Some((_, body)) = read_request(&mut s).await else {
+                        return;
+                    };
                     let n = a.fetch_add(1, Ordering::SeqCst);
                     if n < refuse {
                         respond(&mut s, 500, "not now").await;
@@ -130,7 +143,11 @@ impl Hook {
                 });
             }
         });
-        Self { addr, got, attempts }
+        Self {
+            addr,
+            got,
+            attempts,
+        }
     }
     fn url(&self) -> String {
         format!("http://{}/hook", self.addr)
@@ -141,19 +158,36 @@ impl Hook {
             .lock()
             .unwrap()
             .iter()
-            .map(|v| (v["event"].as_str().unwrap_or("").to_string(), v["title"].as_str().unwrap_or("").to_string()))
+            .map(|v| {
+                (
+                    v["event"].as_str().unwrap_or("").to_string(),
+                    v["title"].as_str().unwrap_or("").to_string(),
+                )
+            })
             .collect()
     }
     fn titles_of(&self, subject_prefix: &str) -> Vec<(String, String)> {
-        self.events().into_iter().filter(|(_, t)| t.starts_with(subject_prefix)).collect()
+        self.events()
+            .into_iter()
+            .filter(|(_, t)| t.starts_with(subject_prefix))
+            .collect()
     }
-    async fn wait_for(&self, what: &str, timeout: Duration, pred: impl Fn(&[(String, String)]) -> bool) {
+    async fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&[(String, String)]) -> bool,
+    ) {
         let start = Instant::now();
         loop {
             if pred(&self.events()) {
                 return;
             }
-            assert!(start.elapsed() < timeout, "waited {timeout:?} for {what}; the webhook got {:?}", self.events());
+            assert!(
+                start.elapsed() < timeout,
+                "waited {timeout:?} for {what}; the webhook got {:?}",
+                self.events()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -195,27 +229,57 @@ async fn start_hub(dir: &Path, text: &str, admin: &str) -> Hub {
     std::mem::forget(plan); // keep the plan fixed
     control.monitoring = Some(settings());
     c.control = Some(control);
-    Hub { server: Server::start(c).await, admin: admin.to_string() }
+    Hub {
+        server: Server::start(c).await,
+        admin: admin.to_string(),
+    }
 }
 
 impl Hub {
     async fn get(&self, path: &str) -> Value {
         let auth = format!("Bearer {}", self.admin);
-        let r = req(self.server.addr, "GET", path, None, &[("Authorization", &auth)], b"").await;
+        let r = req(
+            self.server.addr,
+            "GET",
+            path,
+            None,
+            &[("Authorization", &auth)],
+            b"",
+        )
+        .await;
         assert_eq!(r.status, 200, "{path}: {}", r.text());
         serde_json::from_str(&r.text()).unwrap()
     }
     async fn post(&self, token: &str, path: &str, body: &Value) -> (u16, Value) {
         let auth = format!("Bearer {token}");
         let bytes = serde_json::to_vec(body).unwrap();
-        let r = req(self.server.addr, "POST", path, None, &[("Authorization", &auth), ("Content-Type", "application/json")], &bytes)
-            .await;
-        (r.status, serde_json::from_str(&r.text()).unwrap_or(Value::Null))
+        let r = req(
+            self.server.addr,
+            "POST",
+            path,
+            None,
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
+            &bytes,
+        )
+        .await;
+        (
+            r.status,
+            serde_json::from_str(&r.text()).unwrap_or(Value::Null),
+        )
     }
     async fn monitor(&self, name: &str) -> Value {
         let v = self.get("/api/v1/monitors").await;
         validate(&v);
-        v["monitors"].as_array().unwrap().iter().find(|m| m["name"] == name).cloned().unwrap_or(Value::Null)
+        v["monitors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == name)
+            .cloned()
+            .unwrap_or(Value::Null)
     }
     async fn wait_state(&self, name: &str, state: &str, timeout: Duration) -> Value {
         let start = Instant::now();
@@ -224,12 +288,24 @@ impl Hub {
             if m["state"] == state {
                 return m;
             }
-            assert!(start.elapsed() < timeout, "waited {timeout:?} for {name} to be {state}: {m:#}");
+            assert!(
+                start.elapsed() < timeout,
+                "waited {timeout:?} for {name} to be {state}: {m:#}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
     async fn metrics(&self) -> String {
-        req(self.server.addr, "GET", "/metrics", Some(("metrics", "pw-metrics")), &[], b"").await.text()
+        req(
+            self.server.addr,
+            "GET",
+            "/metrics",
+            Some(("metrics", "pw-metrics")),
+            &[],
+            b"",
+        )
+        .await
+        .text()
     }
 }
 
@@ -241,9 +317,18 @@ fn validate(instance: &Value) {
         "components": doc["components"].clone(),
         "allOf": [{"$ref": "#/components/schemas/MonitorsView"}],
     });
-    let v = jsonschema::options().should_validate_formats(true).build(&root).unwrap();
-    let errors: Vec<String> = v.iter_errors(instance).map(|e| format!("{e} at {}", e.instance_path)).collect();
-    assert!(errors.is_empty(), "monitors view does not match the OpenAPI schema: {errors:?}\n{instance:#}");
+    let v = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&root)
+        .unwrap();
+    let errors: Vec<String> = v
+        .iter_errors(instance)
+        .map(|e| format!("{e} at {}", e.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "monitors view does not match the OpenAPI schema: {errors:?}\n{instance:#}"
+    );
 }
 
 fn result(monitor: &str, up: bool) -> Value {
@@ -282,29 +367,56 @@ url = "{hook}"
         flaky = flaky.url(),
         hook = hook.url()
     );
-    let (_, admin) = bulwark_hub::create_token(&dir.path().join("state"), TokenKind::Admin).unwrap();
+    let (_, admin) =
+        bulwark_hub::create_token(&dir.path().join("state"), TokenKind::Admin).unwrap();
     let hub = start_hub(dir.path(), &text, &admin).await;
     let m = hub.wait_state("good", "up", Duration::from_secs(15)).await;
     assert_eq!(m["vantages"][0]["vantage"], "hub");
     assert_eq!(m["vantages"][0]["last_up"], true);
     hub.wait_state("flaky", "up", Duration::from_secs(15)).await;
-    assert!(hook.events().is_empty(), "going up from unknown says nothing: {:?}", hook.events());
+    assert!(
+        hook.events().is_empty(),
+        "going up from unknown says nothing: {:?}",
+        hook.events()
+    );
 
     flaky.set(500);
-    let m = hub.wait_state("flaky", "down", Duration::from_secs(15)).await;
-    assert!(m["message"].as_str().unwrap().contains("expected status"), "{m:#}");
-    hook.wait_for("the down notice (after two refused deliveries)", Duration::from_secs(15), |e| {
-        e.iter().any(|(ev, t)| ev == "down" && t == "flaky is down")
+    let m = hub
+        .wait_state("flaky", "down", Duration::from_secs(15))
+        .await;
+    assert!(
+        m["message"].as_str().unwrap().contains("expected status"),
+        "{m:#}"
+    );
+    hook.wait_for(
+        "the down notice (after two refused deliveries)",
+        Duration::from_secs(15),
+        |e| e.iter().any(|(ev, t)| ev == "down" && t == "flaky is down"),
+    )
+    .await;
+    assert!(
+        hook.attempts.load(Ordering::SeqCst) >= 3,
+        "two refusals, then delivered"
+    );
+    hook.wait_for("a reminder", Duration::from_secs(15), |e| {
+        e.iter().any(|(ev, _)| ev == "reminder")
     })
     .await;
-    assert!(hook.attempts.load(Ordering::SeqCst) >= 3, "two refusals, then delivered");
-    hook.wait_for("a reminder", Duration::from_secs(15), |e| e.iter().any(|(ev, _)| ev == "reminder")).await;
     let m = hub.monitor("flaky").await;
     assert!(m["notified"].is_string(), "{m:#}");
     let metrics = hub.metrics().await;
-    assert!(metrics.contains(r#"bulwark_monitor_up{monitor="flaky",item="",type="http"} 0"#), "{metrics}");
-    assert!(metrics.contains(r#"bulwark_monitor_up{monitor="good",item="",type="http"} 1"#), "{metrics}");
-    assert!(metrics.contains(r#"bulwark_monitor_latency_seconds{monitor="good",vantage="hub"}"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"bulwark_monitor_up{monitor="flaky",item="",type="http"} 0"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"bulwark_monitor_up{monitor="good",item="",type="http"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"bulwark_monitor_latency_seconds{monitor="good",vantage="hub"}"#),
+        "{metrics}"
+    );
     // (the webhook sender retries once by itself before the outbox does)
     let failed: f64 = metrics
         .lines()
@@ -314,21 +426,40 @@ url = "{hook}"
     assert!(failed >= 1.0, "{metrics}");
 
     flaky.set(200);
-    hook.wait_for("the recovery notice", Duration::from_secs(15), |e| e.iter().any(|(ev, t)| ev == "up" && t == "flaky is up again"))
-        .await;
+    hook.wait_for("the recovery notice", Duration::from_secs(15), |e| {
+        e.iter()
+            .any(|(ev, t)| ev == "up" && t == "flaky is up again")
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     let flaky_events = hook.titles_of("flaky");
     let kinds: Vec<&str> = flaky_events.iter().map(|(e, _)| e.as_str()).collect();
-    assert_eq!(kinds.iter().filter(|k| **k == "down").count(), 1, "{flaky_events:?}");
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "down").count(),
+        1,
+        "{flaky_events:?}"
+    );
     assert_eq!(kinds.last(), Some(&"up"), "{flaky_events:?}");
-    assert_eq!(kinds.iter().filter(|k| **k == "up").count(), 1, "{flaky_events:?}");
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "up").count(),
+        1,
+        "{flaky_events:?}"
+    );
     assert!(hook.titles_of("good").is_empty(), "{:?}", hook.events());
     // the outage is in the history, resolved
     let alerts = hub.get("/api/v1/alerts?open=false").await;
-    let a = alerts.as_array().unwrap().iter().find(|a| a["kind"] == "monitor" && a["subject"] == "flaky").unwrap();
+    let a = alerts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "monitor" && a["subject"] == "flaky")
+        .unwrap();
     assert_eq!(a["severity"], "critical");
     assert!(a["resolved"].is_string());
-    assert_eq!(hub.get("/api/v1/monitors").await["pending_notifications"], 0);
+    assert_eq!(
+        hub.get("/api/v1/monitors").await["pending_notifications"],
+        0
+    );
     hub.server.stop().await;
 }
 
@@ -370,28 +501,59 @@ url = "{hook}"
     // the NAS sees it up: one vantage point down is not a quorum
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(4) {
-        let (status, v) = hub.post(&nas, "/api/v1/agent/monitors", &json!({"results": [result("api", true)]})).await;
+        let (status, v) = hub
+            .post(
+                &nas,
+                "/api/v1/agent/monitors",
+                &json!({"results": [result("api", true)]}),
+            )
+            .await;
         assert_eq!((status, v["accepted"].as_u64()), (200, Some(1)), "{v}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let m = hub.monitor("api").await;
     assert_eq!(m["state"], "up", "{m:#}");
-    assert!(m["message"].as_str().unwrap().contains("down only from hub (quorum 2 not reached)"), "{m:#}");
-    let hubv = m["vantages"].as_array().unwrap().iter().find(|v| v["vantage"] == "hub").unwrap().clone();
+    assert!(
+        m["message"]
+            .as_str()
+            .unwrap()
+            .contains("down only from hub (quorum 2 not reached)"),
+        "{m:#}"
+    );
+    let hubv = m["vantages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["vantage"] == "hub")
+        .unwrap()
+        .clone();
     assert_eq!(hubv["state"], "down", "{m:#}");
     assert!(hook.events().is_empty(), "{:?}", hook.events());
-    assert!(hub.monitor("local").await.is_null(), "a disabled monitor does not run");
+    assert!(
+        hub.monitor("local").await.is_null(),
+        "a disabled monitor does not run"
+    );
 
     // refused results
-    let (status, v) = hub.post(&nas, "/api/v1/agent/monitors", &json!({"results": [result("local", false), result("nope", true)]})).await;
+    let (status, v) = hub
+        .post(
+            &nas,
+            "/api/v1/agent/monitors",
+            &json!({"results": [result("local", false), result("nope", true)]}),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(v["accepted"], 0);
     assert_eq!(v["ignored"], json!(["local", "nope"]));
-    let (status, _) = hub.post(&admin, "/api/v1/agent/monitors", &json!({"results": []})).await;
+    let (status, _) = hub
+        .post(&admin, "/api/v1/agent/monitors", &json!({"results": []}))
+        .await;
     assert_eq!(status, 403, "an admin token is not a host");
     let (status, v) = hub.post(&nas, "/api/v1/agent/monitors", &json!({"results": [{"monitor": "../x", "up": true, "latency_ms": 1, "message": "", "at": "2026-01-01T00:00:00Z"}]})).await;
     assert_eq!(status, 400, "{v}");
-    let (status, _) = hub.post(&nas, "/api/v1/agent/monitors", &json!({"results": "many"})).await;
+    let (status, _) = hub
+        .post(&nas, "/api/v1/agent/monitors", &json!({"results": "many"}))
+        .await;
     assert_eq!(status, 400);
 
     // the NAS agrees now: down, one notice
@@ -400,35 +562,68 @@ url = "{hook}"
         let nas = nas.clone();
         async move {
             for _ in 0..n {
-                hub.post(&nas, "/api/v1/agent/monitors", &json!({"results": [result("api", false)]})).await;
+                hub.post(
+                    &nas,
+                    "/api/v1/agent/monitors",
+                    &json!({"results": [result("api", false)]}),
+                )
+                .await;
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
     };
     post_down(3).await;
-    hook.wait_for("the down notice", Duration::from_secs(10), |e| e.iter().any(|(ev, _)| ev == "down")).await;
+    hook.wait_for("the down notice", Duration::from_secs(10), |e| {
+        e.iter().any(|(ev, _)| ev == "down")
+    })
+    .await;
     let m = hub.wait_state("api", "down", Duration::from_secs(5)).await;
-    assert!(m["message"].as_str().unwrap().starts_with("down from 2 of 2 vantage points"), "{m:#}");
+    assert!(
+        m["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("down from 2 of 2 vantage points"),
+        "{m:#}"
+    );
 
     // restart the hub on the same state directory while it stays down
     hub.server.stop().await;
     let hub = start_hub(dir.path(), &text, &admin).await;
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(4) {
-        hub.post(&nas, "/api/v1/agent/monitors", &json!({"results": [result("api", false)]})).await;
+        hub.post(
+            &nas,
+            "/api/v1/agent/monitors",
+            &json!({"results": [result("api", false)]}),
+        )
+        .await;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let m = hub.monitor("api").await;
     assert_eq!(m["state"], "down", "{m:#}");
     assert!(m["notified"].is_string(), "the notice is remembered: {m:#}");
-    assert_eq!(hook.events().iter().filter(|(e, _)| e == "down").count(), 1, "no second down notice: {:?}", hook.events());
+    assert_eq!(
+        hook.events().iter().filter(|(e, _)| e == "down").count(),
+        1,
+        "no second down notice: {:?}",
+        hook.events()
+    );
 
     // it comes back (both agree: the quorum of down is gone)
     api.set(200);
     let start = Instant::now();
     while !hook.events().iter().any(|(e, _)| e == "up") {
-        assert!(start.elapsed() < Duration::from_secs(10), "no recovery notice: {:?}", hook.events());
-        hub.post(&nas, "/api/v1/agent/monitors", &json!({"results": [result("api", true)]})).await;
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no recovery notice: {:?}",
+            hook.events()
+        );
+        hub.post(
+            &nas,
+            "/api/v1/agent/monitors",
+            &json!({"results": [result("api", true)]}),
+        )
+        .await;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let kinds: Vec<String> = hook.events().into_iter().map(|(e, _)| e).collect();
@@ -459,7 +654,8 @@ connectivity = ["tcp:127.0.0.1:{canary}"]
         svc = svc.url(),
         hook = hook.url()
     );
-    let (_, admin) = bulwark_hub::create_token(&dir.path().join("state"), TokenKind::Admin).unwrap();
+    let (_, admin) =
+        bulwark_hub::create_token(&dir.path().join("state"), TokenKind::Admin).unwrap();
     let hub = start_hub(dir.path(), &text, &admin).await;
     let start = Instant::now();
     loop {
@@ -467,24 +663,34 @@ connectivity = ["tcp:127.0.0.1:{canary}"]
         if v["connectivity"] == false {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "the hub never noticed its canary is down: {v:#}");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the hub never noticed its canary is down: {v:#}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(hook.events().is_empty(), "held back: {:?}", hook.events());
-    assert!(hub.metrics().await.contains("bulwark_hub_connectivity_up 0"));
+    assert!(hub
+        .metrics()
+        .await
+        .contains("bulwark_hub_connectivity_up 0"));
     // the canary answers again: the outage is real, and now reported
     let _listener = TcpListener::bind(("127.0.0.1", canary)).await.unwrap();
-    hook.wait_for("the down notice after the network came back", Duration::from_secs(15), |e| {
-        e.iter().any(|(ev, t)| ev == "down" && t == "web is down")
-    })
+    hook.wait_for(
+        "the down notice after the network came back",
+        Duration::from_secs(15),
+        |e| e.iter().any(|(ev, t)| ev == "down" && t == "web is down"),
+    )
     .await;
     assert_eq!(hub.get("/api/v1/monitors").await["connectivity"], true);
     hub.server.stop().await;
 }
 
 fn run_report(host: &str, job: &str, status: &str) -> Value {
-    let id: String = (0..32).map(|i| char::from_digit((i * 7 + status.len() as u32) % 16, 16).unwrap()).collect();
+    let id: String = (0..32)
+        .map(|i| char::from_digit((i * 7 + status.len() as u32) % 16, 16).unwrap())
+        .collect();
     let now = jiff::Timestamp::now();
     json!({
         "id": id, "host": host, "job": job, "kind": "backup", "trigger": "schedule",
@@ -523,25 +729,63 @@ url = "{hook}"
     let hub = start_hub(dir.path(), &text, &admin).await;
     // no success within max_age of the hub learning of the job: down
     hook.wait_for("the stale-backup notice", Duration::from_secs(15), |e| {
-        e.iter().any(|(ev, t)| ev == "down" && t == "fresh/photos is down")
+        e.iter()
+            .any(|(ev, t)| ev == "down" && t == "fresh/photos is down")
     })
     .await;
     let m = hub.monitor("fresh").await;
     assert_eq!(m["item"], "photos");
-    assert!(m["message"].as_str().unwrap().contains("no successful backup of photos on nas yet"), "{m:#}");
+    assert!(
+        m["message"]
+            .as_str()
+            .unwrap()
+            .contains("no successful backup of photos on nas yet"),
+        "{m:#}"
+    );
     // a successful run: up again
-    let (status, v) = hub.post(&nas, "/api/v1/agent/runs", &run_report("nas", "photos", "success")).await;
+    let (status, v) = hub
+        .post(
+            &nas,
+            "/api/v1/agent/runs",
+            &run_report("nas", "photos", "success"),
+        )
+        .await;
     assert_eq!(status, 201, "{v}");
-    hook.wait_for("the recovery", Duration::from_secs(10), |e| e.iter().any(|(ev, _)| ev == "up")).await;
+    hook.wait_for("the recovery", Duration::from_secs(10), |e| {
+        e.iter().any(|(ev, _)| ev == "up")
+    })
+    .await;
     let metrics = hub.metrics().await;
-    assert!(metrics.contains(r#"bulwark_job_last_run_success{job="photos",host="nas"} 1"#), "{metrics}");
-    assert!(metrics.contains(r#"bulwark_job_last_success_timestamp_seconds{job="photos",host="nas"}"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"bulwark_job_last_run_success{job="photos",host="nas"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"bulwark_job_last_success_timestamp_seconds{job="photos",host="nas"}"#),
+        "{metrics}"
+    );
     // a failed run: down again, saying why
-    let (status, _) = hub.post(&nas, "/api/v1/agent/runs", &run_report("nas", "photos", "failed")).await;
+    let (status, _) = hub
+        .post(
+            &nas,
+            "/api/v1/agent/runs",
+            &run_report("nas", "photos", "failed"),
+        )
+        .await;
     assert_eq!(status, 201);
-    hook.wait_for("the failure notice", Duration::from_secs(10), |e| e.iter().filter(|(ev, _)| ev == "down").count() == 2).await;
+    hook.wait_for("the failure notice", Duration::from_secs(10), |e| {
+        e.iter().filter(|(ev, _)| ev == "down").count() == 2
+    })
+    .await;
     let m = hub.monitor("fresh").await;
-    assert!(m["message"].as_str().unwrap().contains("failed at") && m["message"].as_str().unwrap().contains("repository is locked"), "{m:#}");
+    assert!(
+        m["message"].as_str().unwrap().contains("failed at")
+            && m["message"]
+                .as_str()
+                .unwrap()
+                .contains("repository is locked"),
+        "{m:#}"
+    );
     // the hub's own disk is watched without being asked
     let disk = hub.monitor("hub-disk").await;
     assert_eq!(disk["kind"], "disk");
@@ -564,11 +808,16 @@ hub_ping_interval = "1s"
 "#,
         url_file.display()
     );
-    let (_, admin) = bulwark_hub::create_token(&dir.path().join("state"), TokenKind::Admin).unwrap();
+    let (_, admin) =
+        bulwark_hub::create_token(&dir.path().join("state"), TokenKind::Admin).unwrap();
     let hub = start_hub(dir.path(), &text, &admin).await;
     let start = Instant::now();
     while hc.attempts.load(Ordering::SeqCst) < 3 {
-        assert!(start.elapsed() < Duration::from_secs(10), "pinged {} times in 10 s", hc.attempts.load(Ordering::SeqCst));
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "pinged {} times in 10 s",
+            hc.attempts.load(Ordering::SeqCst)
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     hub.server.stop().await;
@@ -576,7 +825,11 @@ hub_ping_interval = "1s"
     tokio::time::sleep(Duration::from_millis(300)).await;
     let after = hc.attempts.load(Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(hc.attempts.load(Ordering::SeqCst), after, "a stopped hub does not ping");
+    assert_eq!(
+        hc.attempts.load(Ordering::SeqCst),
+        after,
+        "a stopped hub does not ping"
+    );
 }
 
 #[tokio::test]
@@ -598,7 +851,8 @@ token_file = "{missing}/ntfy.token"
         svc = svc.url(),
         missing = dir.path().join("nowhere").display()
     );
-    let (_, admin) = bulwark_hub::create_token(&dir.path().join("state"), TokenKind::Admin).unwrap();
+    let (_, admin) =
+        bulwark_hub::create_token(&dir.path().join("state"), TokenKind::Admin).unwrap();
     let hub = start_hub(dir.path(), &text, &admin).await;
     let start = Instant::now();
     let open = loop {
@@ -606,17 +860,31 @@ token_file = "{missing}/ntfy.token"
         if open.as_array().unwrap().len() >= 2 {
             break open;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "no config alerts: {open:#}");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no config alerts: {open:#}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let find = |kind: &str, subject: &str| {
-        open.as_array().unwrap().iter().find(|a| a["kind"] == kind && a["subject"] == subject).cloned().unwrap_or(Value::Null)
+        open.as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["kind"] == kind && a["subject"] == subject)
+            .cloned()
+            .unwrap_or(Value::Null)
     };
     let m = find("monitor.config", "grafana");
     assert_eq!(m["severity"], "critical", "{open:#}");
-    assert!(m["message"].as_str().unwrap().contains("grafana.auth"), "names the file: {m:#}");
+    assert!(
+        m["message"].as_str().unwrap().contains("grafana.auth"),
+        "names the file: {m:#}"
+    );
     let n = find("notify.config", "phone");
-    assert!(n["message"].as_str().unwrap().contains("ntfy.token"), "names the file: {n:#}");
+    assert!(
+        n["message"].as_str().unwrap().contains("ntfy.token"),
+        "names the file: {n:#}"
+    );
     assert_eq!(hub.monitor("grafana").await["state"], "unknown");
     hub.server.stop().await;
 }

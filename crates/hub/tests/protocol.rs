@@ -601,11 +601,21 @@ async fn metrics_need_auth_and_show_repositories() {
     let m = metrics_text(&server).await;
     let line = m
         .lines()
-        .find(|l| l.starts_with("bulwark_hub_last_snapshot_upload_timestamp_seconds{repo=\"alice/laptop\"}"))
+        .find(|l| {
+            l.starts_with(
+                "bulwark_hub_last_snapshot_upload_timestamp_seconds{repo=\"alice/laptop\"}",
+            )
+        })
         .unwrap_or_else(|| panic!("no freshness after a restart in\n{m}"));
     let t: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
-    assert!((now - t).abs() < 600.0, "freshness {t} is not the upload time (now {now})");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        (now - t).abs() < 600.0,
+        "freshness {t} is not the upload time (now {now})"
+    );
     server.stop().await;
 }
 
@@ -673,14 +683,24 @@ async fn scrub_reports_corruption_in_metrics() {
 
 /// Polls `GET path` until it answers `want` (the htpasswd file is re-read
 /// at most once a second); fails after 5 s.
-async fn wait_for_status(addr: std::net::SocketAddr, path: &str, creds: Option<(&str, &str)>, want: u16, what: &str) {
+async fn wait_for_status(
+    addr: std::net::SocketAddr,
+    path: &str,
+    creds: Option<(&str, &str)>,
+    want: u16,
+    what: &str,
+) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
         let r = req(addr, "GET", path, creds, &[], b"").await;
         if r.status == want {
             return;
         }
-        assert!(std::time::Instant::now() < deadline, "{what}: still {}", r.status);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: still {}",
+            r.status
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
@@ -718,7 +738,14 @@ async fn htpasswd_changes_are_picked_up() {
     );
     // a password change for carol: the old password stops working
     common::htpasswd(&file, &[("carol", "new")]);
-    wait_for_status(server.addr, "/alice/keys/", carol, 401, "password change not seen").await;
+    wait_for_status(
+        server.addr,
+        "/alice/keys/",
+        carol,
+        401,
+        "password change not seen",
+    )
+    .await;
     assert_eq!(
         req(
             server.addr,

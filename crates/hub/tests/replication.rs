@@ -45,7 +45,9 @@ fn restic(repo: &str, home: &Path, args: &[&str]) -> Output {
 }
 
 async fn restic_async(repo: String, home: PathBuf, args: Vec<&'static str>) -> Output {
-    tokio::task::spawn_blocking(move || restic(&repo, &home, &args)).await.unwrap()
+    tokio::task::spawn_blocking(move || restic(&repo, &home, &args))
+        .await
+        .unwrap()
 }
 
 /// Opens local and rest: targets (what the binary's opener does, minus S3).
@@ -54,9 +56,13 @@ fn opener() -> TargetOpener {
         match &t.url {
             RepoUrl::Local(p) => {
                 std::fs::create_dir_all(p).map_err(|e| e.to_string())?;
-                Ok(Arc::new(LocalStore::new(p.clone()).map_err(|e| e.to_string())?))
+                Ok(Arc::new(
+                    LocalStore::new(p.clone()).map_err(|e| e.to_string())?,
+                ))
             }
-            RepoUrl::Rest(u) => Ok(Arc::new(bulwark_store::RestStore::new(u, None, None).map_err(|e| e.to_string())?)),
+            RepoUrl::Rest(u) => Ok(Arc::new(
+                bulwark_store::RestStore::new(u, None, None).map_err(|e| e.to_string())?,
+            )),
             RepoUrl::S3 { .. } => Err("no S3 in this test".into()),
         }
     })
@@ -96,15 +102,36 @@ impl Setup {
     }
     async fn api(&self, path: &str) -> Value {
         let auth = format!("Bearer {}", self.admin);
-        let r = req(self.server.addr, "GET", path, None, &[("Authorization", &auth)], b"").await;
+        let r = req(
+            self.server.addr,
+            "GET",
+            path,
+            None,
+            &[("Authorization", &auth)],
+            b"",
+        )
+        .await;
         assert_eq!(r.status, 200, "{path}: {}", r.text());
         serde_json::from_str(&r.text()).unwrap()
     }
     async fn metrics(&self) -> String {
-        req(self.server.addr, "GET", "/metrics", Some(("metrics", "pw-metrics")), &[], b"").await.text()
+        req(
+            self.server.addr,
+            "GET",
+            "/metrics",
+            Some(("metrics", "pw-metrics")),
+            &[],
+            b"",
+        )
+        .await
+        .text()
     }
     async fn open_alerts(&self) -> Vec<Value> {
-        self.api("/api/v1/alerts?open=true").await.as_array().unwrap().clone()
+        self.api("/api/v1/alerts?open=true")
+            .await
+            .as_array()
+            .unwrap()
+            .clone()
     }
 }
 
@@ -119,7 +146,12 @@ async fn start(config: impl Fn(&Path, &Path) -> String) -> Setup {
     control.replication = Some(fast_settings());
     c.control = Some(control);
     let server = Server::start(c).await;
-    Setup { server, plan, admin, dir }
+    Setup {
+        server,
+        plan,
+        admin,
+        dir,
+    }
 }
 
 fn make_source(dir: &Path, seed: u64) {
@@ -134,14 +166,26 @@ fn make_source(dir: &Path, seed: u64) {
                 x as u8
             })
             .collect();
-        std::fs::write(dir.join(if i == 0 { "big.bin".to_string() } else { format!("sub/f{i}") }), data).unwrap();
+        std::fs::write(
+            dir.join(if i == 0 {
+                "big.bin".to_string()
+            } else {
+                format!("sub/f{i}")
+            }),
+            data,
+        )
+        .unwrap();
     }
 }
 
 /// The snapshot file names of a repository directory.
 fn snapshots(repo: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(repo.join("snapshots"))
-        .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -222,24 +266,39 @@ async fn the_hub_copies_new_snapshots_to_its_targets_and_reports_3_2_1() {
     // restic reads the copies directly: checks every byte, restores the same files
     restic(&usb.to_string_lossy(), &home, &["check", "--read-data"]);
     let out = s.path("restored");
-    restic(&cloud.to_string_lossy(), &home, &["restore", "latest", "--target", &out.to_string_lossy()]);
+    restic(
+        &cloud.to_string_lossy(),
+        &home,
+        &["restore", "latest", "--target", &out.to_string_lossy()],
+    );
     for f in ["big.bin", "sub/f1", "sub/f2"] {
         let restored = out.join(src.strip_prefix("/").unwrap()).join(f);
-        assert_eq!(std::fs::read(&restored).unwrap(), std::fs::read(src.join(f)).unwrap(), "{f}");
+        assert_eq!(
+            std::fs::read(&restored).unwrap(),
+            std::fs::read(src.join(f)).unwrap(),
+            "{f}"
+        );
     }
 
     // a second backup reaches the targets too
     std::fs::write(src.join("sub/new"), b"a new file").unwrap();
     restic_async(s.hub_repo(), home.clone(), vec!["backup", src_s]).await;
-    wait_for("the second snapshot reaches usb and cloud", 60, async || {
-        let want = snapshots(&hub_repo);
-        want.len() == 2 && snapshots(&usb) == want && snapshots(&cloud) == want
-    })
+    wait_for(
+        "the second snapshot reaches usb and cloud",
+        60,
+        async || {
+            let want = snapshots(&hub_repo);
+            want.len() == 2 && snapshots(&usb) == want && snapshots(&cloud) == want
+        },
+    )
     .await;
 
     // the unreachable peer: retried with backoff, alert after 2 failures in a row
     wait_for("replication.failing for the peer", 30, async || {
-        s.open_alerts().await.iter().any(|a| a["kind"] == "replication.failing" && a["subject"] == "friend/alice/main")
+        s.open_alerts()
+            .await
+            .iter()
+            .any(|a| a["kind"] == "replication.failing" && a["subject"] == "friend/alice/main")
     })
     .await;
     let failures = |r: &Value| {
@@ -256,22 +315,67 @@ async fn the_hub_copies_new_snapshots_to_its_targets_and_reports_3_2_1() {
     let after = failures(&s.api("/api/v1/replication").await);
     // without backoff (every 0.5 s) there would be ~12 more; with it (0.5, 1, 2, 2 s …) at most ~5
     assert!(after > before, "the peer is retried ({before} → {after})");
-    assert!(after - before <= 6, "retries back off ({before} → {after} in 6 s)");
+    assert!(
+        after - before <= 6,
+        "retries back off ({before} → {after} in 6 s)"
+    );
 
     // the 3-2-1 report: hub + usb + cloud are current; the peer is behind with its error
     let r = s.api("/api/v1/replication").await;
-    let job = r["jobs"].as_array().unwrap().iter().find(|j| j["job"] == "docs").unwrap().clone();
-    assert_eq!((job["copies"].as_u64(), job["media"].as_u64(), job["offsite"].as_u64()), (Some(3), Some(3), Some(1)), "{job:#}");
+    let job = r["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["job"] == "docs")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (
+            job["copies"].as_u64(),
+            job["media"].as_u64(),
+            job["offsite"].as_u64()
+        ),
+        (Some(3), Some(3), Some(1)),
+        "{job:#}"
+    );
     assert_eq!(job["snapshots"], 2);
-    assert_eq!(job["replication_lag_seconds"], 0, "the cloud copy is current: {job:#}");
-    assert_eq!(job["effective_rpo_seconds"], 3600, "hourly schedule + 0 lag");
+    assert_eq!(
+        job["replication_lag_seconds"], 0,
+        "the cloud copy is current: {job:#}"
+    );
+    assert_eq!(
+        job["effective_rpo_seconds"], 3600,
+        "hourly schedule + 0 lag"
+    );
     assert_eq!(job["violations"].as_array().unwrap().len(), 0, "{job:#}");
-    let friend = job["places"].as_array().unwrap().iter().find(|p| p["place"] == "friend").unwrap().clone();
+    let friend = job["places"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["place"] == "friend")
+        .unwrap()
+        .clone();
     assert_eq!(friend["current"], false);
-    assert!(friend["error"].as_str().is_some_and(|e| !e.is_empty()), "{friend:#}");
-    let usb_state = r["targets"].as_array().unwrap().iter().find(|t| t["target"] == "usb").unwrap().clone();
-    assert!(usb_state["last_success"].is_string() && usb_state["copied_files"].as_u64().unwrap() > 0, "{usb_state:#}");
-    assert!(r["alerts"].as_array().unwrap().iter().any(|a| a["kind"] == "replication.failing"));
+    assert!(
+        friend["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{friend:#}"
+    );
+    let usb_state = r["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["target"] == "usb")
+        .unwrap()
+        .clone();
+    assert!(
+        usb_state["last_success"].is_string() && usb_state["copied_files"].as_u64().unwrap() > 0,
+        "{usb_state:#}"
+    );
+    assert!(r["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["kind"] == "replication.failing"));
 
     // metrics say the same
     let m = s.metrics().await;
@@ -284,19 +388,38 @@ async fn the_hub_copies_new_snapshots_to_its_targets_and_reports_3_2_1() {
     ] {
         assert!(m.lines().any(|l| l == line), "missing `{line}` in\n{m}");
     }
-    assert!(m.contains("bulwark_replication_last_success_timestamp_seconds{target=\"cloud\",repo=\"alice/main\"}"));
-    assert!(m.contains("bulwark_replication_consecutive_failures{target=\"friend\",repo=\"alice/main\"}"));
+    assert!(m.contains(
+        "bulwark_replication_last_success_timestamp_seconds{target=\"cloud\",repo=\"alice/main\"}"
+    ));
+    assert!(m.contains(
+        "bulwark_replication_consecutive_failures{target=\"friend\",repo=\"alice/main\"}"
+    ));
 
     // the peer comes back (here: the target now points at a working place): resolved
-    let fixed = config_text(&s.data(), s.dir.path(), port).replace(&format!("rest:http://127.0.0.1:{port}/"), &s.path("friend").to_string_lossy());
+    let fixed = config_text(&s.data(), s.dir.path(), port).replace(
+        &format!("rest:http://127.0.0.1:{port}/"),
+        &s.path("friend").to_string_lossy(),
+    );
     s.plan.send(Arc::new(plan_of(&fixed))).unwrap();
-    wait_for("the peer catches up and its alert is resolved", 30, async || {
-        snapshots(&s.path("friend/alice/main")).len() == 2
-            && !s.open_alerts().await.iter().any(|a| a["kind"] == "replication.failing")
-    })
+    wait_for(
+        "the peer catches up and its alert is resolved",
+        30,
+        async || {
+            snapshots(&s.path("friend/alice/main")).len() == 2
+                && !s
+                    .open_alerts()
+                    .await
+                    .iter()
+                    .any(|a| a["kind"] == "replication.failing")
+        },
+    )
     .await;
     let resolved = s.api("/api/v1/alerts?open=false").await;
-    assert!(resolved.as_array().unwrap().iter().any(|a| a["kind"] == "replication.failing" && a["resolved"].is_string()));
+    assert!(resolved
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["kind"] == "replication.failing" && a["resolved"].is_string()));
     s.server.stop().await;
 }
 
@@ -346,18 +469,46 @@ after_upload = "1s"
     // the lag of the only offsite copy grows; over 2 s interval + lag > 5 s: alert
     let lag = |r: &Value| r["jobs"][0]["replication_lag_seconds"].as_u64();
     wait_for("the RPO alert", 40, async || {
-        s.open_alerts().await.iter().any(|a| a["kind"] == "replication.rpo" && a["subject"] == "docs")
+        s.open_alerts()
+            .await
+            .iter()
+            .any(|a| a["kind"] == "replication.rpo" && a["subject"] == "docs")
     })
     .await;
     let r1 = s.api("/api/v1/replication").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let r2 = s.api("/api/v1/replication").await;
-    assert!(lag(&r2).unwrap() > lag(&r1).unwrap_or(0), "the lag grows: {r1:#} {r2:#}");
+    assert!(
+        lag(&r2).unwrap() > lag(&r1).unwrap_or(0),
+        "the lag grows: {r1:#} {r2:#}"
+    );
     let job = &r2["jobs"][0];
-    assert!(job["violations"].as_array().unwrap().iter().any(|v| v.as_str().unwrap().contains("exceeds the job's rpo")), "{job:#}");
-    assert!(job["violations"].as_array().unwrap().iter().any(|v| v.as_str().unwrap().contains("no current offsite copy")), "{job:#}");
-    let alert = s.open_alerts().await.into_iter().find(|a| a["kind"] == "replication.rpo").unwrap();
-    assert!(alert["message"].as_str().unwrap().contains("offsite"), "{alert:#}");
+    assert!(
+        job["violations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v.as_str().unwrap().contains("exceeds the job's rpo")),
+        "{job:#}"
+    );
+    assert!(
+        job["violations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v.as_str().unwrap().contains("no current offsite copy")),
+        "{job:#}"
+    );
+    let alert = s
+        .open_alerts()
+        .await
+        .into_iter()
+        .find(|a| a["kind"] == "replication.rpo")
+        .unwrap();
+    assert!(
+        alert["message"].as_str().unwrap().contains("offsite"),
+        "{alert:#}"
+    );
     s.server.stop().await;
 }
 
@@ -400,13 +551,20 @@ delete_cap = "100%"
     restic_async(s.hub_repo(), home.clone(), vec!["backup", src_s]).await;
     let hub_repo = s.data().join("alice/main");
     let usb = s.path("usb/alice/main");
-    wait_for("the copy", 60, async || !snapshots(&hub_repo).is_empty() && snapshots(&usb) == snapshots(&hub_repo)).await;
+    wait_for("the copy", 60, async || {
+        !snapshots(&hub_repo).is_empty() && snapshots(&usb) == snapshots(&hub_repo)
+    })
+    .await;
     let copy_before = common::tree(&usb);
 
     // ransomware, or a slip of the hand: the hub's repository is gone
     std::fs::remove_dir_all(&hub_repo).unwrap();
     wait_for("replication.shrink", 30, async || {
-        s.open_alerts().await.iter().any(|a| a["kind"] == "replication.shrink" && a["severity"] == "critical" && a["subject"] == "alice/main")
+        s.open_alerts().await.iter().any(|a| {
+            a["kind"] == "replication.shrink"
+                && a["severity"] == "critical"
+                && a["subject"] == "alice/main"
+        })
     })
     .await;
     // several more passes (every 2 s, quarantine 1 s, cap 100 %): still nothing deleted
@@ -415,13 +573,38 @@ delete_cap = "100%"
     restic(&usb.to_string_lossy(), &home, &["check", "--read-data"]);
 
     // an event alert stays open until an administrator resolves it
-    let alert = s.open_alerts().await.into_iter().find(|a| a["kind"] == "replication.shrink").unwrap();
+    let alert = s
+        .open_alerts()
+        .await
+        .into_iter()
+        .find(|a| a["kind"] == "replication.shrink")
+        .unwrap();
     let auth = format!("Bearer {}", s.admin);
     let path = format!("/api/v1/alerts/{}/resolve", alert["id"]);
-    let r = req(s.server.addr, "POST", &path, None, &[("Authorization", &auth)], b"").await;
+    let r = req(
+        s.server.addr,
+        "POST",
+        &path,
+        None,
+        &[("Authorization", &auth)],
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text());
-    assert!(!s.open_alerts().await.iter().any(|a| a["kind"] == "replication.shrink"));
-    let r = req(s.server.addr, "POST", "/api/v1/alerts/999999/resolve", None, &[("Authorization", &auth)], b"").await;
+    assert!(!s
+        .open_alerts()
+        .await
+        .iter()
+        .any(|a| a["kind"] == "replication.shrink"));
+    let r = req(
+        s.server.addr,
+        "POST",
+        "/api/v1/alerts/999999/resolve",
+        None,
+        &[("Authorization", &auth)],
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 404);
     s.server.stop().await;
 }
@@ -461,33 +644,61 @@ delete_cap = "{cap}"
     }
     let hub_repo = s.data().join("alice/main");
     let usb = s.path("usb/alice/main");
-    wait_for("3 snapshots copied", 60, async || snapshots(&hub_repo).len() == 3 && snapshots(&usb) == snapshots(&hub_repo)).await;
+    wait_for("3 snapshots copied", 60, async || {
+        snapshots(&hub_repo).len() == 3 && snapshots(&usb) == snapshots(&hub_repo)
+    })
+    .await;
 
     // forget + prune at the hub, then a new backup (its upload starts a pass)
-    restic_async(s.hub_repo(), home.clone(), vec!["forget", "--keep-last", "1", "--prune"]).await;
+    restic_async(
+        s.hub_repo(),
+        home.clone(),
+        vec!["forget", "--keep-last", "1", "--prune"],
+    )
+    .await;
     restic_async(s.hub_repo(), home.clone(), vec!["backup", src_s]).await;
     // the deletions are far more than 5 % of the copy: over the cap, nothing deleted, alert
     wait_for("replication.delete_cap", 30, async || {
-        s.open_alerts().await.iter().any(|a| a["kind"] == "replication.delete_cap" && a["subject"] == "usb/alice/main")
+        s.open_alerts()
+            .await
+            .iter()
+            .any(|a| a["kind"] == "replication.delete_cap" && a["subject"] == "usb/alice/main")
     })
     .await;
-    assert_eq!(snapshots(&usb).len(), 4, "the copy still has the forgotten snapshots");
+    assert_eq!(
+        snapshots(&usb).len(),
+        4,
+        "the copy still has the forgotten snapshots"
+    );
 
     // the administrator agrees to this prune: a cap that allows it, then the next pass deletes
-    s.plan.send(Arc::new(plan_of(&config(&s.data(), s.dir.path(), "100%")))).unwrap();
+    s.plan
+        .send(Arc::new(plan_of(&config(&s.data(), s.dir.path(), "100%"))))
+        .unwrap();
     wait_for("the copy equals the hub again", 30, async || {
         let (a, b) = (common::tree(&hub_repo), common::tree(&usb));
         let files = |t: &std::collections::BTreeMap<String, u64>| {
-            t.keys().filter(|k| !k.starts_with("locks") && !k.ends_with('/')).cloned().collect::<Vec<_>>()
+            t.keys()
+                .filter(|k| !k.starts_with("locks") && !k.ends_with('/'))
+                .cloned()
+                .collect::<Vec<_>>()
         };
         files(&a) == files(&b)
     })
     .await;
-    assert!(!s.open_alerts().await.iter().any(|a| a["kind"] == "replication.delete_cap"), "resolved");
+    assert!(
+        !s.open_alerts()
+            .await
+            .iter()
+            .any(|a| a["kind"] == "replication.delete_cap"),
+        "resolved"
+    );
     restic(&usb.to_string_lossy(), &home, &["check", "--read-data"]);
     let m = s.metrics().await;
     assert!(
-        m.lines().any(|l| l.starts_with("bulwark_replication_deleted_files_total{target=\"usb\",repo=\"alice/main\"}") && !l.ends_with(" 0")),
+        m.lines().any(|l| l.starts_with(
+            "bulwark_replication_deleted_files_total{target=\"usb\",repo=\"alice/main\"}"
+        ) && !l.ends_with(" 0")),
         "{m}"
     );
     s.server.stop().await;
@@ -523,7 +734,10 @@ verify_sample = "100%"
     restic_async(s.hub_repo(), home.clone(), vec!["backup", src_s]).await;
     let hub_repo = s.data().join("alice/main");
     let usb = s.path("usb/alice/main");
-    wait_for("the copy", 60, async || !snapshots(&hub_repo).is_empty() && snapshots(&usb) == snapshots(&hub_repo)).await;
+    wait_for("the copy", 60, async || {
+        !snapshots(&hub_repo).is_empty() && snapshots(&usb) == snapshots(&hub_repo)
+    })
+    .await;
 
     // bit rot on the USB disk
     let pack = std::fs::read_dir(usb.join("data"))
@@ -537,14 +751,29 @@ verify_sample = "100%"
     bad[100] ^= 0x55;
     std::fs::write(&pack, &bad).unwrap();
 
-    wait_for("replication.corrupt and the pack copied again", 30, async || {
-        std::fs::read(&pack).is_ok_and(|b| b == good)
-            && s.open_alerts().await.iter().any(|a| a["kind"] == "replication.corrupt" && a["subject"] == "usb/alice/main")
-    })
+    wait_for(
+        "replication.corrupt and the pack copied again",
+        30,
+        async || {
+            std::fs::read(&pack).is_ok_and(|b| b == good)
+                && s.open_alerts()
+                    .await
+                    .iter()
+                    .any(|a| a["kind"] == "replication.corrupt" && a["subject"] == "usb/alice/main")
+        },
+    )
     .await;
-    let alert = s.open_alerts().await.into_iter().find(|a| a["kind"] == "replication.corrupt").unwrap();
+    let alert = s
+        .open_alerts()
+        .await
+        .into_iter()
+        .find(|a| a["kind"] == "replication.corrupt")
+        .unwrap();
     let msg = alert["message"].as_str().unwrap();
-    assert!(msg.contains("1 corrupt") && msg.contains("re-copied"), "{msg}");
+    assert!(
+        msg.contains("1 corrupt") && msg.contains("re-copied"),
+        "{msg}"
+    );
     assert_eq!(alert["severity"], "info", "repaired: {alert:#}");
     restic(&usb.to_string_lossy(), &home, &["check", "--read-data"]);
     let r = s.api("/api/v1/replication").await;

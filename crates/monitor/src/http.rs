@@ -337,7 +337,11 @@ pub(crate) async fn run(p: &HttpProbe, timeout: Duration) -> ProbeResult {
 
 /// One probe with a client built by [`client`] for the same probe and
 /// timeout (a monitor that runs every few seconds builds it once).
-pub(crate) async fn run_with(p: &HttpProbe, client: &reqwest::Client, timeout: Duration) -> ProbeResult {
+pub(crate) async fn run_with(
+    p: &HttpProbe,
+    client: &reqwest::Client,
+    timeout: Duration,
+) -> ProbeResult {
     let start = Instant::now();
     let deadline = start + timeout;
     let method = reqwest::Method::from_bytes(p.method.as_bytes()).unwrap_or(reqwest::Method::GET);

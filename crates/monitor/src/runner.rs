@@ -31,7 +31,11 @@ impl Prober {
             Probe::Http(h) if probe.validate().is_ok() => Some(http::shared_client(h, timeout)),
             _ => None,
         };
-        Self { probe, timeout, http }
+        Self {
+            probe,
+            timeout,
+            http,
+        }
     }
 
     /// Runs the probe once; same contract as [`crate::probe`].
@@ -41,7 +45,10 @@ impl Prober {
                 let work = http::run_with(h, client, self.timeout);
                 match tokio::time::timeout(self.timeout + Duration::from_secs(1), work).await {
                     Ok(r) => r,
-                    Err(_) => ProbeResult::down(self.timeout, format!("no answer within {}", crate::duration::human(self.timeout))),
+                    Err(_) => ProbeResult::down(
+                        self.timeout,
+                        format!("no answer within {}", crate::duration::human(self.timeout)),
+                    ),
                 }
             }
             (Probe::Http(_), Some(Err(e))) => ProbeResult::down(Duration::ZERO, e.clone()),
@@ -91,7 +98,11 @@ pub fn spawn(specs: &[MonitorSpec], tx: &mpsc::Sender<Observation>) -> JoinSet<(
             loop {
                 tick.tick().await;
                 let result = prober.run().await;
-                let o = Observation { monitor: name.clone(), result, at: Timestamp::now() };
+                let o = Observation {
+                    monitor: name.clone(),
+                    result,
+                    at: Timestamp::now(),
+                };
                 if tx.send(o).await.is_err() {
                     return;
                 }
@@ -113,8 +124,9 @@ mod tests {
         assert!(a < Duration::from_secs(10));
         assert!(first_delay("x", Duration::from_millis(200)) < Duration::from_millis(200));
         // different names spread out
-        let distinct: std::collections::BTreeSet<_> =
-            (0..50).map(|i| first_delay(&format!("m{i}"), Duration::from_secs(10))).collect();
+        let distinct: std::collections::BTreeSet<_> = (0..50)
+            .map(|i| first_delay(&format!("m{i}"), Duration::from_secs(10)))
+            .collect();
         assert!(distinct.len() > 40, "{distinct:?}");
     }
 
@@ -127,20 +139,35 @@ mod tests {
                 let _ = listener.accept().await;
             }
         });
-        let mut up = MonitorSpec::new("open", Probe::Tcp(TcpProbe { host: "127.0.0.1".into(), port }));
+        let mut up = MonitorSpec::new(
+            "open",
+            Probe::Tcp(TcpProbe {
+                host: "127.0.0.1".into(),
+                port,
+            }),
+        );
         up.interval = Duration::from_millis(100);
         up.timeout = Duration::from_millis(100);
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let closed_port = closed.local_addr().unwrap().port();
         drop(closed);
-        let mut down = MonitorSpec::new("closed", Probe::Tcp(TcpProbe { host: "127.0.0.1".into(), port: closed_port }));
+        let mut down = MonitorSpec::new(
+            "closed",
+            Probe::Tcp(TcpProbe {
+                host: "127.0.0.1".into(),
+                port: closed_port,
+            }),
+        );
         down.interval = Duration::from_millis(100);
         down.timeout = Duration::from_millis(100);
         let (tx, mut rx) = mpsc::channel(16);
         let set = spawn(&[up, down], &tx);
         let mut seen: std::collections::BTreeMap<String, Vec<bool>> = Default::default();
         while seen.values().map(Vec::len).min().unwrap_or(0) < 3 || seen.len() < 2 {
-            let o = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+            let o = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+                .await
+                .unwrap()
+                .unwrap();
             seen.entry(o.monitor).or_default().push(o.result.up);
         }
         assert!(seen["open"].iter().all(|u| *u), "{seen:?}");

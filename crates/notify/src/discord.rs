@@ -31,7 +31,9 @@ pub struct Discord {
 
 impl fmt::Debug for Discord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Discord").field("url", &origin_only(&self.url)).finish()
+        f.debug_struct("Discord")
+            .field("url", &origin_only(&self.url))
+            .finish()
     }
 }
 

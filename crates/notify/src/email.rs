@@ -103,7 +103,11 @@ const TIMEOUT_HINT: &str =
     "check that host and port point at an SMTP server and that security matches the port (tls on 465, starttls on 587)";
 
 fn is_loopback(host: &str) -> bool {
-    host == "localhost" || host.trim_matches(['[', ']']).parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host == "localhost"
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl Email {
@@ -126,7 +130,12 @@ impl Email {
             SmtpSecurity::Starttls => "smtp+starttls",
             SmtpSecurity::None => "smtp",
         };
-        format!("{scheme}://{}:{} to {}", self.host, self.effective_port(), self.to.join(", "))
+        format!(
+            "{scheme}://{}:{} to {}",
+            self.host,
+            self.effective_port(),
+            self.to.join(", ")
+        )
     }
 
     pub(crate) fn validate(&self, name: &str) -> Result<(), NotifyError> {
@@ -190,9 +199,16 @@ impl Email {
             )
         })?;
         if self.to.is_empty() {
-            return Err(NotifyError::config(name, CH, "no recipient (to is empty)", "give at least one address in to"));
+            return Err(NotifyError::config(
+                name,
+                CH,
+                "no recipient (to is empty)",
+                "give at least one address in to",
+            ));
         }
-        let mut b = lettre::Message::builder().from(from).subject(msg.title.replace(['\r', '\n'], " "));
+        let mut b = lettre::Message::builder()
+            .from(from)
+            .subject(msg.title.replace(['\r', '\n'], " "));
         for to in &self.to {
             let mbox: Mailbox = to.parse().map_err(|e| {
                 NotifyError::config(
@@ -205,18 +221,31 @@ impl Email {
             b = b.to(mbox);
         }
         let header = |n: &'static str, v: &str| {
-            HeaderValue::new(HeaderName::new_from_ascii_str(n), v.replace(['\r', '\n'], " "))
+            HeaderValue::new(
+                HeaderName::new_from_ascii_str(n),
+                v.replace(['\r', '\n'], " "),
+            )
         };
         b = b
             .raw_header(header("X-Bulwark-Subject", &msg.subject))
             .raw_header(header("X-Bulwark-Severity", msg.severity.as_str()))
             .raw_header(header("X-Bulwark-Event", msg.event.as_str()))
             .header(ContentType::TEXT_PLAIN);
-        b.body(msg.text())
-            .map_err(|e| NotifyError::config(name, CH, format!("cannot build the email: {e}"), "check from and to"))
+        b.body(msg.text()).map_err(|e| {
+            NotifyError::config(
+                name,
+                CH,
+                format!("cannot build the email: {e}"),
+                "check from and to",
+            )
+        })
     }
 
-    fn transport(&self, name: &str, options: &SendOptions) -> Result<AsyncSmtpTransport<Tokio1Executor>, NotifyError> {
+    fn transport(
+        &self,
+        name: &str,
+        options: &SendOptions,
+    ) -> Result<AsyncSmtpTransport<Tokio1Executor>, NotifyError> {
         let tls = if self.security == SmtpSecurity::None {
             Tls::None
         } else {
@@ -246,17 +275,24 @@ impl Email {
                 _ => Tls::Required(params),
             }
         };
-        let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(self.host.trim_matches(['[', ']']))
-            .port(self.effective_port())
-            .tls(tls)
-            .timeout(Some(options.timeout));
+        let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
+            self.host.trim_matches(['[', ']']),
+        )
+        .port(self.effective_port())
+        .tls(tls)
+        .timeout(Some(options.timeout));
         if let (Some(u), Some(p)) = (&self.username, &self.password) {
             b = b.credentials(Credentials::new(u.clone(), p.clone()));
         }
         Ok(b.build())
     }
 
-    pub(crate) async fn send(&self, name: &str, msg: &Message, options: &SendOptions) -> Result<(), NotifyError> {
+    pub(crate) async fn send(
+        &self,
+        name: &str,
+        msg: &Message,
+        options: &SendOptions,
+    ) -> Result<(), NotifyError> {
         self.validate(name)?;
         let email = self.build(name, msg)?;
         let transport = self.transport(name, options)?;
@@ -271,7 +307,8 @@ impl Email {
                 Err(_) => {
                     let server = format!("the SMTP server {}:{}", self.host, self.effective_port());
                     let message = format!("{server}: no answer within {} s", limit.as_secs_f32());
-                    return Err(NotifyError::new(ErrorKind::Timeout, name, CH, message).with_hint(TIMEOUT_HINT));
+                    return Err(NotifyError::new(ErrorKind::Timeout, name, CH, message)
+                        .with_hint(TIMEOUT_HINT));
                 }
                 Ok(Err(e)) => {
                     let err = self.error(name, &e, &secrets, options, retried);
@@ -335,8 +372,13 @@ impl Email {
                 _ if e.is_permanent() => (ErrorKind::Rejected, "the server refused the message for good: read its answer"),
                 _ => (ErrorKind::Server, "the server refused for now (4xx): it may accept later"),
             };
-            let mut err = NotifyError::new(kind, name, CH, format!("{server} answered {code_num} {answer:?}{after}"))
-                .with_hint(hint);
+            let mut err = NotifyError::new(
+                kind,
+                name,
+                CH,
+                format!("{server} answered {code_num} {answer:?}{after}"),
+            )
+            .with_hint(hint);
             err.status = Some(code_num);
             err.answer = (!answer.is_empty()).then_some(answer);
             return err;
@@ -346,12 +388,19 @@ impl Email {
                 ErrorKind::Timeout,
                 name,
                 CH,
-                format!("{server}: no answer within {} s{after}", options.timeout.as_secs_f32()),
+                format!(
+                    "{server}: no answer within {} s{after}",
+                    options.timeout.as_secs_f32()
+                ),
             )
             .with_hint(TIMEOUT_HINT);
         }
         let lower = text.to_ascii_lowercase();
-        if e.is_tls() || lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+        if e.is_tls()
+            || lower.contains("certificate")
+            || lower.contains("tls")
+            || lower.contains("handshake")
+        {
             return NotifyError::new(ErrorKind::Connect, name, CH, format!("{server}: TLS failed: {text}{after}"))
                 .with_hint("if the certificate comes from a private CA, give it as ca_file; the certificate must name the host; check security (tls on 465, starttls on 587)");
         }
@@ -359,7 +408,12 @@ impl Email {
             return NotifyError::new(ErrorKind::Config, name, CH, format!("{server}: {text}"))
                 .with_hint("check the settings (a server without STARTTLS needs security = \"tls\" or \"none\")");
         }
-        NotifyError::new(ErrorKind::Connect, name, CH, format!("{server}: cannot deliver: {text}{after}"))
-            .with_hint("check that the server is up and that host, port and security are right")
+        NotifyError::new(
+            ErrorKind::Connect,
+            name,
+            CH,
+            format!("{server}: cannot deliver: {text}{after}"),
+        )
+        .with_hint("check that the server is up and that host, port and security are right")
     }
 }

@@ -27,7 +27,10 @@ impl ErrorKind {
     /// trouble, server failures, rate limits); false when something must be
     /// fixed first (configuration, credentials, a refused message).
     pub fn is_temporary(self) -> bool {
-        matches!(self, Self::Connect | Self::Timeout | Self::Server | Self::RateLimited)
+        matches!(
+            self,
+            Self::Connect | Self::Timeout | Self::Server | Self::RateLimited
+        )
     }
 }
 
@@ -62,7 +65,12 @@ fn hint_suffix(hint: Option<&str>) -> String {
 
 impl NotifyError {
     /// An error of `kind` for notifier `notifier` of type `channel`.
-    pub fn new(kind: ErrorKind, notifier: &str, channel: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(
+        kind: ErrorKind,
+        notifier: &str,
+        channel: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             kind,
             notifier: notifier.to_string(),
@@ -103,9 +111,17 @@ mod tests {
 
     #[test]
     fn display_names_notifier_and_hint() {
-        let e =
-            NotifyError::new(ErrorKind::Server, "ops", "ntfy", "POST http://x/ answered 500").with_hint("try later");
-        assert_eq!(e.to_string(), "ntfy notifier `ops`: POST http://x/ answered 500 (hint: try later)");
+        let e = NotifyError::new(
+            ErrorKind::Server,
+            "ops",
+            "ntfy",
+            "POST http://x/ answered 500",
+        )
+        .with_hint("try later");
+        assert_eq!(
+            e.to_string(),
+            "ntfy notifier `ops`: POST http://x/ answered 500 (hint: try later)"
+        );
         assert!(e.is_temporary());
         assert!(!ErrorKind::Auth.is_temporary());
     }

@@ -33,7 +33,11 @@ pub struct Gotify {
 
 impl fmt::Debug for Gotify {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Gotify").field("url", &self.url).field("token", &"***").field("ca_file", &self.ca_file).finish()
+        f.debug_struct("Gotify")
+            .field("url", &self.url)
+            .field("token", &"***")
+            .field("ca_file", &self.ca_file)
+            .finish()
     }
 }
 
@@ -77,12 +81,20 @@ impl Gotify {
             "priority": Self::priority(msg.severity),
         });
         if let (Some(link), Some(obj)) = (&msg.link, body.as_object_mut()) {
-            obj.insert("extras".into(), serde_json::json!({"client::notification": {"click": {"url": link}}}));
+            obj.insert(
+                "extras".into(),
+                serde_json::json!({"client::notification": {"click": {"url": link}}}),
+            );
         }
         let shown = format!("POST {url}");
         let mut out = Outgoing::json(Method::POST, url, &body, shown);
         let mut key = HeaderValue::from_str(&self.token).map_err(|_| {
-            NotifyError::config(name, "gotify", "the application token cannot be sent", "check the token file")
+            NotifyError::config(
+                name,
+                "gotify",
+                "the application token cannot be sent",
+                "check the token file",
+            )
         })?;
         key.set_sensitive(true);
         out.headers.insert("x-gotify-key", key);
@@ -91,7 +103,9 @@ impl Gotify {
 
     pub(crate) fn hint_for(status: u16) -> Option<&'static str> {
         match status {
-            401 | 403 => Some("the token is wrong: use an application token (Apps → token), not a client token"),
+            401 | 403 => Some(
+                "the token is wrong: use an application token (Apps → token), not a client token",
+            ),
             404 => Some("check the URL: it must be the Gotify server's base URL"),
             400 => Some("the server refused the message: check that the URL points at Gotify"),
             _ => None,

@@ -121,7 +121,11 @@ pub(crate) fn parse_http_url(
     url: &str,
     secret: bool,
 ) -> Result<Url, NotifyError> {
-    let shown = if secret { origin_only(url) } else { url.to_string() };
+    let shown = if secret {
+        origin_only(url)
+    } else {
+        url.to_string()
+    };
     let u = Url::parse(url.trim()).map_err(|e| {
         NotifyError::config(
             name,
@@ -150,10 +154,20 @@ pub(crate) fn parse_http_url(
 }
 
 /// Reads a PEM file of one or more CA certificates.
-pub(crate) fn read_ca_file(name: &str, channel: &'static str, path: &Path) -> Result<Vec<u8>, NotifyError> {
-    let hint = "give the PEM file of the CA that signed the server's certificate (or of that certificate)";
+pub(crate) fn read_ca_file(
+    name: &str,
+    channel: &'static str,
+    path: &Path,
+) -> Result<Vec<u8>, NotifyError> {
+    let hint =
+        "give the PEM file of the CA that signed the server's certificate (or of that certificate)";
     let pem = std::fs::read(path).map_err(|e| {
-        NotifyError::config(name, channel, format!("cannot read ca_file {}: {e}", path.display()), hint)
+        NotifyError::config(
+            name,
+            channel,
+            format!("cannot read ca_file {}: {e}", path.display()),
+            hint,
+        )
     })?;
     match reqwest::Certificate::from_pem_bundle(&pem) {
         Ok(certs) if !certs.is_empty() => Ok(pem),
@@ -205,7 +219,11 @@ fn builder() -> reqwest::ClientBuilder {
 }
 
 /// The shared client, or one that also trusts `ca_file`.
-fn client(name: &str, channel: &'static str, ca_file: Option<&Path>) -> Result<reqwest::Client, NotifyError> {
+fn client(
+    name: &str,
+    channel: &'static str,
+    ca_file: Option<&Path>,
+) -> Result<reqwest::Client, NotifyError> {
     let setup = |e: reqwest::Error| {
         NotifyError::config(
             name,
@@ -268,7 +286,13 @@ impl Outgoing {
     pub(crate) fn json(method: Method, url: Url, body: &serde_json::Value, shown: String) -> Self {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        Self { method, url, headers, body: body.to_string().into_bytes(), shown }
+        Self {
+            method,
+            url,
+            headers,
+            body: body.to_string().into_bytes(),
+            shown,
+        }
     }
 }
 
@@ -329,15 +353,24 @@ impl Sender<'_> {
                 // the answer doesn't matter; don't wait for a slow body
                 return Ok(());
             }
-            let retry_after = resp.headers().get(RETRY_AFTER).and_then(|v| parse_retry_after(v.as_bytes()));
-            let location = resp.headers().get(LOCATION).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+            let retry_after = resp
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| parse_retry_after(v.as_bytes()));
+            let location = resp
+                .headers()
+                .get(LOCATION)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
             let answer = self.secrets.redact(&read_excerpt(resp).await);
 
             if status == StatusCode::TOO_MANY_REQUESTS {
                 let wait = retry_after.unwrap_or(opts.retry_delay);
                 if wait <= opts.max_retry_after && rate_waits < MAX_RATE_LIMIT_WAITS {
                     rate_waits += 1;
-                    tracing::debug!(wait_ms = wait.as_millis() as u64, "429: waiting before retrying");
+                    tracing::debug!(
+                        wait_ms = wait.as_millis() as u64,
+                        "429: waiting before retrying"
+                    );
                     tokio::time::sleep(wait).await;
                     continue;
                 }
@@ -362,21 +395,35 @@ impl Sender<'_> {
                 continue;
             }
             let (kind, hint) = if status.is_server_error() {
-                (ErrorKind::Server, "the service has a problem of its own (retried once); try again later".to_string())
+                (
+                    ErrorKind::Server,
+                    "the service has a problem of its own (retried once); try again later"
+                        .to_string(),
+                )
             } else if status.is_redirection() {
-                let to = location.map(|l| self.secrets.redact(&l)).unwrap_or_else(|| "elsewhere".into());
+                let to = location
+                    .map(|l| self.secrets.redact(&l))
+                    .unwrap_or_else(|| "elsewhere".into());
                 (
                     ErrorKind::Rejected,
                     format!("the URL redirects to {to}; configure the final URL (redirects are not followed)"),
                 )
             } else {
-                let kind = if matches!(status.as_u16(), 401 | 403) { ErrorKind::Auth } else { ErrorKind::Rejected };
+                let kind = if matches!(status.as_u16(), 401 | 403) {
+                    ErrorKind::Auth
+                } else {
+                    ErrorKind::Rejected
+                };
                 let hint = (self.hint_for)(status.as_u16())
                     .map(str::to_string)
-                    .unwrap_or_else(|| "check the notifier's settings against the service's documentation".into());
+                    .unwrap_or_else(|| {
+                        "check the notifier's settings against the service's documentation".into()
+                    });
                 (kind, hint)
             };
-            return Err(self.status_error(out, status, &answer, kind, "", retried).with_hint(hint));
+            return Err(self
+                .status_error(out, status, &answer, kind, "", retried)
+                .with_hint(hint));
         }
     }
 
@@ -419,7 +466,8 @@ impl Sender<'_> {
                 .with_hint("the server accepted the connection but did not answer; check that it is healthy and that the URL points at it");
         }
         let lower = text.to_ascii_lowercase();
-        if lower.contains("certificate") || lower.contains("unknownissuer") || lower.contains("tls") {
+        if lower.contains("certificate") || lower.contains("unknownissuer") || lower.contains("tls")
+        {
             return self
                 .error(ErrorKind::Connect, format!("{}: TLS failed: {text}{after}", out.shown))
                 .with_hint("if the server's certificate comes from a private CA, give that CA as ca_file; check the host name in the URL");
@@ -429,7 +477,11 @@ impl Sender<'_> {
         } else {
             "check the URL and the network between this machine and the server"
         };
-        self.error(ErrorKind::Connect, format!("{}: cannot connect: {text}{after}", out.shown)).with_hint(hint)
+        self.error(
+            ErrorKind::Connect,
+            format!("{}: cannot connect: {text}{after}", out.shown),
+        )
+        .with_hint(hint)
     }
 }
 
@@ -490,7 +542,11 @@ pub(crate) fn parse_retry_after(v: &[u8]) -> Option<Duration> {
     let now = jiff::Timestamp::now();
     let wait = now.until(when).ok()?;
     let secs = wait.total(jiff::Unit::Second).ok()?;
-    Some(if secs > 0.0 { Duration::from_secs_f64(secs.min(1e9)) } else { Duration::ZERO })
+    Some(if secs > 0.0 {
+        Duration::from_secs_f64(secs.min(1e9))
+    } else {
+        Duration::ZERO
+    })
 }
 
 #[cfg(test)]
@@ -500,13 +556,22 @@ mod tests {
     #[test]
     fn retry_after_forms() {
         assert_eq!(parse_retry_after(b"3"), Some(Duration::from_secs(3)));
-        assert_eq!(parse_retry_after(b" 0.5 "), Some(Duration::from_millis(500)));
-        assert_eq!(parse_retry_after(b"Mon, 01 Jan 1990 00:00:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after(b" 0.5 "),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(
+            parse_retry_after(b"Mon, 01 Jan 1990 00:00:00 GMT"),
+            Some(Duration::ZERO)
+        );
         let future = (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(120))
             .strftime("%a, %d %b %Y %H:%M:%S GMT")
             .to_string();
         let d = parse_retry_after(future.as_bytes()).unwrap();
-        assert!(d > Duration::from_secs(100) && d <= Duration::from_secs(120), "{d:?}");
+        assert!(
+            d > Duration::from_secs(100) && d <= Duration::from_secs(120),
+            "{d:?}"
+        );
         assert_eq!(parse_retry_after(b"soon"), None);
         assert_eq!(parse_retry_after(b"-1"), None);
         assert_eq!(parse_retry_after(&[0xff, 0xfe]), None);
@@ -522,9 +587,18 @@ mod tests {
         assert_eq!(s.redact("Unknown Webhook abcSECRET"), "Unknown Webhook ***");
         let mut s = Secrets::default();
         s.add_url("https://hooks.example/in/0123456789abcdef0123/x?key=QueryKey1");
-        assert_eq!(s.redact("bad 0123456789abcdef0123, key QueryKey1"), "bad ***, key ***");
-        assert_eq!(origin_only("https://discord.com/api/webhooks/123/abc"), "https://discord.com/***");
-        assert_eq!(origin_only("http://127.0.0.1:8080/x?y"), "http://127.0.0.1:8080/***");
+        assert_eq!(
+            s.redact("bad 0123456789abcdef0123, key QueryKey1"),
+            "bad ***, key ***"
+        );
+        assert_eq!(
+            origin_only("https://discord.com/api/webhooks/123/abc"),
+            "https://discord.com/***"
+        );
+        assert_eq!(
+            origin_only("http://127.0.0.1:8080/x?y"),
+            "http://127.0.0.1:8080/***"
+        );
         assert_eq!(origin_only("not a url"), "***");
     }
 

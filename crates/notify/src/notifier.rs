@@ -72,14 +72,23 @@ impl fmt::Display for Notifier {
             Channel::Email(c) => c.describe(),
             Channel::Webhook(c) => c.describe(),
         };
-        write!(f, "{} notifier `{}` ({place})", self.channel.kind(), self.name)
+        write!(
+            f,
+            "{} notifier `{}` ({place})",
+            self.channel.kind(),
+            self.name
+        )
     }
 }
 
 impl Notifier {
     /// A notifier with the default [`SendOptions`].
     pub fn new(name: impl Into<String>, channel: Channel) -> Self {
-        Self { name: name.into(), channel, options: SendOptions::default() }
+        Self {
+            name: name.into(),
+            channel,
+            options: SendOptions::default(),
+        }
     }
 
     /// Replaces the [`SendOptions`].
@@ -119,17 +128,40 @@ impl Notifier {
     /// the start of its answer, and a hint.
     pub async fn send(&self, msg: &Message) -> Result<(), NotifyError> {
         let n = self.name.as_str();
-        let (out, secrets, ca_file, hint_for): (_, Secrets, Option<&Path>, HintFn) = match &self.channel {
-            Channel::Ntfy(c) => (c.request(n, msg)?, c.secrets(), c.ca_file.as_deref(), Ntfy::hint_for),
-            Channel::Gotify(c) => (c.request(n, msg)?, c.secrets(), c.ca_file.as_deref(), Gotify::hint_for),
-            Channel::Discord(c) => (c.request(n, msg)?, c.secrets(), None, Discord::hint_for),
-            Channel::Slack(c) => (c.request(n, msg)?, c.secrets(), None, Slack::hint_for),
-            Channel::Webhook(c) => (c.request(n, msg)?, c.secrets(), c.ca_file.as_deref(), Webhook::hint_for),
-            Channel::Email(c) => return c.send(n, msg, &self.options).await,
-        };
-        Sender { name: n, channel: self.channel.kind(), secrets: &secrets, options: &self.options, ca_file, hint_for }
-            .deliver(&out)
-            .await
+        let (out, secrets, ca_file, hint_for): (_, Secrets, Option<&Path>, HintFn) =
+            match &self.channel {
+                Channel::Ntfy(c) => (
+                    c.request(n, msg)?,
+                    c.secrets(),
+                    c.ca_file.as_deref(),
+                    Ntfy::hint_for,
+                ),
+                Channel::Gotify(c) => (
+                    c.request(n, msg)?,
+                    c.secrets(),
+                    c.ca_file.as_deref(),
+                    Gotify::hint_for,
+                ),
+                Channel::Discord(c) => (c.request(n, msg)?, c.secrets(), None, Discord::hint_for),
+                Channel::Slack(c) => (c.request(n, msg)?, c.secrets(), None, Slack::hint_for),
+                Channel::Webhook(c) => (
+                    c.request(n, msg)?,
+                    c.secrets(),
+                    c.ca_file.as_deref(),
+                    Webhook::hint_for,
+                ),
+                Channel::Email(c) => return c.send(n, msg, &self.options).await,
+            };
+        Sender {
+            name: n,
+            channel: self.channel.kind(),
+            secrets: &secrets,
+            options: &self.options,
+            ca_file,
+            hint_for,
+        }
+        .deliver(&out)
+        .await
     }
 }
 
@@ -151,13 +183,18 @@ mod tests {
                 "from": "Bulwark <b@example.org>", "to": ["ops@example.org"]}"#,
         )
         .unwrap();
-        let Channel::Email(e) = &n.channel else { panic!("not email: {n:?}") };
+        let Channel::Email(e) = &n.channel else {
+            panic!("not email: {n:?}")
+        };
         assert_eq!(e.effective_port(), 465);
         n.validate().unwrap();
-        let n: Notifier =
-            serde_json::from_str(r#"{"name": "w", "type": "webhook", "url": "http://127.0.0.1:1/x", "method": "PUT"}"#)
-                .unwrap();
-        let Channel::Webhook(w) = &n.channel else { panic!("not a webhook: {n:?}") };
+        let n: Notifier = serde_json::from_str(
+            r#"{"name": "w", "type": "webhook", "url": "http://127.0.0.1:1/x", "method": "PUT"}"#,
+        )
+        .unwrap();
+        let Channel::Webhook(w) = &n.channel else {
+            panic!("not a webhook: {n:?}")
+        };
         assert_eq!(w.method, crate::WebhookMethod::Put);
         assert!(serde_json::from_str::<Notifier>(r#"{"name": "x", "type": "pager"}"#).is_err());
         let typo = serde_json::from_str::<Notifier>(
@@ -180,7 +217,9 @@ mod tests {
                 }),
             )
         };
-        assert!(ntfy("https://ntfy.sh", "ok_topic-1", Some("tk_abc")).validate().is_ok());
+        assert!(ntfy("https://ntfy.sh", "ok_topic-1", Some("tk_abc"))
+            .validate()
+            .is_ok());
         for bad in [
             ntfy("ntfy.sh", "t", None),
             ntfy("ftp://ntfy.sh", "t", None),
@@ -209,25 +248,41 @@ mod tests {
             )
         };
         use crate::SmtpSecurity as S;
-        assert!(email(S::None, Some("u"), Some("p4ss"), "127.0.0.1").validate().is_ok());
-        assert!(email(S::Starttls, Some("u"), Some("p4ss"), "smtp.example").validate().is_ok());
-        let e = email(S::None, Some("u"), Some("p4ss"), "smtp.example").validate().unwrap_err();
+        assert!(email(S::None, Some("u"), Some("p4ss"), "127.0.0.1")
+            .validate()
+            .is_ok());
+        assert!(email(S::Starttls, Some("u"), Some("p4ss"), "smtp.example")
+            .validate()
+            .is_ok());
+        let e = email(S::None, Some("u"), Some("p4ss"), "smtp.example")
+            .validate()
+            .unwrap_err();
         assert!(e.message.contains("unencrypted"), "{e}");
         assert!(!e.to_string().contains("p4ss"));
-        let e = email(S::Tls, Some("u"), None, "smtp.example").validate().unwrap_err();
+        let e = email(S::Tls, Some("u"), None, "smtp.example")
+            .validate()
+            .unwrap_err();
         assert!(e.message.contains("go together"), "{e}");
         let mut bad_to = email(S::Tls, None, None, "smtp.example");
         if let Channel::Email(e) = &mut bad_to.channel {
             e.to = vec!["not an address".into()];
         }
-        assert!(bad_to.validate().unwrap_err().message.contains("not an address"));
+        assert!(bad_to
+            .validate()
+            .unwrap_err()
+            .message
+            .contains("not an address"));
     }
 
     #[test]
     fn secrets_stay_out_of_debug_and_display() {
         let n = Notifier::new(
             "g",
-            Channel::Gotify(Gotify { url: "https://gotify.example".into(), token: "AbCdSeCrEt".into(), ca_file: None }),
+            Channel::Gotify(Gotify {
+                url: "https://gotify.example".into(),
+                token: "AbCdSeCrEt".into(),
+                ca_file: None,
+            }),
         );
         assert!(!format!("{n:?}").contains("AbCdSeCrEt"));
         assert!(!n.to_string().contains("AbCdSeCrEt"));
@@ -236,7 +291,11 @@ mod tests {
             Channel::Webhook(Webhook {
                 url: "https://hooks.example/abc/SeCrEtPaTh?key=QuErYsEcReT".into(),
                 method: Default::default(),
-                headers: [("Authorization".to_string(), "Bearer HeAdErSeCrEt".to_string())].into(),
+                headers: [(
+                    "Authorization".to_string(),
+                    "Bearer HeAdErSeCrEt".to_string(),
+                )]
+                .into(),
                 template: None,
                 ca_file: None,
             }),
@@ -261,6 +320,9 @@ mod tests {
             }),
         );
         assert!(!format!("{n:?}").contains("PaSsWoRd"));
-        assert_eq!(n.to_string(), "email notifier `e` (smtp+starttls://smtp.example:2525 to ops@example.org)");
+        assert_eq!(
+            n.to_string(),
+            "email notifier `e` (smtp+starttls://smtp.example:2525 to ops@example.org)"
+        );
     }
 }

@@ -89,7 +89,10 @@ impl Ntfy {
         let url = parse_http_url(name, "ntfy", "server URL", &self.server, false)?;
         let topic_ok = !self.topic.is_empty()
             && self.topic.len() <= 64
-            && self.topic.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            && self
+                .topic
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if !topic_ok {
             return Err(NotifyError::config(
                 name,
@@ -131,7 +134,12 @@ impl Ntfy {
         if let Some(token) = &self.token {
             check_header_secret(name, "ntfy", "access token", token)?;
             let mut v = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-                NotifyError::config(name, "ntfy", "the access token cannot be sent", "check the token file")
+                NotifyError::config(
+                    name,
+                    "ntfy",
+                    "the access token cannot be sent",
+                    "check the token file",
+                )
             })?;
             v.set_sensitive(true);
             out.headers.insert(AUTHORIZATION, v);
@@ -141,7 +149,9 @@ impl Ntfy {
 
     pub(crate) fn hint_for(status: u16) -> Option<&'static str> {
         match status {
-            401 | 403 => Some("the access token is missing or wrong, or its user may not publish to this topic"),
+            401 | 403 => Some(
+                "the access token is missing or wrong, or its user may not publish to this topic",
+            ),
             404 => Some("check the server URL: it must be the ntfy server's base URL"),
             400 => Some("the server refused the message: check that the server runs ntfy"),
             413 => Some("the message is too large for this server"),

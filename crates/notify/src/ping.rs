@@ -38,7 +38,10 @@ pub struct Pinger {
 
 impl fmt::Debug for Pinger {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Pinger").field("url", &origin_only(&self.url)).field("options", &self.options).finish()
+        f.debug_struct("Pinger")
+            .field("url", &origin_only(&self.url))
+            .field("options", &self.options)
+            .finish()
     }
 }
 
@@ -49,7 +52,10 @@ fn no_hint(_: u16) -> Option<&'static str> {
 impl Pinger {
     /// A pinger for `url` with the default [`SendOptions`].
     pub fn new(url: impl Into<String>) -> Self {
-        Self { url: url.into(), options: SendOptions::default() }
+        Self {
+            url: url.into(),
+            options: SendOptions::default(),
+        }
     }
 
     /// Checks that the URL is an http(s) URL.
@@ -72,7 +78,12 @@ impl Pinger {
         self.ping(Method::POST, "/fail", Some(body)).await
     }
 
-    async fn ping(&self, method: Method, suffix: &str, body: Option<&str>) -> Result<(), NotifyError> {
+    async fn ping(
+        &self,
+        method: Method,
+        suffix: &str,
+        body: Option<&str>,
+    ) -> Result<(), NotifyError> {
         let mut url = parse_http_url("ping", "ping", "ping URL", &self.url, true)?;
         let path = format!("{}{suffix}", url.path().trim_end_matches('/'));
         url.set_path(&path);
@@ -82,7 +93,10 @@ impl Pinger {
         let mut headers = HeaderMap::new();
         let body = match body {
             Some(b) => {
-                headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+                headers.insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                );
                 let mut cut = b.len().min(MAX_PING_BODY);
                 while !b.is_char_boundary(cut) {
                     cut -= 1;
@@ -91,7 +105,13 @@ impl Pinger {
             }
             None => Vec::new(),
         };
-        let out = Outgoing { method, url, headers, body, shown };
+        let out = Outgoing {
+            method,
+            url,
+            headers,
+            body,
+            shown,
+        };
         Sender {
             name: "ping",
             channel: "ping",

@@ -55,10 +55,16 @@ impl Route {
         }
         let mut b = GlobSetBuilder::new();
         for p in &self.subjects {
-            let g = Glob::new(p).map_err(|e| RouteError { pattern: p.clone(), reason: e.kind().to_string() })?;
+            let g = Glob::new(p).map_err(|e| RouteError {
+                pattern: p.clone(),
+                reason: e.kind().to_string(),
+            })?;
             b.add(g);
         }
-        b.build().map(Some).map_err(|e| RouteError { pattern: self.subjects.join(", "), reason: e.to_string() })
+        b.build().map(Some).map_err(|e| RouteError {
+            pattern: self.subjects.join(", "),
+            reason: e.to_string(),
+        })
     }
 
     /// True when `msg` is at least `min_severity` and its subject matches.
@@ -108,8 +114,14 @@ mod tests {
     #[test]
     fn empty_subjects_match_everything_at_or_above_min_severity() {
         let routes = [route(&["ops"], &[], Severity::Warning)];
-        assert_eq!(targets(&routes, &msg("anything", Severity::Warning)), ["ops"]);
-        assert_eq!(targets(&routes, &msg("anything", Severity::Critical)), ["ops"]);
+        assert_eq!(
+            targets(&routes, &msg("anything", Severity::Warning)),
+            ["ops"]
+        );
+        assert_eq!(
+            targets(&routes, &msg("anything", Severity::Critical)),
+            ["ops"]
+        );
         assert!(targets(&routes, &msg("anything", Severity::Info)).is_empty());
     }
 
@@ -119,8 +131,14 @@ mod tests {
             route(&["db-team"], &["db-*", "postgres?"], Severity::Info),
             route(&["web"], &["web/{front,back}"], Severity::Info),
         ];
-        assert_eq!(targets(&routes, &msg("db-main", Severity::Info)), ["db-team"]);
-        assert_eq!(targets(&routes, &msg("postgres1", Severity::Info)), ["db-team"]);
+        assert_eq!(
+            targets(&routes, &msg("db-main", Severity::Info)),
+            ["db-team"]
+        );
+        assert_eq!(
+            targets(&routes, &msg("postgres1", Severity::Info)),
+            ["db-team"]
+        );
         assert!(targets(&routes, &msg("postgres12", Severity::Info)).is_empty());
         assert_eq!(targets(&routes, &msg("web/front", Severity::Info)), ["web"]);
         assert!(targets(&routes, &msg("web/admin", Severity::Info)).is_empty());
@@ -135,9 +153,18 @@ mod tests {
             route(&["email", "ntfy"], &["nas*"], Severity::Warning),
             route(&["pager", "slack"], &["nas"], Severity::Critical),
         ];
-        assert_eq!(targets(&routes, &msg("nas", Severity::Critical)), ["slack", "ntfy", "email", "pager"]);
-        assert_eq!(targets(&routes, &msg("nas", Severity::Warning)), ["slack", "ntfy", "email"]);
-        assert_eq!(targets(&routes, &msg("nas", Severity::Info)), ["slack", "ntfy"]);
+        assert_eq!(
+            targets(&routes, &msg("nas", Severity::Critical)),
+            ["slack", "ntfy", "email", "pager"]
+        );
+        assert_eq!(
+            targets(&routes, &msg("nas", Severity::Warning)),
+            ["slack", "ntfy", "email"]
+        );
+        assert_eq!(
+            targets(&routes, &msg("nas", Severity::Info)),
+            ["slack", "ntfy"]
+        );
         assert!(targets(&[], &msg("nas", Severity::Critical)).is_empty());
     }
 
@@ -155,8 +182,10 @@ mod tests {
     fn routes_deserialize_with_defaults() {
         let r: Route = serde_json::from_str(r#"{"notifiers": ["a"]}"#).unwrap();
         assert_eq!(r, route(&["a"], &[], Severity::Info));
-        let r: Route =
-            serde_json::from_str(r#"{"notifiers": ["a"], "subjects": ["x*"], "min_severity": "critical"}"#).unwrap();
+        let r: Route = serde_json::from_str(
+            r#"{"notifiers": ["a"], "subjects": ["x*"], "min_severity": "critical"}"#,
+        )
+        .unwrap();
         assert_eq!(r.min_severity, Severity::Critical);
     }
 }

@@ -33,13 +33,18 @@ pub struct Slack {
 
 impl fmt::Debug for Slack {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Slack").field("url", &origin_only(&self.url)).field("text_only", &self.text_only).finish()
+        f.debug_struct("Slack")
+            .field("url", &origin_only(&self.url))
+            .field("text_only", &self.text_only)
+            .finish()
     }
 }
 
 /// Slack's mrkdwn escaping: only `&`, `<` and `>` are control characters.
 pub(crate) fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 impl Slack {
@@ -71,7 +76,13 @@ impl Slack {
             text.push('\n');
             text.push_str(&escape(&msg.body));
         }
-        let mut context = format!("*{}* · {} · {} · {}", escape(&msg.subject), msg.severity, msg.event, msg.at);
+        let mut context = format!(
+            "*{}* · {} · {} · {}",
+            escape(&msg.subject),
+            msg.severity,
+            msg.event,
+            msg.at
+        );
         if let Some(link) = &msg.link {
             context.push_str(&format!(" · <{}|open>", escape(link)));
         }

@@ -14,7 +14,9 @@ use crate::{
 };
 
 /// The placeholders a body template may use.
-pub const PLACEHOLDERS: [&str; 7] = ["title", "body", "severity", "event", "subject", "at", "link"];
+pub const PLACEHOLDERS: [&str; 7] = [
+    "title", "body", "severity", "event", "subject", "at", "link",
+];
 
 /// The HTTP method of a [`Webhook`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -126,7 +128,8 @@ pub fn render_template(template: &str, msg: &Message) -> Result<String, Template
         rest = &rest[consumed..];
     }
     out.push_str(rest);
-    serde_json::from_str::<serde_json::Value>(&out).map_err(|e| TemplateError::NotJson(e.to_string()))?;
+    serde_json::from_str::<serde_json::Value>(&out)
+        .map_err(|e| TemplateError::NotJson(e.to_string()))?;
     Ok(out)
 }
 
@@ -178,7 +181,12 @@ impl Webhook {
                 )
             })?,
             None => serde_json::to_string(msg).map_err(|e| {
-                NotifyError::config(name, "webhook", format!("cannot encode the message: {e}"), "report this bug")
+                NotifyError::config(
+                    name,
+                    "webhook",
+                    format!("cannot encode the message: {e}"),
+                    "report this bug",
+                )
             })?,
         };
         let method = match self.method {
@@ -213,9 +221,13 @@ impl Webhook {
 
     pub(crate) fn hint_for(status: u16) -> Option<&'static str> {
         match status {
-            401 | 403 => Some("the receiver refused the credentials: check the authentication headers"),
+            401 | 403 => {
+                Some("the receiver refused the credentials: check the authentication headers")
+            }
             404 | 405 => Some("check the URL and the method (POST or PUT) the receiver expects"),
-            400 | 415 | 422 => Some("the receiver refused the body: check the template against what it expects"),
+            400 | 415 | 422 => {
+                Some("the receiver refused the body: check the template against what it expects")
+            }
             _ => None,
         }
     }
@@ -255,13 +267,28 @@ mod tests {
     #[test]
     fn bad_templates_are_refused() {
         let m = msg();
-        assert_eq!(render_template(r#"{"x": "{{titel}}"}"#, &m), Err(TemplateError::Unknown("titel".into())));
-        assert_eq!(render_template(r#"{"x": "{{title"}"#, &m), Err(TemplateError::Unclosed(7)));
+        assert_eq!(
+            render_template(r#"{"x": "{{titel}}"}"#, &m),
+            Err(TemplateError::Unknown("titel".into()))
+        );
+        assert_eq!(
+            render_template(r#"{"x": "{{title"}"#, &m),
+            Err(TemplateError::Unclosed(7))
+        );
         // a placeholder outside quotes: the awkward title is not a JSON value
-        assert!(matches!(render_template(r#"{"x": {{title}}}"#, &m), Err(TemplateError::NotJson(_))));
-        assert!(matches!(render_template("not json", &m), Err(TemplateError::NotJson(_))));
+        assert!(matches!(
+            render_template(r#"{"x": {{title}}}"#, &m),
+            Err(TemplateError::NotJson(_))
+        ));
+        assert!(matches!(
+            render_template("not json", &m),
+            Err(TemplateError::NotJson(_))
+        ));
         let e = TemplateError::Unknown("titel".into()).to_string();
-        assert!(e.starts_with("unknown placeholder `{{titel}}` (known: title, body"), "{e}");
+        assert!(
+            e.starts_with("unknown placeholder `{{titel}}` (known: title, body"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -276,7 +303,10 @@ mod tests {
         let e = w.validate("w").unwrap_err();
         assert_eq!(e.kind, crate::ErrorKind::Config);
         assert!(e.message.contains("not JSON"), "{e}");
-        let ok = Webhook { template: Some(r#"{"severity": "{{severity}}"}"#.into()), ..w };
+        let ok = Webhook {
+            template: Some(r#"{"severity": "{{severity}}"}"#.into()),
+            ..w
+        };
         ok.validate("w").unwrap();
     }
 

@@ -13,7 +13,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bulwark_notify::{Channel, Email, ErrorKind, Event, Message, Notifier, SendOptions, Severity, SmtpSecurity};
+use bulwark_notify::{
+    Channel, Email, ErrorKind, Event, Message, Notifier, SendOptions, Severity, SmtpSecurity,
+};
 use common::Pki;
 
 const HANDLER: &str = r#"
@@ -124,27 +126,47 @@ impl SmtpServer {
         std::fs::write(dir.path().join("bulwark_test_smtp.py"), HANDLER).expect("write handler");
         let out = dir.path().join("mail");
         std::fs::create_dir(&out).expect("mail dir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
         let mut cmd = Command::new("python3");
-        cmd.args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "bulwark_test_smtp.Recorder"])
-            .env("PYTHONPATH", dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        cmd.args([
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-l",
+            &format!("127.0.0.1:{port}"),
+            "-c",
+            "bulwark_test_smtp.Recorder",
+        ])
+        .env("PYTHONPATH", dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
         match mode {
             Mode::Plain => {}
             Mode::Starttls => {
-                cmd.arg("--tlscert").arg(&pki.cert_file).arg("--tlskey").arg(&pki.key_file);
+                cmd.arg("--tlscert")
+                    .arg(&pki.cert_file)
+                    .arg("--tlskey")
+                    .arg(&pki.key_file);
             }
             Mode::Smtps => {
-                cmd.arg("--smtpscert").arg(&pki.cert_file).arg("--smtpskey").arg(&pki.key_file);
+                cmd.arg("--smtpscert")
+                    .arg(&pki.cert_file)
+                    .arg("--smtpskey")
+                    .arg(&pki.key_file);
             }
         }
         cmd.arg("--").arg(&out);
         if let Some((u, p)) = login {
             cmd.args([u, p]);
         }
-        let mut child = cmd.spawn().expect("start python3 -m aiosmtpd (run scripts/test.sh)");
+        let mut child = cmd
+            .spawn()
+            .expect("start python3 -m aiosmtpd (run scripts/test.sh)");
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -158,7 +180,10 @@ impl SmtpServer {
                 }
                 panic!("aiosmtpd exited ({status}): {err}\n(run scripts/test.sh)");
             }
-            assert!(Instant::now() < deadline, "aiosmtpd did not listen on 127.0.0.1:{port} within 15 s");
+            assert!(
+                Instant::now() < deadline,
+                "aiosmtpd did not listen on 127.0.0.1:{port} within 15 s"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         Self { child, port, dir }
@@ -176,7 +201,10 @@ impl SmtpServer {
             .filter(|p| p.extension().is_some_and(|e| e == "json"))
             .collect();
         files.sort();
-        files.iter().map(|p| serde_json::from_slice(&std::fs::read(p).expect("read")).expect("JSON record")).collect()
+        files
+            .iter()
+            .map(|p| serde_json::from_slice(&std::fs::read(p).expect("read")).expect("JSON record"))
+            .collect()
     }
 }
 
@@ -247,7 +275,11 @@ async fn plain_smtp_delivers_to_every_recipient() {
     n.send(&alert()).await.expect("delivered");
     let msgs = srv.messages();
     assert_eq!(msgs.len(), 1);
-    assert_delivered(&msgs[0], &["ops@example.org", "two@example.org"], "ops@example.org, Second <two@example.org>");
+    assert_delivered(
+        &msgs[0],
+        &["ops@example.org", "two@example.org"],
+        "ops@example.org, Second <two@example.org>",
+    );
     assert_eq!(msgs[0]["starttls"], false);
     assert_eq!(msgs[0]["implicit_tls"], false);
 }
@@ -276,7 +308,13 @@ async fn starttls_with_login_and_ca_file_delivers() {
 async fn implicit_tls_delivers() {
     let pki = Pki::new();
     let srv = SmtpServer::start(Mode::Smtps, &pki, None);
-    let n = notifier(srv.port, SmtpSecurity::Tls, Some(&pki.ca_file), None, &["ops@example.org"]);
+    let n = notifier(
+        srv.port,
+        SmtpSecurity::Tls,
+        Some(&pki.ca_file),
+        None,
+        &["ops@example.org"],
+    );
     n.send(&alert()).await.expect("delivered");
     let msgs = srv.messages();
     assert_eq!(msgs.len(), 1);
@@ -303,12 +341,24 @@ async fn a_wrong_password_is_an_auth_error_without_the_password() {
     assert_eq!(e.notifier, "mail");
     let text = e.to_string();
     assert!(
-        text.starts_with(&format!("email notifier `mail`: the SMTP server 127.0.0.1:{} answered 535", srv.port)),
+        text.starts_with(&format!(
+            "email notifier `mail`: the SMTP server 127.0.0.1:{} answered 535",
+            srv.port
+        )),
         "{text}"
     );
-    assert!(text.contains("Authentication credentials invalid"), "{text}");
-    assert!(text.contains("hint: the server refused the login"), "{text}");
-    assert!(!text.contains("WrOnG-pAsS") && !format!("{e:?}").contains("WrOnG-pAsS"), "{text}");
+    assert!(
+        text.contains("Authentication credentials invalid"),
+        "{text}"
+    );
+    assert!(
+        text.contains("hint: the server refused the login"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("WrOnG-pAsS") && !format!("{e:?}").contains("WrOnG-pAsS"),
+        "{text}"
+    );
     assert!(!format!("{n:?}").contains("WrOnG-pAsS"));
     assert!(srv.messages().is_empty());
 }
@@ -317,14 +367,29 @@ async fn a_wrong_password_is_an_auth_error_without_the_password() {
 async fn a_refused_recipient_is_a_rejected_error_quoting_the_server() {
     let pki = Pki::new();
     let srv = SmtpServer::start(Mode::Plain, &pki, None);
-    let n = notifier(srv.port, SmtpSecurity::None, None, None, &["nobody@example.org"]);
+    let n = notifier(
+        srv.port,
+        SmtpSecurity::None,
+        None,
+        None,
+        &["nobody@example.org"],
+    );
     let e = n.send(&alert()).await.expect_err("refused");
     assert_eq!(e.kind, ErrorKind::Rejected, "{e}");
     assert_eq!(e.status, Some(550));
     let text = e.to_string();
     assert!(text.contains("answered 550"), "{text}");
-    assert!(text.contains("Recipient address rejected: User unknown"), "{text}");
-    assert!(e.hint.as_deref().expect("hint").contains("check to and from"), "{e}");
+    assert!(
+        text.contains("Recipient address rejected: User unknown"),
+        "{text}"
+    );
+    assert!(
+        e.hint
+            .as_deref()
+            .expect("hint")
+            .contains("check to and from"),
+        "{e}"
+    );
     assert!(srv.messages().is_empty());
 }
 
@@ -332,21 +397,39 @@ async fn a_refused_recipient_is_a_rejected_error_quoting_the_server() {
 async fn starttls_without_the_private_ca_fails_with_a_ca_file_hint() {
     let pki = Pki::new();
     let srv = SmtpServer::start(Mode::Starttls, &pki, None);
-    let n = notifier(srv.port, SmtpSecurity::Starttls, None, None, &["ops@example.org"]);
+    let n = notifier(
+        srv.port,
+        SmtpSecurity::Starttls,
+        None,
+        None,
+        &["ops@example.org"],
+    );
     let e = n.send(&alert()).await.expect_err("unknown issuer");
     assert_eq!(e.kind, ErrorKind::Connect, "{e}");
-    assert!(e.message.contains("TLS failed: Connection error: invalid peer certificate: UnknownIssuer"), "{e}");
+    assert!(
+        e.message
+            .contains("TLS failed: Connection error: invalid peer certificate: UnknownIssuer"),
+        "{e}"
+    );
     assert!(e.hint.as_deref().expect("hint").contains("ca_file"), "{e}");
     assert!(srv.messages().is_empty());
 }
 
 #[tokio::test]
 async fn a_closed_port_is_a_connect_error() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
     let n = notifier(port, SmtpSecurity::None, None, None, &["ops@example.org"]);
     let e = n.send(&alert()).await.expect_err("refused");
     assert_eq!(e.kind, ErrorKind::Connect, "{e}");
-    assert!(e.to_string().contains(&format!("the SMTP server 127.0.0.1:{port}: cannot deliver")), "{e}");
+    assert!(
+        e.to_string()
+            .contains(&format!("the SMTP server 127.0.0.1:{port}: cannot deliver")),
+        "{e}"
+    );
     assert!(e.to_string().contains("(after one retry)"), "{e}");
 }
 
@@ -354,14 +437,41 @@ async fn a_closed_port_is_a_connect_error() {
 async fn starttls_against_an_implicit_tls_port_times_out_with_a_security_hint() {
     let pki = Pki::new();
     let srv = SmtpServer::start(Mode::Smtps, &pki, None);
-    let n = notifier(srv.port, SmtpSecurity::Starttls, Some(&pki.ca_file), None, &["ops@example.org"])
-        .with_options(SendOptions { timeout: Duration::from_millis(500), ..SendOptions::default() });
+    let n = notifier(
+        srv.port,
+        SmtpSecurity::Starttls,
+        Some(&pki.ca_file),
+        None,
+        &["ops@example.org"],
+    )
+    .with_options(SendOptions {
+        timeout: Duration::from_millis(500),
+        ..SendOptions::default()
+    });
     let started = Instant::now();
-    let e = n.send(&alert()).await.expect_err("no greeting in plain text");
+    let e = n
+        .send(&alert())
+        .await
+        .expect_err("no greeting in plain text");
     let took = started.elapsed();
-    assert!(took >= Duration::from_millis(1500) && took < Duration::from_secs(10), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
     assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
-    assert!(e.to_string().contains(&format!("the SMTP server 127.0.0.1:{}: no answer within 1.5 s", srv.port)), "{e}");
-    assert!(e.hint.as_deref().expect("hint").contains("security matches the port"), "{e}");
+    assert!(
+        e.to_string().contains(&format!(
+            "the SMTP server 127.0.0.1:{}: no answer within 1.5 s",
+            srv.port
+        )),
+        "{e}"
+    );
+    assert!(
+        e.hint
+            .as_deref()
+            .expect("hint")
+            .contains("security matches the port"),
+        "{e}"
+    );
     assert!(srv.messages().is_empty());
 }

@@ -8,7 +8,9 @@ use std::{
     },
 };
 
-use bulwark_store::{ByteStream, ErrorKind as StoreKind, FileRef, FileType, Name, Range, RepoPath, Store};
+use bulwark_store::{
+    ByteStream, ErrorKind as StoreKind, FileRef, FileType, Name, Range, RepoPath, Store,
+};
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
@@ -34,7 +36,10 @@ impl FileId {
     /// `data/<64 hex>`); `None` for anything else, including `config`.
     pub fn parse(s: &str) -> Option<FileId> {
         let (tpe, name) = s.split_once('/')?;
-        Some(FileId { tpe: FileType::parse(tpe)?, name: Name::parse(name).ok()? })
+        Some(FileId {
+            tpe: FileType::parse(tpe)?,
+            name: Name::parse(name).ok()?,
+        })
     }
 }
 
@@ -84,7 +89,12 @@ pub(crate) enum CopyOutcome {
 /// the end the hash is compared with `expected`: on a mismatch the stream
 /// yields an error instead of ending, so the target stores nothing even if
 /// it did not verify names itself.
-fn verified_stream(inner: ByteStream, expected: Option<Name>, limiter: Option<Arc<RateLimiter>>, status: Arc<AtomicU8>) -> ByteStream {
+fn verified_stream(
+    inner: ByteStream,
+    expected: Option<Name>,
+    limiter: Option<Arc<RateLimiter>>,
+    status: Arc<AtomicU8>,
+) -> ByteStream {
     struct State {
         inner: ByteStream,
         hasher: Sha256,
@@ -93,7 +103,14 @@ fn verified_stream(inner: ByteStream, expected: Option<Name>, limiter: Option<Ar
         status: Arc<AtomicU8>,
         done: bool,
     }
-    let state = State { inner, hasher: Sha256::new(), expected, limiter, status, done: false };
+    let state = State {
+        inner,
+        hasher: Sha256::new(),
+        expected,
+        limiter,
+        status,
+        done: false,
+    };
     Box::pin(futures::stream::unfold(state, |mut st| async move {
         if st.done {
             return None;
@@ -117,8 +134,12 @@ fn verified_stream(inner: ByteStream, expected: Option<Name>, limiter: Option<Ar
                 match &st.expected {
                     Some(name) if name.as_str() != actual => {
                         st.status.store(CORRUPT, Ordering::SeqCst);
-                        let msg = format!("source content hashes to {actual}, not to its name {name}");
-                        Some((Err(std::io::Error::new(std::io::ErrorKind::InvalidData, msg)), st))
+                        let msg =
+                            format!("source content hashes to {actual}, not to its name {name}");
+                        Some((
+                            Err(std::io::Error::new(std::io::ErrorKind::InvalidData, msg)),
+                            st,
+                        ))
                     }
                     _ => {
                         st.status.store(VERIFIED, Ordering::SeqCst);
@@ -155,7 +176,10 @@ pub(crate) async fn copy_file(
     match result {
         Ok(_) if status == CORRUPT => {
             // The target ignored the body error and kept the file: remove it.
-            tracing::error!("{} stored {repo}/{file} despite a failed hash check; deleting it", target.describe());
+            tracing::error!(
+                "{} stored {repo}/{file} despite a failed hash check; deleting it",
+                target.describe()
+            );
             if let Err(e) = target.delete(repo, file).await {
                 tracing::error!("cannot delete the corrupt copy of {repo}/{file}: {e}");
             }
@@ -165,18 +189,26 @@ pub(crate) async fn copy_file(
         Err(_) if status == CORRUPT => CopyOutcome::CorruptSource,
         Err(e) if e.kind == StoreKind::AlreadyExists => CopyOutcome::AlreadyPresent,
         Err(e) if e.kind == StoreKind::HashMismatch => CopyOutcome::CorruptSource,
-        Err(e) if status == READ_ERROR => CopyOutcome::Failed(format!("reading source {}: {e}", source.describe())),
+        Err(e) if status == READ_ERROR => {
+            CopyOutcome::Failed(format!("reading source {}: {e}", source.describe()))
+        }
         Err(e) => CopyOutcome::Failed(format!("writing target {}: {e}", target.describe())),
     }
 }
 
 /// Streams `file` from `store` and returns its SHA-256 (hex) and length.
-pub(crate) async fn hash_file(store: &dyn Store, repo: &RepoPath, file: &FileRef) -> bulwark_store::Result<(String, u64)> {
+pub(crate) async fn hash_file(
+    store: &dyn Store,
+    repo: &RepoPath,
+    file: &FileRef,
+) -> bulwark_store::Result<(String, u64)> {
     let mut stream = store.load(repo, file, Range::default()).await?;
     let mut hasher = Sha256::new();
     let mut len = 0u64;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| bulwark_store::Error::new(StoreKind::Io, format!("reading {repo}/{file}: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            bulwark_store::Error::new(StoreKind::Io, format!("reading {repo}/{file}: {e}"))
+        })?;
         len += chunk.len() as u64;
         hasher.update(&chunk);
     }
@@ -184,13 +216,23 @@ pub(crate) async fn hash_file(store: &dyn Store, repo: &RepoPath, file: &FileRef
 }
 
 /// Reads a small file (e.g. `config`) fully, refusing more than `max` bytes.
-pub(crate) async fn read_small(store: &dyn Store, repo: &RepoPath, file: &FileRef, max: usize) -> bulwark_store::Result<Vec<u8>> {
+pub(crate) async fn read_small(
+    store: &dyn Store,
+    repo: &RepoPath,
+    file: &FileRef,
+    max: usize,
+) -> bulwark_store::Result<Vec<u8>> {
     let mut stream = store.load(repo, file, Range::default()).await?;
     let mut out = Vec::new();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| bulwark_store::Error::new(StoreKind::Io, format!("reading {repo}/{file}: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            bulwark_store::Error::new(StoreKind::Io, format!("reading {repo}/{file}: {e}"))
+        })?;
         if out.len() + chunk.len() > max {
-            return Err(bulwark_store::Error::new(StoreKind::TooLarge, format!("{repo}/{file} is larger than {max} bytes")));
+            return Err(bulwark_store::Error::new(
+                StoreKind::TooLarge,
+                format!("{repo}/{file} is larger than {max} bytes"),
+            ));
         }
         out.extend_from_slice(&chunk);
     }
@@ -205,9 +247,17 @@ mod tests {
     use super::*;
 
     async fn run(data: &[u8], expected: Name) -> (Vec<std::io::Result<Bytes>>, u8) {
-        let chunks: Vec<std::io::Result<Bytes>> = data.chunks(3).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+        let chunks: Vec<std::io::Result<Bytes>> = data
+            .chunks(3)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
         let status = Arc::new(AtomicU8::new(PENDING));
-        let s = verified_stream(Box::pin(futures::stream::iter(chunks)), Some(expected), None, status.clone());
+        let s = verified_stream(
+            Box::pin(futures::stream::iter(chunks)),
+            Some(expected),
+            None,
+            status.clone(),
+        );
         let items: Vec<_> = s.collect().await;
         (items, status.load(Ordering::SeqCst))
     }
@@ -216,7 +266,10 @@ mod tests {
     fn file_id_parses_what_it_displays() {
         let name = Name::parse(&hex::encode(Sha256::digest(b"x"))).unwrap();
         for tpe in FileType::ALL {
-            let id = FileId { tpe, name: name.clone() };
+            let id = FileId {
+                tpe,
+                name: name.clone(),
+            };
             assert_eq!(FileId::parse(&id.to_string()), Some(id.clone()), "{id}");
         }
         let hex = name.as_str();
@@ -247,7 +300,10 @@ mod tests {
         let name = Name::parse(&hex::encode(Sha256::digest(&data))).unwrap();
         let (items, status) = run(&data, name).await;
         assert_eq!(status, VERIFIED);
-        let out: Vec<u8> = items.into_iter().flat_map(|i| i.unwrap().to_vec()).collect();
+        let out: Vec<u8> = items
+            .into_iter()
+            .flat_map(|i| i.unwrap().to_vec())
+            .collect();
         assert_eq!(out, data);
     }
 
@@ -258,7 +314,10 @@ mod tests {
         let (items, status) = run(b"some repository file", name).await;
         assert_eq!(status, CORRUPT);
         let last = items.last().unwrap();
-        assert_eq!(last.as_ref().unwrap_err().kind(), std::io::ErrorKind::InvalidData);
+        assert_eq!(
+            last.as_ref().unwrap_err().kind(),
+            std::io::ErrorKind::InvalidData
+        );
         assert!(items[..items.len() - 1].iter().all(Result::is_ok));
     }
 }

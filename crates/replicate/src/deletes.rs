@@ -27,7 +27,12 @@ use crate::{
 /// ([`PHASES`](crate::PHASES)), so the target never holds a snapshot or
 /// an index entry whose packs are already gone. Locks and `config` are
 /// never deleted.
-pub const DELETE_ORDER: [FileType; 4] = [FileType::Snapshots, FileType::Index, FileType::Data, FileType::Keys];
+pub const DELETE_ORDER: [FileType; 4] = [
+    FileType::Snapshots,
+    FileType::Index,
+    FileType::Data,
+    FileType::Keys,
+];
 
 /// The largest `config` file read (restic's is a few hundred bytes).
 const MAX_CONFIG: usize = 1 << 20;
@@ -57,7 +62,10 @@ impl DeletePolicy {
         if p.is_finite() && p > 0.0 && p <= 100.0 {
             Ok(())
         } else {
-            Err(ReplicateError::new(ErrorKind::InvalidOptions, format!("delete cap must be a percentage above 0 and at most 100, not {p}")))
+            Err(ReplicateError::new(
+                ErrorKind::InvalidOptions,
+                format!("delete cap must be a percentage above 0 and at most 100, not {p}"),
+            ))
         }
     }
 }
@@ -130,13 +138,21 @@ enum Outcome {
     Failed(String),
 }
 
-async fn delete_one(source: &dyn Store, target: &dyn Store, repo: &RepoPath, id: &FileId, dry_run: bool) -> Outcome {
+async fn delete_one(
+    source: &dyn Store,
+    target: &dyn Store,
+    repo: &RepoPath,
+    id: &FileId,
+    dry_run: bool,
+) -> Outcome {
     // One last look at the source: a listing that missed a file must not
     // be enough to delete it.
     match source.stat(repo, &id.file_ref()).await {
         Ok(Some(_)) => return Outcome::BackAtSource,
         Ok(None) => {}
-        Err(e) => return Outcome::Failed(format!("checking the source {}: {e}", source.describe())),
+        Err(e) => {
+            return Outcome::Failed(format!("checking the source {}: {e}", source.describe()))
+        }
     }
     if dry_run {
         return Outcome::Deleted;
@@ -153,12 +169,18 @@ async fn config_of(store: &dyn Store, repo: &RepoPath) -> Result<Option<Vec<u8>>
     match read_small(store, repo, &FileRef::Config, MAX_CONFIG).await {
         Ok(c) => Ok(Some(c)),
         Err(e) if e.kind == StoreKind::NotFound => Ok(None),
-        Err(e) => Err(ReplicateError::store(format!("reading config of {repo} from {}", store.describe()), e)),
+        Err(e) => Err(ReplicateError::store(
+            format!("reading config of {repo} from {}", store.describe()),
+            e,
+        )),
     }
 }
 
 fn source_not_found(src: &str, repo: &RepoPath, why: &str) -> ReplicateError {
-    ReplicateError::new(ErrorKind::SourceNotFound, format!("{src}: repository {repo} {why}; deleting nothing at the target"))
+    ReplicateError::new(
+        ErrorKind::SourceNotFound,
+        format!("{src}: repository {repo} {why}; deleting nothing at the target"),
+    )
 }
 
 /// Propagates deletions of repository `repo` from `source` to `target`
@@ -198,7 +220,10 @@ pub async fn propagate_deletes(
     let (src, dst) = (source.describe(), target.describe());
 
     // 1. The source must be there and be the same repository as the target.
-    let exists = source.repo_exists(repo).await.map_err(|e| ReplicateError::store(format!("checking repository {repo} in {src}"), e))?;
+    let exists = source
+        .repo_exists(repo)
+        .await
+        .map_err(|e| ReplicateError::store(format!("checking repository {repo} in {src}"), e))?;
     if !exists {
         return Err(source_not_found(&src, repo, "does not exist"));
     }
@@ -224,25 +249,47 @@ pub async fn propagate_deletes(
     // The target first: a file copied after its listing cannot look missing.
     let mut at_target = BTreeSet::new();
     for tpe in DELETE_ORDER {
-        let entries = target.list(repo, tpe).await.map_err(|e| ReplicateError::store(format!("listing {repo}/{tpe} in {dst}"), e))?;
+        let entries = target
+            .list(repo, tpe)
+            .await
+            .map_err(|e| ReplicateError::store(format!("listing {repo}/{tpe} in {dst}"), e))?;
         at_target.extend(entries.into_iter().map(|e| FileId { tpe, name: e.name }));
     }
     let mut at_source = BTreeSet::new();
     for tpe in DELETE_ORDER {
         let entries = source.list(repo, tpe).await.map_err(|e| {
-            let kind = if e.kind == StoreKind::NotFound { ErrorKind::SourceNotFound } else { ErrorKind::Store };
-            ReplicateError { kind, context: format!("listing {repo}/{tpe} in {src}: {e}; deleting nothing"), source: Some(e) }
+            let kind = if e.kind == StoreKind::NotFound {
+                ErrorKind::SourceNotFound
+            } else {
+                ErrorKind::Store
+            };
+            ReplicateError {
+                kind,
+                context: format!("listing {repo}/{tpe} in {src}: {e}; deleting nothing"),
+                source: Some(e),
+            }
         })?;
         at_source.extend(entries.into_iter().map(|e| FileId { tpe, name: e.name }));
     }
     // A source wiped while it was listed (an object store lists an empty
     // prefix without error) or left without keys is not a repository.
-    let still = source.stat(repo, &FileRef::Config).await.map_err(|e| ReplicateError::store(format!("checking config of {repo} in {src}"), e))?;
+    let still = source
+        .stat(repo, &FileRef::Config)
+        .await
+        .map_err(|e| ReplicateError::store(format!("checking config of {repo} in {src}"), e))?;
     if still.is_none() {
-        return Err(source_not_found(&src, repo, "lost its config while it was listed"));
+        return Err(source_not_found(
+            &src,
+            repo,
+            "lost its config while it was listed",
+        ));
     }
     if !at_source.iter().any(|id| id.tpe == FileType::Keys) {
-        return Err(source_not_found(&src, repo, "has no keys (not a usable repository)"));
+        return Err(source_not_found(
+            &src,
+            repo,
+            "has no keys (not a usable repository)",
+        ));
     }
 
     // 2. Bookkeeping, on a copy that replaces `pending` only in a real run.
@@ -272,13 +319,30 @@ pub async fn propagate_deletes(
 
     // 3. Eligible: quarantine over (an end past jiff's range never comes).
     let ends = |first_seen: &jiff::Timestamp| first_seen.checked_add(policy.quarantine).ok();
-    let mut eligible: Vec<FileId> = next.iter().filter(|(_, t)| ends(t).is_some_and(|end| end <= now)).map(|(id, _)| id.clone()).collect();
-    eligible.sort_by_key(|id| (DELETE_ORDER.iter().position(|t| *t == id.tpe), id.name.clone()));
-    let next_eligible = next.values().filter_map(ends).filter(|end| *end > now).min();
+    let mut eligible: Vec<FileId> = next
+        .iter()
+        .filter(|(_, t)| ends(t).is_some_and(|end| end <= now))
+        .map(|(id, _)| id.clone())
+        .collect();
+    eligible.sort_by_key(|id| {
+        (
+            DELETE_ORDER.iter().position(|t| *t == id.tpe),
+            id.name.clone(),
+        )
+    });
+    let next_eligible = next
+        .values()
+        .filter_map(ends)
+        .filter(|end| *end > now)
+        .min();
 
     // 4. The cap.
     let total = at_target.len();
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
     let cap = (policy.cap_percent * total as f64 / 100.0).floor() as usize;
 
     let mut report = DeleteReport {
@@ -310,12 +374,19 @@ pub async fn propagate_deletes(
     } else {
         // 5. Delete, type by type.
         for tpe in DELETE_ORDER {
-            let ids: Vec<FileId> = eligible.iter().filter(|id| id.tpe == tpe).cloned().collect();
+            let ids: Vec<FileId> = eligible
+                .iter()
+                .filter(|id| id.tpe == tpe)
+                .cloned()
+                .collect();
             if ids.is_empty() {
                 continue;
             }
             if !report.errors.is_empty() {
-                tracing::warn!("deletes {repo}: not deleting {} {tpe} files because earlier deletes failed", ids.len());
+                tracing::warn!(
+                    "deletes {repo}: not deleting {} {tpe} files because earlier deletes failed",
+                    ids.len()
+                );
                 report.skipped.push(tpe.to_string());
                 continue;
             }
@@ -339,7 +410,10 @@ pub async fn propagate_deletes(
                     }
                     Outcome::Failed(error) => {
                         tracing::warn!("deletes {repo}: {id}: {error}");
-                        report.errors.push(FileProblem { file: id.to_string(), error });
+                        report.errors.push(FileProblem {
+                            file: id.to_string(),
+                            error,
+                        });
                     }
                 }
             }

@@ -46,12 +46,20 @@ pub struct ReplicateError {
 impl ReplicateError {
     /// An error of `kind` without an underlying store error.
     pub fn new(kind: ErrorKind, context: impl Into<String>) -> Self {
-        Self { kind, context: context.into(), source: None }
+        Self {
+            kind,
+            context: context.into(),
+            source: None,
+        }
     }
 
     /// A [`ErrorKind::Store`] error: `context` plus the store's message.
     pub fn store(context: impl fmt::Display, source: bulwark_store::Error) -> Self {
-        Self { kind: ErrorKind::Store, context: format!("{context}: {source}"), source: Some(source) }
+        Self {
+            kind: ErrorKind::Store,
+            context: format!("{context}: {source}"),
+            source: Some(source),
+        }
     }
 
     /// The kind of the underlying store error, if there is one.

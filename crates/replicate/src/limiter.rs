@@ -23,7 +23,11 @@ impl RateLimiter {
         #[allow(clippy::cast_precision_loss)]
         let rate = bytes_per_sec.max(1) as f64;
         let burst = (rate / 4.0).max(1.0);
-        Self { rate, burst, state: Mutex::new((burst, Instant::now())) }
+        Self {
+            rate,
+            burst,
+            state: Mutex::new((burst, Instant::now())),
+        }
     }
 
     /// Waits until `n` bytes may pass.
@@ -72,6 +76,9 @@ mod tests {
         let start = Instant::now();
         limiter.acquire(50_000).await; // 25 KB burst, 25 KB debt = 0.25 s
         let took = start.elapsed();
-        assert!(took >= Duration::from_millis(200) && took < Duration::from_secs(2), "{took:?}");
+        assert!(
+            took >= Duration::from_millis(200) && took < Duration::from_secs(2),
+            "{took:?}"
+        );
     }
 }

@@ -19,7 +19,12 @@ use crate::{
 /// The order in which named files are copied: keys, then packs, then the
 /// index that points into them, then the snapshots that point into the
 /// index. Locks are never copied.
-pub const PHASES: [FileType; 4] = [FileType::Keys, FileType::Data, FileType::Index, FileType::Snapshots];
+pub const PHASES: [FileType; 4] = [
+    FileType::Keys,
+    FileType::Data,
+    FileType::Index,
+    FileType::Snapshots,
+];
 
 /// The largest `config` file accepted (restic's is a few hundred bytes).
 const MAX_CONFIG: usize = 1 << 20;
@@ -44,7 +49,13 @@ pub struct MirrorOptions {
 
 impl Default for MirrorOptions {
     fn default() -> Self {
-        Self { parallel: 4, bandwidth: None, dry_run: false, retries: 2, retry_delay: Duration::from_secs(1) }
+        Self {
+            parallel: 4,
+            bandwidth: None,
+            dry_run: false,
+            retries: 2,
+            retry_delay: Duration::from_secs(1),
+        }
     }
 }
 
@@ -127,7 +138,10 @@ impl MirrorReport {
 pub(crate) fn limiter(opts: &MirrorOptions) -> Result<Option<Arc<RateLimiter>>> {
     match opts.bandwidth {
         None => Ok(None),
-        Some(0) => Err(ReplicateError::new(ErrorKind::InvalidOptions, "bandwidth limit must be > 0 bytes/s (use None for unlimited)")),
+        Some(0) => Err(ReplicateError::new(
+            ErrorKind::InvalidOptions,
+            "bandwidth limit must be > 0 bytes/s (use None for unlimited)",
+        )),
         Some(b) => Ok(Some(Arc::new(RateLimiter::new(b)))),
     }
 }
@@ -148,7 +162,10 @@ pub(crate) async fn copy_with_retries(
         match outcome {
             CopyOutcome::Failed(ref error) if attempt < opts.retries => {
                 attempt += 1;
-                tracing::info!("copying {repo}/{file} failed ({error}); retry {attempt} of {} in {delay:?}", opts.retries);
+                tracing::info!(
+                    "copying {repo}/{file} failed ({error}); retry {attempt} of {} in {delay:?}",
+                    opts.retries
+                );
                 tokio::time::sleep(delay).await;
                 delay = delay.saturating_mul(2);
             }
@@ -159,14 +176,27 @@ pub(crate) async fn copy_with_retries(
 
 /// Makes sure the target has the source's `config`: copies it if absent,
 /// refuses if present and different. Returns true if it was copied.
-pub(crate) async fn sync_config(source: &dyn Store, target: &dyn Store, repo: &RepoPath, dry_run: bool) -> Result<bool> {
+pub(crate) async fn sync_config(
+    source: &dyn Store,
+    target: &dyn Store,
+    repo: &RepoPath,
+    dry_run: bool,
+) -> Result<bool> {
     let (src, dst) = (source.describe(), target.describe());
     let config = match read_small(source, repo, &FileRef::Config, MAX_CONFIG).await {
         Ok(c) => c,
         Err(e) if e.kind == bulwark_store::ErrorKind::NotFound => {
-            return Err(ReplicateError::new(ErrorKind::SourceNotFound, format!("repository {repo} in {src} has no config: not a repository")));
+            return Err(ReplicateError::new(
+                ErrorKind::SourceNotFound,
+                format!("repository {repo} in {src} has no config: not a repository"),
+            ));
         }
-        Err(e) => return Err(ReplicateError::store(format!("reading config of {repo} from {src}"), e)),
+        Err(e) => {
+            return Err(ReplicateError::store(
+                format!("reading config of {repo} from {src}"),
+                e,
+            ))
+        }
     };
     let compare = |existing: Vec<u8>| {
         if existing == config {
@@ -178,26 +208,37 @@ pub(crate) async fn sync_config(source: &dyn Store, target: &dyn Store, repo: &R
             ))
         }
     };
-    let existing = target.stat(repo, &FileRef::Config).await.map_err(|e| ReplicateError::store(format!("checking config of {repo} in {dst}"), e))?;
+    let existing = target
+        .stat(repo, &FileRef::Config)
+        .await
+        .map_err(|e| ReplicateError::store(format!("checking config of {repo} in {dst}"), e))?;
     if existing.is_some() {
         let current = read_small(target, repo, &FileRef::Config, MAX_CONFIG)
             .await
-            .map_err(|e| ReplicateError::store(format!("reading config of {repo} from {dst}"), e))?;
+            .map_err(|e| {
+                ReplicateError::store(format!("reading config of {repo} from {dst}"), e)
+            })?;
         return compare(current);
     }
     if dry_run {
         return Ok(true);
     }
-    let body: bulwark_store::ByteStream = Box::pin(futures::stream::iter([Ok(Bytes::from(config.clone()))]));
+    let body: bulwark_store::ByteStream =
+        Box::pin(futures::stream::iter([Ok(Bytes::from(config.clone()))]));
     match target.save(repo, &FileRef::Config, body, u64::MAX).await {
         Ok(_) => Ok(true),
         Err(e) if e.kind == bulwark_store::ErrorKind::AlreadyExists => {
             let current = read_small(target, repo, &FileRef::Config, MAX_CONFIG)
                 .await
-                .map_err(|e| ReplicateError::store(format!("reading config of {repo} from {dst}"), e))?;
+                .map_err(|e| {
+                    ReplicateError::store(format!("reading config of {repo} from {dst}"), e)
+                })?;
             compare(current)
         }
-        Err(e) => Err(ReplicateError::store(format!("writing config of {repo} to {dst}"), e)),
+        Err(e) => Err(ReplicateError::store(
+            format!("writing config of {repo} to {dst}"),
+            e,
+        )),
     }
 }
 
@@ -213,19 +254,32 @@ pub(crate) async fn sync_config(source: &dyn Store, target: &dyn Store, repo: &R
 ///
 /// Fails (without copying further) only if the source repository or its
 /// config is missing, the configs differ, or a listing fails.
-pub async fn mirror_repo(source: &dyn Store, target: &dyn Store, repo: &RepoPath, opts: &MirrorOptions) -> Result<MirrorReport> {
+pub async fn mirror_repo(
+    source: &dyn Store,
+    target: &dyn Store,
+    repo: &RepoPath,
+    opts: &MirrorOptions,
+) -> Result<MirrorReport> {
     let start = Instant::now();
     let started = jiff::Timestamp::now();
     let limiter = limiter(opts)?;
     let parallel = opts.parallel.max(1);
     let (src, dst) = (source.describe(), target.describe());
 
-    let exists = source.repo_exists(repo).await.map_err(|e| ReplicateError::store(format!("checking repository {repo} in {src}"), e))?;
+    let exists = source
+        .repo_exists(repo)
+        .await
+        .map_err(|e| ReplicateError::store(format!("checking repository {repo} in {src}"), e))?;
     if !exists {
-        return Err(ReplicateError::new(ErrorKind::SourceNotFound, format!("{src} has no repository {repo}")));
+        return Err(ReplicateError::new(
+            ErrorKind::SourceNotFound,
+            format!("{src} has no repository {repo}"),
+        ));
     }
     if !opts.dry_run {
-        target.create_repo(repo).await.map_err(|e| ReplicateError::store(format!("creating repository {repo} in {dst}"), e))?;
+        target.create_repo(repo).await.map_err(|e| {
+            ReplicateError::store(format!("creating repository {repo} in {dst}"), e)
+        })?;
     }
     let config_copied = sync_config(source, target, repo, opts.dry_run).await?;
 
@@ -251,11 +305,21 @@ pub async fn mirror_repo(source: &dyn Store, target: &dyn Store, repo: &RepoPath
             continue;
         }
         let mut tr = TypeReport::default();
-        let source_files = source.list(repo, tpe).await.map_err(|e| ReplicateError::store(format!("listing {repo}/{tpe} in {src}"), e))?;
+        let source_files = source
+            .list(repo, tpe)
+            .await
+            .map_err(|e| ReplicateError::store(format!("listing {repo}/{tpe} in {src}"), e))?;
         let target_files: HashMap<_, _> = match target.list(repo, tpe).await {
             Ok(v) => v.into_iter().map(|e| (e.name, e.size)).collect(),
-            Err(e) if opts.dry_run && e.kind == bulwark_store::ErrorKind::NotFound => HashMap::new(),
-            Err(e) => return Err(ReplicateError::store(format!("listing {repo}/{tpe} in {dst}"), e)),
+            Err(e) if opts.dry_run && e.kind == bulwark_store::ErrorKind::NotFound => {
+                HashMap::new()
+            }
+            Err(e) => {
+                return Err(ReplicateError::store(
+                    format!("listing {repo}/{tpe} in {dst}"),
+                    e,
+                ))
+            }
         };
         let mut missing = Vec::new();
         for entry in source_files {
@@ -264,14 +328,21 @@ pub async fn mirror_repo(source: &dyn Store, target: &dyn Store, repo: &RepoPath
                     tr.present += 1;
                     if size != entry.size {
                         tracing::warn!("mirror {repo}: {tpe}/{} is {} bytes at the source but {size} at the target", entry.name, entry.size);
-                        tr.size_mismatch.push(FileId { tpe, name: entry.name });
+                        tr.size_mismatch.push(FileId {
+                            tpe,
+                            name: entry.name,
+                        });
                     }
                 }
                 None => missing.push(entry),
             }
         }
         missing.sort_by(|a, b| a.name.cmp(&b.name));
-        tracing::info!("mirror {repo}: {tpe}: {} to copy, {} present", missing.len(), tr.present);
+        tracing::info!(
+            "mirror {repo}: {tpe}: {} to copy, {} present",
+            missing.len(),
+            tr.present
+        );
 
         if opts.dry_run {
             tr.copied = missing.len() as u64;
@@ -280,8 +351,13 @@ pub async fn mirror_repo(source: &dyn Store, target: &dyn Store, repo: &RepoPath
             let mut results = futures::stream::iter(missing.into_iter().map(|entry| {
                 let limiter = limiter.clone();
                 async move {
-                    let id = FileId { tpe, name: entry.name };
-                    let outcome = copy_with_retries(source, target, repo, &id.file_ref(), limiter, opts).await;
+                    let id = FileId {
+                        tpe,
+                        name: entry.name,
+                    };
+                    let outcome =
+                        copy_with_retries(source, target, repo, &id.file_ref(), limiter, opts)
+                            .await;
                     (id, outcome)
                 }
             }))
@@ -303,7 +379,10 @@ pub async fn mirror_repo(source: &dyn Store, target: &dyn Store, repo: &RepoPath
                     }
                     CopyOutcome::Failed(error) => {
                         tracing::warn!("mirror {repo}: {id}: {error}");
-                        report.errors.push(FileProblem { file: id.to_string(), error });
+                        report.errors.push(FileProblem {
+                            file: id.to_string(),
+                            error,
+                        });
                     }
                 }
             }

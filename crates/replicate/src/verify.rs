@@ -55,7 +55,10 @@ pub struct VerifyReport {
 impl VerifyReport {
     /// True when everything checked was present and intact.
     pub fn is_clean(&self) -> bool {
-        self.config_present && self.corrupt.is_empty() && self.missing.is_empty() && self.unreadable.is_empty()
+        self.config_present
+            && self.corrupt.is_empty()
+            && self.missing.is_empty()
+            && self.unreadable.is_empty()
     }
 }
 
@@ -79,10 +82,19 @@ async fn check(store: &dyn Store, repo: &RepoPath, id: &FileId) -> Checked {
 /// `keys`, `index` and `snapshots` file, and the data packs chosen by
 /// `sample` (a random choice reproducible from `seed`). Fails only if a
 /// listing fails.
-pub async fn verify_sample(target: &dyn Store, repo: &RepoPath, sample: Sample, seed: u64) -> Result<VerifyReport> {
+pub async fn verify_sample(
+    target: &dyn Store,
+    repo: &RepoPath,
+    sample: Sample,
+    seed: u64,
+) -> Result<VerifyReport> {
     let start = Instant::now();
     let desc = target.describe();
-    let mut report = VerifyReport { store: desc.clone(), repo: repo.to_string(), ..VerifyReport::default() };
+    let mut report = VerifyReport {
+        store: desc.clone(),
+        repo: repo.to_string(),
+        ..VerifyReport::default()
+    };
     report.config_present = target
         .stat(repo, &FileRef::Config)
         .await
@@ -91,7 +103,10 @@ pub async fn verify_sample(target: &dyn Store, repo: &RepoPath, sample: Sample, 
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut files = Vec::new();
     for tpe in PHASES {
-        let mut entries = target.list(repo, tpe).await.map_err(|e| ReplicateError::store(format!("listing {repo}/{tpe} in {desc}"), e))?;
+        let mut entries = target
+            .list(repo, tpe)
+            .await
+            .map_err(|e| ReplicateError::store(format!("listing {repo}/{tpe} in {desc}"), e))?;
         // Sorted first so the same seed picks the same files.
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         if tpe == FileType::Data {
@@ -101,7 +116,11 @@ pub async fn verify_sample(target: &dyn Store, repo: &RepoPath, sample: Sample, 
                 Sample::Count(n) => n.min(entries.len()),
                 Sample::Fraction(f) => {
                     let f = if f.is_nan() { 0.0 } else { f.clamp(0.0, 1.0) };
-                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+                    #[allow(
+                        clippy::cast_possible_truncation,
+                        clippy::cast_sign_loss,
+                        clippy::cast_precision_loss
+                    )]
                     let keep = (entries.len() as f64 * f).ceil() as usize;
                     keep.min(entries.len())
                 }
@@ -124,13 +143,18 @@ pub async fn verify_sample(target: &dyn Store, repo: &RepoPath, sample: Sample, 
                 report.bytes += len;
             }
             Checked::Corrupt(len) => {
-                tracing::error!("{repo}/{id} in {desc} is corrupt: its content does not hash to its name");
+                tracing::error!(
+                    "{repo}/{id} in {desc} is corrupt: its content does not hash to its name"
+                );
                 report.checked += 1;
                 report.bytes += len;
                 report.corrupt.push(id);
             }
             Checked::Missing => report.missing.push(id),
-            Checked::Unreadable(error) => report.unreadable.push(FileProblem { file: id.to_string(), error }),
+            Checked::Unreadable(error) => report.unreadable.push(FileProblem {
+                file: id.to_string(),
+                error,
+            }),
         }
     }
     report.corrupt.sort();
@@ -172,7 +196,13 @@ impl RepairReport {
 /// again (verified); missing files and a missing `config` are copied.
 /// Unreadable files are left alone (not proven corrupt). Fails only on a
 /// config mismatch or a failing config read/write.
-pub async fn repair(source: &dyn Store, target: &dyn Store, repo: &RepoPath, found: &VerifyReport, opts: &MirrorOptions) -> Result<RepairReport> {
+pub async fn repair(
+    source: &dyn Store,
+    target: &dyn Store,
+    repo: &RepoPath,
+    found: &VerifyReport,
+    opts: &MirrorOptions,
+) -> Result<RepairReport> {
     let limiter = limiter(opts)?;
     let desc = target.describe();
     let mut report = RepairReport::default();
@@ -184,14 +214,20 @@ pub async fn repair(source: &dyn Store, target: &dyn Store, repo: &RepoPath, fou
         match check(target, repo, id).await {
             Checked::Ok(_) => report.intact.push(id.clone()),
             Checked::Missing => to_copy.push(id.clone()),
-            Checked::Unreadable(error) => report.errors.push(FileProblem { file: id.to_string(), error }),
+            Checked::Unreadable(error) => report.errors.push(FileProblem {
+                file: id.to_string(),
+                error,
+            }),
             Checked::Corrupt(_) => match target.delete(repo, &id.file_ref()).await {
                 Ok(()) => {
                     tracing::warn!("deleted corrupt {repo}/{id} from {desc}; copying it again");
                     to_copy.push(id.clone());
                 }
                 Err(e) if e.kind == StoreKind::NotFound => to_copy.push(id.clone()),
-                Err(e) => report.undeletable.push(FileProblem { file: id.to_string(), error: e.to_string() }),
+                Err(e) => report.undeletable.push(FileProblem {
+                    file: id.to_string(),
+                    error: e.to_string(),
+                }),
             },
         }
     }
@@ -200,9 +236,18 @@ pub async fn repair(source: &dyn Store, target: &dyn Store, repo: &RepoPath, fou
     for id in to_copy {
         match copy_with_retries(source, target, repo, &id.file_ref(), limiter.clone(), opts).await {
             CopyOutcome::Copied(_) | CopyOutcome::AlreadyPresent => report.recopied.push(id),
-            CopyOutcome::CorruptSource => report.unrepairable.push(FileProblem { file: id.to_string(), error: "corrupt at the source too".into() }),
-            CopyOutcome::Vanished => report.unrepairable.push(FileProblem { file: id.to_string(), error: "missing at the source".into() }),
-            CopyOutcome::Failed(error) => report.errors.push(FileProblem { file: id.to_string(), error }),
+            CopyOutcome::CorruptSource => report.unrepairable.push(FileProblem {
+                file: id.to_string(),
+                error: "corrupt at the source too".into(),
+            }),
+            CopyOutcome::Vanished => report.unrepairable.push(FileProblem {
+                file: id.to_string(),
+                error: "missing at the source".into(),
+            }),
+            CopyOutcome::Failed(error) => report.errors.push(FileProblem {
+                file: id.to_string(),
+                error,
+            }),
         }
     }
     Ok(report)

@@ -12,9 +12,12 @@ use std::{
 };
 
 use bulwark_replicate::{
-    mirror_repo, propagate_deletes, DeletePolicy, DeleteReport, ErrorKind, FileId, MirrorOptions, Pending, DELETE_ORDER,
+    mirror_repo, propagate_deletes, DeletePolicy, DeleteReport, ErrorKind, FileId, MirrorOptions,
+    Pending, DELETE_ORDER,
 };
-use bulwark_store::{local::LocalStore, ByteStream, Entry, Error, FileRef, FileType, Range, RepoPath, Result, Store};
+use bulwark_store::{
+    local::LocalStore, ByteStream, Entry, Error, FileRef, FileType, Range, RepoPath, Result, Store,
+};
 use common::*;
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -37,11 +40,20 @@ impl Fixture {
         let r = repo();
         src.create_repo(&r).await.unwrap();
         let config = random_bytes(155);
-        src.save(&r, &FileRef::Config, body(&config), u64::MAX).await.unwrap();
+        src.save(&r, &FileRef::Config, body(&config), u64::MAX)
+            .await
+            .unwrap();
         for &(tpe, n) in counts {
             for i in 0..n {
                 let data = random_bytes(100 + i * 37);
-                src.save(&r, &FileRef::Named(tpe, name_of(&data)), body(&data), u64::MAX).await.unwrap();
+                src.save(
+                    &r,
+                    &FileRef::Named(tpe, name_of(&data)),
+                    body(&data),
+                    u64::MAX,
+                )
+                .await
+                .unwrap();
             }
         }
         let f = Fixture { tmp, src, dst };
@@ -50,7 +62,14 @@ impl Fixture {
     }
 
     async fn mirror(&self) {
-        let report = mirror_repo(self.src.as_ref(), self.dst.as_ref(), &repo(), &MirrorOptions::default()).await.unwrap();
+        let report = mirror_repo(
+            self.src.as_ref(),
+            self.dst.as_ref(),
+            &repo(),
+            &MirrorOptions::default(),
+        )
+        .await
+        .unwrap();
         assert!(report.is_complete(), "{report:?}");
     }
 
@@ -67,7 +86,10 @@ impl Fixture {
         let r = repo();
         let mut out = Vec::new();
         for name in names(self.src.as_ref(), &r, tpe).await.into_iter().take(n) {
-            self.src.delete(&r, &FileRef::Named(tpe, name.clone())).await.unwrap();
+            self.src
+                .delete(&r, &FileRef::Named(tpe, name.clone()))
+                .await
+                .unwrap();
             out.push(FileId { tpe, name });
         }
         assert_eq!(out.len(), n, "not enough {tpe} files");
@@ -84,15 +106,36 @@ fn at(offset: Duration) -> jiff::Timestamp {
 }
 
 fn policy(cap_percent: f64) -> DeletePolicy {
-    DeletePolicy { quarantine: HOUR, cap_percent, dry_run: false }
+    DeletePolicy {
+        quarantine: HOUR,
+        cap_percent,
+        dry_run: false,
+    }
 }
 
 fn dry(cap_percent: f64) -> DeletePolicy {
-    DeletePolicy { dry_run: true, ..policy(cap_percent) }
+    DeletePolicy {
+        dry_run: true,
+        ..policy(cap_percent)
+    }
 }
 
-async fn run(f: &Fixture, pending: &mut Pending, now: jiff::Timestamp, policy: &DeletePolicy) -> DeleteReport {
-    propagate_deletes(f.src.as_ref(), f.dst.as_ref(), &repo(), pending, now, policy).await.unwrap()
+async fn run(
+    f: &Fixture,
+    pending: &mut Pending,
+    now: jiff::Timestamp,
+    policy: &DeletePolicy,
+) -> DeleteReport {
+    propagate_deletes(
+        f.src.as_ref(),
+        f.dst.as_ref(),
+        &repo(),
+        pending,
+        now,
+        policy,
+    )
+    .await
+    .unwrap()
 }
 
 fn set(ids: &[FileId]) -> BTreeSet<FileId> {
@@ -105,7 +148,12 @@ fn keys(pending: &Pending) -> BTreeSet<FileId> {
 
 /// Sorted as the deletes must go: by [`DELETE_ORDER`], then by name.
 fn in_delete_order(mut ids: Vec<FileId>) -> Vec<FileId> {
-    ids.sort_by_key(|id| (DELETE_ORDER.iter().position(|t| *t == id.tpe), id.name.clone()));
+    ids.sort_by_key(|id| {
+        (
+            DELETE_ORDER.iter().position(|t| *t == id.tpe),
+            id.name.clone(),
+        )
+    });
     ids
 }
 
@@ -130,7 +178,16 @@ struct Watched {
 
 impl Watched {
     fn new(inner: Arc<dyn Store>) -> Self {
-        Self { inner, deletes: Mutex::new(Vec::new()), refuse: Vec::new(), fail_list: None, hide: None, no_repo: false, gone_first: false, lose_config: false }
+        Self {
+            inner,
+            deletes: Mutex::new(Vec::new()),
+            refuse: Vec::new(),
+            fail_list: None,
+            hide: None,
+            no_repo: false,
+            gone_first: false,
+            lose_config: false,
+        }
     }
 
     fn deleted_types(&self) -> Vec<FileType> {
@@ -162,7 +219,10 @@ impl Store for Watched {
     }
     async fn list(&self, repo: &RepoPath, tpe: FileType) -> Result<Vec<Entry>> {
         if self.fail_list == Some(tpe) {
-            return Err(Error::new(bulwark_store::ErrorKind::Io, format!("{repo}/{tpe}: listing failed (simulated)")));
+            return Err(Error::new(
+                bulwark_store::ErrorKind::Io,
+                format!("{repo}/{tpe}: listing failed (simulated)"),
+            ));
         }
         let mut entries = self.inner.list(repo, tpe).await?;
         if let Some(hide) = &self.hide {
@@ -179,25 +239,42 @@ impl Store for Watched {
     async fn load(&self, repo: &RepoPath, file: &FileRef, range: Range) -> Result<ByteStream> {
         self.inner.load(repo, file, range).await
     }
-    async fn save(&self, repo: &RepoPath, file: &FileRef, body: ByteStream, max_len: u64) -> Result<u64> {
+    async fn save(
+        &self,
+        repo: &RepoPath,
+        file: &FileRef,
+        body: ByteStream,
+        max_len: u64,
+    ) -> Result<u64> {
         self.inner.save(repo, file, body, max_len).await
     }
     async fn delete(&self, repo: &RepoPath, file: &FileRef) -> Result<()> {
         self.deletes.lock().unwrap().push(file.clone());
         if let FileRef::Named(tpe, _) = file {
             if self.refuse.contains(tpe) {
-                return Err(Error::new(bulwark_store::ErrorKind::Io, format!("{repo}/{file}: deleting is not allowed (append-only)")));
+                return Err(Error::new(
+                    bulwark_store::ErrorKind::Io,
+                    format!("{repo}/{file}: deleting is not allowed (append-only)"),
+                ));
             }
         }
         if self.gone_first {
             self.inner.delete(repo, file).await?;
-            return Err(Error::new(bulwark_store::ErrorKind::NotFound, format!("{repo}/{file}: not found")));
+            return Err(Error::new(
+                bulwark_store::ErrorKind::NotFound,
+                format!("{repo}/{file}: not found"),
+            ));
         }
         self.inner.delete(repo, file).await
     }
 }
 
-const SMALL: [(FileType, usize); 4] = [(FileType::Keys, 2), (FileType::Data, 12), (FileType::Index, 4), (FileType::Snapshots, 4)];
+const SMALL: [(FileType, usize); 4] = [
+    (FileType::Keys, 2),
+    (FileType::Data, 12),
+    (FileType::Index, 4),
+    (FileType::Snapshots, 4),
+];
 
 #[test]
 fn propagate_future_is_send() {
@@ -217,7 +294,10 @@ async fn missing_files_wait_out_the_quarantine_then_go() {
     // A lock only the target has is never pending nor deleted.
     let lock = b"{\"hostname\":\"test\"}".to_vec();
     let lock_ref = FileRef::Named(FileType::Locks, name_of(&lock));
-    f.dst.save(&r, &lock_ref, body(&lock), u64::MAX).await.unwrap();
+    f.dst
+        .save(&r, &lock_ref, body(&lock), u64::MAX)
+        .await
+        .unwrap();
 
     let mut gone = f.delete_at_source(FileType::Snapshots, 1).await;
     gone.extend(f.delete_at_source(FileType::Index, 1).await);
@@ -227,7 +307,11 @@ async fn missing_files_wait_out_the_quarantine_then_go() {
     let mut pending = Pending::new();
 
     let first = run(&f, &mut pending, t0(), &policy(50.0)).await;
-    assert_eq!((first.newly_pending, first.pending, first.eligible), (6, 6, 0), "{first:?}");
+    assert_eq!(
+        (first.newly_pending, first.pending, first.eligible),
+        (6, 6, 0),
+        "{first:?}"
+    );
     assert_eq!((first.total, first.cap), (22, 11), "{first:?}");
     assert!(first.deleted.is_empty() && first.is_clean(), "{first:?}");
     assert_eq!(first.next_eligible, Some(at(HOUR)));
@@ -236,8 +320,18 @@ async fn missing_files_wait_out_the_quarantine_then_go() {
     assert_eq!(contents(f.dst.as_ref(), &r).await, before);
 
     // One second before the quarantine ends: still nothing; first-seen kept.
-    let second = run(&f, &mut pending, at(HOUR - Duration::from_secs(1)), &policy(50.0)).await;
-    assert_eq!((second.newly_pending, second.pending, second.eligible), (0, 6, 0), "{second:?}");
+    let second = run(
+        &f,
+        &mut pending,
+        at(HOUR - Duration::from_secs(1)),
+        &policy(50.0),
+    )
+    .await;
+    assert_eq!(
+        (second.newly_pending, second.pending, second.eligible),
+        (0, 6, 0),
+        "{second:?}"
+    );
     assert!(second.deleted.is_empty(), "{second:?}");
     assert!(pending.values().all(|t| *t == t0()), "{pending:?}");
     assert_eq!(contents(f.dst.as_ref(), &r).await, before);
@@ -245,17 +339,36 @@ async fn missing_files_wait_out_the_quarantine_then_go() {
     let third = run(&f, &mut pending, at(HOUR), &policy(50.0)).await;
     assert!(third.is_clean(), "{third:?}");
     assert_eq!(third.eligible, 6);
-    assert_eq!(third.deleted, in_delete_order(gone.clone()), "reported in deletion order");
+    assert_eq!(
+        third.deleted,
+        in_delete_order(gone.clone()),
+        "reported in deletion order"
+    );
     assert_eq!((third.pending, third.next_eligible), (0, None));
     assert!(pending.is_empty(), "{pending:?}");
-    assert_eq!(contents(f.dst.as_ref(), &r).await, contents(f.src.as_ref(), &r).await);
-    assert!(f.dst.stat(&r, &lock_ref).await.unwrap().is_some(), "locks are never touched");
+    assert_eq!(
+        contents(f.dst.as_ref(), &r).await,
+        contents(f.src.as_ref(), &r).await
+    );
+    assert!(
+        f.dst.stat(&r, &lock_ref).await.unwrap().is_some(),
+        "locks are never touched"
+    );
     let json = serde_json::to_value(&third).unwrap();
     assert_eq!(json["deleted"][0], gone[0].to_string(), "{json}");
     assert_eq!(json["over_cap"], false, "{json}");
 
     let fourth = run(&f, &mut pending, at(2 * HOUR), &policy(50.0)).await;
-    assert_eq!((fourth.total, fourth.newly_pending, fourth.eligible, fourth.deleted.len()), (16, 0, 0, 0), "{fourth:?}");
+    assert_eq!(
+        (
+            fourth.total,
+            fourth.newly_pending,
+            fourth.eligible,
+            fourth.deleted.len()
+        ),
+        (16, 0, 0, 0),
+        "{fourth:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -268,38 +381,94 @@ async fn a_file_back_at_the_source_is_never_deleted() {
     let mut pending = Pending::new();
     // A stale entry of a type never deleted (locks) is dropped as gone.
     let lock = b"lock".to_vec();
-    pending.insert(FileId { tpe: FileType::Locks, name: name_of(&lock) }, t0());
+    pending.insert(
+        FileId {
+            tpe: FileType::Locks,
+            name: name_of(&lock),
+        },
+        t0(),
+    );
 
     let first = run(&f, &mut pending, t0(), &policy(50.0)).await;
-    assert_eq!((first.newly_pending, first.pending, first.gone), (3, 3, 1), "{first:?}");
+    assert_eq!(
+        (first.newly_pending, first.pending, first.gone),
+        (3, 3, 1),
+        "{first:?}"
+    );
 
     // One comes back at the source; one is removed at the target by hand.
-    f.src.save(&r, &back.file_ref(), body(&back_content), u64::MAX).await.unwrap();
+    f.src
+        .save(&r, &back.file_ref(), body(&back_content), u64::MAX)
+        .await
+        .unwrap();
     f.dst.delete(&r, &gone[1].file_ref()).await.unwrap();
     let second = run(&f, &mut pending, at(Duration::from_secs(60)), &policy(50.0)).await;
-    assert_eq!((second.reappeared, second.gone, second.pending, second.newly_pending), (1, 1, 1, 0), "{second:?}");
+    assert_eq!(
+        (
+            second.reappeared,
+            second.gone,
+            second.pending,
+            second.newly_pending
+        ),
+        (1, 1, 1, 0),
+        "{second:?}"
+    );
     assert_eq!(keys(&pending), set(&gone[2..]));
 
     let third = run(&f, &mut pending, at(2 * HOUR), &policy(50.0)).await;
     assert_eq!(third.deleted, vec![gone[2].clone()], "{third:?}");
     assert!(pending.is_empty());
-    assert_eq!(load_all(f.dst.as_ref(), &r, &back.file_ref()).await, back_content);
-    assert_eq!(contents(f.dst.as_ref(), &r).await, contents(f.src.as_ref(), &r).await);
+    assert_eq!(
+        load_all(f.dst.as_ref(), &r, &back.file_ref()).await,
+        back_content
+    );
+    assert_eq!(
+        contents(f.dst.as_ref(), &r).await,
+        contents(f.src.as_ref(), &r).await
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listing_that_misses_a_file_is_not_enough_to_delete_it() {
     let f = Fixture::synthetic(&SMALL).await;
     let r = repo();
-    let pack = FileId { tpe: FileType::Data, name: names(f.src.as_ref(), &r, FileType::Data).await[0].clone() };
-    let source = Watched { hide: Some(pack.clone()), ..Watched::new(f.src.clone()) };
+    let pack = FileId {
+        tpe: FileType::Data,
+        name: names(f.src.as_ref(), &r, FileType::Data).await[0].clone(),
+    };
+    let source = Watched {
+        hide: Some(pack.clone()),
+        ..Watched::new(f.src.clone())
+    };
     let mut pending = Pending::new();
-    let first = propagate_deletes(&source, f.dst.as_ref(), &r, &mut pending, t0(), &policy(50.0)).await.unwrap();
+    let first = propagate_deletes(
+        &source,
+        f.dst.as_ref(),
+        &r,
+        &mut pending,
+        t0(),
+        &policy(50.0),
+    )
+    .await
+    .unwrap();
     assert_eq!(first.newly_pending, 1, "{first:?}");
     // The quarantine is over and the listing still misses it, but the
     // last look at the source finds it.
-    let second = propagate_deletes(&source, f.dst.as_ref(), &r, &mut pending, at(2 * HOUR), &policy(50.0)).await.unwrap();
-    assert_eq!((second.eligible, second.reappeared, second.pending), (1, 1, 0), "{second:?}");
+    let second = propagate_deletes(
+        &source,
+        f.dst.as_ref(),
+        &r,
+        &mut pending,
+        at(2 * HOUR),
+        &policy(50.0),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (second.eligible, second.reappeared, second.pending),
+        (1, 1, 0),
+        "{second:?}"
+    );
     assert!(second.deleted.is_empty(), "{second:?}");
     assert!(pending.is_empty());
     assert!(f.dst.stat(&r, &pack.file_ref()).await.unwrap().is_some());
@@ -307,7 +476,13 @@ async fn a_listing_that_misses_a_file_is_not_enough_to_delete_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_the_cap_nothing_is_deleted() {
-    let f = Fixture::synthetic(&[(FileType::Keys, 1), (FileType::Data, 27), (FileType::Index, 6), (FileType::Snapshots, 6)]).await;
+    let f = Fixture::synthetic(&[
+        (FileType::Keys, 1),
+        (FileType::Data, 27),
+        (FileType::Index, 6),
+        (FileType::Snapshots, 6),
+    ])
+    .await;
     let r = repo();
     let mut gone = f.delete_at_source(FileType::Snapshots, 2).await;
     gone.extend(f.delete_at_source(FileType::Index, 2).await);
@@ -316,7 +491,11 @@ async fn over_the_cap_nothing_is_deleted() {
     let mut pending = Pending::new();
 
     let first = run(&f, &mut pending, t0(), &policy(5.0)).await;
-    assert_eq!((first.total, first.cap, first.newly_pending, first.eligible), (40, 2, 10, 0), "{first:?}");
+    assert_eq!(
+        (first.total, first.cap, first.newly_pending, first.eligible),
+        (40, 2, 10, 0),
+        "{first:?}"
+    );
     assert!(!first.over_cap, "nothing eligible yet: {first:?}");
     let snapshot = pending.clone();
 
@@ -330,13 +509,21 @@ async fn over_the_cap_nothing_is_deleted() {
         assert!(over.deleted.is_empty(), "{over:?}");
         assert_eq!(over.pending, 10);
         assert_eq!(pending, snapshot, "pending stays as it was");
-        assert_eq!(contents(f.dst.as_ref(), &r).await, before, "nothing deleted");
+        assert_eq!(
+            contents(f.dst.as_ref(), &r).await,
+            before,
+            "nothing deleted"
+        );
         assert_eq!(serde_json::to_value(&over).unwrap()["over_cap"], true);
     }
 
     // Exactly at the cap is allowed (dry run: nothing changes).
     let exact = run(&f, &mut pending, later, &dry(25.0)).await;
-    assert_eq!((exact.cap, exact.over_cap, exact.deleted.len()), (10, false, 10), "{exact:?}");
+    assert_eq!(
+        (exact.cap, exact.over_cap, exact.deleted.len()),
+        (10, false, 10),
+        "{exact:?}"
+    );
     assert_eq!(contents(f.dst.as_ref(), &r).await, before);
 
     let done = run(&f, &mut pending, later, &policy(50.0)).await;
@@ -344,33 +531,86 @@ async fn over_the_cap_nothing_is_deleted() {
     assert_eq!((done.cap, done.deleted.len()), (20, 10), "{done:?}");
     assert_eq!(set(&done.deleted), set(&gone));
     assert!(pending.is_empty());
-    assert_eq!(contents(f.dst.as_ref(), &r).await, contents(f.src.as_ref(), &r).await);
+    assert_eq!(
+        contents(f.dst.as_ref(), &r).await,
+        contents(f.src.as_ref(), &r).await
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deletes_go_snapshots_then_index_then_data_then_keys() {
-    let f = Fixture::synthetic(&[(FileType::Keys, 3), (FileType::Data, 12), (FileType::Index, 4), (FileType::Snapshots, 4)]).await;
+    let f = Fixture::synthetic(&[
+        (FileType::Keys, 3),
+        (FileType::Data, 12),
+        (FileType::Index, 4),
+        (FileType::Snapshots, 4),
+    ])
+    .await;
     let r = repo();
     let mut gone = Vec::new();
     // Deleted at the source in copy order, so the order cannot come from it.
-    for tpe in [FileType::Keys, FileType::Data, FileType::Index, FileType::Snapshots] {
+    for tpe in [
+        FileType::Keys,
+        FileType::Data,
+        FileType::Index,
+        FileType::Snapshots,
+    ] {
         gone.extend(f.delete_at_source(tpe, 2).await);
     }
     let target = Watched::new(f.dst.clone());
     let mut pending = Pending::new();
-    propagate_deletes(f.src.as_ref(), &target, &r, &mut pending, t0(), &policy(50.0)).await.unwrap();
-    assert!(target.deletes.lock().unwrap().is_empty(), "nothing deleted during the quarantine");
+    propagate_deletes(
+        f.src.as_ref(),
+        &target,
+        &r,
+        &mut pending,
+        t0(),
+        &policy(50.0),
+    )
+    .await
+    .unwrap();
+    assert!(
+        target.deletes.lock().unwrap().is_empty(),
+        "nothing deleted during the quarantine"
+    );
 
-    let report = propagate_deletes(f.src.as_ref(), &target, &r, &mut pending, at(HOUR), &policy(50.0)).await.unwrap();
+    let report = propagate_deletes(
+        f.src.as_ref(),
+        &target,
+        &r,
+        &mut pending,
+        at(HOUR),
+        &policy(50.0),
+    )
+    .await
+    .unwrap();
     assert!(report.is_clean(), "{report:?}");
     assert_eq!(report.deleted.len(), 8);
     let order = target.deleted_types();
-    let expected = [FileType::Snapshots, FileType::Snapshots, FileType::Index, FileType::Index, FileType::Data, FileType::Data, FileType::Keys, FileType::Keys];
+    let expected = [
+        FileType::Snapshots,
+        FileType::Snapshots,
+        FileType::Index,
+        FileType::Index,
+        FileType::Data,
+        FileType::Data,
+        FileType::Keys,
+        FileType::Keys,
+    ];
     assert_eq!(order, expected, "deleted in this order: {order:?}");
-    let asked: BTreeSet<String> = target.deletes.lock().unwrap().iter().map(ToString::to_string).collect();
+    let asked: BTreeSet<String> = target
+        .deletes
+        .lock()
+        .unwrap()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     let expected_files: BTreeSet<String> = gone.iter().map(ToString::to_string).collect();
     assert_eq!(asked, expected_files);
-    assert_eq!(contents(f.dst.as_ref(), &r).await, contents(f.src.as_ref(), &r).await);
+    assert_eq!(
+        contents(f.dst.as_ref(), &r).await,
+        contents(f.src.as_ref(), &r).await
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -382,18 +622,46 @@ async fn an_append_only_target_keeps_everything_pending() {
     gone.extend(f.delete_at_source(FileType::Data, 2).await);
     gone.extend(f.delete_at_source(FileType::Keys, 1).await);
     let before = contents(f.dst.as_ref(), &r).await;
-    let append_only = Watched { refuse: DELETE_ORDER.to_vec(), ..Watched::new(f.dst.clone()) };
+    let append_only = Watched {
+        refuse: DELETE_ORDER.to_vec(),
+        ..Watched::new(f.dst.clone())
+    };
     let mut pending = Pending::new();
-    propagate_deletes(f.src.as_ref(), &append_only, &r, &mut pending, t0(), &policy(50.0)).await.unwrap();
+    propagate_deletes(
+        f.src.as_ref(),
+        &append_only,
+        &r,
+        &mut pending,
+        t0(),
+        &policy(50.0),
+    )
+    .await
+    .unwrap();
 
-    let report = propagate_deletes(f.src.as_ref(), &append_only, &r, &mut pending, at(HOUR), &policy(50.0)).await.unwrap();
+    let report = propagate_deletes(
+        f.src.as_ref(),
+        &append_only,
+        &r,
+        &mut pending,
+        at(HOUR),
+        &policy(50.0),
+    )
+    .await
+    .unwrap();
     assert!(!report.is_clean(), "{report:?}");
     assert!(report.deleted.is_empty(), "{report:?}");
     assert_eq!(report.errors.len(), 1, "{report:?}");
     assert_eq!(report.errors[0].file, gone[0].to_string());
     assert!(report.errors[0].error.contains("append-only"), "{report:?}");
-    assert_eq!(report.skipped, vec!["index".to_owned(), "data".to_owned(), "keys".to_owned()]);
-    assert_eq!(append_only.deleted_types(), vec![FileType::Snapshots], "nothing after a failed snapshot delete is tried");
+    assert_eq!(
+        report.skipped,
+        vec!["index".to_owned(), "data".to_owned(), "keys".to_owned()]
+    );
+    assert_eq!(
+        append_only.deleted_types(),
+        vec![FileType::Snapshots],
+        "nothing after a failed snapshot delete is tried"
+    );
     assert_eq!(keys(&pending), set(&gone), "everything stays pending");
     assert!(pending.values().all(|t| *t == t0()));
     assert_eq!(contents(f.dst.as_ref(), &r).await, before);
@@ -402,7 +670,10 @@ async fn an_append_only_target_keeps_everything_pending() {
     let report = run(&f, &mut pending, at(2 * HOUR), &policy(50.0)).await;
     assert!(report.is_clean(), "{report:?}");
     assert_eq!(report.deleted, in_delete_order(gone));
-    assert_eq!(contents(f.dst.as_ref(), &r).await, contents(f.src.as_ref(), &r).await);
+    assert_eq!(
+        contents(f.dst.as_ref(), &r).await,
+        contents(f.src.as_ref(), &r).await
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -412,17 +683,41 @@ async fn a_failed_index_delete_keeps_the_packs() {
     let snaps = f.delete_at_source(FileType::Snapshots, 2).await;
     let index = f.delete_at_source(FileType::Index, 2).await;
     let packs = f.delete_at_source(FileType::Data, 3).await;
-    let target = Watched { refuse: vec![FileType::Index], ..Watched::new(f.dst.clone()) };
+    let target = Watched {
+        refuse: vec![FileType::Index],
+        ..Watched::new(f.dst.clone())
+    };
     let mut pending = Pending::new();
-    propagate_deletes(f.src.as_ref(), &target, &r, &mut pending, t0(), &policy(50.0)).await.unwrap();
+    propagate_deletes(
+        f.src.as_ref(),
+        &target,
+        &r,
+        &mut pending,
+        t0(),
+        &policy(50.0),
+    )
+    .await
+    .unwrap();
 
-    let report = propagate_deletes(f.src.as_ref(), &target, &r, &mut pending, at(HOUR), &policy(50.0)).await.unwrap();
+    let report = propagate_deletes(
+        f.src.as_ref(),
+        &target,
+        &r,
+        &mut pending,
+        at(HOUR),
+        &policy(50.0),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.deleted, snaps, "{report:?}");
     assert_eq!(report.errors.len(), 2, "both index files tried: {report:?}");
     assert_eq!(report.skipped, vec!["data".to_owned()], "{report:?}");
     assert!(!target.deleted_types().contains(&FileType::Data));
     for pack in &packs {
-        assert!(f.dst.stat(&r, &pack.file_ref()).await.unwrap().is_some(), "{pack} must stay");
+        assert!(
+            f.dst.stat(&r, &pack.file_ref()).await.unwrap().is_some(),
+            "{pack} must stay"
+        );
     }
     let mut still: Vec<FileId> = index.clone();
     still.extend(packs.iter().cloned());
@@ -445,28 +740,68 @@ async fn a_vanished_source_is_never_a_reason_to_delete() {
     for tpe in DELETE_ORDER {
         std::fs::remove_dir_all(dir.join(tpe.as_str())).unwrap();
     }
-    let err = propagate_deletes(f.src.as_ref(), f.dst.as_ref(), &r, &mut pending, at(2 * HOUR), &policy(100.0)).await.unwrap_err();
+    let err = propagate_deletes(
+        f.src.as_ref(),
+        f.dst.as_ref(),
+        &r,
+        &mut pending,
+        at(2 * HOUR),
+        &policy(100.0),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.kind, ErrorKind::SourceNotFound, "{err}");
     assert_eq!(pending, kept);
 
     // No config.
     std::fs::remove_file(dir.join("config")).unwrap();
-    let err = propagate_deletes(f.src.as_ref(), f.dst.as_ref(), &r, &mut pending, at(2 * HOUR), &policy(100.0)).await.unwrap_err();
+    let err = propagate_deletes(
+        f.src.as_ref(),
+        f.dst.as_ref(),
+        &r,
+        &mut pending,
+        at(2 * HOUR),
+        &policy(100.0),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.kind, ErrorKind::SourceNotFound, "{err}");
     assert_eq!(pending, kept);
 
     // The whole repository removed; also with nothing pending yet.
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(!f.src.repo_exists(&r).await.unwrap());
-    let err = propagate_deletes(f.src.as_ref(), f.dst.as_ref(), &r, &mut pending, at(2 * HOUR), &policy(100.0)).await.unwrap_err();
+    let err = propagate_deletes(
+        f.src.as_ref(),
+        f.dst.as_ref(),
+        &r,
+        &mut pending,
+        at(2 * HOUR),
+        &policy(100.0),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.kind, ErrorKind::SourceNotFound, "{err}");
     assert_eq!(pending, kept);
     let mut empty = Pending::new();
-    let err = propagate_deletes(f.src.as_ref(), f.dst.as_ref(), &r, &mut empty, t0(), &policy(100.0)).await.unwrap_err();
+    let err = propagate_deletes(
+        f.src.as_ref(),
+        f.dst.as_ref(),
+        &r,
+        &mut empty,
+        t0(),
+        &policy(100.0),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.kind, ErrorKind::SourceNotFound, "{err}");
     assert!(empty.is_empty());
 
-    assert_eq!(contents(f.dst.as_ref(), &r).await, before, "the target is untouched");
+    assert_eq!(
+        contents(f.dst.as_ref(), &r).await,
+        before,
+        "the target is untouched"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -479,9 +814,21 @@ async fn a_source_that_says_it_has_no_repository_is_believed() {
     let kept = pending.clone();
     // Its config and files are still readable, but the store says the
     // repository is not there: delete nothing.
-    let source = Watched { no_repo: true, ..Watched::new(f.src.clone()) };
+    let source = Watched {
+        no_repo: true,
+        ..Watched::new(f.src.clone())
+    };
     let target = Watched::new(f.dst.clone());
-    let err = propagate_deletes(&source, &target, &r, &mut pending, at(2 * HOUR), &policy(100.0)).await.unwrap_err();
+    let err = propagate_deletes(
+        &source,
+        &target,
+        &r,
+        &mut pending,
+        at(2 * HOUR),
+        &policy(100.0),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.kind, ErrorKind::SourceNotFound, "{err}");
     assert_eq!(pending, kept);
     assert!(target.deletes.lock().unwrap().is_empty());
@@ -495,9 +842,21 @@ async fn a_source_wiped_while_it_is_listed_deletes_nothing() {
     let mut pending = Pending::new();
     run(&f, &mut pending, t0(), &policy(100.0)).await;
     let kept = pending.clone();
-    let source = Watched { lose_config: true, ..Watched::new(f.src.clone()) };
+    let source = Watched {
+        lose_config: true,
+        ..Watched::new(f.src.clone())
+    };
     let target = Watched::new(f.dst.clone());
-    let err = propagate_deletes(&source, &target, &r, &mut pending, at(2 * HOUR), &policy(100.0)).await.unwrap_err();
+    let err = propagate_deletes(
+        &source,
+        &target,
+        &r,
+        &mut pending,
+        at(2 * HOUR),
+        &policy(100.0),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.kind, ErrorKind::SourceNotFound, "{err}");
     assert_eq!(pending, kept);
     assert!(target.deletes.lock().unwrap().is_empty());
@@ -509,14 +868,38 @@ async fn a_file_already_gone_at_the_target_counts_as_deleted() {
     let r = repo();
     let mut gone = f.delete_at_source(FileType::Snapshots, 1).await;
     gone.extend(f.delete_at_source(FileType::Data, 2).await);
-    let target = Watched { gone_first: true, ..Watched::new(f.dst.clone()) };
+    let target = Watched {
+        gone_first: true,
+        ..Watched::new(f.dst.clone())
+    };
     let mut pending = Pending::new();
-    propagate_deletes(f.src.as_ref(), &target, &r, &mut pending, t0(), &policy(50.0)).await.unwrap();
-    let report = propagate_deletes(f.src.as_ref(), &target, &r, &mut pending, at(HOUR), &policy(50.0)).await.unwrap();
+    propagate_deletes(
+        f.src.as_ref(),
+        &target,
+        &r,
+        &mut pending,
+        t0(),
+        &policy(50.0),
+    )
+    .await
+    .unwrap();
+    let report = propagate_deletes(
+        f.src.as_ref(),
+        &target,
+        &r,
+        &mut pending,
+        at(HOUR),
+        &policy(50.0),
+    )
+    .await
+    .unwrap();
     assert!(report.is_clean(), "NotFound is not an error: {report:?}");
     assert_eq!(report.deleted, in_delete_order(gone));
     assert!(pending.is_empty(), "{pending:?}");
-    assert_eq!(contents(f.dst.as_ref(), &r).await, contents(f.src.as_ref(), &r).await);
+    assert_eq!(
+        contents(f.dst.as_ref(), &r).await,
+        contents(f.src.as_ref(), &r).await
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -533,23 +916,48 @@ async fn another_repository_at_either_side_is_refused() {
     let src_config = repo_dir(&f.src_root(), &r).join("config");
     let original = std::fs::read(&src_config).unwrap();
     std::fs::write(&src_config, random_bytes(155)).unwrap();
-    let err = propagate_deletes(f.src.as_ref(), f.dst.as_ref(), &r, &mut pending, at(2 * HOUR), &policy(100.0)).await.unwrap_err();
+    let err = propagate_deletes(
+        f.src.as_ref(),
+        f.dst.as_ref(),
+        &r,
+        &mut pending,
+        at(2 * HOUR),
+        &policy(100.0),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.kind, ErrorKind::ConfigMismatch, "{err}");
     assert_eq!(pending, kept);
     std::fs::write(&src_config, original).unwrap();
 
     // The target has no config: its identity cannot be confirmed.
     std::fs::remove_file(repo_dir(&f.dst_root(), &r).join("config")).unwrap();
-    let err = propagate_deletes(f.src.as_ref(), f.dst.as_ref(), &r, &mut pending, at(2 * HOUR), &policy(100.0)).await.unwrap_err();
+    let err = propagate_deletes(
+        f.src.as_ref(),
+        f.dst.as_ref(),
+        &r,
+        &mut pending,
+        at(2 * HOUR),
+        &policy(100.0),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.kind, ErrorKind::ConfigMismatch, "{err}");
     assert_eq!(pending, kept);
     let mut without_config = before.clone();
     without_config.remove("config");
-    assert_eq!(named_contents(f.dst.as_ref(), &r).await, without_config, "nothing deleted");
+    assert_eq!(
+        named_contents(f.dst.as_ref(), &r).await,
+        without_config,
+        "nothing deleted"
+    );
 }
 
 /// [`contents`] without `config` (for a repository that has none).
-async fn named_contents(store: &dyn Store, repo: &RepoPath) -> std::collections::BTreeMap<String, Vec<u8>> {
+async fn named_contents(
+    store: &dyn Store,
+    repo: &RepoPath,
+) -> std::collections::BTreeMap<String, Vec<u8>> {
     let mut out = std::collections::BTreeMap::new();
     for tpe in DELETE_ORDER {
         for name in names(store, repo, tpe).await {
@@ -571,12 +979,36 @@ async fn a_failing_listing_deletes_nothing() {
     let before = contents(f.dst.as_ref(), &r).await;
 
     for tpe in DELETE_ORDER {
-        let source = Watched { fail_list: Some(tpe), ..Watched::new(f.src.clone()) };
-        let err = propagate_deletes(&source, f.dst.as_ref(), &r, &mut pending, at(2 * HOUR), &policy(100.0)).await.unwrap_err();
+        let source = Watched {
+            fail_list: Some(tpe),
+            ..Watched::new(f.src.clone())
+        };
+        let err = propagate_deletes(
+            &source,
+            f.dst.as_ref(),
+            &r,
+            &mut pending,
+            at(2 * HOUR),
+            &policy(100.0),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err.kind, ErrorKind::Store, "{err}");
         assert!(err.to_string().contains("listing failed"), "{err}");
-        let target = Watched { fail_list: Some(tpe), ..Watched::new(f.dst.clone()) };
-        let err = propagate_deletes(f.src.as_ref(), &target, &r, &mut pending, at(2 * HOUR), &policy(100.0)).await.unwrap_err();
+        let target = Watched {
+            fail_list: Some(tpe),
+            ..Watched::new(f.dst.clone())
+        };
+        let err = propagate_deletes(
+            f.src.as_ref(),
+            &target,
+            &r,
+            &mut pending,
+            at(2 * HOUR),
+            &policy(100.0),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err.kind, ErrorKind::Store, "{err}");
         assert!(target.deletes.lock().unwrap().is_empty());
         assert_eq!(pending, kept);
@@ -594,8 +1026,15 @@ async fn dry_run_changes_nothing() {
 
     let report = run(&f, &mut pending, t0(), &dry(50.0)).await;
     assert!(report.dry_run);
-    assert_eq!((report.newly_pending, report.pending), (3, 3), "what a real run would do: {report:?}");
-    assert!(pending.is_empty(), "a dry run does not touch pending: {pending:?}");
+    assert_eq!(
+        (report.newly_pending, report.pending),
+        (3, 3),
+        "what a real run would do: {report:?}"
+    );
+    assert!(
+        pending.is_empty(),
+        "a dry run does not touch pending: {pending:?}"
+    );
 
     run(&f, &mut pending, t0(), &policy(50.0)).await;
     let kept = pending.clone();
@@ -605,7 +1044,11 @@ async fn dry_run_changes_nothing() {
     assert_eq!(report.deleted, gone, "would delete: {report:?}");
     assert_eq!((report.eligible, report.pending), (3, 0), "{report:?}");
     assert_eq!(pending, kept);
-    assert_eq!(contents(f.dst.as_ref(), &r).await, before, "nothing deleted");
+    assert_eq!(
+        contents(f.dst.as_ref(), &r).await,
+        before,
+        "nothing deleted"
+    );
 
     // A dry run over the cap says so and still changes nothing.
     let report = run(&f, &mut pending, at(HOUR), &dry(1.0)).await;
@@ -624,11 +1067,31 @@ async fn a_bad_cap_is_rejected() {
     let gone = f.delete_at_source(FileType::Data, 1).await;
     let mut pending = Pending::new();
     pending.insert(gone[0].clone(), t0());
-    for bad in [0.0, -5.0, 100.000_1, 1e9, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
-        let err = propagate_deletes(f.src.as_ref(), f.dst.as_ref(), &r, &mut pending, at(2 * HOUR), &policy(bad)).await.unwrap_err();
+    for bad in [
+        0.0,
+        -5.0,
+        100.000_1,
+        1e9,
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    ] {
+        let err = propagate_deletes(
+            f.src.as_ref(),
+            f.dst.as_ref(),
+            &r,
+            &mut pending,
+            at(2 * HOUR),
+            &policy(bad),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidOptions, "{bad}: {err}");
         assert_eq!(pending.len(), 1);
-        assert!(f.dst.stat(&r, &gone[0].file_ref()).await.unwrap().is_some(), "{bad}");
+        assert!(
+            f.dst.stat(&r, &gone[0].file_ref()).await.unwrap().is_some(),
+            "{bad}"
+        );
     }
     let ok = run(&f, &mut pending, at(2 * HOUR), &policy(100.0)).await;
     assert_eq!(ok.deleted, gone, "{ok:?}");
@@ -642,24 +1105,45 @@ async fn a_restic_prune_reaches_the_target_and_restic_reads_it() {
     std::fs::create_dir_all(tmp.path().join("dst")).unwrap();
     let dst = LocalStore::new(tmp.path().join("dst")).unwrap();
     let opts = MirrorOptions::default();
-    assert!(mirror_repo(src.as_ref(), &dst, &r, &opts).await.unwrap().is_complete());
+    assert!(mirror_repo(src.as_ref(), &dst, &r, &opts)
+        .await
+        .unwrap()
+        .is_complete());
 
     let src_dir = repo_dir(&tmp.path().join("src"), &r);
     restic(&src_dir, &["forget", "--keep-last", "1", "--prune"]);
-    assert!(mirror_repo(src.as_ref(), &dst, &r, &opts).await.unwrap().is_complete());
+    assert!(mirror_repo(src.as_ref(), &dst, &r, &opts)
+        .await
+        .unwrap()
+        .is_complete());
 
     let mut pending = Pending::new();
-    let first = propagate_deletes(src.as_ref(), &dst, &r, &mut pending, t0(), &policy(100.0)).await.unwrap();
-    assert!(first.newly_pending >= 2, "at least a snapshot and an index file: {first:?}");
+    let first = propagate_deletes(src.as_ref(), &dst, &r, &mut pending, t0(), &policy(100.0))
+        .await
+        .unwrap();
+    assert!(
+        first.newly_pending >= 2,
+        "at least a snapshot and an index file: {first:?}"
+    );
     assert!(first.deleted.is_empty());
-    let done = propagate_deletes(src.as_ref(), &dst, &r, &mut pending, at(HOUR), &policy(100.0)).await.unwrap();
+    let done = propagate_deletes(
+        src.as_ref(),
+        &dst,
+        &r,
+        &mut pending,
+        at(HOUR),
+        &policy(100.0),
+    )
+    .await
+    .unwrap();
     assert!(done.is_clean(), "{done:?}");
     assert_eq!(done.deleted.len(), first.newly_pending);
     assert!(pending.is_empty());
     assert_eq!(contents(&dst, &r).await, contents(src.as_ref(), &r).await);
 
     let dst_dir = repo_dir(&tmp.path().join("dst"), &r);
-    let snapshots: serde_json::Value = serde_json::from_str(&restic(&dst_dir, &["snapshots", "--json"])).unwrap();
+    let snapshots: serde_json::Value =
+        serde_json::from_str(&restic(&dst_dir, &["snapshots", "--json"])).unwrap();
     assert_eq!(snapshots.as_array().unwrap().len(), 1, "{snapshots}");
     restic(&dst_dir, &["check", "--read-data"]);
 }

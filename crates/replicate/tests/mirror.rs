@@ -6,7 +6,9 @@ mod common;
 
 use std::{sync::Arc, time::Instant};
 
-use bulwark_replicate::{mirror_repo, repair, verify_sample, ErrorKind, FileId, MirrorOptions, Sample};
+use bulwark_replicate::{
+    mirror_repo, repair, verify_sample, ErrorKind, FileId, MirrorOptions, Sample,
+};
 use bulwark_store::{local::LocalStore, scrub_repo, FileRef, FileType, Store};
 use common::*;
 
@@ -33,7 +35,10 @@ impl Fixture {
 }
 
 fn opts() -> MirrorOptions {
-    MirrorOptions { retry_delay: std::time::Duration::from_millis(10), ..MirrorOptions::default() }
+    MirrorOptions {
+        retry_delay: std::time::Duration::from_millis(10),
+        ..MirrorOptions::default()
+    }
 }
 
 #[test]
@@ -54,26 +59,62 @@ async fn local_to_local_copies_everything_then_nothing() {
     let r = repo();
     // A lock at the source must never be copied.
     let lock = b"{\"hostname\":\"test\"}".to_vec();
-    f.src.save(&r, &FileRef::Named(FileType::Locks, name_of(&lock)), body(&lock), u64::MAX).await.unwrap();
+    f.src
+        .save(
+            &r,
+            &FileRef::Named(FileType::Locks, name_of(&lock)),
+            body(&lock),
+            u64::MAX,
+        )
+        .await
+        .unwrap();
 
     let total = count_named(f.src.as_ref(), &r).await;
-    let report = mirror_repo(f.src.as_ref(), f.dst.as_ref(), &r, &opts()).await.unwrap();
+    let report = mirror_repo(f.src.as_ref(), f.dst.as_ref(), &r, &opts())
+        .await
+        .unwrap();
     assert!(report.is_complete(), "{report:?}");
     assert!(report.config_copied);
     assert_eq!(report.copied_files(), total);
     assert_eq!(report.present_files(), 0);
-    for tpe in [FileType::Keys, FileType::Data, FileType::Index, FileType::Snapshots] {
-        assert_eq!(report.get(tpe).copied, f.src.list(&r, tpe).await.unwrap().len() as u64, "{tpe}");
+    for tpe in [
+        FileType::Keys,
+        FileType::Data,
+        FileType::Index,
+        FileType::Snapshots,
+    ] {
+        assert_eq!(
+            report.get(tpe).copied,
+            f.src.list(&r, tpe).await.unwrap().len() as u64,
+            "{tpe}"
+        );
     }
-    assert!(report.copied_bytes() > 7_000_000 || !restic_available(), "{report:?}");
-    assert_eq!(contents(f.dst.as_ref(), &r).await, contents(f.src.as_ref(), &r).await);
-    assert!(f.dst.list(&r, FileType::Locks).await.unwrap().is_empty(), "locks must not be copied");
-    assert!(scrub_repo(f.dst.as_ref(), &r, None).await.unwrap().is_clean());
+    assert!(
+        report.copied_bytes() > 7_000_000 || !restic_available(),
+        "{report:?}"
+    );
+    assert_eq!(
+        contents(f.dst.as_ref(), &r).await,
+        contents(f.src.as_ref(), &r).await
+    );
+    assert!(
+        f.dst.list(&r, FileType::Locks).await.unwrap().is_empty(),
+        "locks must not be copied"
+    );
+    assert!(scrub_repo(f.dst.as_ref(), &r, None)
+        .await
+        .unwrap()
+        .is_clean());
 
     let json = serde_json::to_value(&report).unwrap();
-    assert!(json["types"]["data"]["copied"].as_u64().unwrap() > 0, "{json}");
+    assert!(
+        json["types"]["data"]["copied"].as_u64().unwrap() > 0,
+        "{json}"
+    );
 
-    let again = mirror_repo(f.src.as_ref(), f.dst.as_ref(), &r, &opts()).await.unwrap();
+    let again = mirror_repo(f.src.as_ref(), f.dst.as_ref(), &r, &opts())
+        .await
+        .unwrap();
     assert!(again.is_complete(), "{again:?}");
     assert!(!again.config_copied);
     assert_eq!(again.copied_files(), 0);
@@ -82,10 +123,23 @@ async fn local_to_local_copies_everything_then_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restic_reads_the_mirror() {
-    assert!(restic_available(), "restic 0.14 must be installed (scripts/test.sh installs it)");
+    assert!(
+        restic_available(),
+        "restic 0.14 must be installed (scripts/test.sh installs it)"
+    );
     let f = Fixture::new().await;
     let r = repo();
-    let report = mirror_repo(f.src.as_ref(), f.dst.as_ref(), &r, &MirrorOptions { parallel: 8, ..opts() }).await.unwrap();
+    let report = mirror_repo(
+        f.src.as_ref(),
+        f.dst.as_ref(),
+        &r,
+        &MirrorOptions {
+            parallel: 8,
+            ..opts()
+        },
+    )
+    .await
+    .unwrap();
     assert!(report.is_complete(), "{report:?}");
     let dir = repo_dir(&f.dst_root(), &r);
     let snapshots = restic(&dir, &["snapshots", "--json"]);
@@ -99,7 +153,17 @@ async fn dry_run_copies_nothing() {
     let f = Fixture::new().await;
     let r = repo();
     let total = count_named(f.src.as_ref(), &r).await;
-    let report = mirror_repo(f.src.as_ref(), f.dst.as_ref(), &r, &MirrorOptions { dry_run: true, ..opts() }).await.unwrap();
+    let report = mirror_repo(
+        f.src.as_ref(),
+        f.dst.as_ref(),
+        &r,
+        &MirrorOptions {
+            dry_run: true,
+            ..opts()
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(report.copied_files(), total);
     assert!(report.config_copied);
     assert!(!f.dst.repo_exists(&r).await.unwrap());
@@ -113,26 +177,56 @@ async fn interrupted_run_resumes_with_what_is_missing() {
     assert!(f.src.list(&r, FileType::Data).await.unwrap().len() >= 2);
     // Saves: config, the key, one pack; then every upload breaks midway.
     let faulty = Faulty::new(f.dst.clone(), 3, usize::MAX, false);
-    let first = mirror_repo(f.src.as_ref(), &faulty, &r, &MirrorOptions { parallel: 1, retries: 1, ..opts() }).await.unwrap();
+    let first = mirror_repo(
+        f.src.as_ref(),
+        &faulty,
+        &r,
+        &MirrorOptions {
+            parallel: 1,
+            retries: 1,
+            ..opts()
+        },
+    )
+    .await
+    .unwrap();
     assert!(!first.is_complete());
     assert_eq!(first.get(FileType::Keys).copied, 1, "{first:?}");
     assert_eq!(first.get(FileType::Data).copied, 1, "{first:?}");
     assert!(!first.errors.is_empty(), "{first:?}");
-    assert!(first.errors[0].error.contains("simulated crash"), "{first:?}");
-    assert_eq!(first.skipped_phases, vec!["index".to_owned(), "snapshots".to_owned()]);
+    assert!(
+        first.errors[0].error.contains("simulated crash"),
+        "{first:?}"
+    );
+    assert_eq!(
+        first.skipped_phases,
+        vec!["index".to_owned(), "snapshots".to_owned()]
+    );
     // The target is consistent: only complete files, no index or snapshot
     // ahead of its packs, no temporary files listed.
     assert!(f.dst.list(&r, FileType::Index).await.unwrap().is_empty());
-    assert!(f.dst.list(&r, FileType::Snapshots).await.unwrap().is_empty());
+    assert!(f
+        .dst
+        .list(&r, FileType::Snapshots)
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(f.dst.list(&r, FileType::Data).await.unwrap().len(), 1);
-    assert!(scrub_repo(f.dst.as_ref(), &r, None).await.unwrap().is_clean());
+    assert!(scrub_repo(f.dst.as_ref(), &r, None)
+        .await
+        .unwrap()
+        .is_clean());
 
-    let second = mirror_repo(f.src.as_ref(), f.dst.as_ref(), &r, &opts()).await.unwrap();
+    let second = mirror_repo(f.src.as_ref(), f.dst.as_ref(), &r, &opts())
+        .await
+        .unwrap();
     assert!(second.is_complete(), "{second:?}");
     assert!(!second.config_copied);
     assert_eq!(second.copied_files(), total - 2);
     assert_eq!(second.present_files(), 2);
-    assert_eq!(contents(f.dst.as_ref(), &r).await, contents(f.src.as_ref(), &r).await);
+    assert_eq!(
+        contents(f.dst.as_ref(), &r).await,
+        contents(f.src.as_ref(), &r).await
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,17 +235,45 @@ async fn a_failed_upload_is_retried() {
     let r = repo();
     // Saves 1 and 2 (the key, then the first pack) break once each.
     let flaky = Faulty::new(f.dst.clone(), 1, 2, false);
-    let report = mirror_repo(f.src.as_ref(), &flaky, &r, &MirrorOptions { parallel: 1, ..opts() }).await.unwrap();
+    let report = mirror_repo(
+        f.src.as_ref(),
+        &flaky,
+        &r,
+        &MirrorOptions {
+            parallel: 1,
+            ..opts()
+        },
+    )
+    .await
+    .unwrap();
     assert!(report.is_complete(), "{report:?}");
     assert_eq!(report.copied_files(), count_named(f.src.as_ref(), &r).await);
-    assert_eq!(contents(f.dst.as_ref(), &r).await, contents(f.src.as_ref(), &r).await);
+    assert_eq!(
+        contents(f.dst.as_ref(), &r).await,
+        contents(f.src.as_ref(), &r).await
+    );
 
     // Without retries the same faults are errors.
     let g = Fixture::new().await;
     let flaky = Faulty::new(g.dst.clone(), 1, 1, false);
-    let report = mirror_repo(g.src.as_ref(), &flaky, &r, &MirrorOptions { parallel: 1, retries: 0, ..opts() }).await.unwrap();
+    let report = mirror_repo(
+        g.src.as_ref(),
+        &flaky,
+        &r,
+        &MirrorOptions {
+            parallel: 1,
+            retries: 0,
+            ..opts()
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(report.errors.len(), 1, "{report:?}");
-    assert_eq!(report.skipped_phases.len(), 3, "a failed key stops everything after it: {report:?}");
+    assert_eq!(
+        report.skipped_phases.len(),
+        3,
+        "a failed key stops everything after it: {report:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,8 +284,16 @@ async fn corrupt_source_pack_is_reported_not_copied() {
     let bad = packs[0].clone();
     flip_byte(&file_path(&f.src_root(), &r, FileType::Data, &bad), 1000);
 
-    let report = mirror_repo(f.src.as_ref(), f.dst.as_ref(), &r, &opts()).await.unwrap();
-    assert_eq!(report.corrupt_source, vec![FileId { tpe: FileType::Data, name: bad.clone() }]);
+    let report = mirror_repo(f.src.as_ref(), f.dst.as_ref(), &r, &opts())
+        .await
+        .unwrap();
+    assert_eq!(
+        report.corrupt_source,
+        vec![FileId {
+            tpe: FileType::Data,
+            name: bad.clone()
+        }]
+    );
     assert!(report.errors.is_empty(), "{report:?}");
     assert!(!report.is_complete());
     assert_eq!(report.get(FileType::Data).copied, packs.len() as u64 - 1);
@@ -171,13 +301,21 @@ async fn corrupt_source_pack_is_reported_not_copied() {
     assert!(!copied.contains(&bad));
     assert_eq!(copied.len(), packs.len() - 1);
     // The rest went on: index and snapshots are there.
-    assert_eq!(names(f.dst.as_ref(), &r, FileType::Snapshots).await, names(f.src.as_ref(), &r, FileType::Snapshots).await);
-    assert!(scrub_repo(f.dst.as_ref(), &r, None).await.unwrap().is_clean());
+    assert_eq!(
+        names(f.dst.as_ref(), &r, FileType::Snapshots).await,
+        names(f.src.as_ref(), &r, FileType::Snapshots).await
+    );
+    assert!(scrub_repo(f.dst.as_ref(), &r, None)
+        .await
+        .unwrap()
+        .is_clean());
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["corrupt_source"][0], format!("data/{bad}"));
 
     // Reported again next time, still not copied.
-    let again = mirror_repo(f.src.as_ref(), f.dst.as_ref(), &r, &opts()).await.unwrap();
+    let again = mirror_repo(f.src.as_ref(), f.dst.as_ref(), &r, &opts())
+        .await
+        .unwrap();
     assert_eq!(again.corrupt_source.len(), 1);
     assert_eq!(again.copied_files(), 0);
 }
@@ -186,42 +324,73 @@ async fn corrupt_source_pack_is_reported_not_copied() {
 async fn never_deletes_at_the_target() {
     let f = Fixture::new().await;
     let r = repo();
-    mirror_repo(f.src.as_ref(), f.dst.as_ref(), &r, &opts()).await.unwrap();
+    mirror_repo(f.src.as_ref(), f.dst.as_ref(), &r, &opts())
+        .await
+        .unwrap();
     let before = contents(f.dst.as_ref(), &r).await;
     let snap = names(f.src.as_ref(), &r, FileType::Snapshots).await[0].clone();
     let pack = names(f.src.as_ref(), &r, FileType::Data).await[0].clone();
-    f.src.delete(&r, &FileRef::Named(FileType::Snapshots, snap.clone())).await.unwrap();
+    f.src
+        .delete(&r, &FileRef::Named(FileType::Snapshots, snap.clone()))
+        .await
+        .unwrap();
     std::fs::remove_file(file_path(&f.src_root(), &r, FileType::Data, &pack)).unwrap();
 
-    let report = mirror_repo(f.src.as_ref(), f.dst.as_ref(), &r, &opts()).await.unwrap();
+    let report = mirror_repo(f.src.as_ref(), f.dst.as_ref(), &r, &opts())
+        .await
+        .unwrap();
     assert!(report.is_complete(), "{report:?}");
     assert_eq!(report.copied_files(), 0);
     assert_eq!(contents(f.dst.as_ref(), &r).await, before);
-    assert!(names(f.dst.as_ref(), &r, FileType::Snapshots).await.contains(&snap));
-    assert!(names(f.dst.as_ref(), &r, FileType::Data).await.contains(&pack));
+    assert!(names(f.dst.as_ref(), &r, FileType::Snapshots)
+        .await
+        .contains(&snap));
+    assert!(names(f.dst.as_ref(), &r, FileType::Data)
+        .await
+        .contains(&pack));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_different_config_is_refused() {
     let f = Fixture::new().await;
     let r = repo();
-    mirror_repo(f.src.as_ref(), f.dst.as_ref(), &r, &opts()).await.unwrap();
+    mirror_repo(f.src.as_ref(), f.dst.as_ref(), &r, &opts())
+        .await
+        .unwrap();
     let before = contents(f.dst.as_ref(), &r).await;
 
     let other = make_repo(&f.tmp.path().join("other"), &r).await;
-    let err = mirror_repo(other.as_ref(), f.dst.as_ref(), &r, &opts()).await.unwrap_err();
+    let err = mirror_repo(other.as_ref(), f.dst.as_ref(), &r, &opts())
+        .await
+        .unwrap_err();
     assert_eq!(err.kind, ErrorKind::ConfigMismatch, "{err}");
     assert!(err.to_string().contains("different repositories"), "{err}");
-    assert_eq!(contents(f.dst.as_ref(), &r).await, before, "nothing may be copied or overwritten");
+    assert_eq!(
+        contents(f.dst.as_ref(), &r).await,
+        before,
+        "nothing may be copied or overwritten"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_source_and_bad_options_are_errors() {
     let f = Fixture::new().await;
     let nobody = bulwark_store::RepoPath::parse("nobody").unwrap();
-    let err = mirror_repo(f.src.as_ref(), f.dst.as_ref(), &nobody, &opts()).await.unwrap_err();
+    let err = mirror_repo(f.src.as_ref(), f.dst.as_ref(), &nobody, &opts())
+        .await
+        .unwrap_err();
     assert_eq!(err.kind, ErrorKind::SourceNotFound, "{err}");
-    let err = mirror_repo(f.src.as_ref(), f.dst.as_ref(), &repo(), &MirrorOptions { bandwidth: Some(0), ..opts() }).await.unwrap_err();
+    let err = mirror_repo(
+        f.src.as_ref(),
+        f.dst.as_ref(),
+        &repo(),
+        &MirrorOptions {
+            bandwidth: Some(0),
+            ..opts()
+        },
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.kind, ErrorKind::InvalidOptions, "{err}");
 }
 
@@ -231,15 +400,37 @@ async fn bandwidth_limit_slows_the_copy() {
     let r = repo();
     let bytes: u64 = {
         let mut n = 0;
-        for tpe in [FileType::Keys, FileType::Data, FileType::Index, FileType::Snapshots] {
-            n += f.src.list(&r, tpe).await.unwrap().iter().map(|e| e.size).sum::<u64>();
+        for tpe in [
+            FileType::Keys,
+            FileType::Data,
+            FileType::Index,
+            FileType::Snapshots,
+        ] {
+            n += f
+                .src
+                .list(&r, tpe)
+                .await
+                .unwrap()
+                .iter()
+                .map(|e| e.size)
+                .sum::<u64>();
         }
         n
     };
     // Aim for about one second.
     let rate = bytes.max(4);
     let start = Instant::now();
-    let report = mirror_repo(f.src.as_ref(), f.dst.as_ref(), &r, &MirrorOptions { bandwidth: Some(rate), ..opts() }).await.unwrap();
+    let report = mirror_repo(
+        f.src.as_ref(),
+        f.dst.as_ref(),
+        &r,
+        &MirrorOptions {
+            bandwidth: Some(rate),
+            ..opts()
+        },
+    )
+    .await
+    .unwrap();
     let took = start.elapsed().as_secs_f64();
     assert!(report.is_complete());
     assert_eq!(report.copied_bytes(), bytes);
@@ -250,8 +441,12 @@ async fn bandwidth_limit_slows_the_copy() {
 async fn verify_finds_corruption_and_repair_fixes_it() {
     let f = Fixture::new().await;
     let r = repo();
-    mirror_repo(f.src.as_ref(), f.dst.as_ref(), &r, &opts()).await.unwrap();
-    let clean = verify_sample(f.dst.as_ref(), &r, Sample::All, 7).await.unwrap();
+    mirror_repo(f.src.as_ref(), f.dst.as_ref(), &r, &opts())
+        .await
+        .unwrap();
+    let clean = verify_sample(f.dst.as_ref(), &r, Sample::All, 7)
+        .await
+        .unwrap();
     assert!(clean.is_clean(), "{clean:?}");
     assert_eq!(clean.checked, count_named(f.dst.as_ref(), &r).await);
 
@@ -263,35 +458,73 @@ async fn verify_finds_corruption_and_repair_fixes_it() {
     std::fs::write(&snap_path, &content[..content.len() / 2]).unwrap();
 
     // Even a sample of no packs checks every snapshot.
-    let none = verify_sample(f.dst.as_ref(), &r, Sample::Count(0), 7).await.unwrap();
+    let none = verify_sample(f.dst.as_ref(), &r, Sample::Count(0), 7)
+        .await
+        .unwrap();
     assert_eq!(none.data_sampled, 0);
-    assert_eq!(none.corrupt, vec![FileId { tpe: FileType::Snapshots, name: snap.clone() }]);
+    assert_eq!(
+        none.corrupt,
+        vec![FileId {
+            tpe: FileType::Snapshots,
+            name: snap.clone()
+        }]
+    );
     // The same seed picks the same packs.
-    let a = verify_sample(f.dst.as_ref(), &r, Sample::Fraction(0.5), 3).await.unwrap();
-    let b = verify_sample(f.dst.as_ref(), &r, Sample::Fraction(0.5), 3).await.unwrap();
-    assert_eq!((a.checked, a.bytes, &a.corrupt), (b.checked, b.bytes, &b.corrupt));
+    let a = verify_sample(f.dst.as_ref(), &r, Sample::Fraction(0.5), 3)
+        .await
+        .unwrap();
+    let b = verify_sample(f.dst.as_ref(), &r, Sample::Fraction(0.5), 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        (a.checked, a.bytes, &a.corrupt),
+        (b.checked, b.bytes, &b.corrupt)
+    );
 
-    let found = verify_sample(f.dst.as_ref(), &r, Sample::All, 7).await.unwrap();
-    let mut expected = vec![FileId { tpe: FileType::Data, name: pack.clone() }, FileId { tpe: FileType::Snapshots, name: snap.clone() }];
+    let found = verify_sample(f.dst.as_ref(), &r, Sample::All, 7)
+        .await
+        .unwrap();
+    let mut expected = vec![
+        FileId {
+            tpe: FileType::Data,
+            name: pack.clone(),
+        },
+        FileId {
+            tpe: FileType::Snapshots,
+            name: snap.clone(),
+        },
+    ];
     expected.sort();
     assert_eq!(found.corrupt, expected);
     assert!(!found.is_clean());
 
     // A target that refuses deletes cannot be repaired: reported.
     let append_only = Faulty::new(f.dst.clone(), 0, 0, true);
-    let refused = repair(f.src.as_ref(), &append_only, &r, &found, &opts()).await.unwrap();
+    let refused = repair(f.src.as_ref(), &append_only, &r, &found, &opts())
+        .await
+        .unwrap();
     assert_eq!(refused.undeletable.len(), 2, "{refused:?}");
     assert!(refused.recopied.is_empty());
     assert!(!refused.is_complete());
 
-    let fixed = repair(f.src.as_ref(), f.dst.as_ref(), &r, &found, &opts()).await.unwrap();
+    let fixed = repair(f.src.as_ref(), f.dst.as_ref(), &r, &found, &opts())
+        .await
+        .unwrap();
     assert!(fixed.is_complete(), "{fixed:?}");
     assert_eq!(fixed.recopied.len(), 2);
-    assert!(verify_sample(f.dst.as_ref(), &r, Sample::All, 7).await.unwrap().is_clean());
-    assert_eq!(contents(f.dst.as_ref(), &r).await, contents(f.src.as_ref(), &r).await);
+    assert!(verify_sample(f.dst.as_ref(), &r, Sample::All, 7)
+        .await
+        .unwrap()
+        .is_clean());
+    assert_eq!(
+        contents(f.dst.as_ref(), &r).await,
+        contents(f.src.as_ref(), &r).await
+    );
 
     // Repairing again finds them intact and touches nothing.
-    let again = repair(f.src.as_ref(), f.dst.as_ref(), &r, &found, &opts()).await.unwrap();
+    let again = repair(f.src.as_ref(), f.dst.as_ref(), &r, &found, &opts())
+        .await
+        .unwrap();
     assert_eq!(again.intact.len(), 2);
     assert!(again.recopied.is_empty());
 }
@@ -300,14 +533,24 @@ async fn verify_finds_corruption_and_repair_fixes_it() {
 async fn repair_refuses_to_copy_a_source_that_is_corrupt_too() {
     let f = Fixture::new().await;
     let r = repo();
-    mirror_repo(f.src.as_ref(), f.dst.as_ref(), &r, &opts()).await.unwrap();
+    mirror_repo(f.src.as_ref(), f.dst.as_ref(), &r, &opts())
+        .await
+        .unwrap();
     let pack = names(f.dst.as_ref(), &r, FileType::Data).await[0].clone();
     flip_byte(&file_path(&f.dst_root(), &r, FileType::Data, &pack), 5);
     flip_byte(&file_path(&f.src_root(), &r, FileType::Data, &pack), 9);
-    let found = verify_sample(f.dst.as_ref(), &r, Sample::All, 1).await.unwrap();
-    let fixed = repair(f.src.as_ref(), f.dst.as_ref(), &r, &found, &opts()).await.unwrap();
+    let found = verify_sample(f.dst.as_ref(), &r, Sample::All, 1)
+        .await
+        .unwrap();
+    let fixed = repair(f.src.as_ref(), f.dst.as_ref(), &r, &found, &opts())
+        .await
+        .unwrap();
     assert_eq!(fixed.unrepairable.len(), 1, "{fixed:?}");
-    assert!(fixed.unrepairable[0].error.contains("corrupt at the source"));
+    assert!(fixed.unrepairable[0]
+        .error
+        .contains("corrupt at the source"));
     // The corrupt target copy was deleted; nothing corrupt was stored.
-    assert!(!names(f.dst.as_ref(), &r, FileType::Data).await.contains(&pack));
+    assert!(!names(f.dst.as_ref(), &r, FileType::Data)
+        .await
+        .contains(&pack));
 }

@@ -33,7 +33,11 @@ impl Drop for Moto {
 
 impl Moto {
     fn start() -> Moto {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let bin = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".to_owned());
         let child = Command::new(&bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -42,14 +46,19 @@ impl Moto {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {bin} (install it with `pip install 'moto[server]'`): {e}"));
+            .unwrap_or_else(|e| {
+                panic!("cannot start {bin} (install it with `pip install 'moto[server]'`): {e}")
+            });
         let mut moto = Moto { child, port };
         let deadline = Instant::now() + Duration::from_secs(60);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Ok(Some(status)) = moto.child.try_wait() {
                 panic!("{bin} exited early: {status}");
             }
-            assert!(Instant::now() < deadline, "moto_server did not start listening on port {port}");
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not start listening on port {port}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         while moto.http("PUT", "/mirror").is_err() {
@@ -66,7 +75,10 @@ impl Moto {
         let mut response = Vec::new();
         conn.read_to_end(&mut response)?;
         let text = String::from_utf8_lossy(&response);
-        text.split(' ').nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| std::io::Error::other(format!("bad response: {text}")))
+        text.split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| std::io::Error::other(format!("bad response: {text}")))
     }
 
     fn store(&self) -> S3Store {
@@ -91,17 +103,23 @@ async fn local_to_s3_mirror_verify_repair() {
     let dst = moto.store();
 
     let total = count_named(src.as_ref(), &r).await;
-    let report = mirror_repo(src.as_ref(), &dst, &r, &MirrorOptions::default()).await.unwrap();
+    let report = mirror_repo(src.as_ref(), &dst, &r, &MirrorOptions::default())
+        .await
+        .unwrap();
     assert!(report.is_complete(), "{report:?}");
     assert_eq!(report.copied_files(), total);
     assert!(!report.target.contains("test-secret"));
     assert_eq!(contents(&dst, &r).await, contents(src.as_ref(), &r).await);
 
-    let again = mirror_repo(src.as_ref(), &dst, &r, &MirrorOptions::default()).await.unwrap();
+    let again = mirror_repo(src.as_ref(), &dst, &r, &MirrorOptions::default())
+        .await
+        .unwrap();
     assert_eq!(again.copied_files(), 0);
     assert_eq!(again.present_files(), total);
 
-    let found = verify_sample(&dst, &r, Sample::Fraction(0.5), 1).await.unwrap();
+    let found = verify_sample(&dst, &r, Sample::Fraction(0.5), 1)
+        .await
+        .unwrap();
     assert!(found.is_clean(), "{found:?}");
 
     // Replace a snapshot at the target with garbage (S3 allows deletes),
@@ -119,13 +137,22 @@ async fn local_to_s3_mirror_verify_repair() {
         conn.write_all(&garbage).unwrap();
         let mut resp = Vec::new();
         conn.read_to_end(&mut resp).unwrap();
-        String::from_utf8_lossy(&resp).split(' ').nth(1).unwrap_or("").to_owned()
+        String::from_utf8_lossy(&resp)
+            .split(' ')
+            .nth(1)
+            .unwrap_or("")
+            .to_owned()
     };
     assert_eq!(status, "200");
     let found = verify_sample(&dst, &r, Sample::Count(1), 1).await.unwrap();
     assert_eq!(found.corrupt.len(), 1, "{found:?}");
-    let fixed = repair(src.as_ref(), &dst, &r, &found, &MirrorOptions::default()).await.unwrap();
+    let fixed = repair(src.as_ref(), &dst, &r, &found, &MirrorOptions::default())
+        .await
+        .unwrap();
     assert!(fixed.is_complete(), "{fixed:?}");
-    assert!(verify_sample(&dst, &r, Sample::All, 1).await.unwrap().is_clean());
+    assert!(verify_sample(&dst, &r, Sample::All, 1)
+        .await
+        .unwrap()
+        .is_clean());
     assert_eq!(contents(&dst, &r).await, contents(src.as_ref(), &r).await);
 }

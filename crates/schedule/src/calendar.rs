@@ -30,7 +30,10 @@ pub(crate) struct Item {
 impl Item {
     /// The smallest value `>= v` this item produces, not above `max`.
     pub fn next_at_least(&self, v: u32, max: u32) -> Option<u32> {
-        let hi = self.end.unwrap_or(if self.step > 0 { max } else { self.start }).min(max);
+        let hi = self
+            .end
+            .unwrap_or(if self.step > 0 { max } else { self.start })
+            .min(max);
         let candidate = if v <= self.start {
             self.start
         } else if self.step > 0 {
@@ -103,34 +106,63 @@ struct Fields {
 
 impl Fields {
     fn next_year(&mut self) {
-        *self = Fields { y: self.y.saturating_add(1), mo: 1, d: 1, h: 0, mi: 0, s: 0 };
+        *self = Fields {
+            y: self.y.saturating_add(1),
+            mo: 1,
+            d: 1,
+            h: 0,
+            mi: 0,
+            s: 0,
+        };
     }
     fn next_month(&mut self) {
         if self.mo >= 12 {
             self.next_year();
         } else {
-            *self = Fields { mo: self.mo + 1, d: 1, h: 0, mi: 0, s: 0, ..*self };
+            *self = Fields {
+                mo: self.mo + 1,
+                d: 1,
+                h: 0,
+                mi: 0,
+                s: 0,
+                ..*self
+            };
         }
     }
     fn next_day(&mut self) {
         if self.d >= days_in_month(self.y, self.mo) {
             self.next_month();
         } else {
-            *self = Fields { d: self.d + 1, h: 0, mi: 0, s: 0, ..*self };
+            *self = Fields {
+                d: self.d + 1,
+                h: 0,
+                mi: 0,
+                s: 0,
+                ..*self
+            };
         }
     }
     fn next_hour(&mut self) {
         if self.h >= 23 {
             self.next_day();
         } else {
-            *self = Fields { h: self.h + 1, mi: 0, s: 0, ..*self };
+            *self = Fields {
+                h: self.h + 1,
+                mi: 0,
+                s: 0,
+                ..*self
+            };
         }
     }
     fn next_minute(&mut self) {
         if self.mi >= 59 {
             self.next_hour();
         } else {
-            *self = Fields { mi: self.mi + 1, s: 0, ..*self };
+            *self = Fields {
+                mi: self.mi + 1,
+                s: 0,
+                ..*self
+            };
         }
     }
 }
@@ -195,7 +227,11 @@ impl Calendar {
             mi: local.minute(),
             s: local.second(),
         };
-        let cap = if self.years.is_none() { from.y.saturating_add(CYCLE_YEARS + 1) } else { MAX_YEAR as i16 };
+        let cap = if self.years.is_none() {
+            from.y.saturating_add(CYCLE_YEARS + 1)
+        } else {
+            MAX_YEAR as i16
+        };
         loop {
             let c = self.next_civil(from, cap)?;
             let dt = DateTime::new(c.y, c.mo, c.d, c.h, c.mi, c.s, 0).ok()?;
@@ -227,7 +263,9 @@ impl Calendar {
     /// year in the past) or "fires too rarely" (`Mon *-02-29`).
     pub fn validate(&self, now: &Zoned) -> Result<Zoned, ScheduleError> {
         let Some(first) = self.next_after(now.clone()) else {
-            return Err(ScheduleError::NeverFires { expr: self.source.clone() });
+            return Err(ScheduleError::NeverFires {
+                expr: self.source.clone(),
+            });
         };
         let horizon = now.checked_add(VALIDATE_YEARS.years()).ok();
         if horizon.is_some_and(|h| first.timestamp() > h.timestamp()) {
@@ -244,9 +282,11 @@ impl Calendar {
         let v = u32::try_from(y).ok()?;
         match &self.years {
             None => Some(y),
-            Some(items) => {
-                items.iter().filter_map(|i| i.next_at_least(v, MAX_YEAR)).min().and_then(|n| i16::try_from(n).ok())
-            }
+            Some(items) => items
+                .iter()
+                .filter_map(|i| i.next_at_least(v, MAX_YEAR))
+                .min()
+                .and_then(|n| i16::try_from(n).ok()),
         }
     }
 
@@ -257,7 +297,8 @@ impl Calendar {
             Days::FromEnd(items) => items.iter().any(|i| from_end_matches(i, dim, d)),
         };
         ok && {
-            let wd = jiff::civil::Date::new(y, m, d).map(|date| date.weekday().to_monday_zero_offset());
+            let wd =
+                jiff::civil::Date::new(y, m, d).map(|date| date.weekday().to_monday_zero_offset());
             wd.is_ok_and(|w| self.weekdays & (1 << w) != 0)
         }
     }
@@ -270,7 +311,14 @@ impl Calendar {
             }
             let y = self.next_year(f.y)?;
             if y > f.y {
-                f = Fields { y, mo: 1, d: 1, h: 0, mi: 0, s: 0 };
+                f = Fields {
+                    y,
+                    mo: 1,
+                    d: 1,
+                    h: 0,
+                    mi: 0,
+                    s: 0,
+                };
                 continue;
             }
             match next_bit(u64::from(self.months), f.mo) {
@@ -279,7 +327,14 @@ impl Calendar {
                     continue;
                 }
                 Some(m) if m > f.mo => {
-                    f = Fields { mo: m, d: 1, h: 0, mi: 0, s: 0, ..f };
+                    f = Fields {
+                        mo: m,
+                        d: 1,
+                        h: 0,
+                        mi: 0,
+                        s: 0,
+                        ..f
+                    };
                 }
                 Some(_) => {}
             }
@@ -290,7 +345,13 @@ impl Calendar {
                     continue;
                 }
                 Some(d) if d > f.d => {
-                    f = Fields { d, h: 0, mi: 0, s: 0, ..f };
+                    f = Fields {
+                        d,
+                        h: 0,
+                        mi: 0,
+                        s: 0,
+                        ..f
+                    };
                 }
                 Some(_) => {}
             }
@@ -300,7 +361,12 @@ impl Calendar {
                     continue;
                 }
                 Some(h) if h > f.h => {
-                    f = Fields { h, mi: 0, s: 0, ..f };
+                    f = Fields {
+                        h,
+                        mi: 0,
+                        s: 0,
+                        ..f
+                    };
                 }
                 Some(_) => {}
             }

@@ -24,7 +24,9 @@ pub enum ScheduleError {
     },
     /// The expression is valid but no fire time exists after the given instant
     /// (`*-02-30`, or only years in the past).
-    #[error("`{expr}` never fires; check the date (is the day in that month, is the year in the past?)")]
+    #[error(
+        "`{expr}` never fires; check the date (is the day in that month, is the year in the past?)"
+    )]
     NeverFires {
         /// The expression as written.
         expr: String,
@@ -53,7 +55,9 @@ impl ScheduleError {
     /// The error without its hint.
     pub fn message(&self) -> String {
         match self {
-            Self::Syntax { fragment, message, .. } => format!("`{fragment}`: {message}"),
+            Self::Syntax {
+                fragment, message, ..
+            } => format!("`{fragment}`: {message}"),
             other => other.to_string(),
         }
     }
@@ -66,8 +70,18 @@ impl ScheduleError {
         }
     }
 
-    pub(crate) fn syntax(column: usize, fragment: &str, message: impl Into<String>, hint: impl Into<String>) -> Self {
-        Self::Syntax { column, fragment: fragment.to_string(), message: message.into(), hint: hint.into() }
+    pub(crate) fn syntax(
+        column: usize,
+        fragment: &str,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Self {
+        Self::Syntax {
+            column,
+            fragment: fragment.to_string(),
+            message: message.into(),
+            hint: hint.into(),
+        }
     }
 }
 
@@ -76,7 +90,13 @@ struct Syntax<'a>(&'a ScheduleError);
 
 impl fmt::Display for Syntax<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let ScheduleError::Syntax { column, fragment, message, hint } = self.0 {
+        if let ScheduleError::Syntax {
+            column,
+            fragment,
+            message,
+            hint,
+        } = self.0
+        {
             write!(f, "`{fragment}` (column {column}): {message}")?;
             if !hint.is_empty() {
                 write!(f, "; {hint}")?;

@@ -87,7 +87,11 @@ pub struct NextRun {
 impl Schedule {
     /// A schedule firing exactly at the calendar's times, not persistent.
     pub fn new(calendar: Calendar) -> Self {
-        Self { calendar, randomized_delay: Duration::ZERO, persistent: false }
+        Self {
+            calendar,
+            randomized_delay: Duration::ZERO,
+            persistent: false,
+        }
     }
 
     /// The randomized delay of the run for fire time `slot`: in
@@ -140,12 +144,18 @@ impl Schedule {
     /// A randomized delay longer than the interval between fire times merges
     /// runs: fire times before the last run's start are not run again.
     pub fn plan(&self, last_run: Option<Timestamp>, now: Zoned, seed: u64) -> Option<NextRun> {
-        let zone = self.calendar.time_zone().cloned().unwrap_or_else(|| now.time_zone().clone());
+        let zone = self
+            .calendar
+            .time_zone()
+            .cloned()
+            .unwrap_or_else(|| now.time_zone().clone());
         let now_ts = now.timestamp();
         // Planned starts at or before `cutoff` are missed; after it, due or pending.
         let cutoff = now_ts.checked_sub(DUE_GRACE).unwrap_or(Timestamp::MIN);
         // No fire time at or before `lo` can still be pending (its delay is < randomized_delay).
-        let lo_pending = cutoff.checked_sub(self.randomized_delay).unwrap_or(Timestamp::MIN);
+        let lo_pending = cutoff
+            .checked_sub(self.randomized_delay)
+            .unwrap_or(Timestamp::MIN);
         let lo = last_run.map_or(lo_pending, |l| l.max(lo_pending));
 
         let mut missed: Option<Zoned> = None;
@@ -164,7 +174,10 @@ impl Schedule {
             if best.as_ref().is_some_and(|(at, _)| slot.timestamp() >= *at) {
                 break; // every later fire time starts later than the best found
             }
-            let at = slot.timestamp().checked_add(self.delay_for(slot.timestamp(), seed)).unwrap_or(Timestamp::MAX);
+            let at = slot
+                .timestamp()
+                .checked_add(self.delay_for(slot.timestamp(), seed))
+                .unwrap_or(Timestamp::MAX);
             if at > cutoff {
                 if best.as_ref().is_none_or(|(b, _)| at < *b) {
                     best = Some((at, slot.clone()));
@@ -175,13 +188,23 @@ impl Schedule {
             next = self.calendar.next_after(slot);
         }
 
-        let regular = best.map(|(at, slot)| NextRun { at: at.to_zoned(zone.clone()), slot, catch_up: false });
+        let regular = best.map(|(at, slot)| NextRun {
+            at: at.to_zoned(zone.clone()),
+            slot,
+            catch_up: false,
+        });
         match missed {
             Some(slot) if self.persistent => {
-                let at = now_ts.checked_add(self.catch_up_delay(slot.timestamp(), seed)).unwrap_or(now_ts);
+                let at = now_ts
+                    .checked_add(self.catch_up_delay(slot.timestamp(), seed))
+                    .unwrap_or(now_ts);
                 match regular {
                     Some(r) if r.at.timestamp() <= at => Some(r),
-                    _ => Some(NextRun { at: at.to_zoned(zone), slot, catch_up: true }),
+                    _ => Some(NextRun {
+                        at: at.to_zoned(zone),
+                        slot,
+                        catch_up: true,
+                    }),
                 }
             }
             _ => regular,

@@ -34,7 +34,15 @@ const SHORTHANDS: [(&str, &str); 9] = [
     ("semiannually", "*-01,07-01 00:00:00"),
 ];
 
-const WEEKDAYS: [&str; 7] = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+const WEEKDAYS: [&str; 7] = [
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
 
 const EXAMPLES: &str = "examples: `daily`, `*-*-* 02:00:00`, `Mon..Fri 03:00`, `*:0/15`";
 
@@ -47,19 +55,48 @@ struct Field {
     hint: &'static str,
 }
 
-const YEAR: Field =
-    Field { name: "year", min: MIN_YEAR, max: MAX_YEAR, hint: "write the year with four digits, or `*` for any year" };
-const MONTH: Field = Field { name: "month", min: 1, max: 12, hint: "months are numbers: `*-03-01` is March 1st" };
-const DAY: Field = Field { name: "day", min: 1, max: 31, hint: "days of the month are 1-31; `*-*~1` is the last day" };
+const YEAR: Field = Field {
+    name: "year",
+    min: MIN_YEAR,
+    max: MAX_YEAR,
+    hint: "write the year with four digits, or `*` for any year",
+};
+const MONTH: Field = Field {
+    name: "month",
+    min: 1,
+    max: 12,
+    hint: "months are numbers: `*-03-01` is March 1st",
+};
+const DAY: Field = Field {
+    name: "day",
+    min: 1,
+    max: 31,
+    hint: "days of the month are 1-31; `*-*~1` is the last day",
+};
 const DAY_FROM_END: Field = Field {
     name: "day counted from the month's end",
     min: 1,
     max: 31,
     hint: "`~1` is the last day, `~2` the one before",
 };
-const HOUR: Field = Field { name: "hour", min: 0, max: 23, hint: "write midnight as `00:00`" };
-const MINUTE: Field = Field { name: "minute", min: 0, max: 59, hint: "`*:0/15` is every 15 minutes" };
-const SECOND: Field = Field { name: "second", min: 0, max: 59, hint: "seconds are whole numbers 0-59" };
+const HOUR: Field = Field {
+    name: "hour",
+    min: 0,
+    max: 23,
+    hint: "write midnight as `00:00`",
+};
+const MINUTE: Field = Field {
+    name: "minute",
+    min: 0,
+    max: 59,
+    hint: "`*:0/15` is every 15 minutes",
+};
+const SECOND: Field = Field {
+    name: "second",
+    min: 0,
+    max: 59,
+    hint: "seconds are whole numbers 0-59",
+};
 
 /// A whitespace-separated word of the expression.
 #[derive(Clone, Copy)]
@@ -75,7 +112,13 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// An error about `word`, pointing at byte `offset` inside it.
-    fn err(&self, word: Word<'_>, offset: usize, message: impl Into<String>, hint: impl Into<String>) -> ScheduleError {
+    fn err(
+        &self,
+        word: Word<'_>,
+        offset: usize,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> ScheduleError {
         let byte = (word.at + offset).min(self.expr.len());
         let column = self.expr.get(..byte).map_or(1, |s| s.chars().count() + 1);
         ScheduleError::syntax(column, word.text, message, hint)
@@ -88,7 +131,10 @@ fn words(s: &str) -> Vec<Word<'_>> {
     for (i, c) in s.char_indices() {
         match (c.is_whitespace(), start) {
             (true, Some(st)) => {
-                out.push(Word { text: &s[st..i], at: st });
+                out.push(Word {
+                    text: &s[st..i],
+                    at: st,
+                });
                 start = None;
             }
             (false, None) => start = Some(i),
@@ -96,7 +142,10 @@ fn words(s: &str) -> Vec<Word<'_>> {
         }
     }
     if let Some(st) = start {
-        out.push(Word { text: &s[st..], at: st });
+        out.push(Word {
+            text: &s[st..],
+            at: st,
+        });
     }
     out
 }
@@ -122,7 +171,12 @@ impl Calendar {
         let ctx = Ctx { expr };
         let mut ws = words(expr);
         let Some(&last) = ws.last() else {
-            return Err(ScheduleError::syntax(1, expr, "empty calendar expression", EXAMPLES));
+            return Err(ScheduleError::syntax(
+                1,
+                expr,
+                "empty calendar expression",
+                EXAMPLES,
+            ));
         };
 
         // A trailing time zone: a word starting with a letter that isn't the first word.
@@ -133,9 +187,11 @@ impl Calendar {
         }
 
         // Shorthands.
-        if let Some(&(_, full)) =
-            ws.first().and_then(|w| SHORTHANDS.iter().find(|(n, _)| n.eq_ignore_ascii_case(w.text)))
-        {
+        if let Some(&(_, full)) = ws.first().and_then(|w| {
+            SHORTHANDS
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(w.text))
+        }) {
             if let Some(extra) = ws.get(1) {
                 return Err(ctx.err(
                     *extra,
@@ -175,15 +231,30 @@ fn parse_full(ctx: &Ctx<'_>, ws: &[Word<'_>], expr: &str) -> Result<Calendar, Sc
             weekdays = Some(parse_weekdays(ctx, w)?);
         } else if w.text.contains(':') {
             if time.is_some() {
-                return Err(ctx.err(w, 0, "a second time", "list several times with commas: `02,14:00`"));
+                return Err(ctx.err(
+                    w,
+                    0,
+                    "a second time",
+                    "list several times with commas: `02,14:00`",
+                ));
             }
             time = Some(parse_time(ctx, w)?);
         } else if w.text.contains(['-', '~']) {
             if time.is_some() {
-                return Err(ctx.err(w, 0, "the date must come before the time", "e.g. `*-*-01 02:00`"));
+                return Err(ctx.err(
+                    w,
+                    0,
+                    "the date must come before the time",
+                    "e.g. `*-*-01 02:00`",
+                ));
             }
             if date.is_some() {
-                return Err(ctx.err(w, 0, "a second date", "list several days with commas: `*-*-01,15`"));
+                return Err(ctx.err(
+                    w,
+                    0,
+                    "a second date",
+                    "list several days with commas: `*-*-01,15`",
+                ));
             }
             date = Some(parse_date(ctx, w)?);
         } else {
@@ -216,7 +287,10 @@ fn parse_tz(ctx: &Ctx<'_>, w: Word<'_>) -> Result<TimeZone, ScheduleError> {
     }
     let lower = w.text.to_ascii_lowercase();
     let hint = if SHORTHANDS.iter().any(|(n, _)| *n == lower) {
-        format!("`{}` must be the only word (a time zone may follow it)", w.text)
+        format!(
+            "`{}` must be the only word (a time zone may follow it)",
+            w.text
+        )
     } else if weekday_index(&lower).is_some() || w.text.contains("..") {
         "weekdays must come first: `Mon..Fri *-*-* 03:00`".to_string()
     } else {
@@ -231,7 +305,10 @@ fn parse_tz(ctx: &Ctx<'_>, w: Word<'_>) -> Result<TimeZone, ScheduleError> {
 
 fn weekday_index(name: &str) -> Option<u32> {
     let lower = name.to_ascii_lowercase();
-    WEEKDAYS.iter().position(|full| *full == lower || full[..3] == lower).map(|i| i as u32)
+    WEEKDAYS
+        .iter()
+        .position(|full| *full == lower || full[..3] == lower)
+        .map(|i| i as u32)
 }
 
 fn parse_weekdays(ctx: &Ctx<'_>, w: Word<'_>) -> Result<u8, ScheduleError> {
@@ -245,7 +322,10 @@ fn parse_weekdays(ctx: &Ctx<'_>, w: Word<'_>) -> Result<u8, ScheduleError> {
         let day = |name: &str, off: usize| {
             weekday_index(name).ok_or_else(|| {
                 let abbrev = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-                let all = abbrev.iter().map(|s| s.to_string()).chain(SHORTHANDS.iter().map(|(n, _)| n.to_string()));
+                let all = abbrev
+                    .iter()
+                    .map(|s| s.to_string())
+                    .chain(SHORTHANDS.iter().map(|(n, _)| n.to_string()));
                 let hint = if name.contains('-') {
                     "weekday ranges use `..`: `Mon..Fri`".to_string()
                 } else if let Some(s) = closest(name, all) {
@@ -271,7 +351,10 @@ fn parse_weekdays(ctx: &Ctx<'_>, w: Word<'_>) -> Result<u8, ScheduleError> {
                 w,
                 offset,
                 format!("weekday range `{part}` runs backwards"),
-                format!("ranges don't wrap around the week: write `{a}..Sun,Mon..{b}`", b = b.unwrap_or("")),
+                format!(
+                    "ranges don't wrap around the week: write `{a}..Sun,Mon..{b}`",
+                    b = b.unwrap_or("")
+                ),
             ));
         }
         for d in start..=end {
@@ -286,7 +369,12 @@ fn parse_weekdays(ctx: &Ctx<'_>, w: Word<'_>) -> Result<u8, ScheduleError> {
 fn parse_time(ctx: &Ctx<'_>, w: Word<'_>) -> Result<(u32, u64, u64), ScheduleError> {
     let parts = split_offsets(w.text, &[':']);
     if parts.len() > 3 || parts.len() < 2 {
-        return Err(ctx.err(w, 0, "a time is `HH:MM` or `HH:MM:SS`", "e.g. `02:00`, `*:0/15`, `03:30:00`"));
+        return Err(ctx.err(
+            w,
+            0,
+            "a time is `HH:MM` or `HH:MM:SS`",
+            "e.g. `02:00`, `*:0/15`, `03:30:00`",
+        ));
     }
     let h = mask(&parse_list(ctx, w, parts[0], HOUR)?, HOUR);
     let m = mask(&parse_list(ctx, w, parts[1], MINUTE)?, MINUTE);
@@ -301,7 +389,9 @@ fn parse_time(ctx: &Ctx<'_>, w: Word<'_>) -> Result<(u32, u64, u64), ScheduleErr
 fn parse_date(ctx: &Ctx<'_>, w: Word<'_>) -> Result<(Option<Vec<Item>>, u16, Days), ScheduleError> {
     let parts = split_offsets(w.text, &['-', '~']);
     let tilde = w.text.find('~');
-    if w.text.matches('~').count() > 1 || tilde.is_some_and(|t| parts.last().is_some_and(|(off, _)| *off != t + 1)) {
+    if w.text.matches('~').count() > 1
+        || tilde.is_some_and(|t| parts.last().is_some_and(|(off, _)| *off != t + 1))
+    {
         return Err(ctx.err(
             w,
             tilde.unwrap_or(0),
@@ -359,7 +449,12 @@ fn split_offsets<'a>(s: &'a str, seps: &[char]) -> Vec<(usize, &'a str)> {
 }
 
 /// Parse a comma list of items for one field; `part` is `(offset in word, text)`.
-fn parse_list(ctx: &Ctx<'_>, w: Word<'_>, part: (usize, &str), f: Field) -> Result<Vec<Item>, ScheduleError> {
+fn parse_list(
+    ctx: &Ctx<'_>,
+    w: Word<'_>,
+    part: (usize, &str),
+    f: Field,
+) -> Result<Vec<Item>, ScheduleError> {
     let (base, text) = part;
     let mut out = Vec::new();
     for (off, item) in split_offsets(text, &[',']) {
@@ -368,7 +463,13 @@ fn parse_list(ctx: &Ctx<'_>, w: Word<'_>, part: (usize, &str), f: Field) -> Resu
     Ok(out)
 }
 
-fn parse_item(ctx: &Ctx<'_>, w: Word<'_>, at: usize, text: &str, f: Field) -> Result<Item, ScheduleError> {
+fn parse_item(
+    ctx: &Ctx<'_>,
+    w: Word<'_>,
+    at: usize,
+    text: &str,
+    f: Field,
+) -> Result<Item, ScheduleError> {
     let (body, step) = match text.split_once('/') {
         Some((b, s)) => (b, Some((b.len() + 1, s))),
         None => (text, None),
@@ -378,13 +479,22 @@ fn parse_item(ctx: &Ctx<'_>, w: Word<'_>, at: usize, text: &str, f: Field) -> Re
         Some((off, s)) => {
             let n = number(ctx, w, at + off, s, "repetition")?;
             if n == 0 {
-                return Err(ctx.err(w, at + off, "repetition must be at least 1", "`*:0/15` is every 15 minutes"));
+                return Err(ctx.err(
+                    w,
+                    at + off,
+                    "repetition must be at least 1",
+                    "`*:0/15` is every 15 minutes",
+                ));
             }
             n
         }
     };
     if body == "*" {
-        return Ok(Item { start: f.min, end: None, step: step.max(1) });
+        return Ok(Item {
+            start: f.min,
+            end: None,
+            step: step.max(1),
+        });
     }
     let (start, end) = match body.split_once("..") {
         Some((a, b)) => {
@@ -406,15 +516,32 @@ fn parse_item(ctx: &Ctx<'_>, w: Word<'_>, at: usize, text: &str, f: Field) -> Re
     Ok(Item { start, end, step })
 }
 
-fn value(ctx: &Ctx<'_>, w: Word<'_>, at: usize, text: &str, f: Field) -> Result<u32, ScheduleError> {
+fn value(
+    ctx: &Ctx<'_>,
+    w: Word<'_>,
+    at: usize,
+    text: &str,
+    f: Field,
+) -> Result<u32, ScheduleError> {
     let n = number(ctx, w, at, text, f.name)?;
     if n < f.min || n > f.max {
-        return Err(ctx.err(w, at, format!("{} must be {}-{}, not {n}", f.name, f.min, f.max), f.hint));
+        return Err(ctx.err(
+            w,
+            at,
+            format!("{} must be {}-{}, not {n}", f.name, f.min, f.max),
+            f.hint,
+        ));
     }
     Ok(n)
 }
 
-fn number(ctx: &Ctx<'_>, w: Word<'_>, at: usize, text: &str, what: &str) -> Result<u32, ScheduleError> {
+fn number(
+    ctx: &Ctx<'_>,
+    w: Word<'_>,
+    at: usize,
+    text: &str,
+    what: &str,
+) -> Result<u32, ScheduleError> {
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         if let Ok(n) = text.parse::<u32>() {
             return Ok(n);
@@ -427,7 +554,12 @@ fn number(ctx: &Ctx<'_>, w: Word<'_>, at: usize, text: &str, what: &str) -> Resu
     } else {
         "use a number, `*`, a list `a,b`, a range `a..b` or a repetition `a/step`"
     };
-    Err(ctx.err(w, at, format!("expected a number for the {what}, found `{text}`"), hint))
+    Err(ctx.err(
+        w,
+        at,
+        format!("expected a number for the {what}, found `{text}`"),
+        hint,
+    ))
 }
 
 /// A bit mask of the values the items produce (bit `v` = value `v`).

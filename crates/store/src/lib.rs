@@ -45,4 +45,6 @@ mod util;
 #[cfg(feature = "rest")]
 pub use rest::RestStore;
 pub use scrub::{scrub_repo, verify, ScrubReport};
-pub use types::{ByteStream, Entry, Error, ErrorKind, FileRef, FileType, Name, Range, RepoPath, Result, Store};
+pub use types::{
+    ByteStream, Entry, Error, ErrorKind, FileRef, FileType, Name, Range, RepoPath, Result, Store,
+};

@@ -85,7 +85,11 @@ impl Location {
                 name.as_str().to_owned()
             }
         };
-        Self { dirs, repo_depth, file }
+        Self {
+            dirs,
+            repo_depth,
+            file,
+        }
     }
 }
 
@@ -107,7 +111,10 @@ fn check_dirs(root: &Path, dirs: &[String]) -> io::Result<DirState> {
         match fs::symlink_metadata(&path) {
             Ok(m) if m.file_type().is_dir() => {}
             Ok(_) => {
-                tracing::warn!("{} is a symbolic link or not a directory; not following it", path.display());
+                tracing::warn!(
+                    "{} is a symbolic link or not a directory; not following it",
+                    path.display()
+                );
                 return Ok(DirState::Refused);
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(DirState::Missing),
@@ -184,7 +191,9 @@ impl Drop for TempGuard {
 }
 
 fn is_hex2(s: &str) -> bool {
-    s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 2
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Removes `.tmp-*` files older than [`STALE_TEMP_AGE`] in real directories
@@ -206,7 +215,10 @@ fn clean_stale_temps(dir: &Path, depth: usize, now: SystemTime) -> usize {
             if old {
                 match fs::remove_file(entry.path()) {
                     Ok(()) => removed += 1,
-                    Err(e) => tracing::warn!("cannot remove stale temporary file {}: {e}", entry.path().display()),
+                    Err(e) => tracing::warn!(
+                        "cannot remove stale temporary file {}: {e}",
+                        entry.path().display()
+                    ),
                 }
             }
         } else if ft.is_dir() && depth > 1 && !name.starts_with('.') {
@@ -221,14 +233,24 @@ impl LocalStore {
     /// temporary files older than an hour left by interrupted uploads.
     pub fn new(root: impl Into<PathBuf>) -> Result<LocalStore> {
         let root = root.into();
-        fs::create_dir_all(&root).map_err(|e| io_error(&e, &format!("store root {}", root.display())))?;
-        if !fs::metadata(&root).map_err(|e| io_error(&e, &format!("store root {}", root.display())))?.is_dir() {
-            return Err(Error::new(ErrorKind::Io, format!("store root {} is not a directory", root.display())));
+        fs::create_dir_all(&root)
+            .map_err(|e| io_error(&e, &format!("store root {}", root.display())))?;
+        if !fs::metadata(&root)
+            .map_err(|e| io_error(&e, &format!("store root {}", root.display())))?
+            .is_dir()
+        {
+            return Err(Error::new(
+                ErrorKind::Io,
+                format!("store root {} is not a directory", root.display()),
+            ));
         }
         // Temporary files live in root/a[/b][/type[/xx]]: up to five directory levels.
         let removed = clean_stale_temps(&root, 5, SystemTime::now());
         if removed > 0 {
-            tracing::info!("removed {removed} stale temporary upload file(s) below {}", root.display());
+            tracing::info!(
+                "removed {removed} stale temporary upload file(s) below {}",
+                root.display()
+            );
         }
         Ok(LocalStore { root })
     }
@@ -240,9 +262,19 @@ impl LocalStore {
 
     fn is_repo_dir(dir: &Path) -> bool {
         let real = |p: PathBuf, dir: bool| {
-            fs::symlink_metadata(p).map(|m| if dir { m.file_type().is_dir() } else { m.file_type().is_file() }).unwrap_or(false)
+            fs::symlink_metadata(p)
+                .map(|m| {
+                    if dir {
+                        m.file_type().is_dir()
+                    } else {
+                        m.file_type().is_file()
+                    }
+                })
+                .unwrap_or(false)
         };
-        real(dir.join("config"), false) || real(dir.join("data"), true) || real(dir.join("keys"), true)
+        real(dir.join("config"), false)
+            || real(dir.join("data"), true)
+            || real(dir.join("keys"), true)
     }
 
     fn list_blocking(root: &Path, repo: &RepoPath, tpe: FileType) -> Result<Vec<Entry>> {
@@ -277,18 +309,30 @@ impl LocalStore {
 
     /// Appends the regular files of `dir` named like [`Name`]s (starting with
     /// `prefix` if given).
-    fn list_dir(dir: &Path, prefix: Option<&str>, out: &mut Vec<Entry>, what: &dyn fmt::Display) -> Result<()> {
+    fn list_dir(
+        dir: &Path,
+        prefix: Option<&str>,
+        out: &mut Vec<Entry>,
+        what: &dyn fmt::Display,
+    ) -> Result<()> {
         for entry in fs::read_dir(dir).map_err(|e| io_error(&e, what))? {
             let entry = entry.map_err(|e| io_error(&e, what))?;
             let file_name = entry.file_name();
-            let Some(file_name) = file_name.to_str() else { continue };
-            let Ok(name) = Name::parse(file_name) else { continue };
+            let Some(file_name) = file_name.to_str() else {
+                continue;
+            };
+            let Ok(name) = Name::parse(file_name) else {
+                continue;
+            };
             if prefix.is_some_and(|p| !file_name.starts_with(p)) {
                 continue;
             }
             // DirEntry::metadata does not follow symlinks.
             match entry.metadata() {
-                Ok(m) if m.file_type().is_file() => out.push(Entry { name, size: m.len() }),
+                Ok(m) if m.file_type().is_file() => out.push(Entry {
+                    name,
+                    size: m.len(),
+                }),
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {} // deleted meanwhile
                 Err(e) => return Err(io_error(&e, what)),
@@ -299,10 +343,17 @@ impl LocalStore {
 
     /// Checks the target's directories (creating type directories inside an
     /// existing repository) and returns the directory and the final path.
-    fn prepare_save(root: &Path, repo: &RepoPath, loc: &Location, what: &dyn fmt::Display) -> Result<(PathBuf, PathBuf)> {
+    fn prepare_save(
+        root: &Path,
+        repo: &RepoPath,
+        loc: &Location,
+        what: &dyn fmt::Display,
+    ) -> Result<(PathBuf, PathBuf)> {
         match check_dirs(root, &loc.dirs[..loc.repo_depth]).map_err(|e| io_error(&e, what))? {
             DirState::Present(dir) if Self::is_repo_dir(&dir) => {}
-            DirState::Present(_) | DirState::Missing => return Err(not_found(&format_args!("repository {repo}"))),
+            DirState::Present(_) | DirState::Missing => {
+                return Err(not_found(&format_args!("repository {repo}")))
+            }
             DirState::Refused => return Err(refused(what)),
         }
         let mut dir = root.to_path_buf();
@@ -379,10 +430,12 @@ impl Store for LocalStore {
         let root = self.root.clone();
         let repo = repo.clone();
         blocking(move || {
-            Ok(match check_dirs(&root, repo.segments()).map_err(|e| io_error(&e, &repo))? {
-                DirState::Present(dir) => Self::is_repo_dir(&dir),
-                DirState::Missing | DirState::Refused => false,
-            })
+            Ok(
+                match check_dirs(&root, repo.segments()).map_err(|e| io_error(&e, &repo))? {
+                    DirState::Present(dir) => Self::is_repo_dir(&dir),
+                    DirState::Missing | DirState::Refused => false,
+                },
+            )
         })
         .await
     }
@@ -404,7 +457,9 @@ impl Store for LocalStore {
             };
             let mut repos = Vec::new();
             for (a, a_path) in real_dirs(&root)? {
-                let Ok(repo) = RepoPath::parse(&a) else { continue };
+                let Ok(repo) = RepoPath::parse(&a) else {
+                    continue;
+                };
                 if Self::is_repo_dir(&a_path) {
                     repos.push(repo);
                 }
@@ -472,14 +527,23 @@ impl Store for LocalStore {
         let loc = Location::new(repo, file);
         let root = self.root.clone();
         let what2 = what.clone();
-        let path = blocking(move || match check_dirs(&root, &loc.dirs).map_err(|e| io_error(&e, &what2))? {
-            DirState::Present(dir) => Ok(dir.join(&loc.file)),
-            DirState::Missing | DirState::Refused => Err(not_found(&what2)),
+        let path = blocking(move || {
+            match check_dirs(&root, &loc.dirs).map_err(|e| io_error(&e, &what2))? {
+                DirState::Present(dir) => Ok(dir.join(&loc.file)),
+                DirState::Missing | DirState::Refused => Err(not_found(&what2)),
+            }
         })
         .await?;
-        let mut f = match tokio::fs::OpenOptions::new().read(true).custom_flags(nofollow()).open(&path).await {
+        let mut f = match tokio::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nofollow())
+            .open(&path)
+            .await
+        {
             Ok(f) => f,
-            Err(e) if e.raw_os_error() == Some(nix::errno::Errno::ELOOP as i32) => return Err(not_found(&what)),
+            Err(e) if e.raw_os_error() == Some(nix::errno::Errno::ELOOP as i32) => {
+                return Err(not_found(&what))
+            }
             Err(e) => return Err(io_error(&e, &what)),
         };
         let meta = f.metadata().await.map_err(|e| io_error(&e, &what))?;
@@ -488,7 +552,9 @@ impl Store for LocalStore {
         }
         let (offset, length) = resolve_range(meta.size(), range, &what)?;
         if offset > 0 {
-            f.seek(io::SeekFrom::Start(offset)).await.map_err(|e| io_error(&e, &what))?;
+            f.seek(io::SeekFrom::Start(offset))
+                .await
+                .map_err(|e| io_error(&e, &what))?;
         }
         let stream = futures::stream::try_unfold((f, length), |(mut f, left)| async move {
             if left == 0 {
@@ -498,7 +564,10 @@ impl Store for LocalStore {
             let mut buf = BytesMut::zeroed(want);
             let n = f.read(&mut buf).await?;
             if n == 0 {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being read"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "file shrank while being read",
+                ));
             }
             buf.truncate(n);
             Ok(Some((Bytes::from(buf), (f, left - n as u64))))
@@ -506,13 +575,24 @@ impl Store for LocalStore {
         Ok(Box::pin(stream))
     }
 
-    async fn save(&self, repo: &RepoPath, file: &FileRef, mut body: ByteStream, max_len: u64) -> Result<u64> {
+    async fn save(
+        &self,
+        repo: &RepoPath,
+        file: &FileRef,
+        mut body: ByteStream,
+        max_len: u64,
+    ) -> Result<u64> {
         let what = format!("{repo}/{file}");
         let loc = Location::new(repo, file);
         let (root, repo2, what2) = (self.root.clone(), repo.clone(), what.clone());
-        let (dir, target) = blocking(move || Self::prepare_save(&root, &repo2, &loc, &what2)).await?;
+        let (dir, target) =
+            blocking(move || Self::prepare_save(&root, &repo2, &loc, &what2)).await?;
 
-        let temp = dir.join(format!("{TEMP_PREFIX}{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>()));
+        let temp = dir.join(format!(
+            "{TEMP_PREFIX}{:016x}{:016x}",
+            rand::random::<u64>(),
+            rand::random::<u64>()
+        ));
         let (temp2, what2) = (temp.clone(), what.clone());
         let f = blocking(move || {
             std::fs::OpenOptions::new()
@@ -548,7 +628,9 @@ impl Store for LocalStore {
             if batch_len >= WRITE_BATCH || (end && batch_len > 0) {
                 let chunks = std::mem::take(&mut batch);
                 batch_len = 0;
-                let (mut f, mut hasher) = state.take().ok_or_else(|| Error::new(ErrorKind::Io, "internal: lost the file"))?;
+                let (mut f, mut hasher) = state
+                    .take()
+                    .ok_or_else(|| Error::new(ErrorKind::Io, "internal: lost the file"))?;
                 let what2 = what.clone();
                 state = Some(
                     blocking(move || {
@@ -565,7 +647,8 @@ impl Store for LocalStore {
                 break;
             }
         }
-        let (f, hasher) = state.ok_or_else(|| Error::new(ErrorKind::Io, "internal: lost the file"))?;
+        let (f, hasher) =
+            state.ok_or_else(|| Error::new(ErrorKind::Io, "internal: lost the file"))?;
         if let FileRef::Named(_, name) = file {
             let actual = hex::encode(hasher.finalize());
             if actual != name.as_str() {

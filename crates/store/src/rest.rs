@@ -77,7 +77,11 @@ const READ_TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_SERVER_TEXT: usize = 200;
 
 /// Characters escaped in a path segment: all but unreserved ones.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// HTTP basic-auth credentials; `Debug` never shows them.
 #[derive(Clone)]
@@ -126,24 +130,49 @@ impl RestStore {
     /// `auth` or else from the URL's userinfo (`https://user:pass@host/`);
     /// `ca_file` adds PEM certificates to the trusted roots (for a hub with
     /// a private CA). No request is made here.
-    pub fn new(base_url: &str, auth: Option<(String, String)>, ca_file: Option<&Path>) -> Result<Self> {
+    pub fn new(
+        base_url: &str,
+        auth: Option<(String, String)>,
+        ca_file: Option<&Path>,
+    ) -> Result<Self> {
         // The URL may hold a password: it is never quoted in errors.
         let mut base = Url::parse(base_url).map_err(|e| {
-            Error::new(ErrorKind::InvalidName, format!("invalid REST server URL (not shown, it may contain credentials): {e}"))
+            Error::new(
+                ErrorKind::InvalidName,
+                format!("invalid REST server URL (not shown, it may contain credentials): {e}"),
+            )
         })?;
         if base.scheme() != "http" && base.scheme() != "https" {
-            return Err(Error::new(ErrorKind::InvalidName, "a REST server URL must start with http:// or https://"));
+            return Err(Error::new(
+                ErrorKind::InvalidName,
+                "a REST server URL must start with http:// or https://",
+            ));
         }
         if base.host_str().is_none_or(str::is_empty) {
-            return Err(Error::new(ErrorKind::InvalidName, "a REST server URL needs a host"));
+            return Err(Error::new(
+                ErrorKind::InvalidName,
+                "a REST server URL needs a host",
+            ));
         }
         if base.query().is_some() || base.fragment().is_some() {
-            return Err(Error::new(ErrorKind::InvalidName, "a REST server URL must not have a query or fragment"));
+            return Err(Error::new(
+                ErrorKind::InvalidName,
+                "a REST server URL must not have a query or fragment",
+            ));
         }
-        let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
-        let from_url = (!base.username().is_empty() || base.password().is_some())
-            .then(|| Credentials { user: decode(base.username()), password: decode(base.password().unwrap_or("")) });
-        let auth = auth.map(|(user, password)| Credentials { user, password }).or(from_url);
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        let from_url =
+            (!base.username().is_empty() || base.password().is_some()).then(|| Credentials {
+                user: decode(base.username()),
+                password: decode(base.password().unwrap_or("")),
+            });
+        let auth = auth
+            .map(|(user, password)| Credentials { user, password })
+            .or(from_url);
         // Dropping the userinfo cannot fail for an http(s) URL with a host.
         let _ = base.set_username("");
         let _ = base.set_password(None);
@@ -158,18 +187,32 @@ impl RestStore {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("bulwark/", env!("CARGO_PKG_VERSION")));
         if let Some(path) = ca_file {
-            let pem = std::fs::read(path)
-                .map_err(|e| Error::new(ErrorKind::Io, format!("reading the CA file {}: {e}", path.display())))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| Error::new(ErrorKind::InvalidName, format!("the CA file {} is not PEM: {e}", path.display())))?;
+            let pem = std::fs::read(path).map_err(|e| {
+                Error::new(
+                    ErrorKind::Io,
+                    format!("reading the CA file {}: {e}", path.display()),
+                )
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                Error::new(
+                    ErrorKind::InvalidName,
+                    format!("the CA file {} is not PEM: {e}", path.display()),
+                )
+            })?;
             if certs.is_empty() {
-                return Err(Error::new(ErrorKind::InvalidName, format!("the CA file {} holds no certificate", path.display())));
+                return Err(Error::new(
+                    ErrorKind::InvalidName,
+                    format!("the CA file {} holds no certificate", path.display()),
+                ));
             }
             builder = builder.tls_certs_merge(certs);
         }
-        let client = builder
-            .build()
-            .map_err(|e| Error::new(ErrorKind::Io, format!("setting up the HTTP client for {base}: {}", chain(&e))))?;
+        let client = builder.build().map_err(|e| {
+            Error::new(
+                ErrorKind::Io,
+                format!("setting up the HTTP client for {base}: {}", chain(&e)),
+            )
+        })?;
         Ok(Self { client, base, auth })
     }
 
@@ -189,7 +232,12 @@ impl RestStore {
     }
 
     fn repo_url(&self, repo: &RepoPath, tail: &[&str], dir: bool) -> String {
-        let segs: Vec<&str> = repo.segments().iter().map(String::as_str).chain(tail.iter().copied()).collect();
+        let segs: Vec<&str> = repo
+            .segments()
+            .iter()
+            .map(String::as_str)
+            .chain(tail.iter().copied())
+            .collect();
         self.url(&segs, dir)
     }
 
@@ -226,7 +274,10 @@ impl RestStore {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.trim().parse::<u64>().ok());
                 len.map(Some).ok_or_else(|| {
-                    Error::new(ErrorKind::Io, format!("{what}: the server sent no valid Content-Length for HEAD"))
+                    Error::new(
+                        ErrorKind::Io,
+                        format!("{what}: the server sent no valid Content-Length for HEAD"),
+                    )
                 })
             }
             StatusCode::NOT_FOUND => Ok(None),
@@ -238,7 +289,12 @@ impl RestStore {
     async fn list_raw(&self, repo: &RepoPath, tpe: FileType) -> Result<Option<Vec<Entry>>> {
         let what = format!("listing {repo}/{tpe} on {}", self.base);
         let url = self.repo_url(repo, &[tpe.as_str()], true);
-        let resp = self.send(self.request(Method::GET, &url).header(header::ACCEPT, V2), &what).await?;
+        let resp = self
+            .send(
+                self.request(Method::GET, &url).header(header::ACCEPT, V2),
+                &what,
+            )
+            .await?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -249,18 +305,28 @@ impl RestStore {
         if let Ok(v2) = serde_json::from_slice::<Vec<V2Entry>>(&body) {
             return Ok(Some(
                 v2.into_iter()
-                    .filter_map(|e| Name::parse(&e.name).ok().map(|name| Entry { name, size: e.size }))
+                    .filter_map(|e| {
+                        Name::parse(&e.name)
+                            .ok()
+                            .map(|name| Entry { name, size: e.size })
+                    })
                     .collect(),
             ));
         }
         // A server that only speaks v1 answers names without sizes.
-        let names: Vec<String> = serde_json::from_slice(&body)
-            .map_err(|e| Error::new(ErrorKind::Io, format!("{what}: the server's answer is not a restic listing: {e}")))?;
+        let names: Vec<String> = serde_json::from_slice(&body).map_err(|e| {
+            Error::new(
+                ErrorKind::Io,
+                format!("{what}: the server's answer is not a restic listing: {e}"),
+            )
+        })?;
         let mut out = Vec::new();
         for name in names.iter().filter_map(|n| Name::parse(n).ok()) {
             let file = FileRef::Named(tpe, name);
             if let Some(size) = self.stat(repo, &file).await? {
-                let FileRef::Named(_, name) = file else { continue };
+                let FileRef::Named(_, name) = file else {
+                    continue;
+                };
                 out.push(Entry { name, size });
             }
         }
@@ -284,19 +350,39 @@ enum Op {
 async fn status_error(resp: Response, what: &str, op: Op) -> Error {
     let status = resp.status();
     let text = resp.text().await.unwrap_or_default();
-    let text: String = text.trim().chars().filter(|c| !c.is_control()).take(MAX_SERVER_TEXT).collect();
-    let detail = if text.is_empty() { String::new() } else { format!(": {text}") };
+    let text: String = text
+        .trim()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_SERVER_TEXT)
+        .collect();
+    let detail = if text.is_empty() {
+        String::new()
+    } else {
+        format!(": {text}")
+    };
     let (kind, why) = match status {
         StatusCode::NOT_FOUND => (ErrorKind::NotFound, "does not exist"),
-        StatusCode::FORBIDDEN if op == Op::Save => (ErrorKind::AlreadyExists, "refused, the file already exists"),
-        StatusCode::BAD_REQUEST if op == Op::Save => {
-            (ErrorKind::HashMismatch, "refused by the server's content check (hash mismatch)")
+        StatusCode::FORBIDDEN if op == Op::Save => {
+            (ErrorKind::AlreadyExists, "refused, the file already exists")
         }
+        StatusCode::BAD_REQUEST if op == Op::Save => (
+            ErrorKind::HashMismatch,
+            "refused by the server's content check (hash mismatch)",
+        ),
         StatusCode::PAYLOAD_TOO_LARGE => (ErrorKind::TooLarge, "too large for the server"),
-        StatusCode::RANGE_NOT_SATISFIABLE => (ErrorKind::RangeNotSatisfiable, "range not satisfiable"),
+        StatusCode::RANGE_NOT_SATISFIABLE => {
+            (ErrorKind::RangeNotSatisfiable, "range not satisfiable")
+        }
         StatusCode::INSUFFICIENT_STORAGE => (ErrorKind::NoSpace, "no space left on the server"),
-        StatusCode::UNAUTHORIZED => (ErrorKind::Io, "authentication failed (wrong or missing user name or password)"),
-        StatusCode::FORBIDDEN => (ErrorKind::Io, "refused by the server (permissions or append-only mode)"),
+        StatusCode::UNAUTHORIZED => (
+            ErrorKind::Io,
+            "authentication failed (wrong or missing user name or password)",
+        ),
+        StatusCode::FORBIDDEN => (
+            ErrorKind::Io,
+            "refused by the server (permissions or append-only mode)",
+        ),
         s if s.is_server_error() => (ErrorKind::Io, "server error, may be temporary"),
         _ => (ErrorKind::Io, "unexpected answer"),
     };
@@ -321,7 +407,11 @@ fn chain(e: &dyn std::error::Error) -> String {
 /// A failed request (no answer): always [`ErrorKind::Io`], may be temporary.
 /// The request URL is left out (`what` names the object and server).
 fn transport_error(e: &reqwest::Error, what: &str) -> Error {
-    let kind = if e.is_timeout() { "timed out" } else { "request failed" };
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else {
+        "request failed"
+    };
     let e = clone_without_url(e);
     Error::new(ErrorKind::Io, format!("{what}: {kind}: {}", chain(&e)))
 }
@@ -415,9 +505,15 @@ fn upload_stream(
         len: u64,
         done: bool,
     }
-    let st = St { body, hasher: Sha256::new(), len: 0, done: false };
+    let st = St {
+        body,
+        hasher: Sha256::new(),
+        len: 0,
+        done: false,
+    };
     futures::stream::unfold(st, move |mut st| {
-        let (name, what, failure, count) = (name.clone(), what.clone(), failure.clone(), count.clone());
+        let (name, what, failure, count) =
+            (name.clone(), what.clone(), failure.clone(), count.clone());
         async move {
             if st.done {
                 return None;
@@ -479,7 +575,11 @@ impl Store for RestStore {
 
     async fn repo_exists(&self, repo: &RepoPath) -> Result<bool> {
         let what = format!("repository {repo} on {}", self.base);
-        if self.head(&self.file_url(repo, &FileRef::Config), &what).await?.is_some() {
+        if self
+            .head(&self.file_url(repo, &FileRef::Config), &what)
+            .await?
+            .is_some()
+        {
             return Ok(true);
         }
         Ok(self.list_raw(repo, FileType::Keys).await?.is_some())
@@ -488,18 +588,25 @@ impl Store for RestStore {
     async fn list_repos(&self) -> Result<Vec<RepoPath>> {
         Err(Error::new(
             ErrorKind::Io,
-            format!("{}: restic's REST protocol has no way to list repositories", self.describe()),
+            format!(
+                "{}: restic's REST protocol has no way to list repositories",
+                self.describe()
+            ),
         ))
     }
 
     async fn list(&self, repo: &RepoPath, tpe: FileType) -> Result<Vec<Entry>> {
-        self.list_raw(repo, tpe)
-            .await?
-            .ok_or_else(|| not_found(&format_args!("repository {repo} on {} (listing {tpe})", self.base)))
+        self.list_raw(repo, tpe).await?.ok_or_else(|| {
+            not_found(&format_args!(
+                "repository {repo} on {} (listing {tpe})",
+                self.base
+            ))
+        })
     }
 
     async fn stat(&self, repo: &RepoPath, file: &FileRef) -> Result<Option<u64>> {
-        self.head(&self.file_url(repo, file), &self.what(repo, file)).await
+        self.head(&self.file_url(repo, file), &self.what(repo, file))
+            .await
     }
 
     async fn load(&self, repo: &RepoPath, file: &FileRef, range: Range) -> Result<ByteStream> {
@@ -521,7 +628,9 @@ impl Store for RestStore {
             return Ok(Box::pin(futures::stream::empty()));
         }
         let last = offset + length - 1;
-        let req = self.request(Method::GET, &url).header(header::RANGE, format!("bytes={offset}-{last}"));
+        let req = self
+            .request(Method::GET, &url)
+            .header(header::RANGE, format!("bytes={offset}-{last}"));
         let resp = self.send(req, &what).await?;
         match resp.status() {
             StatusCode::PARTIAL_CONTENT => Ok(body_stream(resp, 0, length, what)),
@@ -531,7 +640,13 @@ impl Store for RestStore {
         }
     }
 
-    async fn save(&self, repo: &RepoPath, file: &FileRef, body: ByteStream, max_len: u64) -> Result<u64> {
+    async fn save(
+        &self,
+        repo: &RepoPath,
+        file: &FileRef,
+        body: ByteStream,
+        max_len: u64,
+    ) -> Result<u64> {
         let what = self.what(repo, file);
         let url = self.file_url(repo, file);
         if self.head(&url, &what).await?.is_some() {
@@ -543,7 +658,14 @@ impl Store for RestStore {
         };
         let failure: Failure = Arc::default();
         let count = Arc::new(Mutex::new(0u64));
-        let stream = upload_stream(body, name, max_len, what.clone(), failure.clone(), count.clone());
+        let stream = upload_stream(
+            body,
+            name,
+            max_len,
+            what.clone(),
+            failure.clone(),
+            count.clone(),
+        );
         let req = self
             .request(Method::POST, &url)
             .header(header::CONTENT_TYPE, "application/octet-stream")
@@ -563,7 +685,12 @@ impl Store for RestStore {
 
     async fn delete(&self, repo: &RepoPath, file: &FileRef) -> Result<()> {
         let what = self.what(repo, file);
-        let resp = self.send(self.request(Method::DELETE, &self.file_url(repo, file)), &what).await?;
+        let resp = self
+            .send(
+                self.request(Method::DELETE, &self.file_url(repo, file)),
+                &what,
+            )
+            .await?;
         if resp.status().is_success() {
             Ok(())
         } else {
@@ -578,23 +705,41 @@ mod tests {
 
     #[test]
     fn urls_and_redaction() {
-        let s = RestStore::new("http://alice:s%3Acret@example.org:8000/prefix", None, None).expect("store");
+        let s = RestStore::new("http://alice:s%3Acret@example.org:8000/prefix", None, None)
+            .expect("store");
         let auth = s.auth.as_ref().expect("credentials from the URL");
-        assert_eq!((auth.user.as_str(), auth.password.as_str()), ("alice", "s:cret"));
+        assert_eq!(
+            (auth.user.as_str(), auth.password.as_str()),
+            ("alice", "s:cret")
+        );
         assert_eq!(s.base.as_str(), "http://example.org:8000/prefix/");
         let dbg = format!("{s:?}");
         assert!(!dbg.contains("cret") && !dbg.contains("alice"), "{dbg}");
         assert!(!s.describe().contains("cret"));
         let repo = RepoPath::parse("nas/main").expect("repo");
-        assert_eq!(s.repo_url(&repo, &["keys"], true), "http://example.org:8000/prefix/nas/main/keys/");
-        assert_eq!(s.file_url(&repo, &FileRef::Config), "http://example.org:8000/prefix/nas/main/config");
-        assert_eq!(s.url(&["a b", "c/d"], false), "http://example.org:8000/prefix/a%20b/c%2Fd");
+        assert_eq!(
+            s.repo_url(&repo, &["keys"], true),
+            "http://example.org:8000/prefix/nas/main/keys/"
+        );
+        assert_eq!(
+            s.file_url(&repo, &FileRef::Config),
+            "http://example.org:8000/prefix/nas/main/config"
+        );
+        assert_eq!(
+            s.url(&["a b", "c/d"], false),
+            "http://example.org:8000/prefix/a%20b/c%2Fd"
+        );
 
         // Explicit credentials win over the URL's.
-        let s = RestStore::new("https://u:p@h/", Some(("x".into(), "y".into())), None).expect("store");
+        let s =
+            RestStore::new("https://u:p@h/", Some(("x".into(), "y".into())), None).expect("store");
         assert_eq!(s.auth.as_ref().map(|c| c.user.as_str()), Some("x"));
 
-        for bad in ["ftp://u:hunter2@h/", "not a url hunter2", "http://h/?q=hunter2"] {
+        for bad in [
+            "ftp://u:hunter2@h/",
+            "not a url hunter2",
+            "http://h/?q=hunter2",
+        ] {
             let e = RestStore::new(bad, None, None).expect_err(bad);
             assert_eq!(e.kind, ErrorKind::InvalidName);
             assert!(!e.message.contains("hunter2"), "{}", e.message);

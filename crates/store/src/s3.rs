@@ -183,7 +183,9 @@ pub struct S3Store {
 
 impl fmt::Debug for S3Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("S3Store").field("location", &self.desc).finish()
+        f.debug_struct("S3Store")
+            .field("location", &self.desc)
+            .finish()
     }
 }
 
@@ -202,7 +204,9 @@ fn od_error(e: &opendal::Error, what: &dyn fmt::Display) -> Error {
 fn key(repo: &RepoPath, file: &FileRef) -> String {
     match file {
         FileRef::Config => format!("{repo}/config"),
-        FileRef::Named(FileType::Data, name) => format!("{repo}/data/{}/{name}", &name.as_str()[..2]),
+        FileRef::Named(FileType::Data, name) => {
+            format!("{repo}/data/{}/{name}", &name.as_str()[..2])
+        }
         FileRef::Named(tpe, name) => format!("{repo}/{tpe}/{name}"),
     }
 }
@@ -214,8 +218,16 @@ impl S3Store {
     pub fn new(cfg: S3Config) -> Result<S3Store> {
         opendal::install_default();
         let prefix = cfg.prefix.trim_matches('/');
-        let root = if prefix.is_empty() { "/".to_owned() } else { format!("/{prefix}/") };
-        let region = if cfg.region.is_empty() { "us-east-1" } else { &cfg.region };
+        let root = if prefix.is_empty() {
+            "/".to_owned()
+        } else {
+            format!("/{prefix}/")
+        };
+        let region = if cfg.region.is_empty() {
+            "us-east-1"
+        } else {
+            &cfg.region
+        };
         let mut builder = S3::default()
             .bucket(&cfg.bucket)
             .root(&root)
@@ -230,10 +242,19 @@ impl S3Store {
         let desc = format!(
             "s3 bucket {} at {}, prefix {prefix:?}",
             cfg.bucket,
-            if cfg.endpoint.is_empty() { "AWS" } else { &cfg.endpoint }
+            if cfg.endpoint.is_empty() {
+                "AWS"
+            } else {
+                &cfg.endpoint
+            }
         );
-        let op = Operator::new(builder).map_err(|e| od_error(&e, &format_args!("configuring {desc}")))?;
-        Ok(S3Store { op, desc, conditional: Arc::new(tokio::sync::OnceCell::new()) })
+        let op = Operator::new(builder)
+            .map_err(|e| od_error(&e, &format_args!("configuring {desc}")))?;
+        Ok(S3Store {
+            op,
+            desc,
+            conditional: Arc::new(tokio::sync::OnceCell::new()),
+        })
     }
 
     /// The size of the object at `key`, `None` if absent.
@@ -248,8 +269,16 @@ impl S3Store {
 
     /// The immediate sub-"directories" of `dir` (`""` for the root), by name.
     async fn sub_dirs(&self, dir: &str) -> Result<Vec<String>> {
-        let path = if dir.is_empty() { "/".to_owned() } else { format!("{dir}/") };
-        let entries = self.op.list(&path).await.map_err(|e| od_error(&e, &format_args!("listing {path}")))?;
+        let path = if dir.is_empty() {
+            "/".to_owned()
+        } else {
+            format!("{dir}/")
+        };
+        let entries = self
+            .op
+            .list(&path)
+            .await
+            .map_err(|e| od_error(&e, &format_args!("listing {path}")))?;
         Ok(entries
             .into_iter()
             .filter(|e| e.metadata().is_dir() && e.path() != path)
@@ -265,7 +294,10 @@ impl S3Store {
         match self.conditional.get_or_try_init(|| self.probe()).await {
             Ok(verdict) => Some(*verdict),
             Err(e) => {
-                tracing::debug!("{}: cannot tell yet whether conditional writes are honoured: {e}", self.desc);
+                tracing::debug!(
+                    "{}: cannot tell yet whether conditional writes are honoured: {e}",
+                    self.desc
+                );
                 None
             }
         }
@@ -282,7 +314,10 @@ impl S3Store {
         use opendal::ErrorKind as K;
         let put = || {
             self.op
-                .write_with(PROBE_KEY, Bytes::from_static(b"bulwark: probe for conditional writes, safe to delete\n"))
+                .write_with(
+                    PROBE_KEY,
+                    Bytes::from_static(b"bulwark: probe for conditional writes, safe to delete\n"),
+                )
                 .if_not_exists(true)
         };
         let refused = |e: &opendal::Error| e.kind() == K::ConditionNotMatch && !e.is_temporary();
@@ -322,7 +357,10 @@ impl S3Store {
     /// and reused by the next probe).
     async fn delete_probe(&self) {
         if let Err(e) = self.op.delete(PROBE_KEY).await {
-            tracing::warn!("{}: cannot delete the probe object {PROBE_KEY}: {e}", self.desc);
+            tracing::warn!(
+                "{}: cannot delete the probe object {PROBE_KEY}: {e}",
+                self.desc
+            );
         }
     }
 
@@ -347,7 +385,9 @@ impl S3Store {
             Ok(Some(_)) => already_exists(&what),
             Ok(None) if conflict => Error::new(
                 ErrorKind::Io,
-                format!("{what}: a concurrent upload of the same name was in progress, try again ({e})"),
+                format!(
+                    "{what}: a concurrent upload of the same name was in progress, try again ({e})"
+                ),
             ),
             Ok(None) => od_error(e, &what),
             Err(err) => err,
@@ -356,7 +396,14 @@ impl S3Store {
 
     /// Reads `body` up to [`SINGLE_PUT_MAX`] bytes: a body that ends there
     /// goes up in one PUT, a longer one as a multipart upload (module docs).
-    async fn upload(&self, file: &FileRef, key: &str, what: &str, mut body: ByteStream, max_len: u64) -> Result<u64> {
+    async fn upload(
+        &self,
+        file: &FileRef,
+        key: &str,
+        what: &str,
+        mut body: ByteStream,
+        max_len: u64,
+    ) -> Result<u64> {
         let mut incoming = Incoming::new(what, max_len);
         let mut head = Vec::new();
         let mut head_len = 0usize;
@@ -373,7 +420,14 @@ impl S3Store {
     }
 
     /// Stores a verified body that fit in memory with one PUT (module docs).
-    async fn put_whole(&self, file: &FileRef, key: &str, what: &str, body: Vec<Bytes>, len: u64) -> Result<u64> {
+    async fn put_whole(
+        &self,
+        file: &FileRef,
+        key: &str,
+        what: &str,
+        body: Vec<Bytes>,
+        len: u64,
+    ) -> Result<u64> {
         let honoured = self.conditional().await == Some(Conditional::Honoured);
         // The one existence check, right before the write: skipped only
         // where the server enforces it and a racing writer could only
@@ -382,7 +436,12 @@ impl S3Store {
         if check && self.size_of(key, what).await?.is_some() {
             return Err(already_exists(&what));
         }
-        match self.op.write_with(key, Buffer::from(body)).if_not_exists(honoured).await {
+        match self
+            .op
+            .write_with(key, Buffer::from(body))
+            .if_not_exists(honoured)
+            .await
+        {
             Ok(_) => Ok(len),
             Err(e) => Err(self.write_error(&e, key, what).await),
         }
@@ -390,14 +449,26 @@ impl S3Store {
 
     /// Stores a body longer than [`SINGLE_PUT_MAX`] as a multipart upload:
     /// `head` is what was read of it so far, `body` the rest.
-    async fn save_multipart(&self, file: &FileRef, key: &str, head: Vec<Bytes>, mut body: ByteStream, mut incoming: Incoming<'_>) -> Result<u64> {
+    async fn save_multipart(
+        &self,
+        file: &FileRef,
+        key: &str,
+        head: Vec<Bytes>,
+        mut body: ByteStream,
+        mut incoming: Incoming<'_>,
+    ) -> Result<u64> {
         let what = incoming.what;
         // Before uploading anything: a large body for an existing name is
         // refused without sending it.
         if self.size_of(key, what).await?.is_some() {
             return Err(already_exists(&what));
         }
-        let mut writer = self.op.writer_with(key).chunk(PART).await.map_err(|e| od_error(&e, &what))?;
+        let mut writer = self
+            .op
+            .writer_with(key)
+            .chunk(PART)
+            .await
+            .map_err(|e| od_error(&e, &what))?;
         let outcome: Result<u64> = async {
             for chunk in head {
                 writer.write(chunk).await.map_err(|e| od_error(&e, &what))?;
@@ -439,7 +510,12 @@ struct Incoming<'a> {
 
 impl<'a> Incoming<'a> {
     fn new(what: &'a str, max_len: u64) -> Self {
-        Self { what, hasher: Sha256::new(), len: 0, max_len }
+        Self {
+            what,
+            hasher: Sha256::new(),
+            len: 0,
+            max_len,
+        }
     }
 
     /// Accounts for the next chunk of the body.
@@ -476,22 +552,34 @@ impl Store for S3Store {
             return Ok(());
         }
         let marker = format!("{repo}/keys/");
-        self.op.create_dir(&marker).await.map_err(|e| od_error(&e, &format_args!("creating repository {repo}")))
+        self.op
+            .create_dir(&marker)
+            .await
+            .map_err(|e| od_error(&e, &format_args!("creating repository {repo}")))
     }
 
     async fn repo_exists(&self, repo: &RepoPath) -> Result<bool> {
         let what = format!("repository {repo}");
-        if self.size_of(&key(repo, &FileRef::Config), &what).await?.is_some() {
+        if self
+            .size_of(&key(repo, &FileRef::Config), &what)
+            .await?
+            .is_some()
+        {
             return Ok(true);
         }
         // A directory stat is a listing: true for the marker or any key file.
-        self.op.exists(&format!("{repo}/keys/")).await.map_err(|e| od_error(&e, &what))
+        self.op
+            .exists(&format!("{repo}/keys/"))
+            .await
+            .map_err(|e| od_error(&e, &what))
     }
 
     async fn list_repos(&self) -> Result<Vec<RepoPath>> {
         let mut repos = Vec::new();
         for a in self.sub_dirs("").await? {
-            let Ok(repo) = RepoPath::parse(&a) else { continue };
+            let Ok(repo) = RepoPath::parse(&a) else {
+                continue;
+            };
             if self.repo_exists(&repo).await? {
                 repos.push(repo);
             }
@@ -521,7 +609,9 @@ impl Store for S3Store {
             if !entry.metadata().is_file() {
                 continue;
             }
-            let Some(rel) = entry.path().strip_prefix(&dir) else { continue };
+            let Some(rel) = entry.path().strip_prefix(&dir) else {
+                continue;
+            };
             let file_name = if tpe == FileType::Data {
                 match rel.split_once('/') {
                     Some((sub, n)) if n.len() > 2 && n.starts_with(sub) => n,
@@ -531,7 +621,10 @@ impl Store for S3Store {
                 rel
             };
             if let Ok(name) = Name::parse(file_name) {
-                out.push(Entry { name, size: entry.metadata().content_length() });
+                out.push(Entry {
+                    name,
+                    size: entry.metadata().content_length(),
+                });
             }
         }
         if out.is_empty() && !self.repo_exists(repo).await? {
@@ -541,7 +634,8 @@ impl Store for S3Store {
     }
 
     async fn stat(&self, repo: &RepoPath, file: &FileRef) -> Result<Option<u64>> {
-        self.size_of(&key(repo, file), &format!("{repo}/{file}")).await
+        self.size_of(&key(repo, file), &format!("{repo}/{file}"))
+            .await
     }
 
     async fn load(&self, repo: &RepoPath, file: &FileRef, range: Range) -> Result<ByteStream> {
@@ -554,12 +648,25 @@ impl Store for S3Store {
         if length == 0 {
             return Ok(Box::pin(futures::stream::empty()));
         }
-        let reader = self.op.reader(&key).await.map_err(|e| od_error(&e, &what))?;
-        let stream = reader.into_bytes_stream(offset..offset + length).await.map_err(|e| od_error(&e, &what))?;
+        let reader = self
+            .op
+            .reader(&key)
+            .await
+            .map_err(|e| od_error(&e, &what))?;
+        let stream = reader
+            .into_bytes_stream(offset..offset + length)
+            .await
+            .map_err(|e| od_error(&e, &what))?;
         Ok(Box::pin(stream))
     }
 
-    async fn save(&self, repo: &RepoPath, file: &FileRef, body: ByteStream, max_len: u64) -> Result<u64> {
+    async fn save(
+        &self,
+        repo: &RepoPath,
+        file: &FileRef,
+        body: ByteStream,
+        max_len: u64,
+    ) -> Result<u64> {
         let what = format!("{repo}/{file}");
         let key = key(repo, file);
         match self.upload(file, &key, &what, body, max_len).await {

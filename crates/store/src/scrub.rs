@@ -37,7 +37,8 @@ async fn hash_file(store: &dyn Store, repo: &RepoPath, file: &FileRef) -> Result
     let mut hasher = Sha256::new();
     let mut len = 0u64;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| crate::Error::new(ErrorKind::Io, format!("reading {repo}/{file}: {e}")))?;
+        let chunk = chunk
+            .map_err(|e| crate::Error::new(ErrorKind::Io, format!("reading {repo}/{file}: {e}")))?;
         len += chunk.len() as u64;
         hasher.update(&chunk);
     }
@@ -45,7 +46,12 @@ async fn hash_file(store: &dyn Store, repo: &RepoPath, file: &FileRef) -> Result
 }
 
 /// True if the content of `tpe/name` in `repo` hashes to `name`.
-pub async fn verify(store: &dyn Store, repo: &RepoPath, tpe: FileType, name: &Name) -> Result<bool> {
+pub async fn verify(
+    store: &dyn Store,
+    repo: &RepoPath,
+    tpe: FileType,
+    name: &Name,
+) -> Result<bool> {
     let (hash, _) = hash_file(store, repo, &FileRef::Named(tpe, name.clone())).await?;
     Ok(hex::encode(hash) == name.as_str())
 }
@@ -55,14 +61,26 @@ pub async fn verify(store: &dyn Store, repo: &RepoPath, tpe: FileType, name: &Na
 /// non-empty type when `f > 0`). Files that vanish while scrubbing (e.g.
 /// locks) are skipped; other read errors are reported as unreadable. Fails
 /// only if a listing fails.
-pub async fn scrub_repo(store: &dyn Store, repo: &RepoPath, sample: Option<f64>) -> Result<ScrubReport> {
+pub async fn scrub_repo(
+    store: &dyn Store,
+    repo: &RepoPath,
+    sample: Option<f64>,
+) -> Result<ScrubReport> {
     let mut report = ScrubReport::default();
     for tpe in FileType::ALL {
         let mut entries = store.list(repo, tpe).await?;
         if let Some(fraction) = sample {
-            let fraction = if fraction.is_nan() { 0.0 } else { fraction.clamp(0.0, 1.0) };
+            let fraction = if fraction.is_nan() {
+                0.0
+            } else {
+                fraction.clamp(0.0, 1.0)
+            };
             // The float-to-int cast saturates; the product is at most len.
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                clippy::cast_precision_loss
+            )]
             let keep = (entries.len() as f64 * fraction).ceil() as usize;
             entries.shuffle(&mut rand::rng());
             entries.truncate(keep);
@@ -74,7 +92,9 @@ pub async fn scrub_repo(store: &dyn Store, repo: &RepoPath, sample: Option<f64>)
                     report.checked += 1;
                     report.bytes += len;
                     if hex::encode(hash) != entry.name.as_str() {
-                        tracing::warn!("{repo}/{file} is corrupt: its content does not hash to its name");
+                        tracing::warn!(
+                            "{repo}/{file} is corrupt: its content does not hash to its name"
+                        );
                         report.corrupt.push((tpe, entry.name));
                     }
                 }
@@ -106,16 +126,38 @@ mod tests {
         Name::parse(&hex::encode(Sha256::digest(data))).expect("hex digest is a name")
     }
 
-    async fn setup() -> (tempfile::TempDir, Arc<LocalStore>, RepoPath, Vec<(FileType, Name)>) {
+    async fn setup() -> (
+        tempfile::TempDir,
+        Arc<LocalStore>,
+        RepoPath,
+        Vec<(FileType, Name)>,
+    ) {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Arc::new(LocalStore::new(dir.path()).expect("store"));
         let repo = RepoPath::parse("alice/laptop").expect("repo");
         store.create_repo(&repo).await.expect("create");
         let mut files = Vec::new();
-        for (i, tpe) in [FileType::Data, FileType::Data, FileType::Index, FileType::Snapshots, FileType::Keys].into_iter().enumerate() {
+        for (i, tpe) in [
+            FileType::Data,
+            FileType::Data,
+            FileType::Index,
+            FileType::Snapshots,
+            FileType::Keys,
+        ]
+        .into_iter()
+        .enumerate()
+        {
             let data: Vec<u8> = (0..1000 + i * 777).map(|j| (j * 31 + i) as u8).collect();
             let name = name_of(&data);
-            store.save(&repo, &FileRef::Named(tpe, name.clone()), body(data), u64::MAX).await.expect("save");
+            store
+                .save(
+                    &repo,
+                    &FileRef::Named(tpe, name.clone()),
+                    body(data),
+                    u64::MAX,
+                )
+                .await
+                .expect("save");
             files.push((tpe, name));
         }
         (dir, store, repo, files)
@@ -124,12 +166,16 @@ mod tests {
     #[tokio::test]
     async fn clean_repository_scrubs_clean() {
         let (_dir, store, repo, files) = setup().await;
-        let report = scrub_repo(store.as_ref(), &repo, None).await.expect("scrub");
+        let report = scrub_repo(store.as_ref(), &repo, None)
+            .await
+            .expect("scrub");
         assert!(report.is_clean(), "{report:?}");
         assert_eq!(report.checked, files.len() as u64);
         assert!(report.bytes > 5000);
         for (tpe, name) in &files {
-            assert!(verify(store.as_ref(), &repo, *tpe, name).await.expect("verify"));
+            assert!(verify(store.as_ref(), &repo, *tpe, name)
+                .await
+                .expect("verify"));
         }
     }
 
@@ -138,23 +184,37 @@ mod tests {
         let (dir, store, repo, files) = setup().await;
         let (tpe, name) = files[1].clone();
         assert_eq!(tpe, FileType::Data);
-        let path = dir.path().join("alice/laptop/data").join(&name.as_str()[..2]).join(name.as_str());
+        let path = dir
+            .path()
+            .join("alice/laptop/data")
+            .join(&name.as_str()[..2])
+            .join(name.as_str());
         let mut content = fs::read(&path).expect("read pack");
         content[500] ^= 0x01;
         fs::write(&path, content).expect("write pack");
 
-        assert!(!verify(store.as_ref(), &repo, tpe, &name).await.expect("verify"));
-        let report = scrub_repo(store.as_ref(), &repo, None).await.expect("scrub");
+        assert!(!verify(store.as_ref(), &repo, tpe, &name)
+            .await
+            .expect("verify"));
+        let report = scrub_repo(store.as_ref(), &repo, None)
+            .await
+            .expect("scrub");
         assert_eq!(report.corrupt, vec![(tpe, name)]);
         assert!(report.unreadable.is_empty(), "{report:?}");
         assert_eq!(report.checked, files.len() as u64);
 
         // Sampling everything finds it too; sampling nothing checks nothing.
-        let full = scrub_repo(store.as_ref(), &repo, Some(1.0)).await.expect("scrub");
+        let full = scrub_repo(store.as_ref(), &repo, Some(1.0))
+            .await
+            .expect("scrub");
         assert_eq!(full.corrupt.len(), 1);
-        let none = scrub_repo(store.as_ref(), &repo, Some(0.0)).await.expect("scrub");
+        let none = scrub_repo(store.as_ref(), &repo, Some(0.0))
+            .await
+            .expect("scrub");
         assert_eq!(none.checked, 0);
-        let some = scrub_repo(store.as_ref(), &repo, Some(0.5)).await.expect("scrub");
+        let some = scrub_repo(store.as_ref(), &repo, Some(0.5))
+            .await
+            .expect("scrub");
         // ceil(2 * 0.5) data + 1 of each other non-empty type.
         assert_eq!(some.checked, 4);
     }
@@ -163,10 +223,16 @@ mod tests {
     async fn truncated_file_is_reported_corrupt() {
         let (dir, store, repo, files) = setup().await;
         let (tpe, name) = files[2].clone();
-        let path = dir.path().join("alice/laptop").join(tpe.as_str()).join(name.as_str());
+        let path = dir
+            .path()
+            .join("alice/laptop")
+            .join(tpe.as_str())
+            .join(name.as_str());
         let content = fs::read(&path).expect("read");
         fs::write(&path, &content[..10]).expect("truncate");
-        let report = scrub_repo(store.as_ref(), &repo, None).await.expect("scrub");
+        let report = scrub_repo(store.as_ref(), &repo, None)
+            .await
+            .expect("scrub");
         assert_eq!(report.corrupt, vec![(tpe, name)]);
     }
 
@@ -194,15 +260,31 @@ mod tests {
         async fn stat(&self, repo: &RepoPath, file: &FileRef) -> Result<Option<u64>> {
             self.0.stat(repo, file).await
         }
-        async fn load(&self, repo: &RepoPath, file: &FileRef, range: Range) -> Result<crate::ByteStream> {
+        async fn load(
+            &self,
+            repo: &RepoPath,
+            file: &FileRef,
+            range: Range,
+        ) -> Result<crate::ByteStream> {
             let inner = self.0.load(repo, file, range).await?;
             if matches!(file, FileRef::Named(_, n) if *n == self.1) {
-                let failing = inner.take(1).chain(futures::stream::iter([Err(std::io::Error::other("disk read error"))]));
+                let failing =
+                    inner
+                        .take(1)
+                        .chain(futures::stream::iter([Err(std::io::Error::other(
+                            "disk read error",
+                        ))]));
                 return Ok(Box::pin(failing));
             }
             Ok(inner)
         }
-        async fn save(&self, repo: &RepoPath, file: &FileRef, body: crate::ByteStream, max_len: u64) -> Result<u64> {
+        async fn save(
+            &self,
+            repo: &RepoPath,
+            file: &FileRef,
+            body: crate::ByteStream,
+            max_len: u64,
+        ) -> Result<u64> {
             self.0.save(repo, file, body, max_len).await
         }
         async fn delete(&self, repo: &RepoPath, file: &FileRef) -> Result<()> {
@@ -218,8 +300,14 @@ mod tests {
         let report = scrub_repo(&failing, &repo, None).await.expect("scrub");
         assert!(report.corrupt.is_empty(), "{report:?}");
         assert_eq!(report.unreadable.len(), 1, "{report:?}");
-        assert_eq!((report.unreadable[0].0, &report.unreadable[0].1), (tpe, &name));
-        assert!(report.unreadable[0].2.contains("disk read error"), "{report:?}");
+        assert_eq!(
+            (report.unreadable[0].0, &report.unreadable[0].1),
+            (tpe, &name)
+        );
+        assert!(
+            report.unreadable[0].2.contains("disk read error"),
+            "{report:?}"
+        );
         assert_eq!(report.checked, files.len() as u64 - 1);
     }
 

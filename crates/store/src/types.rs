@@ -48,7 +48,10 @@ pub struct Error {
 impl Error {
     /// Builds an error of `kind`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into() }
+        Self {
+            kind,
+            message: message.into(),
+        }
     }
 }
 
@@ -70,7 +73,13 @@ pub enum FileType {
 impl FileType {
     /// All types, in the order a replicator should copy them (data before
     /// the index and snapshots that refer to it).
-    pub const ALL: [FileType; 5] = [FileType::Keys, FileType::Data, FileType::Index, FileType::Snapshots, FileType::Locks];
+    pub const ALL: [FileType; 5] = [
+        FileType::Keys,
+        FileType::Data,
+        FileType::Index,
+        FileType::Snapshots,
+        FileType::Locks,
+    ];
 
     /// The directory / URL segment name (`data`, `keys`, ...).
     pub fn as_str(self) -> &'static str {
@@ -109,10 +118,16 @@ pub struct Name(String);
 impl Name {
     /// Validates `s`.
     pub fn parse(s: &str) -> Result<Self> {
-        if s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if s.len() == 64
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             Ok(Self(s.to_owned()))
         } else {
-            Err(Error::new(ErrorKind::InvalidName, format!("invalid file name {s:?}: expected 64 lowercase hex characters")))
+            Err(Error::new(
+                ErrorKind::InvalidName,
+                format!("invalid file name {s:?}: expected 64 lowercase hex characters"),
+            ))
         }
     }
 
@@ -158,7 +173,12 @@ impl RepoPath {
 
     /// Parses `a` or `a/b` (no leading/trailing slash, no empty segments).
     pub fn parse(s: &str) -> Result<Self> {
-        let bad = |why: &str| Error::new(ErrorKind::InvalidName, format!("invalid repository path {s:?}: {why}"));
+        let bad = |why: &str| {
+            Error::new(
+                ErrorKind::InvalidName,
+                format!("invalid repository path {s:?}: {why}"),
+            )
+        };
         if s.is_empty() {
             return Err(bad("empty"));
         }
@@ -173,7 +193,10 @@ impl RepoPath {
             if seg.starts_with('.') {
                 return Err(bad("segments must not start with '.'"));
             }
-            if !seg.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.') {
+            if !seg
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+            {
                 return Err(bad("only letters, digits, '.', '-' and '_' are allowed"));
             }
             if *seg == "config" || FileType::parse(seg).is_some() {
@@ -247,14 +270,24 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Stores a file from `body`, verifying its hash (except `config`);
     /// returns the number of bytes stored.
-    async fn save(&self, repo: &RepoPath, file: &FileRef, body: ByteStream, max_len: u64) -> Result<u64>;
+    async fn save(
+        &self,
+        repo: &RepoPath,
+        file: &FileRef,
+        body: ByteStream,
+        max_len: u64,
+    ) -> Result<u64>;
 
     /// Removes a file ([`ErrorKind::NotFound`] if absent).
     async fn delete(&self, repo: &RepoPath, file: &FileRef) -> Result<()>;
 
     /// When the newest file of `tpe` was stored, if the store knows (the hub
     /// uses it for backup freshness after a restart). Default: unknown.
-    async fn newest(&self, _repo: &RepoPath, _tpe: FileType) -> Result<Option<std::time::SystemTime>> {
+    async fn newest(
+        &self,
+        _repo: &RepoPath,
+        _tpe: FileType,
+    ) -> Result<Option<std::time::SystemTime>> {
         Ok(None)
     }
 }

@@ -42,17 +42,55 @@ async fn local_layout_is_rest_servers() {
     let r = repo("alice/laptop");
     store.create_repo(&r).await.expect("create");
     let base = dir.path().join("alice/laptop");
-    for sub in ["keys", "locks", "snapshots", "index", "data/00", "data/7f", "data/ff"] {
+    for sub in [
+        "keys",
+        "locks",
+        "snapshots",
+        "index",
+        "data/00",
+        "data/7f",
+        "data/ff",
+    ] {
         assert!(base.join(sub).is_dir(), "{sub}");
     }
-    assert_eq!(std::fs::read_dir(base.join("data")).expect("data").count(), 256);
+    assert_eq!(
+        std::fs::read_dir(base.join("data")).expect("data").count(),
+        256
+    );
     let data = random_bytes(10);
     let name = name_of(&data);
-    save(&store, &r, &FileRef::Named(FileType::Data, name.clone()), &data).await.expect("save");
-    save(&store, &r, &FileRef::Named(FileType::Keys, name.clone()), &data).await.expect("save");
-    save(&store, &r, &FileRef::Config, b"cfg").await.expect("save");
-    assert_eq!(std::fs::read(base.join("data").join(&name.as_str()[..2]).join(name.as_str())).expect("pack"), data);
-    assert_eq!(std::fs::read(base.join("keys").join(name.as_str())).expect("key"), data);
+    save(
+        &store,
+        &r,
+        &FileRef::Named(FileType::Data, name.clone()),
+        &data,
+    )
+    .await
+    .expect("save");
+    save(
+        &store,
+        &r,
+        &FileRef::Named(FileType::Keys, name.clone()),
+        &data,
+    )
+    .await
+    .expect("save");
+    save(&store, &r, &FileRef::Config, b"cfg")
+        .await
+        .expect("save");
+    assert_eq!(
+        std::fs::read(
+            base.join("data")
+                .join(&name.as_str()[..2])
+                .join(name.as_str())
+        )
+        .expect("pack"),
+        data
+    );
+    assert_eq!(
+        std::fs::read(base.join("keys").join(name.as_str())).expect("key"),
+        data
+    );
     assert_eq!(std::fs::read(base.join("config")).expect("config"), b"cfg");
 }
 
@@ -71,32 +109,73 @@ async fn local_symlinks_are_not_followed() {
     let data = random_bytes(64);
     let name = name_of(&data);
     for tpe in FileType::ALL {
-        save(&other, &target, &FileRef::Named(tpe, name.clone()), &data).await.expect("save");
+        save(&other, &target, &FileRef::Named(tpe, name.clone()), &data)
+            .await
+            .expect("save");
     }
-    save(&other, &target, &FileRef::Config, b"cfg").await.expect("save config");
+    save(&other, &target, &FileRef::Config, b"cfg")
+        .await
+        .expect("save config");
 
     // 1. The repository directory is a symlink.
     symlink(outside.path().join("target"), root.join("evil")).expect("symlink");
     let evil = repo("evil");
     assert!(!store.repo_exists(&evil).await.expect("exists"));
-    assert_eq!(kind(store.list(&evil, FileType::Keys).await), ErrorKind::NotFound);
-    assert_eq!(store.stat(&evil, &FileRef::Config).await.expect("stat"), None);
-    assert_eq!(kind(load_all(&store, &evil, &FileRef::Config, Range::default()).await), ErrorKind::NotFound);
+    assert_eq!(
+        kind(store.list(&evil, FileType::Keys).await),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        store.stat(&evil, &FileRef::Config).await.expect("stat"),
+        None
+    );
+    assert_eq!(
+        kind(load_all(&store, &evil, &FileRef::Config, Range::default()).await),
+        ErrorKind::NotFound
+    );
     let keys_file = FileRef::Named(FileType::Keys, name.clone());
-    assert_eq!(kind(load_all(&store, &evil, &keys_file, Range::default()).await), ErrorKind::NotFound);
-    assert_eq!(kind(store.delete(&evil, &keys_file).await), ErrorKind::NotFound);
+    assert_eq!(
+        kind(load_all(&store, &evil, &keys_file, Range::default()).await),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        kind(store.delete(&evil, &keys_file).await),
+        ErrorKind::NotFound
+    );
     let fresh = random_bytes(64);
-    assert!(save(&store, &evil, &named(FileType::Keys, &fresh), &fresh).await.is_err(), "no writes through a symlink");
-    assert!(store.create_repo(&evil).await.is_err(), "create_repo must not accept a symlink");
+    assert!(
+        save(&store, &evil, &named(FileType::Keys, &fresh), &fresh)
+            .await
+            .is_err(),
+        "no writes through a symlink"
+    );
+    assert!(
+        store.create_repo(&evil).await.is_err(),
+        "create_repo must not accept a symlink"
+    );
     assert_eq!(store.list_repos().await.expect("list_repos"), vec![]);
-    assert_eq!(other.list(&target, FileType::Keys).await.expect("list").len(), 1, "target untouched");
+    assert_eq!(
+        other
+            .list(&target, FileType::Keys)
+            .await
+            .expect("list")
+            .len(),
+        1,
+        "target untouched"
+    );
 
     // 2. A user directory that is a symlink (two-segment path).
     symlink(outside.path(), root.join("mallory")).expect("symlink");
     let nested = repo("mallory/target");
     assert!(!store.repo_exists(&nested).await.expect("exists"));
-    assert_eq!(kind(store.list(&nested, FileType::Data).await), ErrorKind::NotFound);
-    assert_eq!(kind(load_all(&store, &nested, &FileRef::Config, Range::default()).await), ErrorKind::NotFound);
+    assert_eq!(
+        kind(store.list(&nested, FileType::Data).await),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        kind(load_all(&store, &nested, &FileRef::Config, Range::default()).await),
+        ErrorKind::NotFound
+    );
     assert_eq!(store.list_repos().await.expect("list_repos"), vec![]);
 
     // 3. Type directories and a data subdirectory that are symlinks.
@@ -115,31 +194,102 @@ async fn local_symlinks_are_not_followed() {
         }
     };
     std::fs::remove_dir(base.join("data").join(sub)).expect("rmdir");
-    symlink(outside.path().join("target/data").join(sub), base.join("data").join(sub)).expect("symlink");
-    assert!(store.list(&real, FileType::Index).await.map(|v| v.is_empty()).unwrap_or(true), "symlinked index dir not listed");
-    assert_eq!(store.list(&real, FileType::Data).await.expect("list"), vec![], "symlinked data subdir not listed");
+    symlink(
+        outside.path().join("target/data").join(sub),
+        base.join("data").join(sub),
+    )
+    .expect("symlink");
+    assert!(
+        store
+            .list(&real, FileType::Index)
+            .await
+            .map(|v| v.is_empty())
+            .unwrap_or(true),
+        "symlinked index dir not listed"
+    );
+    assert_eq!(
+        store.list(&real, FileType::Data).await.expect("list"),
+        vec![],
+        "symlinked data subdir not listed"
+    );
     for tpe in [FileType::Index, FileType::Data] {
         let file = FileRef::Named(tpe, name.clone());
-        assert_eq!(store.stat(&real, &file).await.expect("stat"), None, "{file}");
-        assert_eq!(kind(load_all(&store, &real, &file, Range::default()).await), ErrorKind::NotFound, "{file}");
-        assert_eq!(kind(store.delete(&real, &file).await), ErrorKind::NotFound, "{file}");
-        assert!(save(&store, &real, &FileRef::Named(tpe, name_of(&fresh)), &fresh).await.is_err(), "no writes into a symlinked dir");
+        assert_eq!(
+            store.stat(&real, &file).await.expect("stat"),
+            None,
+            "{file}"
+        );
+        assert_eq!(
+            kind(load_all(&store, &real, &file, Range::default()).await),
+            ErrorKind::NotFound,
+            "{file}"
+        );
+        assert_eq!(
+            kind(store.delete(&real, &file).await),
+            ErrorKind::NotFound,
+            "{file}"
+        );
+        assert!(
+            save(&store, &real, &FileRef::Named(tpe, name_of(&fresh)), &fresh)
+                .await
+                .is_err(),
+            "no writes into a symlinked dir"
+        );
     }
-    assert!(!outside.path().join("target/index").join(name_of(&fresh).as_str()).exists());
-    assert!(!outside.path().join("target/data").join(sub).join(name_of(&fresh).as_str()).exists());
+    assert!(!outside
+        .path()
+        .join("target/index")
+        .join(name_of(&fresh).as_str())
+        .exists());
+    assert!(!outside
+        .path()
+        .join("target/data")
+        .join(sub)
+        .join(name_of(&fresh).as_str())
+        .exists());
 
     // 4. Files (and config) that are symlinks.
-    symlink(outside.path().join("target/keys").join(name.as_str()), base.join("keys").join(name.as_str())).expect("symlink");
+    symlink(
+        outside.path().join("target/keys").join(name.as_str()),
+        base.join("keys").join(name.as_str()),
+    )
+    .expect("symlink");
     symlink(outside.path().join("target/config"), base.join("config")).expect("symlink");
-    assert_eq!(store.list(&real, FileType::Keys).await.expect("list"), vec![], "symlinked file not listed");
+    assert_eq!(
+        store.list(&real, FileType::Keys).await.expect("list"),
+        vec![],
+        "symlinked file not listed"
+    );
     for file in [&keys_file, &FileRef::Config] {
         assert_eq!(store.stat(&real, file).await.expect("stat"), None, "{file}");
-        assert_eq!(kind(load_all(&store, &real, file, Range::default()).await), ErrorKind::NotFound, "{file}");
-        assert_eq!(kind(store.delete(&real, file).await), ErrorKind::NotFound, "{file}");
-        assert_eq!(kind(save(&store, &real, file, &data).await), ErrorKind::AlreadyExists, "{file}");
+        assert_eq!(
+            kind(load_all(&store, &real, file, Range::default()).await),
+            ErrorKind::NotFound,
+            "{file}"
+        );
+        assert_eq!(
+            kind(store.delete(&real, file).await),
+            ErrorKind::NotFound,
+            "{file}"
+        );
+        assert_eq!(
+            kind(save(&store, &real, file, &data).await),
+            ErrorKind::AlreadyExists,
+            "{file}"
+        );
     }
-    assert!(outside.path().join("target/keys").join(name.as_str()).is_file(), "symlink target untouched");
-    assert!(outside.path().join("target/config").is_file(), "symlink target untouched");
+    assert!(
+        outside
+            .path()
+            .join("target/keys")
+            .join(name.as_str())
+            .is_file(),
+        "symlink target untouched"
+    );
+    assert!(
+        outside.path().join("target/config").is_file(),
+        "symlink target untouched"
+    );
 }
 
 #[tokio::test]
@@ -151,7 +301,9 @@ async fn local_temp_files_are_hidden_and_cleaned() {
     store.create_repo(&r).await.expect("create");
     store.create_repo(&nested).await.expect("create");
     let data = random_bytes(100);
-    save(&store, &r, &named(FileType::Keys, &data), &data).await.expect("save");
+    save(&store, &r, &named(FileType::Keys, &data), &data)
+        .await
+        .expect("save");
 
     let hex64 = "ab".repeat(32);
     let stale = [
@@ -161,8 +313,13 @@ async fn local_temp_files_are_hidden_and_cleaned() {
         root.join("bob/laptop/data/00/.tmp-x"),
         root.join("bob/laptop/snapshots/.tmp-y"),
     ];
-    let fresh = [root.join("alice/keys/.tmp-fresh"), root.join("bob/laptop/data/ab/.tmp-fresh")];
-    let two_hours_ago = filetime::FileTime::from_system_time(std::time::SystemTime::now() - Duration::from_secs(7200));
+    let fresh = [
+        root.join("alice/keys/.tmp-fresh"),
+        root.join("bob/laptop/data/ab/.tmp-fresh"),
+    ];
+    let two_hours_ago = filetime::FileTime::from_system_time(
+        std::time::SystemTime::now() - Duration::from_secs(7200),
+    );
     for p in &stale {
         std::fs::write(p, b"partial").expect("write");
         filetime::set_file_mtime(p, two_hours_ago).expect("mtime");
@@ -176,10 +333,25 @@ async fn local_temp_files_are_hidden_and_cleaned() {
     std::fs::write(root.join("alice/data/00").join(&hex64), b"x").expect("misplaced pack");
 
     let listed = store.list(&r, FileType::Keys).await.expect("list");
-    assert_eq!(listed, vec![Entry { name: name_of(&data), size: 100 }]);
+    assert_eq!(
+        listed,
+        vec![Entry {
+            name: name_of(&data),
+            size: 100
+        }]
+    );
     assert_eq!(store.list(&r, FileType::Data).await.expect("list"), vec![]);
-    assert_eq!(store.list(&nested, FileType::Data).await.expect("list"), vec![]);
-    assert_eq!(store.list(&nested, FileType::Snapshots).await.expect("list"), vec![]);
+    assert_eq!(
+        store.list(&nested, FileType::Data).await.expect("list"),
+        vec![]
+    );
+    assert_eq!(
+        store
+            .list(&nested, FileType::Snapshots)
+            .await
+            .expect("list"),
+        vec![]
+    );
 
     // Reopening removes the stale ones and keeps uploads that may be running.
     let _store = LocalStore::new(root).expect("reopen");
@@ -189,8 +361,14 @@ async fn local_temp_files_are_hidden_and_cleaned() {
     for p in &fresh {
         assert!(p.exists(), "{} is recent and must be kept", p.display());
     }
-    assert!(root.join("alice/keys/README").exists(), "only temporary files are removed");
-    assert!(root.join("alice/keys").join(name_of(&data).as_str()).exists());
+    assert!(
+        root.join("alice/keys/README").exists(),
+        "only temporary files are removed"
+    );
+    assert!(root
+        .join("alice/keys")
+        .join(name_of(&data).as_str())
+        .exists());
 }
 
 #[tokio::test]
@@ -198,8 +376,14 @@ async fn local_save_into_missing_repository_fails() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = LocalStore::new(dir.path()).expect("store");
     let data = random_bytes(10);
-    assert_eq!(kind(save(&store, &repo("ghost"), &named(FileType::Keys, &data), &data).await), ErrorKind::NotFound);
-    assert_eq!(kind(save(&store, &repo("ghost"), &FileRef::Config, &data).await), ErrorKind::NotFound);
+    assert_eq!(
+        kind(save(&store, &repo("ghost"), &named(FileType::Keys, &data), &data).await),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        kind(save(&store, &repo("ghost"), &FileRef::Config, &data).await),
+        ErrorKind::NotFound
+    );
     assert!(!dir.path().join("ghost").exists());
 }
 
@@ -234,7 +418,9 @@ async fn local_no_space() {
     store.create_repo(&r).await.expect("create");
     let big = random_bytes(2 * 1024 * 1024);
     let file = named(FileType::Data, &big);
-    let err = save(&store, &r, &file, &big).await.expect_err("does not fit");
+    let err = save(&store, &r, &file, &big)
+        .await
+        .expect_err("does not fit");
     assert_eq!(err.kind, ErrorKind::NoSpace, "{err}");
     assert_absent(&store, &r, &file).await;
     let mut stray = Vec::new();
@@ -242,7 +428,9 @@ async fn local_no_space() {
     assert!(stray.is_empty(), "nothing left behind: {stray:?}");
     // The space is free again: a small file fits.
     let small = random_bytes(1000);
-    save(&store, &r, &named(FileType::Data, &small), &small).await.expect("small save after ENOSPC");
+    save(&store, &r, &named(FileType::Data, &small), &small)
+        .await
+        .expect("small save after ENOSPC");
 }
 
 // ---------------------------------------------------------------- s3
@@ -282,7 +470,11 @@ mod s3 {
 
     impl Moto {
         fn start() -> Moto {
-            let port = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+            let port = TcpListener::bind("127.0.0.1:0")
+                .expect("bind")
+                .local_addr()
+                .expect("addr")
+                .port();
             let bin = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".to_owned());
             let log = tempfile::NamedTempFile::new().expect("moto log file");
             let out = log.as_file().try_clone().expect("log handle");
@@ -294,14 +486,24 @@ mod s3 {
                 .stdout(Stdio::from(out))
                 .stderr(Stdio::from(err))
                 .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {bin} (install it with `pip install 'moto[server]'`): {e}"));
-            let mut moto = Moto { child, port, log, mark: std::sync::Mutex::new((0, 0)) };
+                .unwrap_or_else(|e| {
+                    panic!("cannot start {bin} (install it with `pip install 'moto[server]'`): {e}")
+                });
+            let mut moto = Moto {
+                child,
+                port,
+                log,
+                mark: std::sync::Mutex::new((0, 0)),
+            };
             let deadline = Instant::now() + Duration::from_secs(60);
             while TcpStream::connect(("127.0.0.1", port)).is_err() {
                 if let Ok(Some(status)) = moto.child.try_wait() {
                     panic!("{bin} exited early: {status}");
                 }
-                assert!(Instant::now() < deadline, "moto_server did not start listening on port {port}");
+                assert!(
+                    Instant::now() < deadline,
+                    "moto_server did not start listening on port {port}"
+                );
                 std::thread::sleep(Duration::from_millis(100));
             }
             // Wait until it answers HTTP.
@@ -354,14 +556,23 @@ mod s3 {
                     *mark = (n, end);
                     break text;
                 }
-                assert!(Instant::now() < deadline, "moto did not log the marker request");
+                assert!(
+                    Instant::now() < deadline,
+                    "moto did not log the marker request"
+                );
                 std::thread::sleep(Duration::from_millis(20));
             };
             let mut counts = BTreeMap::new();
             for line in text.lines() {
-                let Some((_, request)) = line.split_once('"') else { continue };
+                let Some((_, request)) = line.split_once('"') else {
+                    continue;
+                };
                 let mut words = request.split_whitespace();
-                let (Some(method), Some(path), Some(proto)) = (words.next(), words.next(), words.next()) else { continue };
+                let (Some(method), Some(path), Some(proto)) =
+                    (words.next(), words.next(), words.next())
+                else {
+                    continue;
+                };
                 if proto.starts_with("HTTP/1.") && !path.starts_with("/bulwark-test-mark-") {
                     *counts.entry(method.to_owned()).or_insert(0) += 1;
                 }
@@ -376,7 +587,9 @@ mod s3 {
 
         /// The unfinished multipart uploads in `bucket` (ListMultipartUploads).
         fn open_uploads(&self, bucket: &str) -> usize {
-            let (status, text) = self.http_text("GET", &format!("/{bucket}?uploads")).expect("list uploads");
+            let (status, text) = self
+                .http_text("GET", &format!("/{bucket}?uploads"))
+                .expect("list uploads");
             assert_eq!(status, 200, "{text}");
             text.matches("<UploadId>").count()
         }
@@ -404,7 +617,11 @@ mod s3 {
 
         /// [`Moto::store`] with the store talking to `port` (a proxy).
         fn store_via(&self, port: u16, bucket: &str, prefix: &str) -> S3Store {
-            assert_eq!(self.http("PUT", &format!("/{bucket}")).expect("create bucket"), 200);
+            assert_eq!(
+                self.http("PUT", &format!("/{bucket}"))
+                    .expect("create bucket"),
+                200
+            );
             S3Store::new(S3Config {
                 endpoint: format!("http://127.0.0.1:{port}"),
                 region: "us-east-1".into(),
@@ -434,9 +651,25 @@ mod s3 {
         store.create_repo(&r).await.expect("create");
         let data = random_bytes(10);
         let name = name_of(&data);
-        save(&store, &r, &FileRef::Named(FileType::Data, name.clone()), &data).await.expect("save");
-        save(&store, &r, &FileRef::Named(FileType::Snapshots, name.clone()), &data).await.expect("save");
-        save(&store, &r, &FileRef::Config, b"cfg").await.expect("save");
+        save(
+            &store,
+            &r,
+            &FileRef::Named(FileType::Data, name.clone()),
+            &data,
+        )
+        .await
+        .expect("save");
+        save(
+            &store,
+            &r,
+            &FileRef::Named(FileType::Snapshots, name.clone()),
+            &data,
+        )
+        .await
+        .expect("save");
+        save(&store, &r, &FileRef::Config, b"cfg")
+            .await
+            .expect("save");
         let expected = vec![
             "pre/alice/laptop/config".to_owned(),
             format!("pre/alice/laptop/data/{}/{name}", &name.as_str()[..2]),
@@ -448,19 +681,33 @@ mod s3 {
         // An empty prefix puts repositories at the top of the bucket.
         let top = moto.store("top", "");
         top.create_repo(&repo("bob")).await.expect("create");
-        save(&top, &repo("bob"), &FileRef::Config, b"cfg").await.expect("save");
-        assert_eq!(moto.all_keys("top").await, vec!["bob/config".to_owned(), "bob/keys/".to_owned()]);
-        assert_eq!(top.list_repos().await.expect("list_repos"), vec![repo("bob")]);
+        save(&top, &repo("bob"), &FileRef::Config, b"cfg")
+            .await
+            .expect("save");
+        assert_eq!(
+            moto.all_keys("top").await,
+            vec!["bob/config".to_owned(), "bob/keys/".to_owned()]
+        );
+        assert_eq!(
+            top.list_repos().await.expect("list_repos"),
+            vec![repo("bob")]
+        );
         // Failed uploads leave no objects.
         let data = random_bytes(100);
-        let err = save(&top, &repo("bob"), &named(FileType::Keys, b"other"), &data).await.expect_err("wrong hash");
+        let err = save(&top, &repo("bob"), &named(FileType::Keys, b"other"), &data)
+            .await
+            .expect_err("wrong hash");
         assert_eq!(err.kind, ErrorKind::HashMismatch);
         assert_eq!(moto.all_keys("top").await.len(), 2);
     }
 
     #[tokio::test]
     async fn s3_unreachable_is_an_io_error() {
-        let port = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
         let store = S3Store::new(S3Config {
             endpoint: format!("http://127.0.0.1:{port}"),
             bucket: "nothing".into(),
@@ -469,7 +716,10 @@ mod s3 {
             ..S3Config::default()
         })
         .expect("s3 store");
-        let err = store.repo_exists(&repo("alice")).await.expect_err("nothing listens");
+        let err = store
+            .repo_exists(&repo("alice"))
+            .await
+            .expect_err("nothing listens");
         assert_eq!(err.kind, ErrorKind::Io, "{err}");
     }
 
@@ -514,40 +764,110 @@ mod s3 {
 
         // The first save probes (two conditional PUTs of one object, the
         // second refused, then its DELETE); config always gets its HEAD.
-        save(&store, &r, &FileRef::Config, b"cfg").await.expect("config");
-        assert_eq!(moto.requests(), reqs(&[("DELETE", 1), ("HEAD", 1), ("PUT", 3)]), "probe + config");
+        save(&store, &r, &FileRef::Config, b"cfg")
+            .await
+            .expect("config");
+        assert_eq!(
+            moto.requests(),
+            reqs(&[("DELETE", 1), ("HEAD", 1), ("PUT", 3)]),
+            "probe + config"
+        );
 
         // Content-addressed files up to the threshold: one PUT each.
         for len in [0, 1, 411, 65 * 1024 + 17, 300 * 1024] {
             let data = random_bytes(len);
-            save(&store, &r, &named(FileType::Data, &data), &data).await.expect("save small");
+            save(&store, &r, &named(FileType::Data, &data), &data)
+                .await
+                .expect("save small");
         }
         assert_eq!(moto.requests(), reqs(&[("PUT", 5)]), "small files");
 
         // Exactly at the threshold: still one PUT (a single-part ETag).
         let at = random_bytes(SINGLE_PUT_MAX);
-        assert_eq!(save(&store, &r, &named(FileType::Data, &at), &at).await.expect("save at the threshold"), at.len() as u64);
+        assert_eq!(
+            save(&store, &r, &named(FileType::Data, &at), &at)
+                .await
+                .expect("save at the threshold"),
+            at.len() as u64
+        );
         assert_eq!(moto.requests(), reqs(&[("PUT", 1)]), "at the threshold");
         // One byte more: a multipart upload, parts of 16 + 16 MiB + 1 byte:
         // HEAD as the body passes the threshold, create, 3 parts, HEAD, complete.
         let above = random_bytes(SINGLE_PUT_MAX + 1);
-        assert_eq!(save(&store, &r, &named(FileType::Data, &above), &above).await.expect("save above"), above.len() as u64);
-        assert_eq!(moto.requests(), reqs(&[("HEAD", 2), ("POST", 2), ("PUT", 3)]), "above the threshold");
+        assert_eq!(
+            save(&store, &r, &named(FileType::Data, &above), &above)
+                .await
+                .expect("save above"),
+            above.len() as u64
+        );
+        assert_eq!(
+            moto.requests(),
+            reqs(&[("HEAD", 2), ("POST", 2), ("PUT", 3)]),
+            "above the threshold"
+        );
 
         let op = moto.plain_op("requests");
         let etag = |key: String| {
             let op = op.clone();
-            async move { op.stat(&key).await.expect("stat").etag().unwrap_or_default().trim_matches('"').to_owned() }
+            async move {
+                op.stat(&key)
+                    .await
+                    .expect("stat")
+                    .etag()
+                    .unwrap_or_default()
+                    .trim_matches('"')
+                    .to_owned()
+            }
         };
-        assert!(!etag(data_key("pre/", "alice", &at)).await.contains('-'), "uploaded in one PUT");
-        assert!(etag(data_key("pre/", "alice", &above)).await.ends_with("-3"), "uploaded in 3 parts");
+        assert!(
+            !etag(data_key("pre/", "alice", &at)).await.contains('-'),
+            "uploaded in one PUT"
+        );
+        assert!(
+            etag(data_key("pre/", "alice", &above))
+                .await
+                .ends_with("-3"),
+            "uploaded in 3 parts"
+        );
         let (at_file, above_file) = (named(FileType::Data, &at), named(FileType::Data, &above));
-        assert!(load_all(&store, &r, &at_file, Range::default()).await.expect("load") == at, "content at the threshold");
-        assert!(load_all(&store, &r, &above_file, Range::default()).await.expect("load") == above, "content above the threshold");
+        assert!(
+            load_all(&store, &r, &at_file, Range::default())
+                .await
+                .expect("load")
+                == at,
+            "content at the threshold"
+        );
+        assert!(
+            load_all(&store, &r, &above_file, Range::default())
+                .await
+                .expect("load")
+                == above,
+            "content above the threshold"
+        );
         let mid = 16 * 1024 * 1024 - 3;
-        let part = load_all(&store, &r, &above_file, Range { offset: mid as u64, length: Some(10) }).await.expect("range across parts");
+        let part = load_all(
+            &store,
+            &r,
+            &above_file,
+            Range {
+                offset: mid as u64,
+                length: Some(10),
+            },
+        )
+        .await
+        .expect("range across parts");
         assert_eq!(part, &above[mid..mid + 10]);
-        let last = load_all(&store, &r, &above_file, Range { offset: SINGLE_PUT_MAX as u64 - 1, length: None }).await.expect("last bytes");
+        let last = load_all(
+            &store,
+            &r,
+            &above_file,
+            Range {
+                offset: SINGLE_PUT_MAX as u64 - 1,
+                length: None,
+            },
+        )
+        .await
+        .expect("last bytes");
         assert_eq!(last, &above[SINGLE_PUT_MAX - 1..]);
         moto.requests();
 
@@ -557,43 +877,96 @@ mod s3 {
         let small_file = named(FileType::Keys, &small);
         save(&store, &r, &small_file, &small).await.expect("save");
         moto.requests();
-        assert_eq!(kind(save(&store, &r, &small_file, &small).await), ErrorKind::AlreadyExists);
-        assert_eq!(moto.requests(), reqs(&[("PUT", 1)]), "refused by the server");
+        assert_eq!(
+            kind(save(&store, &r, &small_file, &small).await),
+            ErrorKind::AlreadyExists
+        );
+        assert_eq!(
+            moto.requests(),
+            reqs(&[("PUT", 1)]),
+            "refused by the server"
+        );
         // Other content under it: refused as existing (one HEAD, to tell).
-        assert_eq!(kind(save(&store, &r, &small_file, b"other").await), ErrorKind::AlreadyExists);
-        assert_eq!(moto.requests(), reqs(&[("HEAD", 1)]), "existing name, wrong content");
+        assert_eq!(
+            kind(save(&store, &r, &small_file, b"other").await),
+            ErrorKind::AlreadyExists
+        );
+        assert_eq!(
+            moto.requests(),
+            reqs(&[("HEAD", 1)]),
+            "existing name, wrong content"
+        );
         // config: its HEAD refuses it, nothing is sent.
-        assert_eq!(kind(save(&store, &r, &FileRef::Config, b"another").await), ErrorKind::AlreadyExists);
+        assert_eq!(
+            kind(save(&store, &r, &FileRef::Config, b"another").await),
+            ErrorKind::AlreadyExists
+        );
         assert_eq!(moto.requests(), reqs(&[("HEAD", 1)]), "existing config");
         // A large body for an existing name: refused before any upload.
-        assert_eq!(kind(save(&store, &r, &named(FileType::Data, &above), &above).await), ErrorKind::AlreadyExists);
+        assert_eq!(
+            kind(save(&store, &r, &named(FileType::Data, &above), &above).await),
+            ErrorKind::AlreadyExists
+        );
         assert_eq!(moto.requests(), reqs(&[("HEAD", 1)]), "existing large file");
         // Wrong hash or too large on a free name: nothing sent (the HEAD
         // only tells "exists" apart).
         let fresh = random_bytes(5000);
-        assert_eq!(kind(save(&store, &r, &named(FileType::Index, b"x"), &fresh).await), ErrorKind::HashMismatch);
-        assert_eq!(kind(store.save(&r, &named(FileType::Index, &fresh), body(&fresh), 4999).await), ErrorKind::TooLarge);
+        assert_eq!(
+            kind(save(&store, &r, &named(FileType::Index, b"x"), &fresh).await),
+            ErrorKind::HashMismatch
+        );
+        assert_eq!(
+            kind(
+                store
+                    .save(&r, &named(FileType::Index, &fresh), body(&fresh), 4999)
+                    .await
+            ),
+            ErrorKind::TooLarge
+        );
         assert_eq!(moto.requests(), reqs(&[("HEAD", 2)]), "refused content");
 
         // Nothing else in the bucket: no probe object, no unfinished upload.
         assert_eq!(moto.open_uploads("requests"), 0);
         let keys = moto.all_keys("requests").await;
-        assert_eq!(keys.len(), 10, "config, keys/ marker, 7 data files, 1 key file: {keys:?}");
+        assert_eq!(
+            keys.len(),
+            10,
+            "config, keys/ marker, 7 data files, 1 key file: {keys:?}"
+        );
         assert!(keys.iter().all(|k| k.starts_with("pre/alice/")), "{keys:?}");
 
         // A probe object left behind by an earlier process that could not
         // delete it: the first conditional PUT is refused, a HEAD confirms
         // the object, and the verdict is the same.
         let left = moto.store("leftover", "");
-        moto.plain_op("leftover").write(".bulwark-conditional-write-probe", "old").await.expect("leftover probe");
+        moto.plain_op("leftover")
+            .write(".bulwark-conditional-write-probe", "old")
+            .await
+            .expect("leftover probe");
         left.create_repo(&r).await.expect("create");
         moto.requests();
         let data = random_bytes(100);
-        save(&left, &r, &named(FileType::Snapshots, &data), &data).await.expect("save");
-        assert_eq!(moto.requests(), reqs(&[("DELETE", 1), ("HEAD", 1), ("PUT", 2)]), "probe with a leftover object + save");
-        save(&left, &r, &named(FileType::Snapshots, b"more"), b"more").await.expect("save");
-        assert_eq!(moto.requests(), reqs(&[("PUT", 1)]), "conditional writes used after that probe");
-        assert_eq!(moto.all_keys("leftover").await.len(), 3, "probe object gone");
+        save(&left, &r, &named(FileType::Snapshots, &data), &data)
+            .await
+            .expect("save");
+        assert_eq!(
+            moto.requests(),
+            reqs(&[("DELETE", 1), ("HEAD", 1), ("PUT", 2)]),
+            "probe with a leftover object + save"
+        );
+        save(&left, &r, &named(FileType::Snapshots, b"more"), b"more")
+            .await
+            .expect("save");
+        assert_eq!(
+            moto.requests(),
+            reqs(&[("PUT", 1)]),
+            "conditional writes used after that probe"
+        );
+        assert_eq!(
+            moto.all_keys("leftover").await.len(),
+            3,
+            "probe object gone"
+        );
     }
 
     /// Multipart uploads (bodies above the single-PUT threshold) that fail
@@ -609,30 +982,54 @@ mod s3 {
 
         // Wrong hash: parts were uploaded, the complete is never sent.
         let wrong = named(FileType::Data, b"not this content");
-        assert_eq!(kind(save(store.as_ref(), &r, &wrong, &big).await), ErrorKind::HashMismatch);
+        assert_eq!(
+            kind(save(store.as_ref(), &r, &wrong, &big).await),
+            ErrorKind::HashMismatch
+        );
         assert_absent(store.as_ref(), &r, &wrong).await;
         // Too large, noticed after the switch to multipart.
         let limit = SINGLE_PUT_MAX as u64 + 1024 * 1024;
-        assert_eq!(kind(store.save(&r, &file, body(&big), limit).await), ErrorKind::TooLarge);
+        assert_eq!(
+            kind(store.save(&r, &file, body(&big), limit).await),
+            ErrorKind::TooLarge
+        );
         assert_absent(store.as_ref(), &r, &file).await;
         // An endless body stops at the limit.
         let endless = futures::stream::repeat_with(|| Ok(Bytes::from(vec![0u8; 64 * 1024])));
-        let res = tokio::time::timeout(Duration::from_secs(120), store.save(&r, &file, Box::pin(endless), limit)).await;
+        let res = tokio::time::timeout(
+            Duration::from_secs(120),
+            store.save(&r, &file, Box::pin(endless), limit),
+        )
+        .await;
         assert_eq!(kind(res.expect("must stop")), ErrorKind::TooLarge);
         // A body failing after the switch.
-        let mut chunks: Vec<std::io::Result<Bytes>> =
-            big[..SINGLE_PUT_MAX + 2 * 1024 * 1024].chunks(1 << 20).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
-        chunks.push(Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "client went away")));
-        let err = store.save(&r, &file, Box::pin(futures::stream::iter(chunks)), u64::MAX).await.expect_err("failing body");
+        let mut chunks: Vec<std::io::Result<Bytes>> = big[..SINGLE_PUT_MAX + 2 * 1024 * 1024]
+            .chunks(1 << 20)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        chunks.push(Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "client went away",
+        )));
+        let err = store
+            .save(&r, &file, Box::pin(futures::stream::iter(chunks)), u64::MAX)
+            .await
+            .expect_err("failing body");
         assert_eq!(err.kind, ErrorKind::Body, "{err}");
         assert_absent(store.as_ref(), &r, &file).await;
-        assert_eq!(moto.open_uploads("multipart"), 0, "every failed multipart upload was aborted");
+        assert_eq!(
+            moto.open_uploads("multipart"),
+            0,
+            "every failed multipart upload was aborted"
+        );
 
         // Racing multipart uploads of the same name.
         let mut tasks = Vec::new();
         for _ in 0..3 {
             let (store, r, file, big) = (store.clone(), r.clone(), file.clone(), big.clone());
-            tasks.push(tokio::spawn(async move { save(store.as_ref(), &r, &file, &big).await }));
+            tasks.push(tokio::spawn(async move {
+                save(store.as_ref(), &r, &file, &big).await
+            }));
         }
         let mut ok = 0;
         for t in tasks {
@@ -645,9 +1042,25 @@ mod s3 {
             }
         }
         assert!(ok >= 1, "one of the racing uploads succeeds");
-        assert!(load_all(store.as_ref(), &r, &file, Range::default()).await.expect("load") == *big, "content");
-        assert_eq!(store.list(&r, FileType::Data).await.expect("list"), vec![Entry { name: name_of(&big), size: big.len() as u64 }]);
-        assert_eq!(moto.open_uploads("multipart"), 0, "refused racing uploads were aborted");
+        assert!(
+            load_all(store.as_ref(), &r, &file, Range::default())
+                .await
+                .expect("load")
+                == *big,
+            "content"
+        );
+        assert_eq!(
+            store.list(&r, FileType::Data).await.expect("list"),
+            vec![Entry {
+                name: name_of(&big),
+                size: big.len() as u64
+            }]
+        );
+        assert_eq!(
+            moto.open_uploads("multipart"),
+            0,
+            "refused racing uploads were aborted"
+        );
     }
 
     // ------------------------------------------------ a server ignoring If-None-Match
@@ -662,8 +1075,13 @@ mod s3 {
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
-                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else { continue };
-                let (Ok(mut client2), Ok(mut server2)) = (client.try_clone(), server.try_clone()) else { continue };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let (Ok(mut client2), Ok(mut server2)) = (client.try_clone(), server.try_clone())
+                else {
+                    continue;
+                };
                 std::thread::spawn(move || rename_header(client, server));
                 std::thread::spawn(move || {
                     let _ = std::io::copy(&mut server2, &mut client2);
@@ -684,7 +1102,11 @@ mod s3 {
         let mut pending: Vec<u8> = Vec::new();
         let mut buf = vec![0u8; 64 * 1024];
         loop {
-            let wait = if pending.is_empty() { None } else { Some(Duration::from_millis(20)) };
+            let wait = if pending.is_empty() {
+                None
+            } else {
+                Some(Duration::from_millis(20))
+            };
             if from.set_read_timeout(wait).is_err() {
                 return;
             }
@@ -721,7 +1143,12 @@ mod s3 {
                     }
                     pending.drain(..send);
                 }
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
                     if to.write_all(&pending).is_err() {
                         return;
                     }
@@ -747,10 +1174,22 @@ mod s3 {
         assert_eq!(moto.http("PUT", "/check").expect("bucket"), 200);
         let plain = moto.plain_op("check");
         let via_proxy = plain_op_at(proxy, "check");
-        plain.write_with("k", "one").if_not_exists(true).await.expect("first write");
-        let direct = plain.write_with("k", "two").if_not_exists(true).await.expect_err("moto honours the header");
+        plain
+            .write_with("k", "one")
+            .if_not_exists(true)
+            .await
+            .expect("first write");
+        let direct = plain
+            .write_with("k", "two")
+            .if_not_exists(true)
+            .await
+            .expect_err("moto honours the header");
         assert_eq!(direct.kind(), opendal::ErrorKind::ConditionNotMatch);
-        via_proxy.write_with("k", "three").if_not_exists(true).await.expect("through the proxy the header is ignored");
+        via_proxy
+            .write_with("k", "three")
+            .if_not_exists(true)
+            .await
+            .expect("through the proxy the header is ignored");
         assert_eq!(plain.read("k").await.expect("read").to_vec(), b"three");
 
         let store = moto.store_via(proxy, "ignored", "");
@@ -759,16 +1198,38 @@ mod s3 {
         moto.requests();
         // The probe: both PUTs accepted (the second overwrote the probe
         // object), DELETE; then config's HEAD + PUT.
-        save(&store, &r, &FileRef::Config, b"cfg").await.expect("config");
-        assert_eq!(moto.requests(), reqs(&[("DELETE", 1), ("HEAD", 1), ("PUT", 3)]), "probe + config");
+        save(&store, &r, &FileRef::Config, b"cfg")
+            .await
+            .expect("config");
+        assert_eq!(
+            moto.requests(),
+            reqs(&[("DELETE", 1), ("HEAD", 1), ("PUT", 3)]),
+            "probe + config"
+        );
         let data = random_bytes(1234);
         let file = named(FileType::Index, &data);
         save(&store, &r, &file, &data).await.expect("save");
-        assert_eq!(moto.requests(), reqs(&[("HEAD", 1), ("PUT", 1)]), "HEAD + PUT per file");
-        assert_eq!(kind(save(&store, &r, &file, &data).await), ErrorKind::AlreadyExists);
+        assert_eq!(
+            moto.requests(),
+            reqs(&[("HEAD", 1), ("PUT", 1)]),
+            "HEAD + PUT per file"
+        );
+        assert_eq!(
+            kind(save(&store, &r, &file, &data).await),
+            ErrorKind::AlreadyExists
+        );
         assert_eq!(moto.requests(), reqs(&[("HEAD", 1)]), "refused by the HEAD");
-        assert_eq!(moto.all_keys("ignored").await.len(), 3, "config, marker, index file; no probe object");
+        assert_eq!(
+            moto.all_keys("ignored").await.len(),
+            3,
+            "config, marker, index file; no probe object"
+        );
 
-        conformance(Arc::new(moto.store_via(proxy, "ignored-suite", "/some/prefix/"))).await;
+        conformance(Arc::new(moto.store_via(
+            proxy,
+            "ignored-suite",
+            "/some/prefix/",
+        )))
+        .await;
     }
 }

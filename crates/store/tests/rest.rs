@@ -58,7 +58,11 @@ impl Drop for Rclone {
 impl Rclone {
     fn start(extra: &[&str]) -> Rclone {
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
         let bin = std::env::var("RCLONE").unwrap_or_else(|_| "rclone".to_owned());
         let child = Command::new(&bin)
             .args(["serve", "restic", "--addr", &format!("127.0.0.1:{port}")])
@@ -75,7 +79,10 @@ impl Rclone {
             if let Ok(Some(status)) = rclone.child.try_wait() {
                 panic!("{bin} exited early: {status}");
             }
-            assert!(Instant::now() < deadline, "rclone did not start listening on port {port}");
+            assert!(
+                Instant::now() < deadline,
+                "rclone did not start listening on port {port}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         rclone
@@ -102,7 +109,12 @@ fn check_disk(dir: &Path, files: &mut usize) {
         }
         assert!(Name::parse(&name).is_ok(), "stray file {}", path.display());
         let content = std::fs::read(&path).expect("read");
-        assert_eq!(hex::encode(Sha256::digest(&content)), name, "{} holds other content", path.display());
+        assert_eq!(
+            hex::encode(Sha256::digest(&content)),
+            name,
+            "{} holds other content",
+            path.display()
+        );
     }
 }
 
@@ -110,10 +122,17 @@ fn check_disk(dir: &Path, files: &mut usize) {
 async fn rest_conformance_rclone() {
     let rclone = Rclone::start(&[]);
     let store = RestStore::new(&rclone.url(), None, None).expect("store");
-    let limits = Limits { no_list_repos: true, no_missing_repo: true, aborted_uploads_linger: true };
+    let limits = Limits {
+        no_list_repos: true,
+        no_missing_repo: true,
+        aborted_uploads_linger: true,
+    };
     conformance_with(Arc::new(store.clone()), limits).await;
 
-    let err = store.list_repos().await.expect_err("the REST protocol cannot list repositories");
+    let err = store
+        .list_repos()
+        .await
+        .expect_err("the REST protocol cannot list repositories");
     assert_eq!(err.kind, ErrorKind::Io, "{err}");
     assert!(err.message.contains("no way to list repositories"), "{err}");
 
@@ -126,19 +145,46 @@ async fn rest_conformance_rclone() {
 async fn rest_layout_and_prefix() {
     let rclone = Rclone::start(&[]);
     // A path prefix in the base URL, without the trailing slash.
-    let store = RestStore::new(&format!("http://127.0.0.1:{}/pre", rclone.port), None, None).expect("store");
+    let store = RestStore::new(&format!("http://127.0.0.1:{}/pre", rclone.port), None, None)
+        .expect("store");
     let r = repo("alice/laptop");
     store.create_repo(&r).await.expect("create");
     let data = random_bytes(10);
     let name = name_of(&data);
-    save(&store, &r, &FileRef::Named(FileType::Data, name.clone()), &data).await.expect("save");
-    save(&store, &r, &FileRef::Config, b"cfg").await.expect("save config");
+    save(
+        &store,
+        &r,
+        &FileRef::Named(FileType::Data, name.clone()),
+        &data,
+    )
+    .await
+    .expect("save");
+    save(&store, &r, &FileRef::Config, b"cfg")
+        .await
+        .expect("save config");
     let base = rclone.dir.path().join("pre/alice/laptop");
     assert_eq!(std::fs::read(base.join("config")).expect("config"), b"cfg");
     // rclone's restic layout: data/<first two hex digits>/<name>.
-    assert_eq!(std::fs::read(base.join("data").join(&name.as_str()[..2]).join(name.as_str())).expect("pack"), data);
+    assert_eq!(
+        std::fs::read(
+            base.join("data")
+                .join(&name.as_str()[..2])
+                .join(name.as_str())
+        )
+        .expect("pack"),
+        data
+    );
     // Loading with a range from a server that honours Range.
-    let part = load_all(&store, &r, &FileRef::Named(FileType::Data, name), Range { offset: 2, length: Some(3) }).await;
+    let part = load_all(
+        &store,
+        &r,
+        &FileRef::Named(FileType::Data, name),
+        Range {
+            offset: 2,
+            length: Some(3),
+        },
+    )
+    .await;
     assert_eq!(part.expect("range"), &data[2..5]);
 }
 
@@ -146,7 +192,10 @@ async fn rest_layout_and_prefix() {
 async fn rest_basic_auth() {
     let password = "s3cret-Pa55";
     let work = tempfile::tempdir().expect("tempdir");
-    let out = Command::new("openssl").args(["passwd", "-apr1", password]).output().expect("run openssl");
+    let out = Command::new("openssl")
+        .args(["passwd", "-apr1", password])
+        .output()
+        .expect("run openssl");
     assert!(out.status.success(), "openssl passwd failed");
     let hash = String::from_utf8(out.stdout).expect("utf-8");
     let htpasswd = work.path().join("htpasswd");
@@ -155,22 +204,43 @@ async fn rest_basic_auth() {
     let r = repo("alice");
 
     // Credentials in the URL.
-    let store = RestStore::new(&format!("http://alice:{password}@127.0.0.1:{}/", rclone.port), None, None).expect("store");
+    let store = RestStore::new(
+        &format!("http://alice:{password}@127.0.0.1:{}/", rclone.port),
+        None,
+        None,
+    )
+    .expect("store");
     assert!(!format!("{store:?}").contains(password));
     assert!(!store.describe().contains(password));
-    store.create_repo(&r).await.expect("create with the right password");
+    store
+        .create_repo(&r)
+        .await
+        .expect("create with the right password");
     let data = random_bytes(1000);
-    save(&store, &r, &named(FileType::Keys, &data), &data).await.expect("save");
-    assert_eq!(load_all(&store, &r, &named(FileType::Keys, &data), Range::default()).await.expect("load"), data);
+    save(&store, &r, &named(FileType::Keys, &data), &data)
+        .await
+        .expect("save");
+    assert_eq!(
+        load_all(&store, &r, &named(FileType::Keys, &data), Range::default())
+            .await
+            .expect("load"),
+        data
+    );
 
     // Credentials given separately.
-    let store = RestStore::new(&rclone.url(), Some(("alice".into(), password.into())), None).expect("store");
+    let store = RestStore::new(&rclone.url(), Some(("alice".into(), password.into())), None)
+        .expect("store");
     assert_eq!(store.list(&r, FileType::Keys).await.expect("list").len(), 1);
 
     // A wrong password, and none at all: a clear error without secrets.
     let wrong = "wrong-Pa55word";
     for store in [
-        RestStore::new(&format!("http://alice:{wrong}@127.0.0.1:{}/", rclone.port), None, None).expect("store"),
+        RestStore::new(
+            &format!("http://alice:{wrong}@127.0.0.1:{}/", rclone.port),
+            None,
+            None,
+        )
+        .expect("store"),
         RestStore::new(&rclone.url(), Some(("alice".into(), wrong.into())), None).expect("store"),
         RestStore::new(&rclone.url(), None, None).expect("store"),
     ] {
@@ -179,14 +249,21 @@ async fn rest_basic_auth() {
             store.create_repo(&r).await.err(),
             store.list(&r, FileType::Keys).await.err(),
             store.stat(&r, &FileRef::Config).await.err(),
-            load_all(&store, &r, &named(FileType::Keys, &data), Range::default()).await.err(),
-            save(&store, &r, &named(FileType::Keys, &other), &other).await.err(),
+            load_all(&store, &r, &named(FileType::Keys, &data), Range::default())
+                .await
+                .err(),
+            save(&store, &r, &named(FileType::Keys, &other), &other)
+                .await
+                .err(),
             store.delete(&r, &named(FileType::Keys, &data)).await.err(),
         ];
         for err in results {
             let err = err.expect("refused without the right password");
             assert_eq!(err.kind, ErrorKind::Io, "{err}");
-            assert!(err.message.contains("authentication failed") && err.message.contains("401"), "{err}");
+            assert!(
+                err.message.contains("authentication failed") && err.message.contains("401"),
+                "{err}"
+            );
             let dbg = format!("{err:?}");
             assert!(!dbg.contains(wrong) && !dbg.contains(password), "{dbg}");
         }
@@ -202,23 +279,56 @@ async fn rest_client_side_checks() {
     store.create_repo(&r).await.expect("create");
     let data = random_bytes(1000);
     let file = named(FileType::Data, &data);
-    assert_eq!(kind(store.save(&r, &file, body(&data), 999).await), ErrorKind::TooLarge);
+    assert_eq!(
+        kind(store.save(&r, &file, body(&data), 999).await),
+        ErrorKind::TooLarge
+    );
     let endless = futures::stream::repeat_with(|| Ok(bytes::Bytes::from(vec![0u8; 64 * 1024])));
-    let res = tokio::time::timeout(Duration::from_secs(60), store.save(&r, &file, Box::pin(endless), 1024 * 1024)).await;
-    assert_eq!(kind(res.expect("an endless body must stop")), ErrorKind::TooLarge);
-    let failing = futures::stream::iter([Ok(bytes::Bytes::from_static(b"half")), Err(std::io::Error::other("gone"))]);
-    assert_eq!(kind(store.save(&r, &FileRef::Config, Box::pin(failing), u64::MAX).await), ErrorKind::Body);
-    assert_eq!(kind(save(&store, &r, &named(FileType::Keys, b"other"), &data).await), ErrorKind::HashMismatch);
+    let res = tokio::time::timeout(
+        Duration::from_secs(60),
+        store.save(&r, &file, Box::pin(endless), 1024 * 1024),
+    )
+    .await;
+    assert_eq!(
+        kind(res.expect("an endless body must stop")),
+        ErrorKind::TooLarge
+    );
+    let failing = futures::stream::iter([
+        Ok(bytes::Bytes::from_static(b"half")),
+        Err(std::io::Error::other("gone")),
+    ]);
+    assert_eq!(
+        kind(
+            store
+                .save(&r, &FileRef::Config, Box::pin(failing), u64::MAX)
+                .await
+        ),
+        ErrorKind::Body
+    );
+    assert_eq!(
+        kind(save(&store, &r, &named(FileType::Keys, b"other"), &data).await),
+        ErrorKind::HashMismatch
+    );
 }
 
 #[tokio::test]
 async fn rest_unreachable_is_an_io_error() {
-    let port = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let store = RestStore::new(&format!("http://u:hunter2@127.0.0.1:{port}"), None, None).expect("store");
-    let err = store.repo_exists(&repo("alice")).await.expect_err("nothing listens");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let store =
+        RestStore::new(&format!("http://u:hunter2@127.0.0.1:{port}"), None, None).expect("store");
+    let err = store
+        .repo_exists(&repo("alice"))
+        .await
+        .expect_err("nothing listens");
     assert_eq!(err.kind, ErrorKind::Io, "{err}");
     assert!(!err.message.contains("hunter2"), "{err}");
-    let err = save(&store, &repo("alice"), &FileRef::Config, b"x").await.expect_err("nothing listens");
+    let err = save(&store, &repo("alice"), &FileRef::Config, b"x")
+        .await
+        .expect_err("nothing listens");
     assert_eq!(err.kind, ErrorKind::Io, "{err}");
 }
 
@@ -230,5 +340,8 @@ fn rest_bad_ca_file() {
     assert_eq!(err.kind, ErrorKind::Io);
     let junk = dir.path().join("junk.pem");
     std::fs::write(&junk, b"not a certificate").expect("write");
-    assert!(RestStore::new("https://h/", None, Some(&junk)).is_err(), "a file without certificates is refused");
+    assert!(
+        RestStore::new("https://h/", None, Some(&junk)).is_err(),
+        "a file without certificates is refused"
+    );
 }

@@ -43,7 +43,11 @@ impl Out {
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
     }
     pub fn ok(&self) -> &Self {
-        assert_eq!(self.code, 0, "expected success\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
         self
     }
 }
@@ -62,8 +66,12 @@ impl From<std::process::Output> for Out {
 
 /// Runs `cmd` to completion (stdin closed), killing it after `limit`.
 pub fn run(cmd: &mut Command, limit: Duration) -> Out {
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
     let mut so = child.stdout.take().unwrap();
     let mut se = child.stderr.take().unwrap();
     let to = std::thread::spawn(move || {
@@ -92,7 +100,9 @@ pub fn run(cmd: &mut Command, limit: Duration) -> Out {
     let raw = to.join().unwrap();
     let mut err = te.join().unwrap();
     if timed_out {
-        err.extend_from_slice(format!("\n[test harness: killed after {limit:?}: the command hung]").as_bytes());
+        err.extend_from_slice(
+            format!("\n[test harness: killed after {limit:?}: the command hung]").as_bytes(),
+        );
     }
     Out {
         code: status.code().unwrap_or(-1),
@@ -136,7 +146,11 @@ impl Env {
         if !is_root() {
             return self.cmd();
         }
-        let st = Command::new("chmod").args(["-R", "a+rwX"]).arg(self.dir.path()).status().unwrap();
+        let st = Command::new("chmod")
+            .args(["-R", "a+rwX"])
+            .arg(self.dir.path())
+            .status()
+            .unwrap();
         assert!(st.success());
         std::fs::set_permissions(&self.pw, std::fs::Permissions::from_mode(0o644)).unwrap();
         let mut c = Command::new("setpriv");
@@ -159,7 +173,11 @@ impl Env {
     /// config only (no BULWARK_REPO / BULWARK_PASSWORD_FILE).
     pub fn bulwark_cfg<S: AsRef<OsStr>>(&self, cfg: &Path, args: &[S]) -> Out {
         let mut c = self.cmd();
-        c.env_remove("BULWARK_REPO").env_remove("BULWARK_PASSWORD_FILE").arg("-c").arg(cfg).args(args);
+        c.env_remove("BULWARK_REPO")
+            .env_remove("BULWARK_PASSWORD_FILE")
+            .arg("-c")
+            .arg(cfg)
+            .args(args);
         run(&mut c, TIMEOUT)
     }
 
@@ -223,7 +241,10 @@ pub fn tree(root: &Path) -> BTreeMap<PathBuf, Entry> {
     let mut inodes: BTreeMap<u64, PathBuf> = BTreeMap::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let mut entries: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut entries: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         entries.sort();
         for p in entries {
             let m = std::fs::symlink_metadata(&p).unwrap();
@@ -242,12 +263,20 @@ pub fn tree(root: &Path) -> BTreeMap<PathBuf, Entry> {
             } else {
                 ("other", None, None)
             };
-            let link_group =
-                (ft.is_file() && m.nlink() > 1).then(|| inodes.entry(m.ino()).or_insert(rel.clone()).clone());
+            let link_group = (ft.is_file() && m.nlink() > 1)
+                .then(|| inodes.entry(m.ino()).or_insert(rel.clone()).clone());
             let owner = is_root().then(|| (m.uid(), m.gid()));
             out.insert(
                 rel,
-                Entry { kind, content, mode: m.permissions().mode() & 0o7777, mtime: m.mtime(), link, link_group, owner },
+                Entry {
+                    kind,
+                    content,
+                    mode: m.permissions().mode() & 0o7777,
+                    mtime: m.mtime(),
+                    link,
+                    link_group,
+                    owner,
+                },
             );
         }
     }
@@ -279,10 +308,16 @@ pub fn assert_same_tree(expected: &Path, actual: &Path) {
                     problems.push(format!("mtime of {p}: {} != {}", e.mtime, f.mtime));
                 }
                 if e.link != f.link {
-                    problems.push(format!("symlink target of {p}: {:?} != {:?}", e.link, f.link));
+                    problems.push(format!(
+                        "symlink target of {p}: {:?} != {:?}",
+                        e.link, f.link
+                    ));
                 }
                 if e.link_group != f.link_group {
-                    problems.push(format!("hard-link group of {p}: {:?} != {:?}", e.link_group, f.link_group));
+                    problems.push(format!(
+                        "hard-link group of {p}: {:?} != {:?}",
+                        e.link_group, f.link_group
+                    ));
                 }
                 if e.owner != f.owner {
                     problems.push(format!("owner of {p}: {:?} != {:?}", e.owner, f.owner));
@@ -304,7 +339,10 @@ pub fn assert_same_tree(expected: &Path, actual: &Path) {
 
 /// Deterministic pseudo-random bytes.
 pub fn random_bytes(seed: u64, n: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407) | 1;
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407)
+        | 1;
     (0..n)
         .map(|_| {
             x ^= x << 13;
@@ -339,7 +377,13 @@ fn euid() -> u32 {
 
 /// Sets an entry's mtime (not following symlinks) via `touch -h -d @SECS`.
 pub fn set_mtime(p: &Path, secs: i64) {
-    let st = Command::new("touch").arg("-h").arg("-d").arg(format!("@{secs}")).arg(p).status().unwrap();
+    let st = Command::new("touch")
+        .arg("-h")
+        .arg("-d")
+        .arg(format!("@{secs}"))
+        .arg(p)
+        .status()
+        .unwrap();
     assert!(st.success());
 }
 
@@ -360,7 +404,12 @@ pub fn packs(repo: &Path) -> BTreeSet<PathBuf> {
 
 /// Text that must never reach a user.
 pub fn assert_no_crash_text(what: &str, text: &str) {
-    for bad in ["panicked", "stack backtrace", "RUST_BACKTRACE=1 for details", "internal error"] {
+    for bad in [
+        "panicked",
+        "stack backtrace",
+        "RUST_BACKTRACE=1 for details",
+        "internal error",
+    ] {
         assert!(!text.contains(bad), "{what}: `{bad}` in output:\n{text}");
     }
 }
@@ -376,9 +425,17 @@ pub fn pg_bin() -> PathBuf {
         .flatten()
         .filter_map(|e| {
             let e = e.ok()?;
-            let v = e.file_name().to_string_lossy().split('.').map(|n| n.parse().ok()).collect::<Option<Vec<u32>>>()?;
+            let v = e
+                .file_name()
+                .to_string_lossy()
+                .split('.')
+                .map(|n| n.parse().ok())
+                .collect::<Option<Vec<u32>>>()?;
             let bin = e.path().join("bin");
-            (bin.join("initdb").is_file() && bin.join("pg_ctl").is_file() && bin.join("psql").is_file()).then_some((v, bin))
+            (bin.join("initdb").is_file()
+                && bin.join("pg_ctl").is_file()
+                && bin.join("psql").is_file())
+            .then_some((v, bin))
         })
         .collect();
     found.sort();
@@ -393,7 +450,11 @@ pub fn pg_bin() -> PathBuf {
 
 /// A free TCP port on this machine (also names the unix socket).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A throwaway PostgreSQL cluster: initdb on a temp dir, listening only on a
@@ -415,23 +476,45 @@ impl PgCluster {
         let dir = tempfile::Builder::new().prefix("bwpg").tempdir().unwrap();
         let data = dir.path().join("data");
         if is_root() {
-            let st = Command::new("chown").arg("postgres:postgres").arg(dir.path()).status().unwrap();
+            let st = Command::new("chown")
+                .arg("postgres:postgres")
+                .arg(dir.path())
+                .status()
+                .unwrap();
             assert!(st.success(), "chown postgres {}", dir.path().display());
         }
         let init = run(
-            Self::as_pg(&bin.join("initdb"))
-                .arg("-D")
-                .arg(&data)
-                .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync"]),
+            Self::as_pg(&bin.join("initdb")).arg("-D").arg(&data).args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-locale",
+                "--no-sync",
+            ]),
             TIMEOUT,
         );
-        assert_eq!(init.code, 0, "initdb failed:\n{}\n{}", init.stdout, init.stderr);
+        assert_eq!(
+            init.code, 0,
+            "initdb failed:\n{}\n{}",
+            init.stdout, init.stderr
+        );
         let mut hba: String = hba_extra.iter().map(|l| format!("{l}\n")).collect();
         hba.push_str("local all all trust\n");
         std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
         let port = free_port();
-        let mut c = Self { bin, port, data, dir, running: false };
-        let opts = format!("-p {port} -k {} -c listen_addresses='' -c fsync=off", c.dir.path().display());
+        let mut c = Self {
+            bin,
+            port,
+            data,
+            dir,
+            running: false,
+        };
+        let opts = format!(
+            "-p {port} -k {} -c listen_addresses='' -c fsync=off",
+            c.dir.path().display()
+        );
         let log = c.dir.path().join("server.log");
         let st = run(
             Self::as_pg(&c.bin.join("pg_ctl"))
@@ -473,7 +556,9 @@ impl PgCluster {
     /// connecting as `postgres`.
     pub fn tool(&self, name: &str) -> Command {
         let mut c = Command::new(self.bin.join(name));
-        c.env("PGHOST", self.host()).env("PGPORT", self.port.to_string()).env("PGUSER", "postgres");
+        c.env("PGHOST", self.host())
+            .env("PGPORT", self.port.to_string())
+            .env("PGUSER", "postgres");
         c
     }
 
@@ -481,16 +566,27 @@ impl PgCluster {
     pub fn sql(&self, db: &str, sql: &str) -> Out {
         let f = self.dir.path().join(format!("q-{}.sql", rand_suffix()));
         std::fs::write(&f, sql).unwrap();
-        let out = run(self.tool("psql").args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db, "-f"]).arg(&f), TIMEOUT);
+        let out = run(
+            self.tool("psql")
+                .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db, "-f"])
+                .arg(&f),
+            TIMEOUT,
+        );
         let _ = std::fs::remove_file(&f);
-        assert_eq!(out.code, 0, "psql -d {db} failed:\n{sql}\n{}\n{}", out.stdout, out.stderr);
+        assert_eq!(
+            out.code, 0,
+            "psql -d {db} failed:\n{sql}\n{}\n{}",
+            out.stdout, out.stderr
+        );
         out
     }
 
     /// `COPY (query) TO STDOUT` in `db`: the exact text form of the rows.
     pub fn copy_out(&self, db: &str, query: &str) -> Vec<u8> {
         let out = run(
-            self.tool("psql").args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db, "-c"]).arg(format!("COPY ({query}) TO STDOUT")),
+            self.tool("psql")
+                .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db, "-c"])
+                .arg(format!("COPY ({query}) TO STDOUT")),
             TIMEOUT,
         );
         assert_eq!(out.code, 0, "COPY in {db} failed: {}", out.stderr);
@@ -502,7 +598,10 @@ impl Drop for PgCluster {
     fn drop(&mut self) {
         if self.running {
             let _ = run(
-                Self::as_pg(&self.bin.join("pg_ctl")).arg("-D").arg(&self.data).args(["-m", "immediate", "-w", "stop"]),
+                Self::as_pg(&self.bin.join("pg_ctl"))
+                    .arg("-D")
+                    .arg(&self.data)
+                    .args(["-m", "immediate", "-w", "stop"]),
                 Duration::from_secs(60),
             );
         }
@@ -512,5 +611,9 @@ impl Drop for PgCluster {
 fn rand_suffix() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }

@@ -15,15 +15,31 @@ pub struct Case {
     pub hint: &'static str,
 }
 
-pub fn case(input: impl Into<String>, at: &'static str, message: &'static str, hint: &'static str) -> Case {
-    Case { input: input.into(), at, message, hint }
+pub fn case(
+    input: impl Into<String>,
+    at: &'static str,
+    message: &'static str,
+    hint: &'static str,
+) -> Case {
+    Case {
+        input: input.into(),
+        at,
+        message,
+        hint,
+    }
 }
 
 /// Checks every case (at least `min` of them), listing all failures at once.
 pub fn check_cases(cases: Vec<Case>, min: usize) {
     assert!(cases.len() >= min, "only {} cases", cases.len());
     let mut failures = Vec::new();
-    for Case { input, at, message, hint } in cases {
+    for Case {
+        input,
+        at,
+        message,
+        hint,
+    } in cases
+    {
         let err = match parse(&input, Path::new("bulwark.toml")) {
             Ok(_) => {
                 failures.push(format!("accepted:\n{input}"));
@@ -36,10 +52,17 @@ pub fn check_cases(cases: Vec<Case>, min: usize) {
             && first.contains(message)
             && err.lines().nth(1).unwrap_or_default().contains(hint);
         if !ok {
-            failures.push(format!("input:\n{input}\nexpected {at} `{message}` / hint `{hint}`\ngot:\n{err}\n"));
+            failures.push(format!(
+                "input:\n{input}\nexpected {at} `{message}` / hint `{hint}`\ngot:\n{err}\n"
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} case(s) failed:\n{}", failures.len(), failures.join("\n---\n"));
+    assert!(
+        failures.is_empty(),
+        "{} case(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n---\n")
+    );
 }
 
 /// All diagnostics of an input that must be invalid.

@@ -81,7 +81,11 @@ pub(crate) fn raise_in(
             (tx.last_insert_rowid(), true)
         }
     };
-    let alert = tx.query_row(&format!("SELECT {COLUMNS} FROM alerts WHERE id = ?1"), [id], row)?;
+    let alert = tx.query_row(
+        &format!("SELECT {COLUMNS} FROM alerts WHERE id = ?1"),
+        [id],
+        row,
+    )?;
     Ok((alert, new))
 }
 
@@ -100,16 +104,31 @@ pub(crate) fn resolve(
         )
         .optional()?;
     let Some(mut a) = open else { return Ok(None) };
-    c.execute("UPDATE alerts SET resolved = ?2 WHERE id = ?1", params![a.id, ms(now)])?;
+    c.execute(
+        "UPDATE alerts SET resolved = ?2 WHERE id = ?1",
+        params![a.id, ms(now)],
+    )?;
     a.resolved = Some(now);
     Ok(Some(a))
 }
 
 /// Resolves alert `id` (an administrator's acknowledgement); returns it, or
 /// None if there is no such alert. Resolving a resolved alert changes nothing.
-pub(crate) fn resolve_id(c: &Connection, id: i64, now: Timestamp) -> Result<Option<Alert>, DbError> {
-    c.execute("UPDATE alerts SET resolved = ?2 WHERE id = ?1 AND resolved IS NULL", params![id, ms(now)])?;
-    Ok(c.query_row(&format!("SELECT {COLUMNS} FROM alerts WHERE id = ?1"), [id], row).optional()?)
+pub(crate) fn resolve_id(
+    c: &Connection,
+    id: i64,
+    now: Timestamp,
+) -> Result<Option<Alert>, DbError> {
+    c.execute(
+        "UPDATE alerts SET resolved = ?2 WHERE id = ?1 AND resolved IS NULL",
+        params![id, ms(now)],
+    )?;
+    Ok(c.query_row(
+        &format!("SELECT {COLUMNS} FROM alerts WHERE id = ?1"),
+        [id],
+        row,
+    )
+    .optional()?)
 }
 
 /// Alerts, newest first: only open ones (`Some(true)`), only resolved ones
@@ -120,7 +139,9 @@ pub(crate) fn list(c: &Connection, open: Option<bool>, limit: u32) -> Result<Vec
         Some(false) => "WHERE resolved IS NOT NULL",
         None => "",
     };
-    let mut st = c.prepare(&format!("SELECT {COLUMNS} FROM alerts {filter} ORDER BY id DESC LIMIT ?1"))?;
+    let mut st = c.prepare(&format!(
+        "SELECT {COLUMNS} FROM alerts {filter} ORDER BY id DESC LIMIT ?1"
+    ))?;
     let rows = st.query_map([limit], row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
@@ -135,18 +156,60 @@ mod tests {
         let mut c = super::super::db::open(dir.path()).unwrap();
         let t0 = Timestamp::from_second(1_700_000_000).unwrap();
         let t1 = Timestamp::from_second(1_700_000_060).unwrap();
-        let (a, new) = raise(&mut c, "replication.failing", "usb/nas", Severity::Warning, "first", t0).unwrap();
+        let (a, new) = raise(
+            &mut c,
+            "replication.failing",
+            "usb/nas",
+            Severity::Warning,
+            "first",
+            t0,
+        )
+        .unwrap();
         assert!(new);
-        let (b, new) = raise(&mut c, "replication.failing", "usb/nas", Severity::Critical, "second", t1).unwrap();
+        let (b, new) = raise(
+            &mut c,
+            "replication.failing",
+            "usb/nas",
+            Severity::Critical,
+            "second",
+            t1,
+        )
+        .unwrap();
         assert!(!new, "raised again while open: refreshed, not duplicated");
-        assert_eq!((b.id, b.opened, b.last_seen, b.message.as_str(), b.severity), (a.id, t0, t1, "second", Severity::Critical));
-        raise(&mut c, "replication.failing", "cloud/nas", Severity::Warning, "other subject", t1).unwrap();
+        assert_eq!(
+            (b.id, b.opened, b.last_seen, b.message.as_str(), b.severity),
+            (a.id, t0, t1, "second", Severity::Critical)
+        );
+        raise(
+            &mut c,
+            "replication.failing",
+            "cloud/nas",
+            Severity::Warning,
+            "other subject",
+            t1,
+        )
+        .unwrap();
         assert_eq!(list(&c, Some(true), 10).unwrap().len(), 2);
 
-        let r = resolve(&c, "replication.failing", "usb/nas", t1).unwrap().unwrap();
+        let r = resolve(&c, "replication.failing", "usb/nas", t1)
+            .unwrap()
+            .unwrap();
         assert_eq!(r.resolved, Some(t1));
-        assert!(resolve(&c, "replication.failing", "usb/nas", t1).unwrap().is_none(), "nothing open any more");
-        let (c2, new) = raise(&mut c, "replication.failing", "usb/nas", Severity::Warning, "again", t1).unwrap();
+        assert!(
+            resolve(&c, "replication.failing", "usb/nas", t1)
+                .unwrap()
+                .is_none(),
+            "nothing open any more"
+        );
+        let (c2, new) = raise(
+            &mut c,
+            "replication.failing",
+            "usb/nas",
+            Severity::Warning,
+            "again",
+            t1,
+        )
+        .unwrap();
         assert!(new && c2.id != a.id, "a new occurrence is a new alert");
         assert_eq!(list(&c, Some(false), 10).unwrap().len(), 1);
         assert_eq!(list(&c, None, 10).unwrap().len(), 3);

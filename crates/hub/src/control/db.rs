@@ -33,7 +33,8 @@ use super::state::PingKind;
 pub(crate) const FILE_NAME: &str = "control.sqlite";
 
 /// Schema scripts; version N is the state after the first N.
-pub(crate) const MIGRATIONS: &[&str] = &[r#"
+pub(crate) const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE tokens (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     hash TEXT NOT NULL UNIQUE,
@@ -94,7 +95,8 @@ CREATE TABLE pings (
     body BLOB
 );
 CREATE INDEX pings_by_name ON pings (name, id);
-"#, r#"
+"#,
+    r#"
 CREATE TABLE alerts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     kind TEXT NOT NULL,
@@ -134,7 +136,8 @@ CREATE TABLE replication_sources (
     data INTEGER NOT NULL,
     seen INTEGER NOT NULL
 );
-"#, r#"
+"#,
+    r#"
 CREATE TABLE monitor_state (
     key TEXT PRIMARY KEY,
     monitor TEXT NOT NULL,
@@ -155,7 +158,8 @@ CREATE TABLE notify_outbox (
     next_attempt INTEGER NOT NULL,
     last_error TEXT
 );
-"#];
+"#,
+];
 
 /// Pings kept per check (older ones are deleted).
 const PINGS_KEPT: i64 = 100;
@@ -199,7 +203,11 @@ pub(crate) fn ms(t: Timestamp) -> i64 {
 
 /// The timestamp of Unix milliseconds (clamped into range).
 pub(crate) fn ts(ms: i64) -> Timestamp {
-    Timestamp::from_millisecond(ms).unwrap_or(if ms < 0 { Timestamp::MIN } else { Timestamp::MAX })
+    Timestamp::from_millisecond(ms).unwrap_or(if ms < 0 {
+        Timestamp::MIN
+    } else {
+        Timestamp::MAX
+    })
 }
 
 /// Opens (creating it and the directory if needed) and migrates the
@@ -241,7 +249,11 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
             known,
         });
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(found).unwrap_or(0)) {
+    for (i, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(found).unwrap_or(0))
+    {
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", i as i64 + 1)?;
     }
@@ -274,7 +286,9 @@ impl Db {
     {
         let conn = Arc::clone(&self.conn);
         tokio::task::spawn_blocking(move || {
-            let mut c = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut c = conn
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             f(&mut c)
         })
         .await
@@ -320,7 +334,9 @@ fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
 
 pub(crate) fn token_list(c: &Connection) -> Result<Vec<TokenRow>, DbError> {
     let mut st = c.prepare("SELECT id, hash, host, created, last_used FROM tokens ORDER BY id")?;
-    let rows = st.query_map([], token_row)?.collect::<Result<Vec<_>, _>>()?;
+    let rows = st
+        .query_map([], token_row)?
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
 
@@ -499,7 +515,12 @@ pub(crate) fn facts(c: &mut Connection, host: Option<&str>, pings: bool) -> Resu
         for (h, name, kind, known_since) in jobs {
             let lr = last
                 .query_row(params![h, name], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
                 })
                 .optional()?;
             let (last_run, last_started) = match lr {
@@ -512,7 +533,11 @@ pub(crate) fn facts(c: &mut Connection, host: Option<&str>, pings: bool) -> Resu
             out.jobs.push(JobRow {
                 host: h,
                 name,
-                kind: if kind == "maintenance" { RunKind::Maintenance } else { RunKind::Backup },
+                kind: if kind == "maintenance" {
+                    RunKind::Maintenance
+                } else {
+                    RunKind::Backup
+                },
                 known_since,
                 last_run,
                 last_started,
@@ -615,7 +640,13 @@ pub(crate) fn get_run(c: &Connection, id: i64) -> Result<Option<Run>, DbError> {
         .query_row(
             "SELECT id, report, received FROM runs WHERE id = ?1",
             [id],
-            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)),
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            },
         )
         .optional()?;
     row.map(|(id, rep, rec)| run_of(id, &rep, rec)).transpose()
@@ -648,15 +679,29 @@ pub(crate) fn list_runs(c: &Connection, f: &RunFilter) -> Result<Vec<Run>, DbErr
                 i64::from(f.with_snapshot),
                 f.limit
             ],
-            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)),
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            },
         )?
         .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter().map(|(id, rep, rec)| run_of(id, &rep, rec)).collect()
+    rows.into_iter()
+        .map(|(id, rep, rec)| run_of(id, &rep, rec))
+        .collect()
 }
 
 /// Snapshots reported by runs, newest first.
-pub(crate) fn list_snapshots(c: &Connection, f: &RunFilter) -> Result<Vec<SnapshotRecord>, DbError> {
-    let f = RunFilter { with_snapshot: true, ..f.clone() };
+pub(crate) fn list_snapshots(
+    c: &Connection,
+    f: &RunFilter,
+) -> Result<Vec<SnapshotRecord>, DbError> {
+    let f = RunFilter {
+        with_snapshot: true,
+        ..f.clone()
+    };
     Ok(list_runs(c, &f)?
         .into_iter()
         .filter_map(|run| {
@@ -763,9 +808,13 @@ mod tests {
         drop(c);
         let c = open(dir.path()).unwrap();
         assert_eq!(token_list(&c).unwrap().len(), 1);
-        let v: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        let v: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(v, MIGRATIONS.len() as i64);
-        let mode: String = c.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        let mode: String = c
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(mode, "wal");
         c.pragma_update(None, "user_version", 99).unwrap();
         drop(c);
@@ -786,7 +835,9 @@ mod tests {
         for _ in 0..PINGS_KEPT + 10 {
             insert_ping(&mut c, "p", PingKind::Success, None, b"", now).unwrap();
         }
-        let n: i64 = c.query_row("SELECT COUNT(*) FROM pings", [], |r| r.get(0)).unwrap();
+        let n: i64 = c
+            .query_row("SELECT COUNT(*) FROM pings", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(n, PINGS_KEPT);
     }
 }

@@ -68,9 +68,10 @@ impl Leases {
     fn purge(&mut self, now: Timestamp) {
         self.repos.retain(|_, r| {
             r.held.retain(|h| h.expires > now);
-            if r.maintenance_waiting
-                .is_some_and(|t| t.checked_add(MAINTENANCE_PRIORITY).is_ok_and(|end| end <= now))
-            {
+            if r.maintenance_waiting.is_some_and(|t| {
+                t.checked_add(MAINTENANCE_PRIORITY)
+                    .is_ok_and(|end| end <= now)
+            }) {
                 r.maintenance_waiting = None;
             }
             !r.held.is_empty() || r.maintenance_waiting.is_some()
@@ -100,7 +101,8 @@ impl Leases {
                 if r.maintenance_waiting.is_some() {
                     return Err(Busy {
                         retry_after: RETRY_AFTER,
-                        reason: "maintenance is waiting for this repository; new backups wait for it",
+                        reason:
+                            "maintenance is waiting for this repository; new backups wait for it",
                     });
                 }
             }
@@ -157,33 +159,54 @@ mod tests {
     #[test]
     fn shared_exclusive_and_writer_preference() {
         let mut l = Leases::new(Duration::from_secs(3600));
-        let b1 = l.acquire("r", LeaseKind::Backup, "a", "b1".into(), t(0)).unwrap();
-        l.acquire("r", LeaseKind::Backup, "b", "b2".into(), t(1)).unwrap();
+        let b1 = l
+            .acquire("r", LeaseKind::Backup, "a", "b1".into(), t(0))
+            .unwrap();
+        l.acquire("r", LeaseKind::Backup, "b", "b2".into(), t(1))
+            .unwrap();
         // other repositories are independent
-        l.acquire("other", LeaseKind::Maintenance, "m", "x".into(), t(1)).unwrap();
-        let e = l.acquire("r", LeaseKind::Maintenance, "m", "m1".into(), t(2)).unwrap_err();
+        l.acquire("other", LeaseKind::Maintenance, "m", "x".into(), t(1))
+            .unwrap();
+        let e = l
+            .acquire("r", LeaseKind::Maintenance, "m", "m1".into(), t(2))
+            .unwrap_err();
         assert!(e.retry_after > 0);
         // writer preference: a new backup waits
-        assert!(l.acquire("r", LeaseKind::Backup, "c", "b3".into(), t(3)).is_err());
+        assert!(l
+            .acquire("r", LeaseKind::Backup, "c", "b3".into(), t(3))
+            .is_err());
         assert!(!l.release(&b1.0, "wrong-host", t(4)));
         assert!(l.release(&b1.0, "a", t(4)));
         assert!(l.release("b2", "b", t(5)));
-        l.acquire("r", LeaseKind::Maintenance, "m", "m1".into(), t(6)).unwrap();
-        assert!(l.acquire("r", LeaseKind::Backup, "c", "b4".into(), t(7)).is_err());
-        assert!(l.acquire("r", LeaseKind::Maintenance, "n", "m2".into(), t(7)).is_err());
+        l.acquire("r", LeaseKind::Maintenance, "m", "m1".into(), t(6))
+            .unwrap();
+        assert!(l
+            .acquire("r", LeaseKind::Backup, "c", "b4".into(), t(7))
+            .is_err());
+        assert!(l
+            .acquire("r", LeaseKind::Maintenance, "n", "m2".into(), t(7))
+            .is_err());
         assert!(l.release("m1", "m", t(8)));
-        l.acquire("r", LeaseKind::Backup, "c", "b5".into(), t(9)).unwrap();
+        l.acquire("r", LeaseKind::Backup, "c", "b5".into(), t(9))
+            .unwrap();
     }
 
     #[test]
     fn priority_and_leases_lapse() {
         let mut l = Leases::new(Duration::from_secs(3600));
-        l.acquire("r", LeaseKind::Backup, "a", "b1".into(), t(0)).unwrap();
-        assert!(l.acquire("r", LeaseKind::Maintenance, "m", "m1".into(), t(1)).is_err());
-        assert!(l.acquire("r", LeaseKind::Backup, "c", "b2".into(), t(2)).is_err());
+        l.acquire("r", LeaseKind::Backup, "a", "b1".into(), t(0))
+            .unwrap();
+        assert!(l
+            .acquire("r", LeaseKind::Maintenance, "m", "m1".into(), t(1))
+            .is_err());
+        assert!(l
+            .acquire("r", LeaseKind::Backup, "c", "b2".into(), t(2))
+            .is_err());
         // after 15 minutes the waiting maintenance no longer keeps backups out
-        l.acquire("r", LeaseKind::Backup, "c", "b3".into(), t(1 + 15 * 60)).unwrap();
+        l.acquire("r", LeaseKind::Backup, "c", "b3".into(), t(1 + 15 * 60))
+            .unwrap();
         // after the TTL the leases are gone: maintenance gets in
-        l.acquire("r", LeaseKind::Maintenance, "m", "m2".into(), t(2 * 3600)).unwrap();
+        l.acquire("r", LeaseKind::Maintenance, "m", "m2".into(), t(2 * 3600))
+            .unwrap();
     }
 }

@@ -36,8 +36,8 @@ use std::{
 };
 
 use bulwark_api::{
-    ApiError, Host, Job, LeaseRequest, MonitorResults, PingCheck, PollRequest, PollResponse, RunReport,
-    RunStatus, Status, Stored, Triggered, MAX_BODY, MAX_MONITOR_RESULTS, MAX_POLL_WAIT,
+    ApiError, Host, Job, LeaseRequest, MonitorResults, PingCheck, PollRequest, PollResponse,
+    RunReport, RunStatus, Status, Stored, Triggered, MAX_BODY, MAX_MONITOR_RESULTS, MAX_POLL_WAIT,
 };
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
@@ -48,7 +48,9 @@ use subtle::ConstantTimeEq;
 use tokio::sync::{watch, Notify};
 
 pub use db::DbError;
-pub use plan::{config_version, ControlPlan, Monitoring as MonitoringPlan, PlanHost, PlanJob, PlanPing};
+pub use plan::{
+    config_version, ControlPlan, Monitoring as MonitoringPlan, PlanHost, PlanJob, PlanPing,
+};
 pub use token::{create_token, list_tokens, revoke_token, TokenInfo, TokenKind, TOKEN_PREFIX};
 
 use crate::handler::{Body, State};
@@ -261,7 +263,14 @@ impl Control {
             .db
             .call(move |c| db::facts(c, h.as_deref(), with_pings))
             .await?;
-        Ok(build_view(&plan, facts, only_host.as_deref(), with_pings, &TimeZone::system(), Timestamp::now()))
+        Ok(build_view(
+            &plan,
+            facts,
+            only_host.as_deref(),
+            with_pings,
+            &TimeZone::system(),
+            Timestamp::now(),
+        ))
     }
 }
 
@@ -288,11 +297,11 @@ fn build_view(
         .collect();
     let mut jobs = Vec::new();
     let make = |name: &str,
-                    host: &str,
-                    kind: bulwark_api::RunKind,
-                    repository: Option<String>,
-                    schedule: Option<&bulwark_config::JobSchedule>,
-                    row: Option<db::JobRow>| {
+                host: &str,
+                kind: bulwark_api::RunKind,
+                repository: Option<String>,
+                schedule: Option<&bulwark_config::JobSchedule>,
+                row: Option<db::JobRow>| {
         let hr = host_rows.get(host).copied();
         let hr_online = hr.filter(|h| online(h));
         let running_since = hr_online
@@ -305,7 +314,10 @@ fn build_view(
             schedule,
             known_since: row.as_ref().map_or(now, |r| db::ts(r.known_since)),
             last_started: row.as_ref().and_then(|r| r.last_started).map(db::ts),
-            last_status: row.as_ref().and_then(|r| r.last_run.as_ref()).map(|r| r.report.status),
+            last_status: row
+                .as_ref()
+                .and_then(|r| r.last_run.as_ref())
+                .map(|r| r.report.status),
             running: running_since.is_some(),
         };
         let (state, late_since) = state::job_state(&facts, zone, now);
@@ -331,7 +343,14 @@ fn build_view(
     };
     for j in plan.jobs.values().filter(|j| visible(&j.host)) {
         let row = job_rows.remove(&(j.host.clone(), j.name.clone()));
-        jobs.push(make(&j.name, &j.host, j.kind, j.repository.clone(), j.schedule.as_ref(), row));
+        jobs.push(make(
+            &j.name,
+            &j.host,
+            j.kind,
+            j.repository.clone(),
+            j.schedule.as_ref(),
+            row,
+        ));
     }
     for ((host, name), row) in job_rows {
         if visible(&host) {
@@ -351,9 +370,15 @@ fn build_view(
             let hr = host_rows.get(name.as_str()).copied();
             Host {
                 last_seen: hr.and_then(|h| h.last_seen).map(db::ts),
-                agent_version: hr.and_then(|h| h.agent_version.clone()).filter(|v| !v.is_empty()),
+                agent_version: hr
+                    .and_then(|h| h.agent_version.clone())
+                    .filter(|v| !v.is_empty()),
                 online: hr.is_some_and(online),
-                jobs: jobs.iter().filter(|j| j.host == name).map(|j| j.name.clone()).collect(),
+                jobs: jobs
+                    .iter()
+                    .filter(|j| j.host == name)
+                    .map(|j| j.name.clone())
+                    .collect(),
                 name,
             }
         })
@@ -371,7 +396,13 @@ fn build_view(
                 };
                 PingCheck {
                     name: p.name.clone(),
-                    state: state::ping_state(expect, p.grace, zone, f.last.map(|(k, t)| (k, db::ts(t))), now),
+                    state: state::ping_state(
+                        expect,
+                        p.grace,
+                        zone,
+                        f.last.map(|(k, t)| (k, db::ts(t))),
+                        now,
+                    ),
                     last_ping: f.last.map(|(_, t)| db::ts(t)),
                     last_success: f.last_success.map(db::ts),
                     last_exit: f.last_exit,
@@ -528,7 +559,12 @@ fn route(method: &Method, path: &str) -> Routed {
     let same: Vec<&(&str, &str, Ep)> = ROUTES.iter().filter(|(_, t, _)| *t == tpl).collect();
     match same.iter().find(|(m, _, _)| *m == method.as_str()) {
         Some((_, _, ep)) => Routed::Found(*ep, params),
-        None => Routed::BadMethod(same.iter().map(|(m, _, _)| *m).collect::<Vec<_>>().join(", ")),
+        None => Routed::BadMethod(
+            same.iter()
+                .map(|(m, _, _)| *m)
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
     }
 }
 
@@ -564,8 +600,11 @@ impl Fail {
 impl From<DbError> for Fail {
     fn from(e: DbError) -> Self {
         tracing::error!("{e}");
-        fail(StatusCode::INTERNAL_SERVER_ERROR, "the control database failed")
-            .hint("see the hub's log")
+        fail(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the control database failed",
+        )
+        .hint("see the hub's log")
     }
 }
 
@@ -575,7 +614,11 @@ fn full(data: impl Into<Bytes>) -> Body {
         .boxed_unsync()
 }
 
-fn bytes_response(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
+fn bytes_response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Body> {
     let mut r = Response::new(full(body));
     *r.status_mut() = status;
     r.headers_mut()
@@ -588,12 +631,16 @@ fn bytes_response(status: StatusCode, content_type: &'static str, body: impl Int
 fn json<T: serde::Serialize>(status: StatusCode, v: &T) -> Response<Body> {
     match serde_json::to_vec(v) {
         Ok(b) => bytes_response(status, "application/json", b),
-        Err(e) => fail_response(fail(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode the answer: {e}"))),
+        Err(e) => fail_response(fail(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot encode the answer: {e}"),
+        )),
     }
 }
 
 fn fail_response(f: Fail) -> Response<Body> {
-    let body = serde_json::to_vec(&f.body).unwrap_or_else(|_| b"{\"error\":\"internal error\"}".to_vec());
+    let body =
+        serde_json::to_vec(&f.body).unwrap_or_else(|_| b"{\"error\":\"internal error\"}".to_vec());
     let mut r = bytes_response(f.status, "application/json", body);
     let h = r.headers_mut();
     if f.status == StatusCode::UNAUTHORIZED {
@@ -612,8 +659,19 @@ fn fail_response(f: Fail) -> Response<Body> {
 
 /// Reads the body: at most `limit` bytes, else 413 (or, with `truncate`,
 /// the first `limit` bytes).
-async fn read_body(body: Incoming, headers: &HeaderMap, limit: usize, truncate: bool, idle: Duration) -> Result<Bytes, Fail> {
-    let too_big = || fail(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is larger than {limit} bytes"));
+async fn read_body(
+    body: Incoming,
+    headers: &HeaderMap,
+    limit: usize,
+    truncate: bool,
+    idle: Duration,
+) -> Result<Bytes, Fail> {
+    let too_big = || {
+        fail(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is larger than {limit} bytes"),
+        )
+    };
     let announced = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -625,9 +683,19 @@ async fn read_body(body: Incoming, headers: &HeaderMap, limit: usize, truncate: 
     let mut out = Vec::new();
     loop {
         match tokio::time::timeout(idle, body.frame()).await {
-            Err(_) => return Err(fail(StatusCode::REQUEST_TIMEOUT, "the client stopped sending the body")),
+            Err(_) => {
+                return Err(fail(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "the client stopped sending the body",
+                ))
+            }
             Ok(None) => break,
-            Ok(Some(Err(e))) => return Err(fail(StatusCode::BAD_REQUEST, format!("cannot read the body: {e}"))),
+            Ok(Some(Err(e))) => {
+                return Err(fail(
+                    StatusCode::BAD_REQUEST,
+                    format!("cannot read the body: {e}"),
+                ))
+            }
             Ok(Some(Ok(frame))) => {
                 if let Ok(data) = frame.into_data() {
                     if out.len() + data.len() > limit {
@@ -690,7 +758,10 @@ fn forbidden(msg: impl Into<String>) -> Fail {
 fn require_admin(who: &Who) -> Result<(), Fail> {
     match who {
         Who::Admin => Ok(()),
-        Who::Host(h) => Err(forbidden(format!("the token of host {h} may not do this")).hint("use an admin token")),
+        Who::Host(h) => {
+            Err(forbidden(format!("the token of host {h} may not do this"))
+                .hint("use an admin token"))
+        }
     }
 }
 
@@ -702,9 +773,17 @@ fn require_host(who: &Who) -> Result<&str, Fail> {
     }
 }
 
-async fn authenticate(state: &State, ctl: &Control, peer: IpAddr, headers: &HeaderMap) -> Result<Who, Fail> {
+async fn authenticate(
+    state: &State,
+    ctl: &Control,
+    peer: IpAddr,
+    headers: &HeaderMap,
+) -> Result<Who, Fail> {
     if state.limiter.blocked(peer) {
-        let mut f = fail(StatusCode::TOO_MANY_REQUESTS, "too many failed authentications; try again later");
+        let mut f = fail(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed authentications; try again later",
+        );
         f.body.retry_after = Some(60);
         return Err(f);
     }
@@ -731,10 +810,14 @@ async fn authenticate(state: &State, ctl: &Control, peer: IpAddr, headers: &Head
             state
                 .metrics
                 .auth_failures
-                .get_or_create(&crate::metrics::RepoLabel { repo: String::new() })
+                .get_or_create(&crate::metrics::RepoLabel {
+                    repo: String::new(),
+                })
                 .inc();
             if state.limiter.failed(peer) {
-                tracing::warn!("too many failed authentications from {peer}; refusing it for a while");
+                tracing::warn!(
+                    "too many failed authentications from {peer}; refusing it for a while"
+                );
             }
             Err(fail(StatusCode::UNAUTHORIZED, "invalid or revoked token"))
         }
@@ -747,8 +830,11 @@ async fn authenticate(state: &State, ctl: &Control, peer: IpAddr, headers: &Head
 pub(crate) async fn handle(state: &State, peer: IpAddr, req: Request<Incoming>) -> Response<Body> {
     let Some(ctl) = state.control.as_deref() else {
         return fail_response(
-            fail(StatusCode::NOT_FOUND, "the control API is not enabled on this hub")
-                .hint("start the hub with a configuration file (-c bulwark.toml) or --state DIR"),
+            fail(
+                StatusCode::NOT_FOUND,
+                "the control API is not enabled on this hub",
+            )
+            .hint("start the hub with a configuration file (-c bulwark.toml) or --state DIR"),
         );
     };
     match respond(state, ctl, peer, req).await {
@@ -757,14 +843,24 @@ pub(crate) async fn handle(state: &State, peer: IpAddr, req: Request<Incoming>) 
     }
 }
 
-async fn respond(state: &State, ctl: &Control, peer: IpAddr, req: Request<Incoming>) -> Result<Response<Body>, Fail> {
+async fn respond(
+    state: &State,
+    ctl: &Control,
+    peer: IpAddr,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Fail> {
     let (ep, params) = match route(req.method(), req.uri().path()) {
         Routed::Found(ep, p) => (ep, p),
         Routed::NotFound => {
-            return Err(fail(StatusCode::NOT_FOUND, "no such endpoint").hint("see /api/v1/openapi.json"))
+            return Err(
+                fail(StatusCode::NOT_FOUND, "no such endpoint").hint("see /api/v1/openapi.json")
+            )
         }
         Routed::BadMethod(allow) => {
-            let mut f = fail(StatusCode::METHOD_NOT_ALLOWED, format!("method not allowed (allowed: {allow})"));
+            let mut f = fail(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("method not allowed (allowed: {allow})"),
+            );
             f.allow = Some(allow);
             return Err(f);
         }
@@ -772,7 +868,11 @@ async fn respond(state: &State, ctl: &Control, peer: IpAddr, req: Request<Incomi
     let param = |i: usize| params.get(i).cloned().unwrap_or_default();
     let idle = state.config.body_idle_timeout;
     match ep {
-        Ep::OpenApi => Ok(bytes_response(StatusCode::OK, "application/json", bulwark_api::OPENAPI)),
+        Ep::OpenApi => Ok(bytes_response(
+            StatusCode::OK,
+            "application/json",
+            bulwark_api::OPENAPI,
+        )),
         Ep::Ping | Ep::PingStart | Ep::PingFail | Ep::PingExit => {
             let (kind, exit) = match ep {
                 Ep::PingStart => (PingKind::Start, None),
@@ -782,7 +882,14 @@ async fn respond(state: &State, ctl: &Control, peer: IpAddr, req: Request<Incomi
                         fail(StatusCode::NOT_FOUND, "no such ping action")
                             .hint("use /ping/UUID, /start, /fail or an exit status 0-255")
                     })?;
-                    (if code == 0 { PingKind::Success } else { PingKind::Fail }, Some(i32::from(code)))
+                    (
+                        if code == 0 {
+                            PingKind::Success
+                        } else {
+                            PingKind::Fail
+                        },
+                        Some(i32::from(code)),
+                    )
                 }
                 _ => (PingKind::Success, None),
             };
@@ -795,7 +902,14 @@ async fn respond(state: &State, ctl: &Control, peer: IpAddr, req: Request<Incomi
     }
 }
 
-async fn ping(ctl: &Control, req: Request<Incoming>, uuid: &str, kind: PingKind, exit: Option<i32>, idle: Duration) -> Result<Response<Body>, Fail> {
+async fn ping(
+    ctl: &Control,
+    req: Request<Incoming>,
+    uuid: &str,
+    kind: PingKind,
+    exit: Option<i32>,
+    idle: Duration,
+) -> Result<Response<Body>, Fail> {
     let plan = ctl.plan().await?;
     let Some(check) = plan.ping_by_uuid(uuid) else {
         return Err(fail(StatusCode::NOT_FOUND, "no ping check has this uuid")
@@ -808,7 +922,11 @@ async fn ping(ctl: &Control, req: Request<Incoming>, uuid: &str, kind: PingKind,
     ctl.db
         .call(move |c| db::insert_ping(c, &name, kind, exit, &body, now))
         .await?;
-    Ok(bytes_response(StatusCode::OK, "text/plain; charset=utf-8", "OK"))
+    Ok(bytes_response(
+        StatusCode::OK,
+        "text/plain; charset=utf-8",
+        "OK",
+    ))
 }
 
 fn limit_of(q: &HashMap<String, String>) -> Result<u32, Fail> {
@@ -816,7 +934,10 @@ fn limit_of(q: &HashMap<String, String>) -> Result<u32, Fail> {
         None => Ok(50),
         Some(s) => match s.parse::<u32>() {
             Ok(n) if n >= 1 => Ok(n.min(1000)),
-            _ => Err(fail(StatusCode::BAD_REQUEST, "`limit` must be a number from 1 to 1000")),
+            _ => Err(fail(
+                StatusCode::BAD_REQUEST,
+                "`limit` must be a number from 1 to 1000",
+            )),
         },
     }
 }
@@ -825,17 +946,21 @@ fn run_filter(who: &Who, q: &HashMap<String, String>) -> Result<db::RunFilter, F
     let mut host = q.get("host").cloned().filter(|h| !h.is_empty());
     if let Some(own) = who.host() {
         if host.as_deref().is_some_and(|h| h != own) {
-            return Err(forbidden(format!("the token of host {own} may only read its own runs")));
+            return Err(forbidden(format!(
+                "the token of host {own} may only read its own runs"
+            )));
         }
         host = Some(own.to_owned());
     }
     let status = match q.get("status").filter(|s| !s.is_empty()) {
         None => None,
         Some(s) => Some(
-            serde_json::from_value::<RunStatus>(serde_json::Value::String(s.clone())).map_err(|_| {
-                fail(StatusCode::BAD_REQUEST, format!("unknown status {s:?}"))
-                    .hint("one of success, partial, failed, interrupted")
-            })?,
+            serde_json::from_value::<RunStatus>(serde_json::Value::String(s.clone())).map_err(
+                |_| {
+                    fail(StatusCode::BAD_REQUEST, format!("unknown status {s:?}"))
+                        .hint("one of success, partial, failed, interrupted")
+                },
+            )?,
         ),
     };
     Ok(db::RunFilter {
@@ -847,13 +972,30 @@ fn run_filter(who: &Who, q: &HashMap<String, String>) -> Result<db::RunFilter, F
     })
 }
 
-async fn api(ctl: &Control, who: Who, ep: Ep, params: &[String], req: Request<Incoming>, idle: Duration) -> Result<Response<Body>, Fail> {
+async fn api(
+    ctl: &Control,
+    who: Who,
+    ep: Ep,
+    params: &[String],
+    req: Request<Incoming>,
+    idle: Duration,
+) -> Result<Response<Body>, Fail> {
     let param = |i: usize| params.get(i).cloned().unwrap_or_default();
     let q = query(req.uri().query());
     match ep {
         Ep::Status => {
-            let (hosts, jobs, pings) = ctl.view(who.host().map(str::to_owned), who == Who::Admin).await?;
-            Ok(json(StatusCode::OK, &Status { generated: Timestamp::now(), hosts, jobs, pings }))
+            let (hosts, jobs, pings) = ctl
+                .view(who.host().map(str::to_owned), who == Who::Admin)
+                .await?;
+            Ok(json(
+                StatusCode::OK,
+                &Status {
+                    generated: Timestamp::now(),
+                    hosts,
+                    jobs,
+                    pings,
+                },
+            ))
         }
         Ep::Hosts => {
             let (hosts, _, _) = ctl.view(who.host().map(str::to_owned), false).await?;
@@ -892,8 +1034,11 @@ async fn api(ctl: &Control, who: Who, ep: Ep, params: &[String], req: Request<In
             let name = param(0);
             let plan = ctl.plan().await?;
             let Some(job) = plan.jobs.get(&name) else {
-                return Err(fail(StatusCode::NOT_FOUND, format!("no job {name:?} in the hub's configuration"))
-                    .hint("only jobs the hub's configuration assigns to a host can be triggered"));
+                return Err(fail(
+                    StatusCode::NOT_FOUND,
+                    format!("no job {name:?} in the hub's configuration"),
+                )
+                .hint("only jobs the hub's configuration assigns to a host can be triggered"));
             };
             let (host, jname) = (job.host.clone(), job.name.clone());
             let (h2, j2) = (host.clone(), jname.clone());
@@ -903,7 +1048,14 @@ async fn api(ctl: &Control, who: Who, ep: Ep, params: &[String], req: Request<In
                 .await?;
             ctl.waker(&host).notify_waiters();
             tracing::info!("job {jname} on {host} triggered (command {})", cmd.id);
-            Ok(json(StatusCode::ACCEPTED, &Triggered { command: cmd.id, host, job: jname }))
+            Ok(json(
+                StatusCode::ACCEPTED,
+                &Triggered {
+                    command: cmd.id,
+                    host,
+                    job: jname,
+                },
+            ))
         }
         Ep::Runs => {
             let f = run_filter(&who, &q)?;
@@ -916,7 +1068,9 @@ async fn api(ctl: &Control, who: Who, ep: Ep, params: &[String], req: Request<In
                 .map_err(|_| fail(StatusCode::BAD_REQUEST, "a run id is a number"))?;
             let run = ctl.db.call(move |c| db::get_run(c, id)).await?;
             match run {
-                Some(r) if who.host().is_none_or(|h| h == r.report.host) => Ok(json(StatusCode::OK, &r)),
+                Some(r) if who.host().is_none_or(|h| h == r.report.host) => {
+                    Ok(json(StatusCode::OK, &r))
+                }
                 _ => Err(fail(StatusCode::NOT_FOUND, format!("no run {id}"))),
             }
         }
@@ -950,16 +1104,23 @@ async fn api(ctl: &Control, who: Who, ep: Ep, params: &[String], req: Request<In
                 .db
                 .call(move |c| db::insert_run(c, &report, Timestamp::now()))
                 .await?;
-            let status = if duplicate { StatusCode::OK } else { StatusCode::CREATED };
+            let status = if duplicate {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            };
             Ok(json(status, &Stored { run: id, duplicate }))
         }
         Ep::Poll => {
             let host = require_host(&who)?.to_owned();
             let wait = match q.get("wait") {
                 None => 0,
-                Some(s) => s
-                    .parse::<u64>()
-                    .map_err(|_| fail(StatusCode::BAD_REQUEST, "`wait` must be a whole number of seconds"))?,
+                Some(s) => s.parse::<u64>().map_err(|_| {
+                    fail(
+                        StatusCode::BAD_REQUEST,
+                        "`wait` must be a whole number of seconds",
+                    )
+                })?,
             }
             .min(MAX_POLL_WAIT);
             let (parts, body) = req.into_parts();
@@ -1008,10 +1169,13 @@ async fn api(ctl: &Control, who: Who, ep: Ep, params: &[String], req: Request<In
                     .await?;
             }
             let plan = ctl.plan().await?;
-            Ok(json(StatusCode::OK, &PollResponse {
-                commands,
-                config_version: plan.agent_config(&host).map(|c| c.version.clone()),
-            }))
+            Ok(json(
+                StatusCode::OK,
+                &PollResponse {
+                    commands,
+                    config_version: plan.agent_config(&host).map(|c| c.version.clone()),
+                },
+            ))
         }
         Ep::AgentConfig => {
             let host = require_host(&who)?;
@@ -1029,17 +1193,31 @@ async fn api(ctl: &Control, who: Who, ep: Ep, params: &[String], req: Request<In
             let body = read_body(body, &parts.headers, MAX_BODY, false, idle).await?;
             let lr: LeaseRequest = parse_json(&body, "lease request")?;
             if lr.repository.is_empty() || lr.repository.len() > 1024 {
-                return Err(fail(StatusCode::BAD_REQUEST, "`repository` must be 1-1024 characters"));
+                return Err(fail(
+                    StatusCode::BAD_REQUEST,
+                    "`repository` must be 1-1024 characters",
+                ));
             }
             if !bulwark_api::valid_name(&lr.job) {
-                return Err(fail(StatusCode::BAD_REQUEST, "`job` must be 1-64 letters, digits, `-` or `_`"));
+                return Err(fail(
+                    StatusCode::BAD_REQUEST,
+                    "`job` must be 1-64 letters, digits, `-` or `_`",
+                ));
             }
             let id = hex::encode(rand::random::<[u8; 16]>());
-            let got = lock(&ctl.leases).acquire(&lr.repository, lr.kind, &host, id, Timestamp::now());
+            let got =
+                lock(&ctl.leases).acquire(&lr.repository, lr.kind, &host, id, Timestamp::now());
             match got {
                 Ok((id, expires)) => {
-                    tracing::info!("lease {id} on {} granted to {host} ({})", lr.repository, lr.job);
-                    Ok(json(StatusCode::CREATED, &bulwark_api::Lease { id, expires }))
+                    tracing::info!(
+                        "lease {id} on {} granted to {host} ({})",
+                        lr.repository,
+                        lr.job
+                    );
+                    Ok(json(
+                        StatusCode::CREATED,
+                        &bulwark_api::Lease { id, expires },
+                    ))
                 }
                 Err(busy) => {
                     let mut f = fail(StatusCode::CONFLICT, busy.reason);
@@ -1056,8 +1234,10 @@ async fn api(ctl: &Control, who: Who, ep: Ep, params: &[String], req: Request<In
                 *r.status_mut() = StatusCode::NO_CONTENT;
                 Ok(r)
             } else {
-                Err(fail(StatusCode::NOT_FOUND, "no such lease held by this host")
-                    .hint("it may have expired"))
+                Err(
+                    fail(StatusCode::NOT_FOUND, "no such lease held by this host")
+                        .hint("it may have expired"),
+                )
             }
         }
         Ep::Replication => {
@@ -1075,7 +1255,10 @@ async fn api(ctl: &Control, who: Who, ep: Ep, params: &[String], req: Request<In
                 Some("true") => Some(true),
                 Some("false") => Some(false),
                 Some(o) => {
-                    return Err(fail(StatusCode::BAD_REQUEST, format!("`open` must be true or false, not {o:?}")))
+                    return Err(fail(
+                        StatusCode::BAD_REQUEST,
+                        format!("`open` must be true or false, not {o:?}"),
+                    ))
                 }
             };
             let limit = limit_of(&q)?;
@@ -1087,7 +1270,11 @@ async fn api(ctl: &Control, who: Who, ep: Ep, params: &[String], req: Request<In
             let id: i64 = param(0)
                 .parse()
                 .map_err(|_| fail(StatusCode::BAD_REQUEST, "an alert id is a number"))?;
-            match ctl.db.call(move |c| alerts::resolve_id(c, id, Timestamp::now())).await? {
+            match ctl
+                .db
+                .call(move |c| alerts::resolve_id(c, id, Timestamp::now()))
+                .await?
+            {
                 Some(a) => {
                     tracing::info!(alert = a.id, kind = %a.kind, subject = %a.subject, "alert resolved by an administrator");
                     Ok(json(StatusCode::OK, &a))
@@ -1107,11 +1294,18 @@ async fn api(ctl: &Control, who: Who, ep: Ep, params: &[String], req: Request<In
             if batch.results.len() > MAX_MONITOR_RESULTS {
                 return Err(fail(
                     StatusCode::BAD_REQUEST,
-                    format!("{} results in one request; at most {MAX_MONITOR_RESULTS}", batch.results.len()),
+                    format!(
+                        "{} results in one request; at most {MAX_MONITOR_RESULTS}",
+                        batch.results.len()
+                    ),
                 )
                 .hint("send them in several requests"));
             }
-            if let Some(r) = batch.results.iter().find(|r| !bulwark_api::valid_name(&r.monitor) || !r.latency_ms.is_finite()) {
+            if let Some(r) = batch
+                .results
+                .iter()
+                .find(|r| !bulwark_api::valid_name(&r.monitor) || !r.latency_ms.is_finite())
+            {
                 return Err(fail(StatusCode::BAD_REQUEST, format!("invalid monitor result for {:?}: a monitor name is 1-64 letters, digits, `-` or `_`, and latency_ms a number", r.monitor)));
             }
             let stored = ctl.monitoring()?.agent_results(&host, batch.results);
@@ -1137,15 +1331,22 @@ mod tests {
         let mut documented = BTreeSet::new();
         for (path, item) in doc["paths"].as_object().unwrap() {
             for (m, _) in item.as_object().unwrap() {
-                if ["get", "post", "put", "delete", "head", "patch", "options"].contains(&m.as_str()) {
+                if ["get", "post", "put", "delete", "head", "patch", "options"]
+                    .contains(&m.as_str())
+                {
                     documented.insert((m.to_uppercase(), path.clone()));
                 }
             }
         }
-        let served: BTreeSet<(String, String)> = routes().map(|(m, p)| (m.to_owned(), p.to_owned())).collect();
+        let served: BTreeSet<(String, String)> = routes()
+            .map(|(m, p)| (m.to_owned(), p.to_owned()))
+            .collect();
         assert_eq!(served, documented);
         for (_, p) in routes() {
-            assert!(p.starts_with(bulwark_api::PREFIX) || p.starts_with(bulwark_api::PING_PREFIX), "{p}");
+            assert!(
+                p.starts_with(bulwark_api::PREFIX) || p.starts_with(bulwark_api::PING_PREFIX),
+                "{p}"
+            );
         }
     }
 
@@ -1155,19 +1356,44 @@ mod tests {
             Routed::Found(ep, params) => Some((ep, params)),
             _ => None,
         };
-        assert_eq!(ok(Method::GET, "/api/v1/status"), Some((Ep::Status, vec![])));
-        assert_eq!(ok(Method::POST, "/api/v1/jobs/photos/trigger"), Some((Ep::Trigger, vec!["photos".into()])));
-        assert_eq!(ok(Method::GET, "/ping/abc/start"), Some((Ep::PingStart, vec!["abc".into()])));
-        assert_eq!(ok(Method::HEAD, "/ping/abc/3"), Some((Ep::PingExit, vec!["abc".into(), "3".into()])));
-        assert_eq!(ok(Method::GET, "/%61pi/v1/status"), Some((Ep::Status, vec![])));
-        assert!(matches!(route(&Method::GET, "/api/v1/nope"), Routed::NotFound));
-        assert!(matches!(route(&Method::GET, "/api/v1/status/"), Routed::NotFound));
-        assert!(matches!(route(&Method::GET, "/api/v1/hosts/"), Routed::NotFound));
-        assert!(matches!(route(&Method::DELETE, "/api/v1/status"), Routed::BadMethod(a) if a == "GET"));
+        assert_eq!(
+            ok(Method::GET, "/api/v1/status"),
+            Some((Ep::Status, vec![]))
+        );
+        assert_eq!(
+            ok(Method::POST, "/api/v1/jobs/photos/trigger"),
+            Some((Ep::Trigger, vec!["photos".into()]))
+        );
+        assert_eq!(
+            ok(Method::GET, "/ping/abc/start"),
+            Some((Ep::PingStart, vec!["abc".into()]))
+        );
+        assert_eq!(
+            ok(Method::HEAD, "/ping/abc/3"),
+            Some((Ep::PingExit, vec!["abc".into(), "3".into()]))
+        );
+        assert_eq!(
+            ok(Method::GET, "/%61pi/v1/status"),
+            Some((Ep::Status, vec![]))
+        );
+        assert!(matches!(
+            route(&Method::GET, "/api/v1/nope"),
+            Routed::NotFound
+        ));
+        assert!(matches!(
+            route(&Method::GET, "/api/v1/status/"),
+            Routed::NotFound
+        ));
+        assert!(matches!(
+            route(&Method::GET, "/api/v1/hosts/"),
+            Routed::NotFound
+        ));
+        assert!(
+            matches!(route(&Method::DELETE, "/api/v1/status"), Routed::BadMethod(a) if a == "GET")
+        );
         assert!(claims("/api/v1/x") && claims("/ping/x") && claims("/%70ing/x") && claims("/api"));
         assert!(!claims("/apis/config") && !claims("/alice/config"));
         assert_eq!(log_path("/ping/secret-uuid/fail"), "/ping/…/fail");
         assert_eq!(log_path("/ping/secret-uuid"), "/ping/…");
     }
 }
-

@@ -7,7 +7,9 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use bulwark_api::{AgentConfig, RunKind};
-use bulwark_config::{Alerts, Config, JobSchedule, MonitorDecl, NotifierDecl, RepoUrl, Silence, Target};
+use bulwark_config::{
+    Alerts, Config, JobSchedule, MonitorDecl, NotifierDecl, RepoUrl, Silence, Target,
+};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 

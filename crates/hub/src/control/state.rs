@@ -31,7 +31,9 @@ pub(crate) fn latest_fire(
     }
     let zone = calendar.time_zone().unwrap_or(zone).clone();
     // next_after is strict: start a second before `lo` so `lo` itself counts.
-    let floor = lo.checked_sub(Duration::from_secs(1)).unwrap_or(Timestamp::MIN);
+    let floor = lo
+        .checked_sub(Duration::from_secs(1))
+        .unwrap_or(Timestamp::MIN);
     const DAY: u64 = 86_400;
     let windows = [
         60,
@@ -257,7 +259,12 @@ mod tests {
         assert_eq!(latest_fire(&c, &z, lo, ts("2026-01-01T01:00:00Z")), None);
         // far in the past: still found quickly
         assert_eq!(
-            latest_fire(&c, &z, ts("2000-01-01T00:00:00Z"), ts("2026-01-10T12:00:00Z")),
+            latest_fire(
+                &c,
+                &z,
+                ts("2000-01-01T00:00:00Z"),
+                ts("2026-01-10T12:00:00Z")
+            ),
             Some(ts("2026-01-10T02:00:00Z"))
         );
         let every_sec = Calendar::parse("*:*:*").unwrap();
@@ -287,12 +294,24 @@ mod tests {
         );
         // a job the hub learned about after the fire time isn't late for it
         assert_eq!(
-            late_since(&s, &z, ts("2026-01-02T02:00:01Z"), None, ts("2026-01-02T05:00:00Z")),
+            late_since(
+                &s,
+                &z,
+                ts("2026-01-02T02:00:01Z"),
+                None,
+                ts("2026-01-02T05:00:00Z")
+            ),
             None
         );
         // exactly at the fire time counts
         assert_eq!(
-            late_since(&s, &z, known, Some(ts("2026-01-02T02:00:00Z")), ts("2026-01-02T05:00:00Z")),
+            late_since(
+                &s,
+                &z,
+                known,
+                Some(ts("2026-01-02T02:00:00Z")),
+                ts("2026-01-02T05:00:00Z")
+            ),
             None
         );
     }
@@ -311,17 +330,58 @@ mod tests {
         };
         let st = |f: &JobFacts<'_>| job_state(f, &z, now).0;
         assert_eq!(st(&base), JobState::Ok);
-        assert_eq!(st(&JobFacts { last_status: Some(RunStatus::Partial), ..base.clone() }), JobState::Partial);
-        assert_eq!(st(&JobFacts { last_status: Some(RunStatus::Failed), ..base.clone() }), JobState::Failed);
-        assert_eq!(st(&JobFacts { last_status: Some(RunStatus::Interrupted), ..base.clone() }), JobState::Failed);
-        let late = JobFacts { last_started: Some(ts("2026-01-04T02:00:05Z")), last_status: Some(RunStatus::Failed), ..base.clone() };
-        assert_eq!(job_state(&late, &z, now), (JobState::Late, Some(ts("2026-01-05T02:00:00Z"))));
-        assert_eq!(st(&JobFacts { running: true, ..late.clone() }), JobState::Running);
+        assert_eq!(
+            st(&JobFacts {
+                last_status: Some(RunStatus::Partial),
+                ..base.clone()
+            }),
+            JobState::Partial
+        );
+        assert_eq!(
+            st(&JobFacts {
+                last_status: Some(RunStatus::Failed),
+                ..base.clone()
+            }),
+            JobState::Failed
+        );
+        assert_eq!(
+            st(&JobFacts {
+                last_status: Some(RunStatus::Interrupted),
+                ..base.clone()
+            }),
+            JobState::Failed
+        );
+        let late = JobFacts {
+            last_started: Some(ts("2026-01-04T02:00:05Z")),
+            last_status: Some(RunStatus::Failed),
+            ..base.clone()
+        };
+        assert_eq!(
+            job_state(&late, &z, now),
+            (JobState::Late, Some(ts("2026-01-05T02:00:00Z")))
+        );
+        assert_eq!(
+            st(&JobFacts {
+                running: true,
+                ..late.clone()
+            }),
+            JobState::Running
+        );
         // never ran, not yet expected
-        let fresh = JobFacts { known_since: ts("2026-01-05T03:00:00Z"), last_started: None, last_status: None, ..base.clone() };
+        let fresh = JobFacts {
+            known_since: ts("2026-01-05T03:00:00Z"),
+            last_started: None,
+            last_status: None,
+            ..base.clone()
+        };
         assert_eq!(st(&fresh), JobState::Pending);
         // unscheduled jobs are never late
-        let manual = JobFacts { schedule: None, last_started: None, last_status: None, ..base };
+        let manual = JobFacts {
+            schedule: None,
+            last_started: None,
+            last_status: None,
+            ..base
+        };
         assert_eq!(st(&manual), JobState::Pending);
     }
 
@@ -333,14 +393,53 @@ mod tests {
         let p = Some(Expect::Period(Duration::from_secs(86_400)));
         assert_eq!(ping_state(p, hour, &z, None, now), PingState::New);
         let at = |s| Some((PingKind::Success, ts(s)));
-        assert_eq!(ping_state(p, hour, &z, at("2026-01-04T12:00:00Z"), now), PingState::Up);
-        assert_eq!(ping_state(p, hour, &z, at("2026-01-04T10:59:00Z"), now), PingState::Late);
-        assert_eq!(ping_state(p, hour, &z, Some((PingKind::Fail, ts("2026-01-05T11:00:00Z"))), now), PingState::Down);
-        assert_eq!(ping_state(p, hour, &z, Some((PingKind::Start, ts("2026-01-05T11:30:00Z"))), now), PingState::Started);
-        assert_eq!(ping_state(p, hour, &z, Some((PingKind::Start, ts("2026-01-05T10:30:00Z"))), now), PingState::Late);
+        assert_eq!(
+            ping_state(p, hour, &z, at("2026-01-04T12:00:00Z"), now),
+            PingState::Up
+        );
+        assert_eq!(
+            ping_state(p, hour, &z, at("2026-01-04T10:59:00Z"), now),
+            PingState::Late
+        );
+        assert_eq!(
+            ping_state(
+                p,
+                hour,
+                &z,
+                Some((PingKind::Fail, ts("2026-01-05T11:00:00Z"))),
+                now
+            ),
+            PingState::Down
+        );
+        assert_eq!(
+            ping_state(
+                p,
+                hour,
+                &z,
+                Some((PingKind::Start, ts("2026-01-05T11:30:00Z"))),
+                now
+            ),
+            PingState::Started
+        );
+        assert_eq!(
+            ping_state(
+                p,
+                hour,
+                &z,
+                Some((PingKind::Start, ts("2026-01-05T10:30:00Z"))),
+                now
+            ),
+            PingState::Late
+        );
         let s = sched("*-*-* 02:00:00", 0, 0);
         let e = Some(Expect::Schedule(&s));
-        assert_eq!(ping_state(e, hour, &z, at("2026-01-05T02:01:00Z"), now), PingState::Up);
-        assert_eq!(ping_state(e, hour, &z, at("2026-01-04T02:01:00Z"), now), PingState::Late);
+        assert_eq!(
+            ping_state(e, hour, &z, at("2026-01-05T02:01:00Z"), now),
+            PingState::Up
+        );
+        assert_eq!(
+            ping_state(e, hour, &z, at("2026-01-04T02:01:00Z"), now),
+            PingState::Late
+        );
     }
 }

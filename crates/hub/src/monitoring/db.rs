@@ -74,7 +74,11 @@ pub(crate) fn apply(
     }
     for h in &changes.history {
         match h {
-            History::Open { key, severity, message } => {
+            History::Open {
+                key,
+                severity,
+                message,
+            } => {
                 alerts::raise_in(&tx, HISTORY_KIND, key, *severity, message, now)?;
             }
             History::Close { key } => {
@@ -117,12 +121,20 @@ pub(crate) fn due(c: &Connection, now: Timestamp, limit: u32) -> Result<Vec<Queu
         "SELECT id, notifier, message, created, attempts FROM notify_outbox WHERE next_attempt <= ?1 ORDER BY id LIMIT ?2",
     )?;
     let rows: Vec<(i64, String, String, i64, u32)> = st
-        .query_map(params![ms(now), limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+        .query_map(params![ms(now), limit], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?
         .collect::<Result<_, _>>()?;
     let mut out = Vec::new();
     for (id, notifier, json, created, attempts) in rows {
         match serde_json::from_str::<Message>(&json) {
-            Ok(message) => out.push(Queued { id, notifier, message, created: ts(created), attempts }),
+            Ok(message) => out.push(Queued {
+                id,
+                notifier,
+                message,
+                created: ts(created),
+                attempts,
+            }),
             Err(e) => {
                 tracing::warn!(id, "dropping an unreadable queued notification: {e}");
                 c.execute("DELETE FROM notify_outbox WHERE id = ?1", [id])?;
@@ -151,7 +163,9 @@ pub(crate) fn retry(c: &Connection, id: i64, next: Timestamp, error: &str) -> Re
 pub(crate) fn pending(c: &Connection) -> Result<(u32, Option<Timestamp>), DbError> {
     let n: u32 = c.query_row("SELECT COUNT(*) FROM notify_outbox", [], |r| r.get(0))?;
     let next: Option<i64> = c
-        .query_row("SELECT MIN(next_attempt) FROM notify_outbox", [], |r| r.get(0))
+        .query_row("SELECT MIN(next_attempt) FROM notify_outbox", [], |r| {
+            r.get(0)
+        })
         .optional()?
         .flatten();
     Ok((n, next.map(ts)))

@@ -159,7 +159,11 @@ pub(crate) struct Row {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum History {
     /// The monitor (item) went down: open `monitor` / key.
-    Open { key: String, severity: Severity, message: String },
+    Open {
+        key: String,
+        severity: Severity,
+        message: String,
+    },
     /// It is up again: resolve it.
     Close { key: String },
 }
@@ -175,7 +179,10 @@ pub(crate) struct Changes {
 
 impl Changes {
     pub(crate) fn is_empty(&self) -> bool {
-        self.upserts.is_empty() && self.deletes.is_empty() && self.notices.is_empty() && self.history.is_empty()
+        self.upserts.is_empty()
+            && self.deletes.is_empty()
+            && self.notices.is_empty()
+            && self.history.is_empty()
     }
 }
 
@@ -239,7 +246,10 @@ impl Engine {
             };
             entries.insert(r.key, e);
         }
-        Self { entries, deleted: Vec::new() }
+        Self {
+            entries,
+            deleted: Vec::new(),
+        }
     }
 
     /// Entries, by key.
@@ -249,11 +259,23 @@ impl Engine {
 
     /// Counts one probe result of `decl` at `vantage`. Results of monitors
     /// that don't run there are the caller's to refuse.
-    pub(crate) fn observe(&mut self, decl: &MonitorDecl, vantage: &str, result: ProbeResult, at: Timestamp) {
+    pub(crate) fn observe(
+        &mut self,
+        decl: &MonitorDecl,
+        vantage: &str,
+        result: ProbeResult,
+        at: Timestamp,
+    ) {
         let Some(spec) = decl.spec() else { return };
         let key = key_of(&decl.name, None);
-        let e = self.entries.entry(key).or_insert_with(|| Entry::new(&decl.name, None));
-        let m = e.machines.entry(vantage.to_string()).or_insert_with(|| spec.new_state());
+        let e = self
+            .entries
+            .entry(key)
+            .or_insert_with(|| Entry::new(&decl.name, None));
+        let m = e
+            .machines
+            .entry(vantage.to_string())
+            .or_insert_with(|| spec.new_state());
         // thresholds follow the configuration
         m.failure_threshold = spec.failure_threshold;
         m.success_threshold = spec.success_threshold;
@@ -266,7 +288,10 @@ impl Engine {
     /// Sets a built-in monitor's verdict about `item`.
     pub(crate) fn set_direct(&mut self, monitor: &str, item: Option<&str>, direct: Direct) {
         let key = key_of(monitor, item);
-        let e = self.entries.entry(key).or_insert_with(|| Entry::new(monitor, item));
+        let e = self
+            .entries
+            .entry(key)
+            .or_insert_with(|| Entry::new(monitor, item));
         e.direct = Some(direct);
     }
 
@@ -277,7 +302,11 @@ impl Engine {
 
     /// The items of built-in `monitor` that have entries.
     pub(crate) fn items_of(&self, monitor: &str) -> BTreeSet<String> {
-        self.entries.values().filter(|e| e.monitor == monitor).filter_map(|e| e.item.clone()).collect()
+        self.entries
+            .values()
+            .filter(|e| e.monitor == monitor)
+            .filter_map(|e| e.item.clone())
+            .collect()
     }
 
     /// Forgets an entry (its monitor or item is gone from the configuration).
@@ -294,7 +323,9 @@ impl Engine {
             .entries
             .iter()
             .filter(|(_, e)| {
-                monitors.get(&e.monitor).is_none_or(|d| !d.enabled || (d.spec().is_some() && e.item.is_some()))
+                monitors
+                    .get(&e.monitor)
+                    .is_none_or(|d| !d.enabled || (d.spec().is_some() && e.item.is_some()))
             })
             .map(|(k, _)| k.clone())
             .collect();
@@ -304,8 +335,10 @@ impl Engine {
         for e in self.entries.values_mut() {
             if let Some(spec) = monitors.get(&e.monitor).and_then(|d| d.spec()) {
                 let before = e.machines.len();
-                e.machines.retain(|v, _| spec.vantage.iter().any(|w| w.name() == v));
-                e.last.retain(|v, _| spec.vantage.iter().any(|w| w.name() == v));
+                e.machines
+                    .retain(|v, _| spec.vantage.iter().any(|w| w.name() == v));
+                e.last
+                    .retain(|v, _| spec.vantage.iter().any(|w| w.name() == v));
                 if e.machines.len() != before {
                     e.dirty = true;
                 }
@@ -315,16 +348,26 @@ impl Engine {
 
     /// Evaluates every monitor; returns what to write and send.
     pub(crate) fn evaluate(&mut self, cx: &Context<'_>) -> Changes {
-        let mut out = Changes { deletes: std::mem::take(&mut self.deleted), ..Changes::default() };
+        let mut out = Changes {
+            deletes: std::mem::take(&mut self.deleted),
+            ..Changes::default()
+        };
         // every enabled monitor has an entry (probe and disk monitors: one
         // without item), so `bulwark monitors` lists them from the start
         for d in cx.monitors.values().filter(|d| d.enabled) {
-            if !matches!(d.check, MonitorCheck::Backup(_) | MonitorCheck::Replication(_)) {
-                self.entries.entry(d.name.clone()).or_insert_with(|| Entry::new(&d.name, None));
+            if !matches!(
+                d.check,
+                MonitorCheck::Backup(_) | MonitorCheck::Replication(_)
+            ) {
+                self.entries
+                    .entry(d.name.clone())
+                    .or_insert_with(|| Entry::new(&d.name, None));
             }
         }
         for e in self.entries.values_mut() {
-            let Some(decl) = cx.monitors.get(&e.monitor) else { continue };
+            let Some(decl) = cx.monitors.get(&e.monitor) else {
+                continue;
+            };
             evaluate_entry(e, decl, cx, &mut out);
             if std::mem::take(&mut e.dirty) {
                 out.upserts.push(e.row());
@@ -334,7 +377,11 @@ impl Engine {
     }
 
     /// The monitors as `GET /api/v1/monitors` shows them.
-    pub(crate) fn view(&self, monitors: &BTreeMap<String, MonitorDecl>, now: Timestamp) -> Vec<MonitorStatus> {
+    pub(crate) fn view(
+        &self,
+        monitors: &BTreeMap<String, MonitorDecl>,
+        now: Timestamp,
+    ) -> Vec<MonitorStatus> {
         let mut by_monitor: BTreeMap<&str, Vec<&Entry>> = BTreeMap::new();
         for e in self.entries.values() {
             by_monitor.entry(e.monitor.as_str()).or_default().push(e);
@@ -344,8 +391,12 @@ impl Engine {
             let mine = by_monitor.remove(d.name.as_str()).unwrap_or_default();
             if mine.is_empty() {
                 let (state, message) = match &d.check {
-                    MonitorCheck::Replication(_) => (MonitorHealth::Up, "no open replication alerts".to_string()),
-                    MonitorCheck::Backup(_) => (MonitorHealth::Unknown, "no jobs to watch yet".to_string()),
+                    MonitorCheck::Replication(_) => {
+                        (MonitorHealth::Up, "no open replication alerts".to_string())
+                    }
+                    MonitorCheck::Backup(_) => {
+                        (MonitorHealth::Unknown, "no jobs to watch yet".to_string())
+                    }
                     _ => (MonitorHealth::Unknown, "no result yet".to_string()),
                 };
                 out.push(MonitorStatus {
@@ -373,12 +424,15 @@ impl Engine {
 fn status_of(e: &Entry, d: &MonitorDecl, now: Timestamp) -> MonitorStatus {
     let mut vantages = Vec::new();
     if let Some(spec) = d.spec() {
-        let stale_after = SignedDuration::try_from(spec.stale_after()).unwrap_or(SignedDuration::MAX);
+        let stale_after =
+            SignedDuration::try_from(spec.stale_after()).unwrap_or(SignedDuration::MAX);
         for v in &spec.vantage {
             let name = v.name();
             let m = e.machines.get(name);
             let last = e.last.get(name);
-            let last_at = last.map(|l| l.at).or_else(|| m.and_then(MonitorState::last_observed));
+            let last_at = last
+                .map(|l| l.at)
+                .or_else(|| m.and_then(MonitorState::last_observed));
             vantages.push(VantageStatus {
                 vantage: name.to_string(),
                 state: health(m.map_or(State::Unknown, MonitorState::state)),
@@ -391,7 +445,11 @@ fn status_of(e: &Entry, d: &MonitorDecl, now: Timestamp) -> MonitorStatus {
             });
         }
     }
-    let severity = e.direct.as_ref().and_then(|x| x.severity).map_or(d.severity, |s| s.max(d.severity));
+    let severity = e
+        .direct
+        .as_ref()
+        .and_then(|x| x.severity)
+        .map_or(d.severity, |s| s.max(d.severity));
     MonitorStatus {
         name: e.monitor.clone(),
         item: e.item.clone(),
@@ -414,7 +472,11 @@ fn verdict(e: &Entry, decl: &MonitorDecl, now: Timestamp) -> (State, String, Opt
             .iter()
             .filter_map(|v| {
                 let m = e.machines.get(v.name())?;
-                let at = e.last.get(v.name()).map(|l| l.at).or_else(|| m.last_observed())?;
+                let at = e
+                    .last
+                    .get(v.name())
+                    .map(|l| l.at)
+                    .or_else(|| m.last_observed())?;
                 Some(bulwark_monitor::Vote::new(v.name(), m.state(), at))
             })
             .collect();
@@ -424,19 +486,34 @@ fn verdict(e: &Entry, decl: &MonitorDecl, now: Timestamp) -> (State, String, Opt
             names
                 .iter()
                 .filter_map(|n| {
-                    e.last.get(n).map(|l| if single { l.result.message.clone() } else { format!("{n}: {}", l.result.message) })
+                    e.last.get(n).map(|l| {
+                        if single {
+                            l.result.message.clone()
+                        } else {
+                            format!("{n}: {}", l.result.message)
+                        }
+                    })
                 })
                 .collect::<Vec<_>>()
                 .join("; ")
         };
-        let since_of = |names: &[String]| names.iter().filter_map(|n| e.machines.get(n).and_then(MonitorState::since)).min();
+        let since_of = |names: &[String]| {
+            names
+                .iter()
+                .filter_map(|n| e.machines.get(n).and_then(MonitorState::since))
+                .min()
+        };
         return match v.state {
             State::Down => {
                 let detail = msg_of(&v.down);
                 let m = if single {
                     detail
                 } else {
-                    let mut m = format!("down from {} of {} vantage points", v.down.len(), spec.vantage.len());
+                    let mut m = format!(
+                        "down from {} of {} vantage points",
+                        v.down.len(),
+                        spec.vantage.len()
+                    );
                     if !detail.is_empty() {
                         m.push_str(" (");
                         m.push_str(&detail);
@@ -468,7 +545,11 @@ fn verdict(e: &Entry, decl: &MonitorDecl, now: Timestamp) -> (State, String, Opt
         };
     }
     match &e.direct {
-        Some(d) => (if d.up { State::Up } else { State::Down }, d.message.clone(), None),
+        Some(d) => (
+            if d.up { State::Up } else { State::Down },
+            d.message.clone(),
+            None,
+        ),
         None => (State::Unknown, "not evaluated yet".into(), None),
     }
 }
@@ -483,7 +564,11 @@ fn notice(e: &Entry, event: Event, severity: Severity, now: Timestamp) -> Messag
         Event::Down => (format!("{name} is down"), e.message.clone()),
         Event::Reminder => (
             format!("{name} is still down ({})", ago(e.since, now)),
-            format!("{}\ndown since {}", e.message, e.since.map_or_else(|| "?".into(), |s| s.to_string())),
+            format!(
+                "{}\ndown since {}",
+                e.message,
+                e.since.map_or_else(|| "?".into(), |s| s.to_string())
+            ),
         ),
         Event::Up => (
             format!("{name} is up again"),
@@ -497,7 +582,11 @@ fn notice(e: &Entry, event: Event, severity: Severity, now: Timestamp) -> Messag
 fn evaluate_entry(e: &mut Entry, decl: &MonitorDecl, cx: &Context<'_>, out: &mut Changes) {
     let now = cx.now;
     let (state, message, since) = verdict(e, decl, now);
-    let severity = e.direct.as_ref().and_then(|x| x.severity).map_or(decl.severity, |s| s.max(decl.severity));
+    let severity = e
+        .direct
+        .as_ref()
+        .and_then(|x| x.severity)
+        .map_or(decl.severity, |s| s.max(decl.severity));
     e.silenced = (cx.silenced)(&decl.name);
     let muted = cx.held || e.silenced;
     let history = !matches!(decl.check, MonitorCheck::Replication(_));
@@ -513,7 +602,11 @@ fn evaluate_entry(e: &mut Entry, decl: &MonitorDecl, cx: &Context<'_>, out: &mut
                 e.reminded = None;
                 e.dirty = true;
                 if history {
-                    out.history.push(History::Open { key: e.key(), severity, message: e.message.clone() });
+                    out.history.push(History::Open {
+                        key: e.key(),
+                        severity,
+                        message: e.message.clone(),
+                    });
                 }
             }
             if !muted {

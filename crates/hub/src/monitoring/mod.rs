@@ -35,7 +35,9 @@ use std::{
     time::Duration,
 };
 
-use bulwark_api::{MonitorResult, MonitorResultsStored, MonitorsView, RunKind, RunStatus, Severity};
+use bulwark_api::{
+    MonitorResult, MonitorResultsStored, MonitorsView, RunKind, RunStatus, Severity,
+};
 use bulwark_config::{
     BackupCheck, DiskCheck, MinFree, MonitorCheck, MonitorDecl, ReplicationCheck, DEFAULT_MAX_AGE,
     DEFAULT_MIN_FREE_PERCENT,
@@ -117,11 +119,21 @@ pub fn effective_monitors(plan: &ControlPlan) -> BTreeMap<String, MonitorDecl> {
     if !has(|c| matches!(c, MonitorCheck::Backup(_))) {
         add(
             "backups",
-            MonitorCheck::Backup(BackupCheck { jobs: Vec::new(), max_age: DEFAULT_MAX_AGE, interval: Duration::from_secs(60) }),
+            MonitorCheck::Backup(BackupCheck {
+                jobs: Vec::new(),
+                max_age: DEFAULT_MAX_AGE,
+                interval: Duration::from_secs(60),
+            }),
         );
     }
     if !plan.targets.is_empty() && !has(|c| matches!(c, MonitorCheck::Replication(_))) {
-        add("replication", MonitorCheck::Replication(ReplicationCheck { targets: Vec::new(), jobs: Vec::new() }));
+        add(
+            "replication",
+            MonitorCheck::Replication(ReplicationCheck {
+                targets: Vec::new(),
+                jobs: Vec::new(),
+            }),
+        );
     }
     if !has(|c| matches!(c, MonitorCheck::Disk(_))) {
         add(
@@ -165,11 +177,17 @@ fn secs(t: Timestamp) -> f64 {
 
 impl Monitoring {
     /// Loads the monitoring state from the control database.
-    pub(crate) async fn open(state: Arc<State>, ctl: Arc<Control>, settings: MonitoringSettings) -> Arc<Self> {
+    pub(crate) async fn open(
+        state: Arc<State>,
+        ctl: Arc<Control>,
+        settings: MonitoringSettings,
+    ) -> Arc<Self> {
         let rows = match ctl.db.call(|c| db::load(c)).await {
             Ok(r) => r,
             Err(e) => {
-                tracing::error!("monitoring: cannot read the stored monitor state ({e}); starting without it");
+                tracing::error!(
+                    "monitoring: cannot read the stored monitor state ({e}); starting without it"
+                );
                 Vec::new()
             }
         };
@@ -210,7 +228,13 @@ impl Monitoring {
             *lock(&self.monitors) = Arc::clone(&monitors);
             self.build_notifiers(&plan.monitoring).await;
             let (specs, problems) = hub_specs(&monitors);
-            self.record_config_problems("monitor.config", "monitor", problems, monitors.keys().cloned().collect()).await;
+            self.record_config_problems(
+                "monitor.config",
+                "monitor",
+                problems,
+                monitors.keys().cloned().collect(),
+            )
+            .await;
             if probes.as_ref().is_none_or(|(s, _)| *s != specs) {
                 if !specs.is_empty() {
                     tracing::info!("monitoring: {} monitors run on the hub", specs.len());
@@ -220,7 +244,10 @@ impl Monitoring {
             }
             if hub_alerts.as_ref() != Some(&plan.monitoring.alerts) {
                 // dropping the old set stops the old ping and canaries
-                drop(std::mem::replace(&mut hub_tasks, self.spawn_hub_checks(&plan.monitoring.alerts)));
+                drop(std::mem::replace(
+                    &mut hub_tasks,
+                    self.spawn_hub_checks(&plan.monitoring.alerts),
+                ));
                 hub_alerts = Some(plan.monitoring.alerts.clone());
             }
             loop {
@@ -247,7 +274,11 @@ impl Monitoring {
     }
 
     /// Counts an agent's probe results; returns what was accepted.
-    pub(crate) fn agent_results(&self, host: &str, results: Vec<MonitorResult>) -> MonitorResultsStored {
+    pub(crate) fn agent_results(
+        &self,
+        host: &str,
+        results: Vec<MonitorResult>,
+    ) -> MonitorResultsStored {
         let monitors = Arc::clone(&lock(&self.monitors));
         let at_host = Vantage::Agent(host.to_string());
         let now = Timestamp::now();
@@ -255,18 +286,30 @@ impl Monitoring {
         let mut ignored = BTreeSet::new();
         let mut engine = lock(&self.engine);
         for r in results {
-            let Some(d) = monitors.get(&r.monitor).filter(|d| d.enabled && d.spec().is_some() && d.runs_on(&at_host)) else {
+            let Some(d) = monitors
+                .get(&r.monitor)
+                .filter(|d| d.enabled && d.spec().is_some() && d.runs_on(&at_host))
+            else {
                 ignored.insert(r.monitor);
                 continue;
             };
             // an agent's clock ahead of ours: count the result as seen now
             let at = if r.at > now { now } else { r.at };
-            let latency = Duration::try_from_secs_f64(r.latency_ms.max(0.0) / 1000.0).unwrap_or_default();
-            let result = ProbeResult { up: r.up, latency, message: r.message, cert_days_left: r.cert_days_left };
+            let latency =
+                Duration::try_from_secs_f64(r.latency_ms.max(0.0) / 1000.0).unwrap_or_default();
+            let result = ProbeResult {
+                up: r.up,
+                latency,
+                message: r.message,
+                cert_days_left: r.cert_days_left,
+            };
             engine.observe(d, host, result, at);
             accepted += 1;
         }
-        MonitorResultsStored { accepted, ignored: ignored.into_iter().collect() }
+        MonitorResultsStored {
+            accepted,
+            ignored: ignored.into_iter().collect(),
+        }
     }
 
     /// The monitors as the API shows them.
@@ -296,21 +339,43 @@ impl Monitoring {
             }
         }
         *lock(&self.notifiers) = built;
-        self.record_config_problems("notify.config", "notifier", problems, plan.notifiers.keys().cloned().collect()).await;
+        self.record_config_problems(
+            "notify.config",
+            "notifier",
+            problems,
+            plan.notifiers.keys().cloned().collect(),
+        )
+        .await;
     }
 
     /// Raises a critical `kind` alert for each (name, why) in `problems` and
     /// resolves those of every other name in `all` (fixed, or gone).
-    async fn record_config_problems(&self, kind: &'static str, what: &'static str, problems: Vec<(String, String)>, all: Vec<String>) {
+    async fn record_config_problems(
+        &self,
+        kind: &'static str,
+        what: &'static str,
+        problems: Vec<(String, String)>,
+        all: Vec<String>,
+    ) {
         let r = self
             .ctl
             .db
             .call(move |c| {
                 let now = Timestamp::now();
                 for (name, e) in &problems {
-                    alerts::raise(c, kind, name, Severity::Critical, &format!("{what} {name} cannot be used: {e}"), now)?;
+                    alerts::raise(
+                        c,
+                        kind,
+                        name,
+                        Severity::Critical,
+                        &format!("{what} {name} cannot be used: {e}"),
+                        now,
+                    )?;
                 }
-                for a in alerts::list(c, Some(true), 1000)?.into_iter().filter(|a| a.kind == kind) {
+                for a in alerts::list(c, Some(true), 1000)?
+                    .into_iter()
+                    .filter(|a| a.kind == kind)
+                {
                     if !problems.iter().any(|(n, _)| *n == a.subject) || !all.contains(&a.subject) {
                         alerts::resolve(c, kind, &a.subject, now)?;
                     }
@@ -325,7 +390,12 @@ impl Monitoring {
 
     /// One evaluation: built-ins that are due, the engine, the database,
     /// and (every few ticks) the metrics.
-    async fn evaluate(&self, plan: &Arc<ControlPlan>, monitors: &Arc<BTreeMap<String, MonitorDecl>>, metrics: bool) {
+    async fn evaluate(
+        &self,
+        plan: &Arc<ControlPlan>,
+        monitors: &Arc<BTreeMap<String, MonitorDecl>>,
+        metrics: bool,
+    ) {
         if let Err(e) = self.builtins(plan, monitors, metrics).await {
             tracing::error!("monitoring: {e}");
         }
@@ -333,19 +403,33 @@ impl Monitoring {
         let silences = plan.monitoring.silences.clone();
         let silenced = move |m: &str| silences.iter().any(|s| s.silences(m, now));
         let changes = {
-            let cx = Context { monitors, silenced: &silenced, held: self.held.load(Ordering::Relaxed), now };
+            let cx = Context {
+                monitors,
+                silenced: &silenced,
+                held: self.held.load(Ordering::Relaxed),
+                now,
+            };
             lock(&self.engine).evaluate(&cx)
         };
         if !changes.is_empty() {
             for m in &changes.notices {
                 match m.event {
-                    bulwark_notify::Event::Up => tracing::info!(monitor = %m.subject, event = "up", "{}", m.title),
-                    _ => tracing::warn!(monitor = %m.subject, event = m.event.as_str(), severity = m.severity.as_str(), "{}: {}", m.title, m.body.lines().next().unwrap_or("")),
+                    bulwark_notify::Event::Up => {
+                        tracing::info!(monitor = %m.subject, event = "up", "{}", m.title)
+                    }
+                    _ => {
+                        tracing::warn!(monitor = %m.subject, event = m.event.as_str(), severity = m.severity.as_str(), "{}: {}", m.title, m.body.lines().next().unwrap_or(""))
+                    }
                 }
             }
             let routes = plan.monitoring.routes.clone();
             let names: BTreeSet<String> = plan.monitoring.notifiers.keys().cloned().collect();
-            match self.ctl.db.call(move |c| db::apply(c, &changes, &routes, &names, now)).await {
+            match self
+                .ctl
+                .db
+                .call(move |c| db::apply(c, &changes, &routes, &names, now))
+                .await
+            {
                 Ok(0) => {}
                 Ok(_) => self.outbox.notify_one(),
                 Err(e) => tracing::error!("monitoring: cannot record alert state: {e}"),
@@ -380,7 +464,9 @@ impl Monitoring {
         for d in monitors.values().filter(|d| d.enabled) {
             match &d.check {
                 MonitorCheck::Backup(b) if self.due(&d.name, b.interval) => backups.push((d, b)),
-                MonitorCheck::Replication(r) if self.due(&d.name, self.settings.replication_every) => {
+                MonitorCheck::Replication(r)
+                    if self.due(&d.name, self.settings.replication_every) =>
+                {
                     replication.push((d, r));
                 }
                 MonitorCheck::Disk(k) if self.due(&d.name, k.interval) => self.disk(d, k),
@@ -391,20 +477,36 @@ impl Monitoring {
             self.job_metrics().await?;
         }
         if !backups.is_empty() {
-            let facts = self.ctl.db.call(|c| crate::control::db::facts(c, None, false)).await?;
+            let facts = self
+                .ctl
+                .db
+                .call(|c| crate::control::db::facts(c, None, false))
+                .await?;
             let now = Timestamp::now();
             for (d, b) in backups {
                 self.backup(plan, d, b, &facts.jobs, now);
             }
         }
         if !replication.is_empty() {
-            let open = self.ctl.db.call(|c| alerts::list(c, Some(true), 1000)).await?;
+            let open = self
+                .ctl
+                .db
+                .call(|c| alerts::list(c, Some(true), 1000))
+                .await?;
             let mut engine = lock(&self.engine);
             for (d, r) in replication {
                 let mut current = BTreeSet::new();
                 for a in open.iter().filter(|a| r.covers(&a.kind, &a.subject)) {
                     let item = format!("{} {}", a.kind, a.subject);
-                    engine.set_direct(&d.name, Some(&item), Direct { up: false, message: a.message.clone(), severity: Some(a.severity) });
+                    engine.set_direct(
+                        &d.name,
+                        Some(&item),
+                        Direct {
+                            up: false,
+                            message: a.message.clone(),
+                            severity: Some(a.severity),
+                        },
+                    );
                     current.insert(item);
                 }
                 for item in engine.items_of(&d.name) {
@@ -412,10 +514,21 @@ impl Monitoring {
                         continue;
                     }
                     let key = engine::key_of(&d.name, Some(&item));
-                    if engine.state_of(&key).is_some_and(|s| s != bulwark_monitor::State::Down) {
+                    if engine
+                        .state_of(&key)
+                        .is_some_and(|s| s != bulwark_monitor::State::Down)
+                    {
                         engine.forget(&key); // its recovery went out at an earlier evaluation
                     } else {
-                        engine.set_direct(&d.name, Some(&item), Direct { up: true, message: "the alert was resolved".into(), severity: None });
+                        engine.set_direct(
+                            &d.name,
+                            Some(&item),
+                            Direct {
+                                up: true,
+                                message: "the alert was resolved".into(),
+                                severity: None,
+                            },
+                        );
                     }
                 }
             }
@@ -423,13 +536,30 @@ impl Monitoring {
         Ok(())
     }
 
-    fn backup(&self, plan: &ControlPlan, d: &MonitorDecl, b: &BackupCheck, rows: &[crate::control::db::JobRow], now: Timestamp) {
+    fn backup(
+        &self,
+        plan: &ControlPlan,
+        d: &MonitorDecl,
+        b: &BackupCheck,
+        rows: &[crate::control::db::JobRow],
+        now: Timestamp,
+    ) {
         let mut jobs: BTreeMap<String, Option<&crate::control::db::JobRow>> = BTreeMap::new();
         let watched = |name: &str| b.jobs.is_empty() || b.jobs.iter().any(|j| j == name);
-        for j in plan.jobs.values().filter(|j| j.kind == RunKind::Backup && watched(&j.name)) {
-            jobs.insert(j.name.clone(), rows.iter().find(|r| r.name == j.name && r.host == j.host));
+        for j in plan
+            .jobs
+            .values()
+            .filter(|j| j.kind == RunKind::Backup && watched(&j.name))
+        {
+            jobs.insert(
+                j.name.clone(),
+                rows.iter().find(|r| r.name == j.name && r.host == j.host),
+            );
         }
-        for r in rows.iter().filter(|r| r.kind == RunKind::Backup && watched(&r.name)) {
+        for r in rows
+            .iter()
+            .filter(|r| r.kind == RunKind::Backup && watched(&r.name))
+        {
             jobs.entry(r.name.clone()).or_insert(Some(r));
         }
         let mut engine = lock(&self.engine);
@@ -465,7 +595,10 @@ impl Monitoring {
             }
             Err(e) => Direct {
                 up: false,
-                message: format!("cannot measure free space in {}: {e}", self.state.config.data.display()),
+                message: format!(
+                    "cannot measure free space in {}: {e}",
+                    self.state.config.data.display()
+                ),
                 severity: None,
             },
         };
@@ -477,20 +610,35 @@ impl Monitoring {
         let m = &self.state.metrics;
         let (_, jobs, _) = self.ctl.jobs_view().await?;
         for j in jobs {
-            let l = JobHostLabels { job: j.name.clone(), host: j.host.clone() };
-            m.job_late.get_or_create(&l).set(i64::from(j.state == bulwark_api::JobState::Late));
+            let l = JobHostLabels {
+                job: j.name.clone(),
+                host: j.host.clone(),
+            };
+            m.job_late
+                .get_or_create(&l)
+                .set(i64::from(j.state == bulwark_api::JobState::Late));
             if let Some(t) = j.last_success {
                 m.job_last_success.get_or_create(&l).set(secs(t));
             }
             if let Some(run) = &j.last_run {
                 let rep = &run.report;
                 m.job_last_run.get_or_create(&l).set(secs(rep.finished));
-                m.job_last_duration.get_or_create(&l).set(rep.finished.duration_since(rep.started).as_secs_f64().max(0.0));
-                m.job_last_bytes_added.get_or_create(&l).set(i64::try_from(rep.stats.bytes_added).unwrap_or(i64::MAX));
-                m.job_last_files.get_or_create(&l).set(i64::try_from(rep.stats.files_processed).unwrap_or(i64::MAX));
-                m.job_last_result
+                m.job_last_duration.get_or_create(&l).set(
+                    rep.finished
+                        .duration_since(rep.started)
+                        .as_secs_f64()
+                        .max(0.0),
+                );
+                m.job_last_bytes_added
                     .get_or_create(&l)
-                    .set(i64::from(matches!(rep.status, RunStatus::Success | RunStatus::Partial)));
+                    .set(i64::try_from(rep.stats.bytes_added).unwrap_or(i64::MAX));
+                m.job_last_files
+                    .get_or_create(&l)
+                    .set(i64::try_from(rep.stats.files_processed).unwrap_or(i64::MAX));
+                m.job_last_result.get_or_create(&l).set(i64::from(matches!(
+                    rep.status,
+                    RunStatus::Success | RunStatus::Partial
+                )));
             }
         }
         Ok(())
@@ -507,7 +655,9 @@ impl Monitoring {
         m.probe_cert_days.clear();
         m.probe_last.clear();
         for e in engine.entries() {
-            let Some(d) = monitors.get(&e.monitor) else { continue };
+            let Some(d) = monitors.get(&e.monitor) else {
+                continue;
+            };
             let l = MonitorLabels {
                 monitor: e.monitor.clone(),
                 item: e.item.clone().unwrap_or_default(),
@@ -518,22 +668,33 @@ impl Monitoring {
                 bulwark_monitor::State::Down => 0,
                 bulwark_monitor::State::Unknown => -1,
             });
-            m.monitor_silenced.get_or_create(&l).set(i64::from(e.silenced));
+            m.monitor_silenced
+                .get_or_create(&l)
+                .set(i64::from(e.silenced));
             for (v, last) in &e.last {
-                let vl = VantageLabels { monitor: e.monitor.clone(), vantage: v.clone() };
+                let vl = VantageLabels {
+                    monitor: e.monitor.clone(),
+                    vantage: v.clone(),
+                };
                 m.probe_up.get_or_create(&vl).set(i64::from(last.result.up));
-                m.probe_latency.get_or_create(&vl).set(last.result.latency.as_secs_f64());
+                m.probe_latency
+                    .get_or_create(&vl)
+                    .set(last.result.latency.as_secs_f64());
                 m.probe_last.get_or_create(&vl).set(secs(last.at));
                 if let Some(days) = last.result.cert_days_left {
                     m.probe_cert_days.get_or_create(&vl).set(days);
                 }
             }
         }
-        m.connectivity.set(i64::from(!self.held.load(Ordering::Relaxed)));
+        m.connectivity
+            .set(i64::from(!self.held.load(Ordering::Relaxed)));
     }
 
     /// The hub's dead-man ping and connectivity canaries.
-    fn spawn_hub_checks(self: &Arc<Self>, alerts_cfg: &bulwark_config::Alerts) -> tokio::task::JoinSet<()> {
+    fn spawn_hub_checks(
+        self: &Arc<Self>,
+        alerts_cfg: &bulwark_config::Alerts,
+    ) -> tokio::task::JoinSet<()> {
         let mut out = tokio::task::JoinSet::new();
         match alerts_cfg.pinger() {
             Ok(Some(pinger)) => {
@@ -563,8 +724,11 @@ impl Monitoring {
             Err(e) => tracing::error!("the hub's ping ([alerts]) cannot be used: {e}"),
         }
         if !alerts_cfg.connectivity.is_empty() {
-            let canaries: Vec<runner::Prober> =
-                alerts_cfg.connectivity.iter().map(|p| runner::Prober::new(p.clone(), CANARY_TIMEOUT)).collect();
+            let canaries: Vec<runner::Prober> = alerts_cfg
+                .connectivity
+                .iter()
+                .map(|p| runner::Prober::new(p.clone(), CANARY_TIMEOUT))
+                .collect();
             let me = Arc::clone(self);
             let every = self.settings.canary_interval;
             out.spawn(async move {
@@ -613,22 +777,33 @@ impl Monitoring {
                 async move {
                     let r = match &n {
                         None => Err(None),
-                        Some(n) => match tokio::time::timeout(SEND_TIMEOUT, n.send(&q.message)).await {
-                            Ok(Ok(())) => Ok(()),
-                            Ok(Err(e)) => Err(Some(e.to_string())),
-                            Err(_) => Err(Some(format!("no answer within {}s", SEND_TIMEOUT.as_secs()))),
-                        },
+                        Some(n) => {
+                            match tokio::time::timeout(SEND_TIMEOUT, n.send(&q.message)).await {
+                                Ok(Ok(())) => Ok(()),
+                                Ok(Err(e)) => Err(Some(e.to_string())),
+                                Err(_) => Err(Some(format!(
+                                    "no answer within {}s",
+                                    SEND_TIMEOUT.as_secs()
+                                ))),
+                            }
+                        }
                     };
                     (q, r)
                 }
             });
             let results = futures::future::join_all(sends).await;
             for (q, r) in results {
-                let label = NotifierLabel { notifier: q.notifier.clone() };
+                let label = NotifierLabel {
+                    notifier: q.notifier.clone(),
+                };
                 let id = q.id;
                 let outcome = match r {
                     Ok(()) => {
-                        self.state.metrics.notifications_sent.get_or_create(&label).inc();
+                        self.state
+                            .metrics
+                            .notifications_sent
+                            .get_or_create(&label)
+                            .inc();
                         tracing::info!(notifier = %q.notifier, monitor = %q.message.subject, "notified: {}", q.message.title);
                         self.ctl.db.call(move |c| db::done(c, id)).await
                     }
@@ -637,15 +812,24 @@ impl Monitoring {
                         self.ctl.db.call(move |c| db::done(c, id)).await
                     }
                     Err(Some(e)) => {
-                        self.state.metrics.notifications_failed.get_or_create(&label).inc();
+                        self.state
+                            .metrics
+                            .notifications_failed
+                            .get_or_create(&label)
+                            .inc();
                         let age = Timestamp::now().duration_since(q.created);
-                        if age >= SignedDuration::try_from(self.settings.give_up_after).unwrap_or(SignedDuration::MAX) {
+                        if age
+                            >= SignedDuration::try_from(self.settings.give_up_after)
+                                .unwrap_or(SignedDuration::MAX)
+                        {
                             tracing::error!(notifier = %q.notifier, "giving up on a notification after {} attempts: {} ({e})", q.attempts + 1, q.message.title);
                             self.ctl.db.call(move |c| db::done(c, id)).await
                         } else {
                             let wait = backoff(&self.settings, q.attempts + 1);
                             tracing::warn!(notifier = %q.notifier, "cannot deliver \"{}\" (attempt {}; retrying in {}s): {e}", q.message.title, q.attempts + 1, wait.as_secs());
-                            let next = Timestamp::now() + SignedDuration::try_from(wait).unwrap_or(SignedDuration::from_secs(3600));
+                            let next = Timestamp::now()
+                                + SignedDuration::try_from(wait)
+                                    .unwrap_or(SignedDuration::from_secs(3600));
                             self.ctl.db.call(move |c| db::retry(c, id, next, &e)).await
                         }
                     }
@@ -654,13 +838,20 @@ impl Monitoring {
                     tracing::error!("monitoring: cannot update the notification queue: {e}");
                 }
             }
-            let (n, next) = self.ctl.db.call(|c| db::pending(c)).await.unwrap_or((0, None));
+            let (n, next) = self
+                .ctl
+                .db
+                .call(|c| db::pending(c))
+                .await
+                .unwrap_or((0, None));
             self.pending.store(n, Ordering::Relaxed);
             self.state.metrics.notifications_pending.set(i64::from(n));
             let wait = match next {
                 Some(t) => {
                     let d = t.duration_since(Timestamp::now());
-                    Duration::try_from(d).unwrap_or(Duration::ZERO).min(Duration::from_secs(60))
+                    Duration::try_from(d)
+                        .unwrap_or(Duration::ZERO)
+                        .min(Duration::from_secs(60))
                 }
                 None => Duration::from_secs(60),
             };
@@ -682,10 +873,15 @@ fn backoff(s: &MonitoringSettings, attempts: u32) -> Duration {
 
 /// The probe monitors that run on the hub, with their secret headers.
 /// The monitors whose secrets could not be loaded are returned with why.
-fn hub_specs(monitors: &BTreeMap<String, MonitorDecl>) -> (Vec<MonitorSpec>, Vec<(String, String)>) {
+fn hub_specs(
+    monitors: &BTreeMap<String, MonitorDecl>,
+) -> (Vec<MonitorSpec>, Vec<(String, String)>) {
     let mut out = Vec::new();
     let mut problems = Vec::new();
-    for d in monitors.values().filter(|d| d.enabled && d.runs_on(&Vantage::Hub)) {
+    for d in monitors
+        .values()
+        .filter(|d| d.enabled && d.runs_on(&Vantage::Hub))
+    {
         if let MonitorCheck::Probe(p) = &d.check {
             match p.load() {
                 Ok(spec) => out.push(spec),
@@ -719,7 +915,11 @@ fn bytes(b: u64) -> String {
 pub(crate) fn disk_space(path: &std::path::Path) -> Result<(u64, u64), String> {
     let s = nix::sys::statvfs::statvfs(path).map_err(|e| e.desc().to_string())?;
     #[allow(clippy::useless_conversion)]
-    let (frag, avail, blocks) = (u64::from(s.fragment_size()), u64::from(s.blocks_available()), u64::from(s.blocks()));
+    let (frag, avail, blocks) = (
+        u64::from(s.fragment_size()),
+        u64::from(s.blocks_available()),
+        u64::from(s.blocks()),
+    );
     Ok((avail.saturating_mul(frag), blocks.saturating_mul(frag)))
 }
 
@@ -733,16 +933,29 @@ pub(crate) fn backup_verdict(
     now: Timestamp,
 ) -> Direct {
     let max = SignedDuration::try_from(max_age).unwrap_or(SignedDuration::MAX);
-    let human = |d: SignedDuration| humantime::format_duration(Duration::from_secs(d.as_secs().unsigned_abs())).to_string();
+    let human = |d: SignedDuration| {
+        humantime::format_duration(Duration::from_secs(d.as_secs().unsigned_abs())).to_string()
+    };
     let Some(row) = row else {
-        return Direct { up: true, message: format!("no run of {job} reported yet"), severity: None };
+        return Direct {
+            up: true,
+            message: format!("no run of {job} reported yet"),
+            severity: None,
+        };
     };
     if let Some(run) = &row.last_run {
         if run.report.status == RunStatus::Failed {
-            let why = run.report.errors.first().map_or_else(String::new, |e| format!(": {e}"));
+            let why = run
+                .report
+                .errors
+                .first()
+                .map_or_else(String::new, |e| format!(": {e}"));
             return Direct {
                 up: false,
-                message: format!("the last backup of {job} on {} failed at {}{why}", row.host, run.report.finished),
+                message: format!(
+                    "the last backup of {job} on {} failed at {}{why}",
+                    row.host, run.report.finished
+                ),
                 severity: None,
             };
         }
@@ -762,14 +975,22 @@ pub(crate) fn backup_verdict(
                     severity: None,
                 }
             } else {
-                Direct { up: true, message: format!("last success {} ago on {}", human(age), row.host), severity: None }
+                Direct {
+                    up: true,
+                    message: format!("last success {} ago on {}", human(age), row.host),
+                    severity: None,
+                }
             }
         }
         None => {
             let known = now.duration_since(crate::control::db::ts(row.known_since));
             Direct {
                 up: known <= max,
-                message: format!("no successful backup of {job} on {} yet (known for {})", row.host, human(known)),
+                message: format!(
+                    "no successful backup of {job} on {} yet (known for {})",
+                    row.host,
+                    human(known)
+                ),
                 severity: None,
             }
         }

@@ -26,8 +26,11 @@ pub struct Row {
 }
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
-    let opt = |i: usize| -> rusqlite::Result<Option<Timestamp>> { Ok(r.get::<_, Option<i64>>(i)?.map(ts)) };
-    let u = |i: usize| -> rusqlite::Result<u64> { Ok(u64::try_from(r.get::<_, i64>(i)?).unwrap_or(0)) };
+    let opt = |i: usize| -> rusqlite::Result<Option<Timestamp>> {
+        Ok(r.get::<_, Option<i64>>(i)?.map(ts))
+    };
+    let u =
+        |i: usize| -> rusqlite::Result<u64> { Ok(u64::try_from(r.get::<_, i64>(i)?).unwrap_or(0)) };
     Ok(Row {
         state: TargetRepoState {
             target: r.get(0)?,
@@ -49,13 +52,20 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
 
 /// Every recorded (target, repository), ordered.
 pub(crate) fn all(c: &Connection) -> Result<Vec<Row>, DbError> {
-    let mut st = c.prepare(&format!("SELECT {COLUMNS} FROM replication r ORDER BY target, repo"))?;
+    let mut st = c.prepare(&format!(
+        "SELECT {COLUMNS} FROM replication r ORDER BY target, repo"
+    ))?;
     let rows = st.query_map([], row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// A pass starts: records the pair (first time) and the attempt.
-pub(crate) fn attempt(c: &Connection, target: &str, repo: &str, now: Timestamp) -> Result<(), DbError> {
+pub(crate) fn attempt(
+    c: &Connection,
+    target: &str,
+    repo: &str,
+    now: Timestamp,
+) -> Result<(), DbError> {
     c.execute(
         "INSERT INTO replication (target, repo, first_seen, last_attempt) VALUES (?1, ?2, ?3, ?3)
          ON CONFLICT (target, repo) DO UPDATE SET last_attempt = excluded.last_attempt",
@@ -116,7 +126,12 @@ pub(crate) fn failure(
 }
 
 /// A verify pass finished.
-pub(crate) fn verified(c: &Connection, target: &str, repo: &str, now: Timestamp) -> Result<(), DbError> {
+pub(crate) fn verified(
+    c: &Connection,
+    target: &str,
+    repo: &str,
+    now: Timestamp,
+) -> Result<(), DbError> {
     c.execute(
         "INSERT INTO replication (target, repo, first_seen, last_verified) VALUES (?1, ?2, ?3, ?3)
          ON CONFLICT (target, repo) DO UPDATE SET last_verified = excluded.last_verified",
@@ -127,8 +142,12 @@ pub(crate) fn verified(c: &Connection, target: &str, repo: &str, now: Timestamp)
 
 /// The files of (target, repo) waiting out their quarantine.
 pub(crate) fn pending(c: &Connection, target: &str, repo: &str) -> Result<Pending, DbError> {
-    let mut st = c.prepare("SELECT file, first_missing FROM replication_pending WHERE target = ?1 AND repo = ?2")?;
-    let rows = st.query_map(params![target, repo], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    let mut st = c.prepare(
+        "SELECT file, first_missing FROM replication_pending WHERE target = ?1 AND repo = ?2",
+    )?;
+    let rows = st.query_map(params![target, repo], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+    })?;
     let mut out = BTreeMap::new();
     for r in rows {
         let (file, at) = r?;
@@ -136,16 +155,26 @@ pub(crate) fn pending(c: &Connection, target: &str, repo: &str) -> Result<Pendin
             Some(id) => {
                 out.insert(id, ts(at));
             }
-            None => tracing::warn!("replication: ignoring a bad pending file name {file:?} of {target}/{repo}"),
+            None => tracing::warn!(
+                "replication: ignoring a bad pending file name {file:?} of {target}/{repo}"
+            ),
         }
     }
     Ok(out)
 }
 
 /// Replaces the pending files of (target, repo).
-pub(crate) fn set_pending(c: &mut Connection, target: &str, repo: &str, pending: &Pending) -> Result<(), DbError> {
+pub(crate) fn set_pending(
+    c: &mut Connection,
+    target: &str,
+    repo: &str,
+    pending: &Pending,
+) -> Result<(), DbError> {
     let tx = c.transaction()?;
-    tx.execute("DELETE FROM replication_pending WHERE target = ?1 AND repo = ?2", params![target, repo])?;
+    tx.execute(
+        "DELETE FROM replication_pending WHERE target = ?1 AND repo = ?2",
+        params![target, repo],
+    )?;
     {
         let mut ins = tx.prepare("INSERT INTO replication_pending (target, repo, file, first_missing) VALUES (?1, ?2, ?3, ?4)")?;
         for (file, at) in pending {
@@ -165,7 +194,11 @@ pub(crate) fn swap_source_counts(
     now: Timestamp,
 ) -> Result<Option<(u64, u64)>, DbError> {
     let prev: Option<(i64, i64)> = c
-        .query_row("SELECT snapshots, data FROM replication_sources WHERE repo = ?1", [repo], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(
+            "SELECT snapshots, data FROM replication_sources WHERE repo = ?1",
+            [repo],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .optional()?;
     let (s, d) = now_counts.unwrap_or((0, 0));
     c.execute(
@@ -187,7 +220,9 @@ pub(crate) fn source_repos(c: &Connection) -> Result<Vec<String>, DbError> {
 /// Reads what replication recorded, and the open alerts, from the control
 /// database in `state_dir` without changing it (a running hub may hold it
 /// open). Empty if there is no database, or one from before replication.
-pub fn read_state(state_dir: &std::path::Path) -> Result<(Vec<Row>, Vec<bulwark_api::Alert>), DbError> {
+pub fn read_state(
+    state_dir: &std::path::Path,
+) -> Result<(Vec<Row>, Vec<bulwark_api::Alert>), DbError> {
     let path = state_dir.join(crate::control::db::FILE_NAME);
     if !path.exists() {
         return Ok((Vec::new(), Vec::new()));

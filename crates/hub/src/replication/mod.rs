@@ -40,7 +40,8 @@ use std::{
 use bulwark_api::Severity;
 use bulwark_config::Target;
 use bulwark_replicate::{
-    mirror_repo, propagate_deletes, repair, verify_sample, DeletePolicy, ErrorKind as ReplKind, MirrorOptions, Sample,
+    mirror_repo, propagate_deletes, repair, verify_sample, DeletePolicy, ErrorKind as ReplKind,
+    MirrorOptions, Sample,
 };
 use bulwark_store::{RepoPath, Store};
 use jiff::Timestamp;
@@ -117,7 +118,10 @@ const SHRINK_MIN: u64 = 2;
 pub(crate) fn shrink(prev: (u64, u64), now: (u64, u64)) -> Option<String> {
     let (lost_s, lost_d) = (prev.0.saturating_sub(now.0), prev.1.saturating_sub(now.1));
     if prev.0 > 0 && now.0 == 0 {
-        return Some(format!("all {} snapshots vanished (and {lost_d} of {} data files)", prev.0, prev.1));
+        return Some(format!(
+            "all {} snapshots vanished (and {lost_d} of {} data files)",
+            prev.0, prev.1
+        ));
     }
     let big = |lost: u64, of: u64| lost >= SHRINK_MIN && lost * 100 >= of * SHRINK_PERCENT;
     if big(lost_s, prev.0) || big(lost_d, prev.1) {
@@ -141,8 +145,16 @@ fn subject(target: &str, repo: &RepoPath) -> String {
 }
 
 impl Replication {
-    pub(crate) fn new(state: Arc<State>, ctl: Arc<Control>, settings: ReplicationSettings) -> Arc<Self> {
-        Arc::new(Self { state, ctl, settings })
+    pub(crate) fn new(
+        state: Arc<State>,
+        ctl: Arc<Control>,
+        settings: ReplicationSettings,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            state,
+            ctl,
+            settings,
+        })
     }
 
     /// Runs until aborted: keeps one task per target of the current plan
@@ -168,7 +180,10 @@ impl Replication {
                 if !tasks.contains_key(name) {
                     let me = Arc::clone(&self);
                     let target = t.clone();
-                    tasks.insert(name.clone(), (t.clone(), tokio::spawn(me.target_loop(target))));
+                    tasks.insert(
+                        name.clone(),
+                        (t.clone(), tokio::spawn(me.target_loop(target))),
+                    );
                 }
             }
             loop {
@@ -187,8 +202,19 @@ impl Replication {
     /// which are seeded from the store at start).
     fn last_uploads(&self) -> HashMap<String, Timestamp> {
         let mut out = HashMap::new();
-        for repo in self.state.usage.snapshot().into_iter().map(|(r, _)| r.to_string()) {
-            let secs = self.state.metrics.last_snapshot.get_or_create(&crate::metrics::RepoLabel { repo: repo.clone() }).get();
+        for repo in self
+            .state
+            .usage
+            .snapshot()
+            .into_iter()
+            .map(|(r, _)| r.to_string())
+        {
+            let secs = self
+                .state
+                .metrics
+                .last_snapshot
+                .get_or_create(&crate::metrics::RepoLabel { repo: repo.clone() })
+                .get();
             if secs > 0.0 {
                 #[allow(clippy::cast_possible_truncation)]
                 if let Ok(t) = Timestamp::from_millisecond((secs * 1000.0) as i64) {
@@ -217,13 +243,22 @@ impl Replication {
     }
 
     /// The report; `live` lists the hub and every target.
-    pub(crate) async fn report(&self, live: bool) -> Result<bulwark_api::ReplicationReport, crate::control::DbError> {
+    pub(crate) async fn report(
+        &self,
+        live: bool,
+    ) -> Result<bulwark_api::ReplicationReport, crate::control::DbError> {
         let plan = Arc::clone(&self.ctl.plan_receiver().borrow());
         let state = self.ctl.db.call(|c| db::all(c)).await?;
         let targets: Vec<report::OpenedTarget> = if live {
-            plan.targets.values().map(|t| (t.clone(), (self.settings.opener)(t))).collect()
+            plan.targets
+                .values()
+                .map(|t| (t.clone(), (self.settings.opener)(t)))
+                .collect()
         } else {
-            plan.targets.values().map(|t| (t.clone(), Err(String::new()))).collect()
+            plan.targets
+                .values()
+                .map(|t| (t.clone(), Err(String::new())))
+                .collect()
         };
         let jobs = Self::report_jobs(&plan);
         let uploads = self.last_uploads();
@@ -238,7 +273,11 @@ impl Replication {
             now: Timestamp::now(),
         })
         .await;
-        r.alerts = self.ctl.db.call(|c| alerts::list(c, Some(true), 1000)).await?;
+        r.alerts = self
+            .ctl
+            .db
+            .call(|c| alerts::list(c, Some(true), 1000))
+            .await?;
         // the report is about copies: monitors' outages are not its alerts
         r.alerts.retain(|a| a.kind.starts_with("replication."));
         Ok(r)
@@ -254,7 +293,13 @@ impl Replication {
             }
         };
         let m = &self.state.metrics;
-        for f in [&m.job_copies, &m.job_media, &m.job_offsite, &m.job_effective_rpo, &m.job_rpo] {
+        for f in [
+            &m.job_copies,
+            &m.job_media,
+            &m.job_offsite,
+            &m.job_effective_rpo,
+            &m.job_rpo,
+        ] {
             f.clear();
         }
         let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
@@ -289,7 +334,8 @@ impl Replication {
                             humantime::format_duration(Duration::from_secs(rpo)),
                             if behind.is_empty() { "-".to_string() } else { behind.join(", ") }
                         );
-                        self.raise("replication.rpo", &j.job, Severity::Warning, msg).await;
+                        self.raise("replication.rpo", &j.job, Severity::Warning, msg)
+                            .await;
                     }
                     Some(_) => self.resolve("replication.rpo", &j.job).await,
                     None => {}
@@ -309,12 +355,19 @@ impl Replication {
                 continue;
             }
             let s = &row.state;
-            let l = TargetRepoLabels { target: s.target.clone(), repo: s.repo.clone() };
+            let l = TargetRepoLabels {
+                target: s.target.clone(),
+                repo: s.repo.clone(),
+            };
             if let Some(lag) = report::recorded_lag(Some(row), uploads.get(&s.repo).copied(), now) {
                 m.repl_lag.get_or_create(&l).set(i(lag));
             }
-            m.repl_failures.get_or_create(&l).set(i64::from(s.consecutive_failures));
-            m.repl_pending_deletes.get_or_create(&l).set(i(s.pending_deletes));
+            m.repl_failures
+                .get_or_create(&l)
+                .set(i64::from(s.consecutive_failures));
+            m.repl_pending_deletes
+                .get_or_create(&l)
+                .set(i(s.pending_deletes));
             #[allow(clippy::cast_precision_loss)]
             let secs = |t: Timestamp| t.as_millisecond() as f64 / 1000.0;
             if let Some(t) = s.last_success {
@@ -326,14 +379,30 @@ impl Replication {
         }
         m.alerts_open.clear();
         for a in &r.alerts {
-            m.alerts_open.get_or_create(&AlertLabels { kind: a.kind.clone(), severity: a.severity.as_str().into() }).inc();
+            m.alerts_open
+                .get_or_create(&AlertLabels {
+                    kind: a.kind.clone(),
+                    severity: a.severity.as_str().into(),
+                })
+                .inc();
         }
     }
 
     async fn raise(&self, kind: &str, subject: &str, severity: Severity, message: String) {
         let (k, s, m) = (kind.to_owned(), subject.to_owned(), message.clone());
-        match self.ctl.db.call(move |c| alerts::raise(c, &k, &s, severity, &m, Timestamp::now())).await {
-            Ok((a, true)) => tracing::error!(alert = a.id, kind, subject, severity = severity.as_str(), "ALERT: {message}"),
+        match self
+            .ctl
+            .db
+            .call(move |c| alerts::raise(c, &k, &s, severity, &m, Timestamp::now()))
+            .await
+        {
+            Ok((a, true)) => tracing::error!(
+                alert = a.id,
+                kind,
+                subject,
+                severity = severity.as_str(),
+                "ALERT: {message}"
+            ),
             Ok((_, false)) => tracing::debug!("alert {kind} {subject} still open: {message}"),
             Err(e) => tracing::error!("cannot record the alert {kind} {subject} ({message}): {e}"),
         }
@@ -341,7 +410,12 @@ impl Replication {
 
     async fn resolve(&self, kind: &str, subject: &str) {
         let (k, s) = (kind.to_owned(), subject.to_owned());
-        match self.ctl.db.call(move |c| alerts::resolve(c, &k, &s, Timestamp::now())).await {
+        match self
+            .ctl
+            .db
+            .call(move |c| alerts::resolve(c, &k, &s, Timestamp::now()))
+            .await
+        {
             Ok(Some(a)) => tracing::info!(alert = a.id, kind, subject, "resolved: {}", a.message),
             Ok(None) => {}
             Err(e) => tracing::error!("cannot resolve the alert {kind} {subject}: {e}"),
@@ -352,12 +426,25 @@ impl Replication {
     /// (Those a previous pass saw are included even if they are gone now,
     /// so that their disappearance raises `replication.shrink`.)
     async fn repos_of(&self, target: &Target) -> Result<Vec<RepoPath>, String> {
-        let mut all = self.state.store.list_repos().await.map_err(|e| format!("cannot list the hub's repositories: {e}"))?;
-        let seen = self.ctl.db.call(|c| db::source_repos(c)).await.map_err(|e| e.to_string())?;
+        let mut all = self
+            .state
+            .store
+            .list_repos()
+            .await
+            .map_err(|e| format!("cannot list the hub's repositories: {e}"))?;
+        let seen = self
+            .ctl
+            .db
+            .call(|c| db::source_repos(c))
+            .await
+            .map_err(|e| e.to_string())?;
         all.extend(seen.iter().filter_map(|r| RepoPath::parse(r).ok()));
         all.sort();
         all.dedup();
-        Ok(all.into_iter().filter(|r| report::selects(target, r)).collect())
+        Ok(all
+            .into_iter()
+            .filter(|r| report::selects(target, r))
+            .collect())
     }
 
     /// One target's life: passes on schedule, after uploads, at start and
@@ -369,7 +456,8 @@ impl Replication {
             let now = jiff::Zoned::now();
             let next = cal.schedule.calendar.next_after(now.clone());
             let wait = next.map_or(Duration::from_secs(365 * 86_400), |n| {
-                Duration::try_from(n.timestamp().duration_since(now.timestamp())).unwrap_or_default()
+                Duration::try_from(n.timestamp().duration_since(now.timestamp()))
+                    .unwrap_or_default()
             });
             Instant::now() + wait
         };
@@ -380,7 +468,12 @@ impl Replication {
         let mut failures: u32 = 0;
         tracing::info!("replication to {name} ({}): started", target.medium);
         loop {
-            let wake = dirty.values().copied().chain([next_pass, next_verify]).min().unwrap_or(next_pass);
+            let wake = dirty
+                .values()
+                .copied()
+                .chain([next_pass, next_verify])
+                .min()
+                .unwrap_or(next_pass);
             tokio::select! {
                 () = tokio::time::sleep_until(wake) => {}
                 up = uploads.recv() => {
@@ -413,9 +506,17 @@ impl Replication {
                     }
                 };
                 failures = if ok { 0 } else { failures + 1 };
-                next_pass = if ok { next_fire(&target.schedule) } else { now + self.settings.backoff(failures) };
+                next_pass = if ok {
+                    next_fire(&target.schedule)
+                } else {
+                    now + self.settings.backoff(failures)
+                };
             } else {
-                let due: Vec<RepoPath> = dirty.iter().filter(|(_, at)| **at <= now).map(|(r, _)| r.clone()).collect();
+                let due: Vec<RepoPath> = dirty
+                    .iter()
+                    .filter(|(_, at)| **at <= now)
+                    .map(|(r, _)| r.clone())
+                    .collect();
                 if !due.is_empty() {
                     for r in &due {
                         dirty.remove(r);
@@ -442,7 +543,13 @@ impl Replication {
         let last = self
             .ctl
             .db
-            .call(move |c| Ok(db::all(c)?.into_iter().filter(|r| r.state.target == name).filter_map(|r| r.state.last_verified).min()))
+            .call(move |c| {
+                Ok(db::all(c)?
+                    .into_iter()
+                    .filter(|r| r.state.target == name)
+                    .filter_map(|r| r.state.last_verified)
+                    .min())
+            })
             .await
             .ok()
             .flatten();
@@ -450,16 +557,23 @@ impl Replication {
         let tz = jiff::tz::TimeZone::system();
         let overdue = match last {
             None => true,
-            Some(t) => cal.next_after(t.to_zoned(tz.clone())).is_some_and(|n| n.timestamp() <= Timestamp::now()),
+            Some(t) => cal
+                .next_after(t.to_zoned(tz.clone()))
+                .is_some_and(|n| n.timestamp() <= Timestamp::now()),
         };
         if overdue {
             // after the first copy pass
             Instant::now() + self.settings.start_delay * 2
         } else {
             let now = jiff::Zoned::now();
-            cal.next_after(now.clone()).map_or(Instant::now() + Duration::from_secs(7 * 86_400), |n| {
-                Instant::now() + Duration::try_from(n.timestamp().duration_since(now.timestamp())).unwrap_or_default()
-            })
+            cal.next_after(now.clone()).map_or(
+                Instant::now() + Duration::from_secs(7 * 86_400),
+                |n| {
+                    Instant::now()
+                        + Duration::try_from(n.timestamp().duration_since(now.timestamp()))
+                            .unwrap_or_default()
+                },
+            )
         }
     }
 
@@ -470,7 +584,9 @@ impl Replication {
             Err(e) => {
                 let mut ok = true;
                 for repo in repos {
-                    ok &= self.record_failure(target, repo, &format!("cannot open the target: {e}"), 0, 0).await;
+                    ok &= self
+                        .record_failure(target, repo, &format!("cannot open the target: {e}"), 0, 0)
+                        .await;
                 }
                 return ok && repos.is_empty();
             }
@@ -484,12 +600,28 @@ impl Replication {
 
     /// Records a failed pass; raises `replication.failing` when enough
     /// failed in a row. Always false.
-    async fn record_failure(&self, target: &Target, repo: &RepoPath, error: &str, files: u64, bytes: u64) -> bool {
+    async fn record_failure(
+        &self,
+        target: &Target,
+        repo: &RepoPath,
+        error: &str,
+        files: u64,
+        bytes: u64,
+    ) -> bool {
         let (t, r, e) = (target.name.clone(), repo.to_string(), error.to_owned());
         let now = Timestamp::now();
         let (t2, r2) = (t.clone(), r.clone());
-        let _ = self.ctl.db.call(move |c| db::attempt(c, &t2, &r2, now)).await;
-        let n = match self.ctl.db.call(move |c| db::failure(c, &t, &r, &e, None, files, bytes)).await {
+        let _ = self
+            .ctl
+            .db
+            .call(move |c| db::attempt(c, &t2, &r2, now))
+            .await;
+        let n = match self
+            .ctl
+            .db
+            .call(move |c| db::failure(c, &t, &r, &e, None, files, bytes))
+            .await
+        {
             Ok(n) => n,
             Err(err) => {
                 tracing::error!("replication: cannot record a failure: {err}");
@@ -521,7 +653,12 @@ impl Replication {
     async fn pass_repo(&self, target: &Target, store: &dyn Store, repo: &RepoPath) -> bool {
         let started = Timestamp::now();
         let (t, r) = (target.name.clone(), repo.to_string());
-        if let Err(e) = self.ctl.db.call(move |c| db::attempt(c, &t, &r, started)).await {
+        if let Err(e) = self
+            .ctl
+            .db
+            .call(move |c| db::attempt(c, &t, &r, started))
+            .await
+        {
             tracing::error!("replication: {e}");
         }
         let opts = MirrorOptions {
@@ -537,19 +674,42 @@ impl Replication {
                 tracing::warn!("replication of {repo} to {}: {e}", target.name);
                 return true;
             }
-            Err(e) => return self.record_failure(target, repo, &e.to_string(), 0, 0).await,
+            Err(e) => {
+                return self
+                    .record_failure(target, repo, &e.to_string(), 0, 0)
+                    .await
+            }
         };
         let count = |tpe| {
             let t = report.get(tpe);
             t.copied + t.present
         };
-        let counts = (count(bulwark_store::FileType::Snapshots), count(bulwark_store::FileType::Data));
+        let counts = (
+            count(bulwark_store::FileType::Snapshots),
+            count(bulwark_store::FileType::Data),
+        );
         self.check_shrink(repo, Some(counts)).await;
-        let labels = TargetRepoLabels { target: target.name.clone(), repo: repo.to_string() };
-        self.state.metrics.repl_copied_files.get_or_create(&labels).inc_by(report.copied_files());
-        self.state.metrics.repl_copied_bytes.get_or_create(&labels).inc_by(report.copied_bytes());
+        let labels = TargetRepoLabels {
+            target: target.name.clone(),
+            repo: repo.to_string(),
+        };
+        self.state
+            .metrics
+            .repl_copied_files
+            .get_or_create(&labels)
+            .inc_by(report.copied_files());
+        self.state
+            .metrics
+            .repl_copied_bytes
+            .get_or_create(&labels)
+            .inc_by(report.copied_bytes());
         if !report.corrupt_source.is_empty() {
-            let files: Vec<String> = report.corrupt_source.iter().take(5).map(ToString::to_string).collect();
+            let files: Vec<String> = report
+                .corrupt_source
+                .iter()
+                .take(5)
+                .map(ToString::to_string)
+                .collect();
             self.raise(
                 "replication.corrupt",
                 &repo.to_string(),
@@ -568,18 +728,42 @@ impl Replication {
                 .errors
                 .first()
                 .map(|p| format!("{}: {}", p.file, p.error))
-                .or_else(|| report.corrupt_source.first().map(|f| format!("{f} is corrupt at the hub")))
-                .unwrap_or_else(|| "some files differ in size between the hub and the target (run a verify)".into());
-            let msg = format!("{} file(s) not copied; first: {why}", report.errors.len() + report.corrupt_source.len());
-            return self.record_failure(target, repo, &msg, report.copied_files(), report.copied_bytes()).await;
+                .or_else(|| {
+                    report
+                        .corrupt_source
+                        .first()
+                        .map(|f| format!("{f} is corrupt at the hub"))
+                })
+                .unwrap_or_else(|| {
+                    "some files differ in size between the hub and the target (run a verify)".into()
+                });
+            let msg = format!(
+                "{} file(s) not copied; first: {why}",
+                report.errors.len() + report.corrupt_source.len()
+            );
+            return self
+                .record_failure(
+                    target,
+                    repo,
+                    &msg,
+                    report.copied_files(),
+                    report.copied_bytes(),
+                )
+                .await;
         }
         let (t, r) = (target.name.clone(), repo.to_string());
         let (files, bytes) = (report.copied_files(), report.copied_bytes());
         let now = Timestamp::now();
-        if let Err(e) = self.ctl.db.call(move |c| db::success(c, &t, &r, started, now, files, bytes)).await {
+        if let Err(e) = self
+            .ctl
+            .db
+            .call(move |c| db::success(c, &t, &r, started, now, files, bytes))
+            .await
+        {
             tracing::error!("replication: {e}");
         }
-        self.resolve("replication.failing", &subject(&target.name, repo)).await;
+        self.resolve("replication.failing", &subject(&target.name, repo))
+            .await;
         tracing::info!(
             "replication of {repo} to {}: {} file(s) copied ({} bytes), {} already there",
             target.name,
@@ -596,7 +780,12 @@ impl Replication {
     /// Compares the hub repository's counts with the previous pass's.
     async fn check_shrink(&self, repo: &RepoPath, counts: Option<(u64, u64)>) {
         let r = repo.to_string();
-        let prev = match self.ctl.db.call(move |c| db::swap_source_counts(c, &r, counts, Timestamp::now())).await {
+        let prev = match self
+            .ctl
+            .db
+            .call(move |c| db::swap_source_counts(c, &r, counts, Timestamp::now()))
+            .await
+        {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!("replication: {e}");
@@ -641,17 +830,37 @@ impl Replication {
             cap_percent: target.delete_cap_percent,
             dry_run: false,
         };
-        let result = propagate_deletes(self.state.store.as_ref(), store, repo, &mut pending, Timestamp::now(), &policy).await;
+        let result = propagate_deletes(
+            self.state.store.as_ref(),
+            store,
+            repo,
+            &mut pending,
+            Timestamp::now(),
+            &policy,
+        )
+        .await;
         let (t, r) = (target.name.clone(), repo.to_string());
         let save = pending.clone();
-        if let Err(e) = self.ctl.db.call(move |c| db::set_pending(c, &t, &r, &save)).await {
+        if let Err(e) = self
+            .ctl
+            .db
+            .call(move |c| db::set_pending(c, &t, &r, &save))
+            .await
+        {
             tracing::error!("replication: cannot save the deletion quarantine: {e}");
         }
         let sub = subject(&target.name, repo);
         match result {
             Ok(d) => {
-                let labels = TargetRepoLabels { target: target.name.clone(), repo: repo.to_string() };
-                self.state.metrics.repl_deleted_files.get_or_create(&labels).inc_by(d.deleted.len() as u64);
+                let labels = TargetRepoLabels {
+                    target: target.name.clone(),
+                    repo: repo.to_string(),
+                };
+                self.state
+                    .metrics
+                    .repl_deleted_files
+                    .get_or_create(&labels)
+                    .inc_by(d.deleted.len() as u64);
                 if d.over_cap {
                     self.raise(
                         "replication.delete_cap",
@@ -670,10 +879,18 @@ impl Replication {
                     }
                 }
                 for p in &d.errors {
-                    tracing::warn!("replication of {repo} to {}: cannot delete {}: {}", target.name, p.file, p.error);
+                    tracing::warn!(
+                        "replication of {repo} to {}: cannot delete {}: {}",
+                        target.name,
+                        p.file,
+                        p.error
+                    );
                 }
             }
-            Err(e) => tracing::warn!("replication of {repo} to {}: deletions skipped: {e}", target.name),
+            Err(e) => tracing::warn!(
+                "replication of {repo} to {}: deletions skipped: {e}",
+                target.name
+            ),
         }
     }
 
@@ -688,7 +905,14 @@ impl Replication {
         };
         for repo in repos {
             let seed: u64 = rand::random();
-            let found = match verify_sample(store.as_ref(), repo, Sample::Fraction(target.verify_sample_percent / 100.0), seed).await {
+            let found = match verify_sample(
+                store.as_ref(),
+                repo,
+                Sample::Fraction(target.verify_sample_percent / 100.0),
+                seed,
+            )
+            .await
+            {
                 Ok(v) => v,
                 Err(e) => {
                     tracing::warn!("verify of {repo} at {}: {e}", target.name);
@@ -696,20 +920,47 @@ impl Replication {
                 }
             };
             let (t, r) = (target.name.clone(), repo.to_string());
-            if let Err(e) = self.ctl.db.call(move |c| db::verified(c, &t, &r, Timestamp::now())).await {
+            if let Err(e) = self
+                .ctl
+                .db
+                .call(move |c| db::verified(c, &t, &r, Timestamp::now()))
+                .await
+            {
                 tracing::error!("replication: {e}");
             }
             if found.is_clean() {
-                tracing::info!("verify of {repo} at {}: {} file(s) re-hashed, all good", target.name, found.checked);
+                tracing::info!(
+                    "verify of {repo} at {}: {} file(s) re-hashed, all good",
+                    target.name,
+                    found.checked
+                );
                 continue;
             }
-            let opts = MirrorOptions { parallel: usize::try_from(target.parallel).unwrap_or(4), bandwidth: target.bandwidth, ..MirrorOptions::default() };
-            let fixed = repair(self.state.store.as_ref(), store.as_ref(), repo, &found, &opts).await;
+            let opts = MirrorOptions {
+                parallel: usize::try_from(target.parallel).unwrap_or(4),
+                bandwidth: target.bandwidth,
+                ..MirrorOptions::default()
+            };
+            let fixed = repair(
+                self.state.store.as_ref(),
+                store.as_ref(),
+                repo,
+                &found,
+                &opts,
+            )
+            .await;
             let (severity, outcome) = match &fixed {
-                Ok(r) if r.is_complete() => (Severity::Info, format!("all {} re-copied from the hub", r.recopied.len())),
+                Ok(r) if r.is_complete() => (
+                    Severity::Info,
+                    format!("all {} re-copied from the hub", r.recopied.len()),
+                ),
                 Ok(r) => (
                     Severity::Warning,
-                    format!("{} re-copied, {} could not be repaired", r.recopied.len(), r.unrepairable.len() + r.undeletable.len()),
+                    format!(
+                        "{} re-copied, {} could not be repaired",
+                        r.recopied.len(),
+                        r.unrepairable.len() + r.undeletable.len()
+                    ),
                 ),
                 Err(e) => (Severity::Warning, format!("repair failed: {e}")),
             };

@@ -42,7 +42,12 @@ pub type OpenedTarget = (Target, Result<Arc<dyn Store>, String>);
 /// hub's data directory, or the path of a `rest:` URL (which names the hub).
 pub fn hub_repo_of(url: &RepoUrl, data: &Path) -> Option<RepoPath> {
     let s = match url {
-        RepoUrl::Local(p) => p.strip_prefix(data).ok()?.to_string_lossy().trim_matches('/').to_string(),
+        RepoUrl::Local(p) => p
+            .strip_prefix(data)
+            .ok()?
+            .to_string_lossy()
+            .trim_matches('/')
+            .to_string(),
         RepoUrl::Rest(u) => {
             let rest = u.split_once("://").map_or(u.as_str(), |(_, r)| r);
             rest.split_once('/')?.1.trim_matches('/').to_string()
@@ -72,7 +77,11 @@ fn secs_between(from: Timestamp, to: Timestamp) -> u64 {
 /// The lag of a target from what replication recorded: 0 while no snapshot
 /// arrived at the hub after the start of its last complete pass; otherwise
 /// the time since then (or since the pair was first seen, if never in sync).
-pub(crate) fn recorded_lag(row: Option<&super::db::Row>, last_upload: Option<Timestamp>, now: Timestamp) -> Option<u64> {
+pub(crate) fn recorded_lag(
+    row: Option<&super::db::Row>,
+    last_upload: Option<Timestamp>,
+    now: Timestamp,
+) -> Option<u64> {
     let row = row?;
     match (row.state.in_sync_at, last_upload) {
         (Some(sync), Some(up)) if up <= sync => Some(0),
@@ -105,12 +114,23 @@ pub struct ReportInput<'a> {
 
 impl std::fmt::Debug for ReportInput<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReportInput").field("jobs", &self.jobs.len()).field("live", &self.live).finish_non_exhaustive()
+        f.debug_struct("ReportInput")
+            .field("jobs", &self.jobs.len())
+            .field("live", &self.live)
+            .finish_non_exhaustive()
     }
 }
 
-async fn snapshot_names(store: &dyn Store, repo: &RepoPath) -> Result<BTreeSet<String>, bulwark_store::Error> {
-    Ok(store.list(repo, FileType::Snapshots).await?.into_iter().map(|e| e.name.to_string()).collect())
+async fn snapshot_names(
+    store: &dyn Store,
+    repo: &RepoPath,
+) -> Result<BTreeSet<String>, bulwark_store::Error> {
+    Ok(store
+        .list(repo, FileType::Snapshots)
+        .await?
+        .into_iter()
+        .map(|e| e.name.to_string())
+        .collect())
 }
 
 fn plural(n: u64, one: &str, many: &str) -> String {
@@ -119,7 +139,12 @@ fn plural(n: u64, one: &str, many: &str) -> String {
 
 /// Builds the report (alerts left empty: the caller adds them).
 pub async fn build(input: ReportInput<'_>) -> ReplicationReport {
-    let state_of = |target: &str, repo: &str| input.state.iter().find(|r| r.state.target == target && r.state.repo == repo);
+    let state_of = |target: &str, repo: &str| {
+        input
+            .state
+            .iter()
+            .find(|r| r.state.target == target && r.state.repo == repo)
+    };
     let mut jobs = Vec::new();
     for job in input.jobs {
         let repo = hub_repo_of(&job.repo_url, input.data);
@@ -139,7 +164,8 @@ pub async fn build(input: ReportInput<'_>) -> ReplicationReport {
             violations: Vec::new(),
         };
         let Some(path) = repo else {
-            line.violations.push("its repository is not on this hub: copies unknown".into());
+            line.violations
+                .push("its repository is not on this hub: copies unknown".into());
             jobs.push(line);
             continue;
         };
@@ -148,7 +174,8 @@ pub async fn build(input: ReportInput<'_>) -> ReplicationReport {
                 Ok(v) => Some(v),
                 Err(e) if e.kind == ErrorKind::NotFound => Some(BTreeSet::new()),
                 Err(e) => {
-                    line.violations.push(format!("cannot list the hub's copy: {e}"));
+                    line.violations
+                        .push(format!("cannot list the hub's copy: {e}"));
                     jobs.push(line);
                     continue;
                 }
@@ -157,7 +184,9 @@ pub async fn build(input: ReportInput<'_>) -> ReplicationReport {
             None
         };
         let last_upload = input.last_upload.get(&path.to_string()).copied();
-        let hub_has = at_hub.as_ref().map_or(last_upload.is_some(), |s| !s.is_empty());
+        let hub_has = at_hub
+            .as_ref()
+            .map_or(last_upload.is_some(), |s| !s.is_empty());
         line.snapshots = at_hub.as_ref().map_or(0, |s| s.len() as u64);
         line.places.push(CopyPlace {
             place: "hub".into(),
@@ -194,7 +223,9 @@ pub async fn build(input: ReportInput<'_>) -> ReplicationReport {
                         c.missing_snapshots = hub.difference(&there).count() as u64;
                         c.current = !hub.is_empty() && c.missing_snapshots == 0;
                     }
-                    Err(e) if e.kind == ErrorKind::NotFound => c.missing_snapshots = hub.len() as u64,
+                    Err(e) if e.kind == ErrorKind::NotFound => {
+                        c.missing_snapshots = hub.len() as u64
+                    }
                     Err(e) => c.error = Some(format!("cannot list: {e}")),
                 },
                 (None, _) => c.current = hub_has && recorded == Some(0),
@@ -205,7 +236,10 @@ pub async fn build(input: ReportInput<'_>) -> ReplicationReport {
                 // behind: since the last moment it was known to be in sync
                 // (None: nothing recorded about this copy)
                 match (recorded, row) {
-                    (Some(0), Some(r)) => Some(secs_between(r.state.in_sync_at.unwrap_or(r.first_seen), input.now)),
+                    (Some(0), Some(r)) => Some(secs_between(
+                        r.state.in_sync_at.unwrap_or(r.first_seen),
+                        input.now,
+                    )),
                     (lag, _) => lag,
                 }
             };
@@ -213,23 +247,39 @@ pub async fn build(input: ReportInput<'_>) -> ReplicationReport {
         }
         let current: Vec<&CopyPlace> = line.places.iter().filter(|c| c.current).collect();
         line.copies = current.len() as u64;
-        line.media = current.iter().map(|c| c.medium.as_str()).collect::<BTreeSet<_>>().len() as u64;
+        line.media = current
+            .iter()
+            .map(|c| c.medium.as_str())
+            .collect::<BTreeSet<_>>()
+            .len() as u64;
         line.offsite = current.iter().filter(|c| c.offsite).count() as u64;
         // the best offsite copy decides how much is lost if the building burns
-        line.replication_lag_seconds = line.places.iter().filter(|c| c.offsite).filter_map(|c| c.lag_seconds).min();
+        line.replication_lag_seconds = line
+            .places
+            .iter()
+            .filter(|c| c.offsite)
+            .filter_map(|c| c.lag_seconds)
+            .min();
         line.effective_rpo_seconds = match (line.interval_seconds, line.replication_lag_seconds) {
             (Some(i), Some(l)) => Some(i + l),
             _ => None,
         };
         if hub_has {
             if line.copies < 3 {
-                line.violations.push(format!("3-2-1: {} (needs 3)", plural(line.copies, "current copy", "current copies")));
+                line.violations.push(format!(
+                    "3-2-1: {} (needs 3)",
+                    plural(line.copies, "current copy", "current copies")
+                ));
             }
             if line.media < 2 {
-                line.violations.push(format!("3-2-1: {} (needs 2 different)", plural(line.media, "medium", "media")));
+                line.violations.push(format!(
+                    "3-2-1: {} (needs 2 different)",
+                    plural(line.media, "medium", "media")
+                ));
             }
             if line.offsite < 1 {
-                line.violations.push("3-2-1: no current offsite copy".into());
+                line.violations
+                    .push("3-2-1: no current offsite copy".into());
             }
         } else {
             line.violations.push("no snapshot on the hub yet".into());
@@ -251,7 +301,11 @@ pub async fn build(input: ReportInput<'_>) -> ReplicationReport {
     ReplicationReport {
         generated: input.now,
         jobs,
-        targets: input.state.iter().map(|r| r.state.clone()).collect::<Vec<TargetRepoState>>(),
+        targets: input
+            .state
+            .iter()
+            .map(|r| r.state.clone())
+            .collect::<Vec<TargetRepoState>>(),
         alerts: Vec::new(),
     }
 }

@@ -29,12 +29,19 @@ pub struct Recorded {
 impl Recorded {
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
     }
 
     pub fn text(&self) -> String {
@@ -90,12 +97,18 @@ impl Receiver {
             .with_no_client_auth()
             .with_single_cert(vec![pki.cert_der.clone()], pki.key_der())
             .expect("server certificate");
-        Self::start_inner(replies, Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
+        Self::start_inner(
+            replies,
+            Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))),
+        )
+        .await
     }
 
     async fn start_inner(replies: Vec<Reply>, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         assert!(!replies.is_empty());
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1");
         let addr = listener.local_addr().expect("local addr");
         let requests = Arc::new(Mutex::new(Vec::new()));
         let scheme = if tls.is_some() { "https" } else { "http" };
@@ -103,7 +116,9 @@ impl Receiver {
         let replies = Arc::new(replies);
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 let recorded = recorded.clone();
                 let replies = replies.clone();
                 let tls = tls.clone();
@@ -113,17 +128,28 @@ impl Receiver {
                         let replies = replies.clone();
                         async move {
                             let (parts, body) = req.into_parts();
-                            let body = body.collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes().to_vec())
+                                .unwrap_or_default();
                             let n = {
                                 let mut r = recorded.lock().expect("lock");
                                 r.push(Recorded {
                                     method: parts.method.to_string(),
-                                    path: parts.uri.path_and_query().map(|p| p.to_string()).unwrap_or_default(),
+                                    path: parts
+                                        .uri
+                                        .path_and_query()
+                                        .map(|p| p.to_string())
+                                        .unwrap_or_default(),
                                     headers: parts
                                         .headers
                                         .iter()
                                         .map(|(k, v)| {
-                                            (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())
+                                            (
+                                                k.as_str().to_string(),
+                                                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                                            )
                                         })
                                         .collect(),
                                     body,
@@ -138,25 +164,36 @@ impl Receiver {
                                     for (k, v) in headers {
                                         resp = resp.header(k, v);
                                     }
-                                    Ok::<_, Infallible>(resp.body(Full::new(Bytes::from(body))).expect("response"))
+                                    Ok::<_, Infallible>(
+                                        resp.body(Full::new(Bytes::from(body))).expect("response"),
+                                    )
                                 }
                             }
                         }
                     });
                     match tls {
                         None => {
-                            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                            let _ = http1::Builder::new()
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
                         }
                         Some(acceptor) => {
                             if let Ok(s) = acceptor.accept(stream).await {
-                                let _ = http1::Builder::new().serve_connection(TokioIo::new(s), service).await;
+                                let _ = http1::Builder::new()
+                                    .serve_connection(TokioIo::new(s), service)
+                                    .await;
                             }
                         }
                     }
                 });
             }
         });
-        Self { addr, scheme, requests, task }
+        Self {
+            addr,
+            scheme,
+            requests,
+            task,
+        }
     }
 
     /// `http://127.0.0.1:PORT{path}`.
@@ -190,24 +227,35 @@ pub struct Pki {
 impl Pki {
     pub fn new() -> Self {
         use rcgen::{
-            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-            KeyUsagePurpose,
+            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+            KeyPair, KeyUsagePurpose,
         };
         let ca_key = KeyPair::generate().expect("CA key");
         let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
         ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.distinguished_name.push(DnType::CommonName, "bulwark-notify test CA");
-        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        ca.distinguished_name
+            .push(DnType::CommonName, "bulwark-notify test CA");
+        ca.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
         let issuer = Issuer::new(ca, ca_key);
 
         let key = KeyPair::generate().expect("server key");
         let mut params =
-            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).expect("server params");
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+                .expect("server params");
         params.is_ca = IsCa::ExplicitNoCa;
-        params.distinguished_name.push(DnType::CommonName, "localhost");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "localhost");
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
         let cert = params.signed_by(&key, &issuer).expect("server certificate");
 
         let dir = tempfile::tempdir().expect("tempdir");
@@ -217,7 +265,14 @@ impl Pki {
         std::fs::write(&ca_file, ca_cert.pem()).expect("write CA");
         std::fs::write(&cert_file, cert.pem()).expect("write cert");
         std::fs::write(&key_file, key.serialize_pem()).expect("write key");
-        Self { dir, ca_file, cert_file, key_file, cert_der: cert.der().clone(), key_pkcs8: key.serialize_der() }
+        Self {
+            dir,
+            ca_file,
+            cert_file,
+            key_file,
+            cert_der: cert.der().clone(),
+            key_pkcs8: key.serialize_der(),
+        }
     }
 
     pub fn key_der(&self) -> rustls::pki_types::PrivateKeyDer<'static> {

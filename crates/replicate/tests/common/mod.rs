@@ -13,7 +13,10 @@ use std::{
     },
 };
 
-use bulwark_store::{local::LocalStore, ByteStream, Entry, Error, ErrorKind, FileRef, FileType, Name, Range, RepoPath, Result, Store};
+use bulwark_store::{
+    local::LocalStore, ByteStream, Entry, Error, ErrorKind, FileRef, FileType, Name, Range,
+    RepoPath, Result, Store,
+};
 use bytes::Bytes;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
@@ -35,12 +38,19 @@ pub fn name_of(data: &[u8]) -> Name {
 }
 
 pub fn body(data: &[u8]) -> ByteStream {
-    let chunks: Vec<std::io::Result<Bytes>> = data.chunks(64 * 1024).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+    let chunks: Vec<std::io::Result<Bytes>> = data
+        .chunks(64 * 1024)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
     Box::pin(futures::stream::iter(chunks))
 }
 
 pub fn restic_available() -> bool {
-    Command::new("restic").arg("version").output().map(|o| o.status.success()).unwrap_or(false)
+    Command::new("restic")
+        .arg("version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }
 
 /// Runs restic on the repository directory `dir`; panics on failure.
@@ -66,7 +76,9 @@ pub fn restic(dir: &Path, args: &[&str]) -> String {
 
 /// The directory of `repo` in a local store rooted at `root`.
 pub fn repo_dir(root: &Path, repo: &RepoPath) -> PathBuf {
-    repo.segments().iter().fold(root.to_path_buf(), |p, s| p.join(s))
+    repo.segments()
+        .iter()
+        .fold(root.to_path_buf(), |p, s| p.join(s))
 }
 
 /// Where a file of `repo` lives in a local store rooted at `root`.
@@ -85,10 +97,16 @@ pub fn file_path(root: &Path, repo: &RepoPath, tpe: FileType, name: &Name) -> Pa
 pub async fn make_repo(root: &Path, repo: &RepoPath) -> Arc<LocalStore> {
     std::fs::create_dir_all(root).unwrap();
     let store = Arc::new(LocalStore::new(root).unwrap());
-    assert!(restic_available(), "restic 0.14 must be installed (scripts/test.sh installs it)");
+    assert!(
+        restic_available(),
+        "restic 0.14 must be installed (scripts/test.sh installs it)"
+    );
     {
         let dir = repo_dir(root, repo);
-        let data = root.parent().unwrap().join(format!("backup-data-{}", rand::random::<u32>()));
+        let data = root
+            .parent()
+            .unwrap()
+            .join(format!("backup-data-{}", rand::random::<u32>()));
         std::fs::create_dir_all(&data).unwrap();
         restic(&dir, &["init"]);
         for i in 0..3 {
@@ -113,7 +131,13 @@ pub async fn load_all(store: &dyn Store, repo: &RepoPath, file: &FileRef) -> Vec
 }
 
 pub async fn names(store: &dyn Store, repo: &RepoPath, tpe: FileType) -> Vec<Name> {
-    let mut v: Vec<Name> = store.list(repo, tpe).await.unwrap().into_iter().map(|e| e.name).collect();
+    let mut v: Vec<Name> = store
+        .list(repo, tpe)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
     v.sort();
     v
 }
@@ -121,8 +145,16 @@ pub async fn names(store: &dyn Store, repo: &RepoPath, tpe: FileType) -> Vec<Nam
 /// Every file of the repository but locks, with content, keyed `type/name`.
 pub async fn contents(store: &dyn Store, repo: &RepoPath) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
-    out.insert("config".to_owned(), load_all(store, repo, &FileRef::Config).await);
-    for tpe in [FileType::Keys, FileType::Data, FileType::Index, FileType::Snapshots] {
+    out.insert(
+        "config".to_owned(),
+        load_all(store, repo, &FileRef::Config).await,
+    );
+    for tpe in [
+        FileType::Keys,
+        FileType::Data,
+        FileType::Index,
+        FileType::Snapshots,
+    ] {
         for name in names(store, repo, tpe).await {
             let file = FileRef::Named(tpe, name);
             out.insert(file.to_string(), load_all(store, repo, &file).await);
@@ -134,7 +166,12 @@ pub async fn contents(store: &dyn Store, repo: &RepoPath) -> BTreeMap<String, Ve
 /// Number of named files of the four mirrored types.
 pub async fn count_named(store: &dyn Store, repo: &RepoPath) -> u64 {
     let mut n = 0;
-    for tpe in [FileType::Keys, FileType::Data, FileType::Index, FileType::Snapshots] {
+    for tpe in [
+        FileType::Keys,
+        FileType::Data,
+        FileType::Index,
+        FileType::Snapshots,
+    ] {
         n += store.list(repo, tpe).await.unwrap().len() as u64;
     }
     n
@@ -161,8 +198,19 @@ pub struct Faulty {
 }
 
 impl Faulty {
-    pub fn new(inner: Arc<dyn Store>, fail_from: usize, fail_count: usize, refuse_delete: bool) -> Self {
-        Self { inner, saves: AtomicUsize::new(0), fail_from, fail_count, refuse_delete }
+    pub fn new(
+        inner: Arc<dyn Store>,
+        fail_from: usize,
+        fail_count: usize,
+        refuse_delete: bool,
+    ) -> Self {
+        Self {
+            inner,
+            saves: AtomicUsize::new(0),
+            fail_from,
+            fail_count,
+            refuse_delete,
+        }
     }
 }
 
@@ -189,17 +237,30 @@ impl Store for Faulty {
     async fn load(&self, repo: &RepoPath, file: &FileRef, range: Range) -> Result<ByteStream> {
         self.inner.load(repo, file, range).await
     }
-    async fn save(&self, repo: &RepoPath, file: &FileRef, body: ByteStream, max_len: u64) -> Result<u64> {
+    async fn save(
+        &self,
+        repo: &RepoPath,
+        file: &FileRef,
+        body: ByteStream,
+        max_len: u64,
+    ) -> Result<u64> {
         let n = self.saves.fetch_add(1, Ordering::SeqCst);
         if n < self.fail_from || n - self.fail_from >= self.fail_count {
             return self.inner.save(repo, file, body, max_len).await;
         }
-        let broken = body.take(1).chain(futures::stream::iter([Err(std::io::Error::other("connection reset (simulated crash)"))]));
+        let broken = body
+            .take(1)
+            .chain(futures::stream::iter([Err(std::io::Error::other(
+                "connection reset (simulated crash)",
+            ))]));
         self.inner.save(repo, file, Box::pin(broken), max_len).await
     }
     async fn delete(&self, repo: &RepoPath, file: &FileRef) -> Result<()> {
         if self.refuse_delete {
-            return Err(Error::new(ErrorKind::Io, format!("{repo}/{file}: deleting is not allowed (append-only)")));
+            return Err(Error::new(
+                ErrorKind::Io,
+                format!("{repo}/{file}: deleting is not allowed (append-only)"),
+            ));
         }
         self.inner.delete(repo, file).await
     }

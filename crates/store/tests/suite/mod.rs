@@ -6,7 +6,9 @@
 
 use std::{sync::Arc, time::Duration};
 
-use bulwark_store::{ByteStream, Entry, ErrorKind, FileRef, FileType, Name, Range, RepoPath, Store};
+use bulwark_store::{
+    ByteStream, Entry, ErrorKind, FileRef, FileType, Name, Range, RepoPath, Store,
+};
 use bytes::Bytes;
 use futures::{channel::mpsc, SinkExt, StreamExt};
 use sha2::{Digest, Sha256};
@@ -33,20 +35,35 @@ pub fn named(tpe: FileType, data: &[u8]) -> FileRef {
 
 /// `data` as a stream of 64 KiB chunks.
 pub fn body(data: &[u8]) -> ByteStream {
-    let chunks: Vec<std::io::Result<Bytes>> = data.chunks(64 * 1024).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+    let chunks: Vec<std::io::Result<Bytes>> = data
+        .chunks(64 * 1024)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
     Box::pin(futures::stream::iter(chunks))
 }
 
-pub async fn load_all(store: &dyn Store, repo: &RepoPath, file: &FileRef, range: Range) -> bulwark_store::Result<Vec<u8>> {
+pub async fn load_all(
+    store: &dyn Store,
+    repo: &RepoPath,
+    file: &FileRef,
+    range: Range,
+) -> bulwark_store::Result<Vec<u8>> {
     let mut stream = store.load(repo, file, range).await?;
     let mut out = Vec::new();
     while let Some(chunk) = stream.next().await {
-        out.extend_from_slice(&chunk.map_err(|e| bulwark_store::Error::new(ErrorKind::Io, e.to_string()))?);
+        out.extend_from_slice(
+            &chunk.map_err(|e| bulwark_store::Error::new(ErrorKind::Io, e.to_string()))?,
+        );
     }
     Ok(out)
 }
 
-pub async fn save(store: &dyn Store, repo: &RepoPath, file: &FileRef, data: &[u8]) -> bulwark_store::Result<u64> {
+pub async fn save(
+    store: &dyn Store,
+    repo: &RepoPath,
+    file: &FileRef,
+    data: &[u8],
+) -> bulwark_store::Result<u64> {
     store.save(repo, file, body(data), u64::MAX).await
 }
 
@@ -63,17 +80,34 @@ pub fn sorted(mut v: Vec<Entry>) -> Vec<Entry> {
 }
 
 pub async fn list_names(store: &dyn Store, repo: &RepoPath, tpe: FileType) -> Vec<Name> {
-    let mut v: Vec<Name> = store.list(repo, tpe).await.expect("list").into_iter().map(|e| e.name).collect();
+    let mut v: Vec<Name> = store
+        .list(repo, tpe)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
     v.sort();
     v
 }
 
 /// Asserts that `file` is absent everywhere: stat, load, list.
 pub async fn assert_absent(store: &dyn Store, repo: &RepoPath, file: &FileRef) {
-    assert_eq!(store.stat(repo, file).await.expect("stat"), None, "{file} should not exist");
-    assert_eq!(kind(load_all(store, repo, file, Range::default()).await), ErrorKind::NotFound, "{file}");
+    assert_eq!(
+        store.stat(repo, file).await.expect("stat"),
+        None,
+        "{file} should not exist"
+    );
+    assert_eq!(
+        kind(load_all(store, repo, file, Range::default()).await),
+        ErrorKind::NotFound,
+        "{file}"
+    );
     if let FileRef::Named(tpe, name) = file {
-        assert!(!list_names(store, repo, *tpe).await.contains(name), "{file} must not be listed");
+        assert!(
+            !list_names(store, repo, *tpe).await.contains(name),
+            "{file} must not be listed"
+        );
     }
 }
 
@@ -108,7 +142,9 @@ pub struct Limits {
 async fn assert_gone(store: &dyn Store, repo: &RepoPath, file: &FileRef, limits: Limits) {
     if limits.aborted_uploads_linger {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while store.stat(repo, file).await.expect("stat").is_some() && tokio::time::Instant::now() < deadline {
+        while store.stat(repo, file).await.expect("stat").is_some()
+            && tokio::time::Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -141,9 +177,31 @@ pub async fn conformance_with(store: Arc<dyn Store>, limits: Limits) {
 }
 
 fn names_and_paths() {
-    for bad in ["", "..", ".", ".hidden", "a/.hidden", "a/b/c", "data", "keys", "a/config", "config", "a/index", "/a", "a/", "a//b", "a b", "a\\b", "ä"] {
+    for bad in [
+        "",
+        "..",
+        ".",
+        ".hidden",
+        "a/.hidden",
+        "a/b/c",
+        "data",
+        "keys",
+        "a/config",
+        "config",
+        "a/index",
+        "/a",
+        "a/",
+        "a//b",
+        "a b",
+        "a\\b",
+        "ä",
+    ] {
         let r = RepoPath::parse(bad);
-        assert_eq!(r.map_err(|e| e.kind).err(), Some(ErrorKind::InvalidName), "repository path {bad:?} must be refused");
+        assert_eq!(
+            r.map_err(|e| e.kind).err(),
+            Some(ErrorKind::InvalidName),
+            "repository path {bad:?} must be refused"
+        );
     }
     for good in ["alice", "alice/laptop", "a.b-c_D9", "x/y.z"] {
         assert_eq!(repo(good).to_string(), good);
@@ -162,7 +220,11 @@ fn names_and_paths() {
         String::new(),
         format!("{}/", &valid[..63]),
     ] {
-        assert_eq!(Name::parse(&bad).map_err(|e| e.kind).err(), Some(ErrorKind::InvalidName), "name {bad:?} must be refused");
+        assert_eq!(
+            Name::parse(&bad).map_err(|e| e.kind).err(),
+            Some(ErrorKind::InvalidName),
+            "name {bad:?} must be refused"
+        );
     }
     assert_eq!(FileType::parse("config"), None);
     assert_eq!(FileType::parse("Data"), None);
@@ -174,35 +236,65 @@ fn names_and_paths() {
 async fn repositories(s: &dyn Store, limits: Limits) {
     assert!(!s.describe().is_empty());
     if !limits.no_list_repos {
-        assert_eq!(s.list_repos().await.expect("list_repos"), vec![], "the store must start empty");
+        assert_eq!(
+            s.list_repos().await.expect("list_repos"),
+            vec![],
+            "the store must start empty"
+        );
     }
-    let (alice, laptop, desktop, bob) = (repo("alice"), repo("bob/laptop"), repo("bob/desktop"), repo("bob"));
+    let (alice, laptop, desktop, bob) = (
+        repo("alice"),
+        repo("bob/laptop"),
+        repo("bob/desktop"),
+        repo("bob"),
+    );
     if !limits.no_missing_repo {
         assert!(!s.repo_exists(&alice).await.expect("exists"));
-        assert_eq!(kind(s.list(&alice, FileType::Keys).await), ErrorKind::NotFound);
+        assert_eq!(
+            kind(s.list(&alice, FileType::Keys).await),
+            ErrorKind::NotFound
+        );
     }
     assert_eq!(s.stat(&alice, &FileRef::Config).await.expect("stat"), None);
-    assert_eq!(kind(load_all(s, &alice, &FileRef::Config, Range::default()).await), ErrorKind::NotFound);
+    assert_eq!(
+        kind(load_all(s, &alice, &FileRef::Config, Range::default()).await),
+        ErrorKind::NotFound
+    );
 
     for r in [&alice, &laptop, &desktop] {
         s.create_repo(r).await.expect("create_repo");
         s.create_repo(r).await.expect("create_repo is idempotent");
         assert!(s.repo_exists(r).await.expect("exists"), "{r}");
         for t in FileType::ALL {
-            assert_eq!(s.list(r, t).await.expect("list"), vec![], "{r}/{t} starts empty");
+            assert_eq!(
+                s.list(r, t).await.expect("list"),
+                vec![],
+                "{r}/{t} starts empty"
+            );
         }
     }
     if !limits.no_missing_repo {
-        assert!(!s.repo_exists(&bob).await.expect("exists"), "a user directory is not a repository");
-        assert_eq!(kind(s.list(&bob, FileType::Data).await), ErrorKind::NotFound);
+        assert!(
+            !s.repo_exists(&bob).await.expect("exists"),
+            "a user directory is not a repository"
+        );
+        assert_eq!(
+            kind(s.list(&bob, FileType::Data).await),
+            ErrorKind::NotFound
+        );
     }
     if !limits.no_list_repos {
-        assert_eq!(s.list_repos().await.expect("list_repos"), vec![alice.clone(), desktop.clone(), laptop.clone()]);
+        assert_eq!(
+            s.list_repos().await.expect("list_repos"),
+            vec![alice.clone(), desktop.clone(), laptop.clone()]
+        );
     }
 
     // A file stored in a nested repository does not make its parent one.
     let data = random_bytes(100);
-    save(s, &laptop, &named(FileType::Keys, &data), &data).await.expect("save");
+    save(s, &laptop, &named(FileType::Keys, &data), &data)
+        .await
+        .expect("save");
     if !limits.no_missing_repo {
         assert!(!s.repo_exists(&bob).await.expect("exists"));
     }
@@ -225,27 +317,77 @@ async fn save_and_load(s: &dyn Store) {
     ] {
         let data = random_bytes(len);
         let file = named(tpe, &data);
-        assert_eq!(save(s, &r, &file, &data).await.expect("save"), len as u64, "{file}");
-        assert_eq!(s.stat(&r, &file).await.expect("stat"), Some(len as u64), "{file}");
-        assert_eq!(load_all(s, &r, &file, Range::default()).await.expect("load"), data, "{file}");
+        assert_eq!(
+            save(s, &r, &file, &data).await.expect("save"),
+            len as u64,
+            "{file}"
+        );
+        assert_eq!(
+            s.stat(&r, &file).await.expect("stat"),
+            Some(len as u64),
+            "{file}"
+        );
+        assert_eq!(
+            load_all(s, &r, &file, Range::default())
+                .await
+                .expect("load"),
+            data,
+            "{file}"
+        );
         let listed = s.list(&r, tpe).await.expect("list");
-        assert!(listed.contains(&Entry { name: name_of(&data), size: len as u64 }), "{file} listed with its size: {listed:?}");
+        assert!(
+            listed.contains(&Entry {
+                name: name_of(&data),
+                size: len as u64
+            }),
+            "{file} listed with its size: {listed:?}"
+        );
         // Other types don't see it.
-        let other = if tpe == FileType::Index { FileType::Keys } else { FileType::Index };
+        let other = if tpe == FileType::Index {
+            FileType::Keys
+        } else {
+            FileType::Index
+        };
         assert!(!list_names(s, &r, other).await.contains(&name_of(&data)));
     }
 
     // A pack bigger than one S3 multipart chunk, streamed in odd-sized chunks.
     let big = random_bytes(12 * 1024 * 1024 + 12345);
     let file = named(FileType::Data, &big);
-    let chunks: Vec<std::io::Result<Bytes>> = big.chunks(1_000_003).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
-    let n = s.save(&r, &file, Box::pin(futures::stream::iter(chunks)), big.len() as u64).await.expect("save big");
+    let chunks: Vec<std::io::Result<Bytes>> = big
+        .chunks(1_000_003)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    let n = s
+        .save(
+            &r,
+            &file,
+            Box::pin(futures::stream::iter(chunks)),
+            big.len() as u64,
+        )
+        .await
+        .expect("save big");
     assert_eq!(n, big.len() as u64);
-    assert_eq!(s.stat(&r, &file).await.expect("stat"), Some(big.len() as u64));
-    let loaded = load_all(s, &r, &file, Range::default()).await.expect("load big");
+    assert_eq!(
+        s.stat(&r, &file).await.expect("stat"),
+        Some(big.len() as u64)
+    );
+    let loaded = load_all(s, &r, &file, Range::default())
+        .await
+        .expect("load big");
     assert!(loaded == big, "big file content differs");
     let mid = 8 * 1024 * 1024 - 5;
-    let part = load_all(s, &r, &file, Range { offset: mid as u64, length: Some(20) }).await.expect("range across parts");
+    let part = load_all(
+        s,
+        &r,
+        &file,
+        Range {
+            offset: mid as u64,
+            length: Some(20),
+        },
+    )
+    .await
+    .expect("range across parts");
     assert_eq!(part, &big[mid..mid + 20]);
 }
 
@@ -258,19 +400,49 @@ async fn ranges(s: &dyn Store) {
     let load = |offset: u64, length: Option<u64>| load_all(s, &r, &file, Range { offset, length });
     assert_eq!(load(0, None).await.expect("full"), data);
     assert_eq!(load(100, None).await.expect("offset"), &data[100..]);
-    assert_eq!(load(100, Some(50)).await.expect("offset+length"), &data[100..150]);
+    assert_eq!(
+        load(100, Some(50)).await.expect("offset+length"),
+        &data[100..150]
+    );
     assert_eq!(load(0, Some(1)).await.expect("first byte"), &data[..1]);
     assert_eq!(load(999, Some(1)).await.expect("last byte"), &data[999..]);
-    assert_eq!(load(990, Some(100)).await.expect("length past end is cut"), &data[990..]);
-    assert_eq!(load(0, Some(5000)).await.expect("length past end is cut"), data);
-    assert_eq!(load(1000, None).await.expect("offset at the end"), Vec::<u8>::new());
-    assert_eq!(load(10, Some(0)).await.expect("zero length"), Vec::<u8>::new());
+    assert_eq!(
+        load(990, Some(100)).await.expect("length past end is cut"),
+        &data[990..]
+    );
+    assert_eq!(
+        load(0, Some(5000)).await.expect("length past end is cut"),
+        data
+    );
+    assert_eq!(
+        load(1000, None).await.expect("offset at the end"),
+        Vec::<u8>::new()
+    );
+    assert_eq!(
+        load(10, Some(0)).await.expect("zero length"),
+        Vec::<u8>::new()
+    );
     assert_eq!(kind(load(1001, None).await), ErrorKind::RangeNotSatisfiable);
-    assert_eq!(kind(load(5000, Some(10)).await), ErrorKind::RangeNotSatisfiable);
+    assert_eq!(
+        kind(load(5000, Some(10)).await),
+        ErrorKind::RangeNotSatisfiable
+    );
     // Ranges on config too.
     let config = b"not a real config, just bytes".to_vec();
-    save(s, &r, &FileRef::Config, &config).await.expect("save config");
-    let part = load_all(s, &r, &FileRef::Config, Range { offset: 4, length: Some(4) }).await.expect("config range");
+    save(s, &r, &FileRef::Config, &config)
+        .await
+        .expect("save config");
+    let part = load_all(
+        s,
+        &r,
+        &FileRef::Config,
+        Range {
+            offset: 4,
+            length: Some(4),
+        },
+    )
+    .await
+    .expect("config range");
     assert_eq!(part, &config[4..8]);
 }
 
@@ -282,12 +454,21 @@ async fn listing(s: &dyn Store) {
         for i in 0..7 {
             let data = random_bytes(10 + i * 37);
             save(s, &r, &named(tpe, &data), &data).await.expect("save");
-            expected.push(Entry { name: name_of(&data), size: data.len() as u64 });
+            expected.push(Entry {
+                name: name_of(&data),
+                size: data.len() as u64,
+            });
         }
-        assert_eq!(sorted(s.list(&r, tpe).await.expect("list")), sorted(expected), "{tpe}");
+        assert_eq!(
+            sorted(s.list(&r, tpe).await.expect("list")),
+            sorted(expected),
+            "{tpe}"
+        );
     }
     // Config is not listed under any type.
-    save(s, &r, &FileRef::Config, b"cfg").await.expect("save config");
+    save(s, &r, &FileRef::Config, b"cfg")
+        .await
+        .expect("save config");
     for tpe in FileType::ALL {
         assert_eq!(s.list(&r, tpe).await.expect("list").len(), 7);
     }
@@ -297,21 +478,46 @@ async fn deleting(s: &dyn Store) {
     let r = repo("deleting");
     s.create_repo(&r).await.expect("create_repo");
     let keep = random_bytes(50);
-    save(s, &r, &named(FileType::Snapshots, &keep), &keep).await.expect("save");
+    save(s, &r, &named(FileType::Snapshots, &keep), &keep)
+        .await
+        .expect("save");
     for tpe in FileType::ALL {
         let data = random_bytes(123);
         let file = named(tpe, &data);
         save(s, &r, &file, &data).await.expect("save");
         s.delete(&r, &file).await.expect("delete");
         assert_absent(s, &r, &file).await;
-        assert_eq!(kind(s.delete(&r, &file).await), ErrorKind::NotFound, "second delete of {file}");
+        assert_eq!(
+            kind(s.delete(&r, &file).await),
+            ErrorKind::NotFound,
+            "second delete of {file}"
+        );
         // It can be stored again after deletion.
         save(s, &r, &file, &data).await.expect("save again");
-        assert_eq!(load_all(s, &r, &file, Range::default()).await.expect("load"), data);
+        assert_eq!(
+            load_all(s, &r, &file, Range::default())
+                .await
+                .expect("load"),
+            data
+        );
     }
-    assert_eq!(kind(s.delete(&r, &named(FileType::Data, b"never stored")).await), ErrorKind::NotFound);
-    assert_eq!(kind(s.delete(&repo("nobody"), &named(FileType::Data, b"x")).await), ErrorKind::NotFound);
-    assert!(list_names(s, &r, FileType::Snapshots).await.contains(&name_of(&keep)), "other files survive");
+    assert_eq!(
+        kind(s.delete(&r, &named(FileType::Data, b"never stored")).await),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        kind(
+            s.delete(&repo("nobody"), &named(FileType::Data, b"x"))
+                .await
+        ),
+        ErrorKind::NotFound
+    );
+    assert!(
+        list_names(s, &r, FileType::Snapshots)
+            .await
+            .contains(&name_of(&keep)),
+        "other files survive"
+    );
 }
 
 async fn wrong_hash(s: &dyn Store, limits: Limits) {
@@ -321,11 +527,21 @@ async fn wrong_hash(s: &dyn Store, limits: Limits) {
     let other = random_bytes(3000);
     for tpe in FileType::ALL {
         let file = named(tpe, &other);
-        assert_eq!(kind(save(s, &r, &file, &data).await), ErrorKind::HashMismatch, "{file}");
+        assert_eq!(
+            kind(save(s, &r, &file, &data).await),
+            ErrorKind::HashMismatch,
+            "{file}"
+        );
         assert_gone(s, &r, &file, limits).await;
-        assert_eq!(s.list(&r, tpe).await.expect("list"), vec![], "nothing stored for {tpe}");
+        assert_eq!(
+            s.list(&r, tpe).await.expect("list"),
+            vec![],
+            "nothing stored for {tpe}"
+        );
         // The name is still free for the right content.
-        save(s, &r, &file, &other).await.expect("save the right content");
+        save(s, &r, &file, &other)
+            .await
+            .expect("save the right content");
     }
     // Empty content under a non-empty hash.
     let file = named(FileType::Data, b"something");
@@ -340,9 +556,23 @@ async fn no_overwrite(s: &dyn Store) {
         let data = random_bytes(777);
         let file = named(tpe, &data);
         save(s, &r, &file, &data).await.expect("save");
-        assert_eq!(kind(save(s, &r, &file, &data).await), ErrorKind::AlreadyExists, "same content again: {file}");
-        assert_eq!(kind(save(s, &r, &file, b"other").await), ErrorKind::AlreadyExists, "other content: {file}");
-        assert_eq!(load_all(s, &r, &file, Range::default()).await.expect("load"), data, "{file} unchanged");
+        assert_eq!(
+            kind(save(s, &r, &file, &data).await),
+            ErrorKind::AlreadyExists,
+            "same content again: {file}"
+        );
+        assert_eq!(
+            kind(save(s, &r, &file, b"other").await),
+            ErrorKind::AlreadyExists,
+            "other content: {file}"
+        );
+        assert_eq!(
+            load_all(s, &r, &file, Range::default())
+                .await
+                .expect("load"),
+            data,
+            "{file} unchanged"
+        );
         assert_eq!(s.list(&r, tpe).await.expect("list").len(), 1);
     }
 }
@@ -376,8 +606,19 @@ async fn concurrent_saves(store: Arc<dyn Store>) {
         }
     }
     assert!(ok >= 1, "at least one of the racing uploads must succeed");
-    assert_eq!(load_all(store.as_ref(), &r, &file, Range::default()).await.expect("load"), *data);
-    assert_eq!(store.list(&r, FileType::Data).await.expect("list"), vec![Entry { name: name_of(&data), size: data.len() as u64 }]);
+    assert_eq!(
+        load_all(store.as_ref(), &r, &file, Range::default())
+            .await
+            .expect("load"),
+        *data
+    );
+    assert_eq!(
+        store.list(&r, FileType::Data).await.expect("list"),
+        vec![Entry {
+            name: name_of(&data),
+            size: data.len() as u64
+        }]
+    );
 
     // Different names in parallel all succeed.
     let mut tasks = Vec::new();
@@ -386,13 +627,18 @@ async fn concurrent_saves(store: Arc<dyn Store>) {
         let data = random_bytes(1000 + i);
         expected.push(name_of(&data));
         let (store, r) = (store.clone(), r.clone());
-        tasks.push(tokio::spawn(async move { save(store.as_ref(), &r, &named(FileType::Index, &data), &data).await }));
+        tasks.push(tokio::spawn(async move {
+            save(store.as_ref(), &r, &named(FileType::Index, &data), &data).await
+        }));
     }
     for t in tasks {
         t.await.expect("task").expect("parallel save");
     }
     expected.sort();
-    assert_eq!(list_names(store.as_ref(), &r, FileType::Index).await, expected);
+    assert_eq!(
+        list_names(store.as_ref(), &r, FileType::Index).await,
+        expected
+    );
 }
 
 async fn too_large(s: &dyn Store, limits: Limits) {
@@ -400,23 +646,45 @@ async fn too_large(s: &dyn Store, limits: Limits) {
     s.create_repo(&r).await.expect("create_repo");
     let data = random_bytes(1000);
     let file = named(FileType::Data, &data);
-    assert_eq!(kind(s.save(&r, &file, body(&data), 999).await), ErrorKind::TooLarge);
+    assert_eq!(
+        kind(s.save(&r, &file, body(&data), 999).await),
+        ErrorKind::TooLarge
+    );
     assert_gone(s, &r, &file, limits).await;
-    assert_eq!(kind(s.save(&r, &FileRef::Config, body(&data), 10).await), ErrorKind::TooLarge, "config too");
+    assert_eq!(
+        kind(s.save(&r, &FileRef::Config, body(&data), 10).await),
+        ErrorKind::TooLarge,
+        "config too"
+    );
     assert_gone(s, &r, &FileRef::Config, limits).await;
     // Exactly max_len is fine.
-    assert_eq!(s.save(&r, &file, body(&data), 1000).await.expect("save at the limit"), 1000);
+    assert_eq!(
+        s.save(&r, &file, body(&data), 1000)
+            .await
+            .expect("save at the limit"),
+        1000
+    );
 
     // Past a multipart chunk: the started upload must be dropped.
     let big = random_bytes(11 * 1024 * 1024);
     let file = named(FileType::Data, &big);
-    assert_eq!(kind(s.save(&r, &file, body(&big), 10 * 1024 * 1024).await), ErrorKind::TooLarge);
+    assert_eq!(
+        kind(s.save(&r, &file, body(&big), 10 * 1024 * 1024).await),
+        ErrorKind::TooLarge
+    );
     assert_gone(s, &r, &file, limits).await;
 
     // The store stops reading: an endless body must not hang.
     let endless = futures::stream::repeat_with(|| Ok(Bytes::from(vec![0u8; 64 * 1024])));
-    let res = tokio::time::timeout(Duration::from_secs(60), s.save(&r, &file, Box::pin(endless), 1024 * 1024)).await;
-    assert_eq!(kind(res.expect("save of an endless body must stop")), ErrorKind::TooLarge);
+    let res = tokio::time::timeout(
+        Duration::from_secs(60),
+        s.save(&r, &file, Box::pin(endless), 1024 * 1024),
+    )
+    .await;
+    assert_eq!(
+        kind(res.expect("save of an endless body must stop")),
+        ErrorKind::TooLarge
+    );
     assert_gone(s, &r, &file, limits).await;
     assert_eq!(s.list(&r, FileType::Data).await.expect("list").len(), 1);
 }
@@ -424,18 +692,39 @@ async fn too_large(s: &dyn Store, limits: Limits) {
 async fn body_errors(s: &dyn Store, limits: Limits) {
     let r = repo("bodyerror");
     s.create_repo(&r).await.expect("create_repo");
-    for (tpe, len) in [(FileType::Data, 200_000), (FileType::Keys, 100), (FileType::Data, 9 * 1024 * 1024)] {
+    for (tpe, len) in [
+        (FileType::Data, 200_000),
+        (FileType::Keys, 100),
+        (FileType::Data, 9 * 1024 * 1024),
+    ] {
         let data = random_bytes(len);
         let file = named(tpe, &data);
         let half = Bytes::copy_from_slice(&data[..len / 2]);
-        let failing = futures::stream::iter([Ok(half), Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "client went away"))]);
-        let err = s.save(&r, &file, Box::pin(failing), u64::MAX).await.expect_err("a failing body must fail the save");
+        let failing = futures::stream::iter([
+            Ok(half),
+            Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "client went away",
+            )),
+        ]);
+        let err = s
+            .save(&r, &file, Box::pin(failing), u64::MAX)
+            .await
+            .expect_err("a failing body must fail the save");
         assert_eq!(err.kind, ErrorKind::Body, "{err}");
         assert_gone(s, &r, &file, limits).await;
-        save(s, &r, &file, &data).await.expect("the name is still free");
+        save(s, &r, &file, &data)
+            .await
+            .expect("the name is still free");
     }
     let failing = futures::stream::iter([Err(std::io::Error::other("immediately"))]);
-    assert_eq!(kind(s.save(&r, &FileRef::Config, Box::pin(failing), u64::MAX).await), ErrorKind::Body);
+    assert_eq!(
+        kind(
+            s.save(&r, &FileRef::Config, Box::pin(failing), u64::MAX)
+                .await
+        ),
+        ErrorKind::Body
+    );
     assert_gone(s, &r, &FileRef::Config, limits).await;
 }
 
@@ -451,15 +740,24 @@ async fn partial_uploads_invisible(store: Arc<dyn Store>, limits: Limits) {
         let (store, r, file) = (store.clone(), r.clone(), file.clone());
         tokio::spawn(async move { store.save(&r, &file, Box::pin(rx), u64::MAX).await })
     };
-    tx.send(Ok(Bytes::copy_from_slice(&data[..50_000]))).await.expect("send");
+    tx.send(Ok(Bytes::copy_from_slice(&data[..50_000])))
+        .await
+        .expect("send");
     tokio::time::sleep(Duration::from_millis(300)).await;
     if !limits.aborted_uploads_linger {
         assert_absent(store.as_ref(), &r, &file).await;
     }
-    tx.send(Ok(Bytes::copy_from_slice(&data[50_000..]))).await.expect("send");
+    tx.send(Ok(Bytes::copy_from_slice(&data[50_000..])))
+        .await
+        .expect("send");
     drop(tx);
     assert_eq!(task.await.expect("task").expect("save"), data.len() as u64);
-    assert_eq!(load_all(store.as_ref(), &r, &file, Range::default()).await.expect("load"), data);
+    assert_eq!(
+        load_all(store.as_ref(), &r, &file, Range::default())
+            .await
+            .expect("load"),
+        data
+    );
 
     // A cancelled upload leaves nothing and doesn't block the name.
     let data = random_bytes(100_000);
@@ -469,13 +767,24 @@ async fn partial_uploads_invisible(store: Arc<dyn Store>, limits: Limits) {
         let (store, r, file) = (store.clone(), r.clone(), file.clone());
         tokio::spawn(async move { store.save(&r, &file, Box::pin(rx), u64::MAX).await })
     };
-    tx.send(Ok(Bytes::copy_from_slice(&data[..50_000]))).await.expect("send");
+    tx.send(Ok(Bytes::copy_from_slice(&data[..50_000])))
+        .await
+        .expect("send");
     tokio::time::sleep(Duration::from_millis(300)).await;
     task.abort();
     assert!(task.await.expect_err("aborted").is_cancelled());
     assert_gone(store.as_ref(), &r, &file, limits).await;
-    save(store.as_ref(), &r, &file, &data).await.expect("save after a cancelled upload");
-    assert_eq!(store.list(&r, FileType::Snapshots).await.expect("list").len(), 2);
+    save(store.as_ref(), &r, &file, &data)
+        .await
+        .expect("save after a cancelled upload");
+    assert_eq!(
+        store
+            .list(&r, FileType::Snapshots)
+            .await
+            .expect("list")
+            .len(),
+        2
+    );
 }
 
 async fn config_file(s: &dyn Store) {
@@ -483,17 +792,42 @@ async fn config_file(s: &dyn Store) {
     s.create_repo(&r).await.expect("create_repo");
     assert_absent(s, &r, &FileRef::Config).await;
     let config = random_bytes(155); // config is not content-addressed
-    assert_eq!(save(s, &r, &FileRef::Config, &config).await.expect("save config"), 155);
+    assert_eq!(
+        save(s, &r, &FileRef::Config, &config)
+            .await
+            .expect("save config"),
+        155
+    );
     assert_eq!(s.stat(&r, &FileRef::Config).await.expect("stat"), Some(155));
-    assert_eq!(load_all(s, &r, &FileRef::Config, Range::default()).await.expect("load"), config);
-    assert_eq!(kind(save(s, &r, &FileRef::Config, b"another config").await), ErrorKind::AlreadyExists);
-    assert_eq!(kind(save(s, &r, &FileRef::Config, &config).await), ErrorKind::AlreadyExists);
-    assert_eq!(load_all(s, &r, &FileRef::Config, Range::default()).await.expect("load"), config, "config unchanged");
+    assert_eq!(
+        load_all(s, &r, &FileRef::Config, Range::default())
+            .await
+            .expect("load"),
+        config
+    );
+    assert_eq!(
+        kind(save(s, &r, &FileRef::Config, b"another config").await),
+        ErrorKind::AlreadyExists
+    );
+    assert_eq!(
+        kind(save(s, &r, &FileRef::Config, &config).await),
+        ErrorKind::AlreadyExists
+    );
+    assert_eq!(
+        load_all(s, &r, &FileRef::Config, Range::default())
+            .await
+            .expect("load"),
+        config,
+        "config unchanged"
+    );
     assert!(s.repo_exists(&r).await.expect("exists"));
     for tpe in FileType::ALL {
         assert_eq!(s.list(&r, tpe).await.expect("list"), vec![]);
     }
     s.delete(&r, &FileRef::Config).await.expect("delete config");
     assert_absent(s, &r, &FileRef::Config).await;
-    assert_eq!(kind(s.delete(&r, &FileRef::Config).await), ErrorKind::NotFound);
+    assert_eq!(
+        kind(s.delete(&r, &FileRef::Config).await),
+        ErrorKind::NotFound
+    );
 }

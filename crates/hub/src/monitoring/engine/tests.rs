@@ -19,15 +19,30 @@ fn t(s: i64) -> Timestamp {
 }
 
 fn probe_decl(name: &str, on: &[&str], quorum: usize) -> MonitorDecl {
-    let mut spec = MonitorSpec::new(name, Probe::Tcp(TcpProbe { host: "127.0.0.1".into(), port: 9 }));
+    let mut spec = MonitorSpec::new(
+        name,
+        Probe::Tcp(TcpProbe {
+            host: "127.0.0.1".into(),
+            port: 9,
+        }),
+    );
     spec.vantage = on
         .iter()
-        .map(|v| if *v == "hub" { bulwark_monitor::Vantage::Hub } else { bulwark_monitor::Vantage::Agent((*v).into()) })
+        .map(|v| {
+            if *v == "hub" {
+                bulwark_monitor::Vantage::Hub
+            } else {
+                bulwark_monitor::Vantage::Agent((*v).into())
+            }
+        })
         .collect();
     spec.quorum = quorum;
     MonitorDecl {
         name: name.into(),
-        check: MonitorCheck::Probe(ProbeCheck { spec, secret_headers: BTreeMap::new() }),
+        check: MonitorCheck::Probe(ProbeCheck {
+            spec,
+            secret_headers: BTreeMap::new(),
+        }),
         severity: Severity::Critical,
         remind_every: Some(Duration::from_secs(3600)),
         recovery: true,
@@ -39,7 +54,11 @@ fn res(up: bool) -> ProbeResult {
     ProbeResult {
         up,
         latency: Duration::from_millis(3),
-        message: if up { "connected".into() } else { "connection refused".into() },
+        message: if up {
+            "connected".into()
+        } else {
+            "connection refused".into()
+        },
         cert_days_left: None,
     }
 }
@@ -73,16 +92,32 @@ impl Harness {
     fn eval(&mut self, now: Timestamp) -> Vec<(Event, String)> {
         let silences = self.silences.clone();
         let silenced = move |m: &str| silences.iter().any(|s| s.silences(m, now));
-        let cx = Context { monitors: &self.monitors, silenced: &silenced, held: self.held, now };
+        let cx = Context {
+            monitors: &self.monitors,
+            silenced: &silenced,
+            held: self.held,
+            now,
+        };
         let ch = self.engine.evaluate(&cx);
-        let got: Vec<(Event, String)> = ch.notices.iter().map(|m| (m.event, m.title.clone())).collect();
+        let got: Vec<(Event, String)> = ch
+            .notices
+            .iter()
+            .map(|m| (m.event, m.title.clone()))
+            .collect();
         self.sent.extend(got.clone());
         got
     }
 
     /// Probes `monitor` at `vantage` every minute from `from` for `n`
     /// minutes, evaluating after each; returns all notices.
-    fn run(&mut self, monitor: &str, vantage: &str, up: bool, from: i64, n: i64) -> Vec<(Event, String)> {
+    fn run(
+        &mut self,
+        monitor: &str,
+        vantage: &str,
+        up: bool,
+        from: i64,
+        n: i64,
+    ) -> Vec<(Event, String)> {
         let mut out = Vec::new();
         for i in 0..n {
             let at = t(from + i * MIN);
@@ -93,7 +128,10 @@ impl Harness {
     }
 
     fn state(&self, key: &str) -> State {
-        self.engine.entries().find(|e| key_of(&e.monitor, e.item.as_deref()) == key).map_or(State::Unknown, |e| e.state)
+        self.engine
+            .entries()
+            .find(|e| key_of(&e.monitor, e.item.as_deref()) == key)
+            .map_or(State::Unknown, |e| e.state)
     }
 }
 
@@ -104,7 +142,10 @@ fn events(v: &[(Event, String)]) -> Vec<Event> {
 #[test]
 fn down_after_the_failure_threshold_once_then_reminders_then_recovery() {
     let mut h = Harness::new(vec![probe_decl("web", &["hub"], 1)]);
-    assert!(h.run("web", "hub", true, 0, 2).is_empty(), "unknown → up sends nothing");
+    assert!(
+        h.run("web", "hub", true, 0, 2).is_empty(),
+        "unknown → up sends nothing"
+    );
     assert_eq!(h.state("web"), State::Up);
     // two failures: below the threshold of 3
     assert!(h.run("web", "hub", false, 2 * MIN, 2).is_empty());
@@ -127,7 +168,10 @@ fn down_after_the_failure_threshold_once_then_reminders_then_recovery() {
     assert_eq!(events(&n), [Event::Up]);
     assert_eq!(n[0].1, "web is up again");
     assert_eq!(h.state("web"), State::Up);
-    assert_eq!(events(&h.sent), [Event::Down, Event::Reminder, Event::Reminder, Event::Up]);
+    assert_eq!(
+        events(&h.sent),
+        [Event::Down, Event::Reminder, Event::Reminder, Event::Up]
+    );
 }
 
 #[test]
@@ -171,7 +215,13 @@ fn quorum_needs_enough_vantage_points_and_ignores_stale_ones() {
         assert!(h.eval(t(m * MIN)).is_empty());
     }
     let view = h.engine.view(&h.monitors, t(9 * MIN));
-    assert!(view[0].message.contains("down only from hub (quorum 2 not reached)"), "{:?}", view[0].message);
+    assert!(
+        view[0]
+            .message
+            .contains("down only from hub (quorum 2 not reached)"),
+        "{:?}",
+        view[0].message
+    );
     // the NAS agrees now: down
     let mut got = Vec::new();
     for m in 10..14 {
@@ -182,7 +232,13 @@ fn quorum_needs_enough_vantage_points_and_ignores_stale_ones() {
     }
     assert_eq!(events(&got), [Event::Down], "{got:?}");
     let view = h.engine.view(&h.monitors, t(13 * MIN));
-    assert!(view[0].message.starts_with("down from 2 of 3 vantage points (hub: connection refused; nas: connection refused)"), "{}", view[0].message);
+    assert!(
+        view[0].message.starts_with(
+            "down from 2 of 3 vantage points (hub: connection refused; nas: connection refused)"
+        ),
+        "{}",
+        view[0].message
+    );
     // the NAS agent stops reporting: its vote goes stale (2 intervals + timeout)
     // and one vantage point is not a quorum: up again
     let mut got = Vec::new();
@@ -193,16 +249,26 @@ fn quorum_needs_enough_vantage_points_and_ignores_stale_ones() {
     }
     assert_eq!(events(&got), [Event::Up], "{got:?}");
     let view = h.engine.view(&h.monitors, t(19 * MIN));
-    let nas = view[0].vantages.iter().find(|v| v.vantage == "nas").unwrap();
+    let nas = view[0]
+        .vantages
+        .iter()
+        .find(|v| v.vantage == "nas")
+        .unwrap();
     assert!(nas.stale, "{nas:?}");
 }
 
 #[test]
 fn a_maintenance_window_holds_notices_back_and_releases_them_after() {
-    let mut h = Harness::new(vec![probe_decl("web", &["hub"], 1), probe_decl("db", &["hub"], 1)]);
+    let mut h = Harness::new(vec![
+        probe_decl("web", &["hub"], 1),
+        probe_decl("db", &["hub"], 1),
+    ]);
     h.silences.push(Silence {
         monitors: vec!["we*".into()],
-        window: SilenceWindow::Once { from: t(10 * MIN), until: t(40 * MIN) },
+        window: SilenceWindow::Once {
+            from: t(10 * MIN),
+            until: t(40 * MIN),
+        },
         reason: Some("upgrade".into()),
     });
     h.run("web", "hub", true, 0, 2);
@@ -236,8 +302,17 @@ fn a_maintenance_window_holds_notices_back_and_releases_them_after() {
     });
     // find the next 03:00 UTC after t(0)
     let zoned = t(0).to_zoned(jiff::tz::TimeZone::UTC);
-    let three = zoned.date().at(3, 0, 0, 0).to_zoned(jiff::tz::TimeZone::UTC).unwrap().timestamp();
-    let three = if three <= t(0) { three + SignedDuration::from_hours(24) } else { three };
+    let three = zoned
+        .date()
+        .at(3, 0, 0, 0)
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .unwrap()
+        .timestamp();
+    let three = if three <= t(0) {
+        three + SignedDuration::from_hours(24)
+    } else {
+        three
+    };
     let base = three.as_second() - 1_800_000_000;
     h.run("web", "hub", true, base - 10 * MIN, 2);
     // down from 03:05 to 03:30, up again before the window ends: no message at all
@@ -255,14 +330,20 @@ fn no_network_holds_notices_back_like_a_silence() {
     h.held = true;
     assert!(h.run("web", "nas", false, 2 * MIN, 10).is_empty());
     h.held = false;
-    assert_eq!(events(&h.run("web", "nas", false, 12 * MIN, 1)), [Event::Down]);
+    assert_eq!(
+        events(&h.run("web", "nas", false, 12 * MIN, 1)),
+        [Event::Down]
+    );
 }
 
 #[test]
 fn built_in_verdicts_notify_per_item_with_the_higher_severity() {
     let decl = MonitorDecl {
         name: "offsite".into(),
-        check: MonitorCheck::Replication(bulwark_config::ReplicationCheck { targets: vec![], jobs: vec![] }),
+        check: MonitorCheck::Replication(bulwark_config::ReplicationCheck {
+            targets: vec![],
+            jobs: vec![],
+        }),
         severity: Severity::Warning,
         remind_every: None,
         recovery: true,
@@ -270,20 +351,57 @@ fn built_in_verdicts_notify_per_item_with_the_higher_severity() {
     };
     let mut h = Harness::new(vec![decl]);
     let item = "replication.shrink nas/main";
-    h.engine.set_direct("offsite", Some(item), Direct { up: false, message: "shrank".into(), severity: Some(Severity::Critical) });
+    h.engine.set_direct(
+        "offsite",
+        Some(item),
+        Direct {
+            up: false,
+            message: "shrank".into(),
+            severity: Some(Severity::Critical),
+        },
+    );
     let silenced = |_: &str| false;
-    let cx = Context { monitors: &h.monitors, silenced: &silenced, held: false, now: t(0) };
+    let cx = Context {
+        monitors: &h.monitors,
+        silenced: &silenced,
+        held: false,
+        now: t(0),
+    };
     let ch = h.engine.evaluate(&cx);
     assert_eq!(ch.notices.len(), 1);
-    assert_eq!(ch.notices[0].severity, Severity::Critical, "a critical alert stays critical");
-    assert_eq!(ch.notices[0].subject, "offsite", "routes match the monitor's name");
-    assert_eq!(ch.notices[0].title, "offsite/replication.shrink nas/main is down");
-    assert!(ch.history.is_empty(), "replication alerts are already in the history");
+    assert_eq!(
+        ch.notices[0].severity,
+        Severity::Critical,
+        "a critical alert stays critical"
+    );
+    assert_eq!(
+        ch.notices[0].subject, "offsite",
+        "routes match the monitor's name"
+    );
+    assert_eq!(
+        ch.notices[0].title,
+        "offsite/replication.shrink nas/main is down"
+    );
+    assert!(
+        ch.history.is_empty(),
+        "replication alerts are already in the history"
+    );
     let ch = h.engine.evaluate(&cx);
     assert!(ch.notices.is_empty(), "once");
-    h.engine.set_direct("offsite", Some(item), Direct { up: true, message: "resolved".into(), severity: None });
+    h.engine.set_direct(
+        "offsite",
+        Some(item),
+        Direct {
+            up: true,
+            message: "resolved".into(),
+            severity: None,
+        },
+    );
     let ch = h.engine.evaluate(&Context { now: t(60), ..cx });
-    assert_eq!(ch.notices.iter().map(|m| m.event).collect::<Vec<_>>(), [Event::Up]);
+    assert_eq!(
+        ch.notices.iter().map(|m| m.event).collect::<Vec<_>>(),
+        [Event::Up]
+    );
 }
 
 // ------------------------------------------------------------ persistence
@@ -300,9 +418,18 @@ fn eval_persist(
     now: Timestamp,
 ) -> Vec<Event> {
     let silenced = |_: &str| false;
-    let cx = Context { monitors, silenced: &silenced, held: false, now };
+    let cx = Context {
+        monitors,
+        silenced: &silenced,
+        held: false,
+        now,
+    };
     let ch = engine.evaluate(&cx);
-    let routes = vec![Route { notifiers: vec!["phone".into()], subjects: vec![], min_severity: Severity::Info }];
+    let routes = vec![Route {
+        notifiers: vec!["phone".into()],
+        subjects: vec![],
+        min_severity: Severity::Info,
+    }];
     let names: BTreeSet<String> = ["phone".to_string()].into();
     super::super::db::apply(c, &ch, &routes, &names, now).unwrap();
     ch.notices.iter().map(|m| m.event).collect()
@@ -311,7 +438,8 @@ fn eval_persist(
 #[test]
 fn a_restart_neither_repeats_nor_loses_a_notice() {
     let dir = tempfile::tempdir().unwrap();
-    let monitors: BTreeMap<String, MonitorDecl> = [("web".to_string(), probe_decl("web", &["hub"], 1))].into();
+    let monitors: BTreeMap<String, MonitorDecl> =
+        [("web".to_string(), probe_decl("web", &["hub"], 1))].into();
     let mut c = open_db(dir.path());
     let mut engine = Engine::from_rows(super::super::db::load(&c).unwrap());
     let mut sent = Vec::new();
@@ -327,17 +455,27 @@ fn a_restart_neither_repeats_nor_loses_a_notice() {
     // the down notice is in the outbox, the outage in the history
     let queued = super::super::db::due(&c, t(10 * MIN), 10).unwrap();
     assert_eq!(queued.len(), 1);
-    assert_eq!((queued[0].notifier.as_str(), queued[0].message.event), ("phone", Event::Down));
+    assert_eq!(
+        (queued[0].notifier.as_str(), queued[0].message.event),
+        ("phone", Event::Down)
+    );
     let open = crate::control::alerts::list(&c, Some(true), 10).unwrap();
     assert_eq!(open.len(), 1);
-    assert_eq!((open[0].kind.as_str(), open[0].subject.as_str()), ("monitor", "web"));
+    assert_eq!(
+        (open[0].kind.as_str(), open[0].subject.as_str()),
+        ("monitor", "web")
+    );
 
     // the hub stops (the notice was not delivered yet) and starts again
     drop(engine);
     drop(c);
     let mut c = open_db(dir.path());
     let mut engine = Engine::from_rows(super::super::db::load(&c).unwrap());
-    assert_eq!(super::super::db::due(&c, t(20 * MIN), 10).unwrap().len(), 1, "the undelivered notice survived");
+    assert_eq!(
+        super::super::db::due(&c, t(20 * MIN), 10).unwrap().len(),
+        1,
+        "the undelivered notice survived"
+    );
     let mut sent = Vec::new();
     // right after the restart, before any new result: unknown → nothing
     sent.extend(eval_persist(&mut engine, &mut c, &monitors, t(20 * MIN)));
@@ -351,7 +489,11 @@ fn a_restart_neither_repeats_nor_loses_a_notice() {
         engine.observe(&monitors["web"], "hub", res(false), t(m * MIN));
         sent.extend(eval_persist(&mut engine, &mut c, &monitors, t(m * MIN)));
     }
-    assert_eq!(sent, [Event::Reminder], "the reminder is due an hour after the notice at minute 4");
+    assert_eq!(
+        sent,
+        [Event::Reminder],
+        "the reminder is due an hour after the notice at minute 4"
+    );
     // a restart in the middle of the recovery streak
     engine.observe(&monitors["web"], "hub", res(true), t(65 * MIN));
     eval_persist(&mut engine, &mut c, &monitors, t(65 * MIN));
@@ -363,16 +505,25 @@ fn a_restart_neither_repeats_nor_loses_a_notice() {
         sent.extend(eval_persist(&mut engine, &mut c, &monitors, t(m * MIN)));
     }
     assert_eq!(sent, [Event::Up], "recovery exactly once");
-    assert!(crate::control::alerts::list(&c, Some(true), 10).unwrap().is_empty(), "the outage is closed in the history");
+    assert!(
+        crate::control::alerts::list(&c, Some(true), 10)
+            .unwrap()
+            .is_empty(),
+        "the outage is closed in the history"
+    );
     assert_eq!(crate::control::alerts::list(&c, None, 10).unwrap().len(), 1);
     let all = super::super::db::due(&c, t(100 * MIN), 10).unwrap();
-    assert_eq!(all.iter().map(|q| q.message.event).collect::<Vec<_>>(), [Event::Down, Event::Reminder, Event::Up]);
+    assert_eq!(
+        all.iter().map(|q| q.message.event).collect::<Vec<_>>(),
+        [Event::Down, Event::Reminder, Event::Up]
+    );
 }
 
 #[test]
 fn a_removed_monitor_is_forgotten_and_its_history_closed() {
     let dir = tempfile::tempdir().unwrap();
-    let mut monitors: BTreeMap<String, MonitorDecl> = [("web".to_string(), probe_decl("web", &["hub"], 1))].into();
+    let mut monitors: BTreeMap<String, MonitorDecl> =
+        [("web".to_string(), probe_decl("web", &["hub"], 1))].into();
     let mut c = open_db(dir.path());
     let mut engine = Engine::default();
     for m in 0..3 {
@@ -384,7 +535,9 @@ fn a_removed_monitor_is_forgotten_and_its_history_closed() {
     engine.retain_declared(&monitors);
     eval_persist(&mut engine, &mut c, &monitors, t(5 * MIN));
     assert!(super::super::db::load(&c).unwrap().is_empty());
-    assert!(crate::control::alerts::list(&c, Some(true), 10).unwrap().is_empty());
+    assert!(crate::control::alerts::list(&c, Some(true), 10)
+        .unwrap()
+        .is_empty());
 }
 
 #[test]
@@ -402,12 +555,23 @@ fn backup_verdicts() {
         last_success: None,
     };
     let v = super::super::backup_verdict("photos", Some(&row), max, now);
-    assert!(!v.up && v.message.contains("no successful backup of photos on nas yet"), "{v:?}");
+    assert!(
+        !v.up
+            && v.message
+                .contains("no successful backup of photos on nas yet"),
+        "{v:?}"
+    );
     row.known_since = ms(now - SignedDuration::from_hours(47));
-    assert!(super::super::backup_verdict("photos", Some(&row), max, now).up, "new job: give it max_age");
+    assert!(
+        super::super::backup_verdict("photos", Some(&row), max, now).up,
+        "new job: give it max_age"
+    );
     row.last_success = Some(ms(now - SignedDuration::from_hours(49)));
     let v = super::super::backup_verdict("photos", Some(&row), max, now);
-    assert!(!v.up && v.message.contains("is 2days 1h old (max_age 2days)"), "{v:?}");
+    assert!(
+        !v.up && v.message.contains("is 2days 1h old (max_age 2days)"),
+        "{v:?}"
+    );
     row.last_success = Some(ms(now - SignedDuration::from_hours(3)));
     assert!(super::super::backup_verdict("photos", Some(&row), max, now).up);
 }
