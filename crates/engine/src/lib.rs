@@ -35,6 +35,8 @@ mod lock;
 mod ops;
 mod repo;
 mod restore;
+#[cfg(feature = "s3")]
+mod s3;
 mod snapshots;
 mod treefix;
 

@@ -150,20 +150,15 @@ impl RepoSpec {
                 access_key_id,
                 secret_access_key,
             } => {
-                let mut opts = BTreeMap::new();
-                opts.insert("endpoint".to_string(), endpoint.clone());
-                opts.insert("bucket".to_string(), bucket.clone());
-                opts.insert("root".to_string(), format!("/{prefix}"));
-                opts.insert("region".to_string(), region.clone());
-                if let Some(k) = access_key_id {
-                    opts.insert("access_key_id".to_string(), k.clone());
-                }
-                if let Some(k) = secret_access_key {
-                    opts.insert("secret_access_key".to_string(), k.clone());
-                }
-                let be = rustic_backend::OpenDALBackend::new("s3", opts).map_err(|e| {
-                    Error::from_rustic(&format!("cannot use {}", self.location), &e)
-                })?;
+                let be = crate::s3::S3Backend::new(&crate::s3::S3Options {
+                    endpoint,
+                    bucket,
+                    prefix,
+                    region,
+                    access_key_id: access_key_id.as_deref(),
+                    secret_access_key: secret_access_key.as_deref(),
+                })
+                .map_err(|e| Error::from_rustic(&format!("cannot use {}", self.location), &e))?;
                 Ok(Arc::new(be))
             }
             #[cfg(not(feature = "s3"))]
