@@ -62,6 +62,8 @@ impl HubClient {
                 hint: "give it as https://hub.lan:8000".into(),
             });
         }
+        // one TLS crypto provider (ring) for the process
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut b = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("bulwark-agent/", env!("CARGO_PKG_VERSION")));

@@ -139,6 +139,7 @@ impl Lab {
 
     /// GET on the control API with the admin token.
     fn get(&self, path: &str) -> Value {
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let resp = reqwest::blocking::Client::new()
             .get(format!("{}/api/v1{path}", self.url()))
             .bearer_auth(self.admin())

@@ -274,6 +274,7 @@ impl Hub {
     }
 
     fn get_metrics(&self, token: Option<&str>) -> (u16, String) {
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut req = reqwest::blocking::Client::new()
             .get(format!("http://127.0.0.1:{}/metrics", self.port))
             .timeout(Duration::from_secs(20));
@@ -321,6 +322,7 @@ fn live_metrics_pass_promtool_and_match_the_registry() {
 
     // a repository with a file, written and read: request, latency and
     // usage families get samples
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::blocking::Client::new();
     let base = format!("http://127.0.0.1:{}/alice/laptop", hub.port);
     for (what, req) in [

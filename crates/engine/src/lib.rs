@@ -34,6 +34,7 @@ mod keyfile;
 mod lock;
 mod ops;
 mod repo;
+mod rest;
 mod restore;
 #[cfg(feature = "s3")]
 mod s3;
@@ -50,5 +51,6 @@ pub use ops::{
 };
 pub use progress::{Phase, ProgressSink, Quiet, Unit};
 pub use repo::{redact_url, Location, Repo, RepoSpec};
+pub use rest::install_tls_provider;
 pub use restore::{FailedPath, RestoreRequest, RestoreSummary};
 pub use snapshots::{SnapshotFilter, SnapshotInfo, SnapshotStats};

@@ -142,6 +142,7 @@ fn http_err(e: impl std::fmt::Display) -> Error {
 
 impl LockDir {
     fn for_location(loc: &Location) -> Result<Self> {
+        crate::rest::install_tls_provider();
         Ok(match loc {
             Location::Local(p) => Self::Local(p.join("locks")),
             Location::Rest { url } => Self::Rest {

@@ -1,7 +1,6 @@
 //! Opening, creating and describing repositories.
 
 use std::{
-    collections::BTreeMap,
     fmt,
     path::{Path, PathBuf},
     sync::Arc,
@@ -136,7 +135,7 @@ impl RepoSpec {
                 })?))
             }
             Location::Rest { url } => {
-                let be = rustic_backend::RestBackend::new(url, BTreeMap::new()).map_err(|e| {
+                let be = crate::rest::RestBackend::new(url, None).map_err(|e| {
                     Error::from_rustic(&format!("cannot use rest:{}", redact_url(url)), &e)
                 })?;
                 Ok(Arc::new(be))

@@ -59,6 +59,10 @@ impl S3Backend {
     /// Configures the client; no request is made here. Without keys in the
     /// options, the usual `AWS_*` environment variables are used.
     pub(crate) fn new(o: &S3Options<'_>) -> RusticResult<Self> {
+        // one TLS crypto provider (ring) for the process, then opendal's
+        // reqwest transport (its own default install would need aws-lc)
+        crate::rest::install_tls_provider();
+        opendal_http_transport_reqwest::install_default();
         let prefix = o.prefix.trim_matches('/');
         let root = if prefix.is_empty() {
             "/".to_string()

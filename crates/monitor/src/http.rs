@@ -269,6 +269,8 @@ pub(crate) fn shared_client(p: &HttpProbe, timeout: Duration) -> Result<reqwest:
 }
 
 pub(crate) fn client(p: &HttpProbe, timeout: Duration) -> Result<reqwest::Client, String> {
+    // one TLS crypto provider (ring) for the process
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut b = reqwest::Client::builder()
         .timeout(timeout)
         // every probe opens its own connection: a probe must see a server

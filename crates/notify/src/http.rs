@@ -207,6 +207,8 @@ pub(crate) fn check_header_secret(
 static SHARED: OnceLock<reqwest::Client> = OnceLock::new();
 
 fn builder() -> reqwest::ClientBuilder {
+    // one TLS crypto provider (ring) for the process
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         // a redirected POST turns into a GET without its body, and an

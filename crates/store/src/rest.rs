@@ -181,6 +181,8 @@ impl RestStore {
             base.set_path(&path);
         }
 
+        // one TLS crypto provider (ring) for the process
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut builder = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .read_timeout(READ_TIMEOUT)

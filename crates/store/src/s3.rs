@@ -216,7 +216,10 @@ impl S3Store {
     /// Credentials come only from `cfg` (no environment, profile or
     /// instance metadata lookups).
     pub fn new(cfg: S3Config) -> Result<S3Store> {
-        opendal::install_default();
+        // one TLS crypto provider (ring) for the process, then opendal's
+        // reqwest transport (its own default install would need aws-lc)
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        opendal_http_transport_reqwest::install_default();
         let prefix = cfg.prefix.trim_matches('/');
         let root = if prefix.is_empty() {
             "/".to_owned()
