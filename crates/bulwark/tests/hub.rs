@@ -328,3 +328,24 @@ fn plain_http_on_a_non_loopback_address_warns_at_start() {
     );
     assert!(!local.contains("plain HTTP"), "{local}");
 }
+
+/// The hub grants leases only on the repositories a host's own jobs use,
+/// by the name agents ask with: the agent's `lease_key` and the config's
+/// `RepoUrl::lease_key` (which the hub uses) must agree.
+#[test]
+fn agent_and_hub_name_leases_alike() {
+    for url in [
+        "/srv/repo",
+        "rest:https://u:pw@Hub.Example:8000/nas/",
+        "rest:http://hub:8000/a/b",
+        "s3:https://s3.example.com/bucket/prefix/",
+        "s3:http://127.0.0.1:9000/b",
+    ] {
+        let u = bulwark_config::RepoUrl::parse(url, Path::new("/")).unwrap();
+        assert_eq!(
+            bulwark_agent::lease_key(&u, "nas"),
+            u.lease_key("nas"),
+            "{url}"
+        );
+    }
+}
