@@ -165,6 +165,9 @@ pub(crate) struct ServeArgs {
     /// [default with -c: <data>/.bulwark].
     #[arg(long, value_name = "DIR")]
     state: Option<PathBuf>,
+    /// Connections served at once; more get a 503 [default: 512].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: Option<u32>,
 }
 
 /// Runs `bulwark hub ...`.
@@ -262,6 +265,9 @@ fn hub_config(g: &Global, a: ServeArgs) -> Result<HubConfig> {
             c.metrics.users = h.metrics_users;
         }
         c.metrics.token_file = h.metrics_token_file;
+        if let Some(n) = h.max_connections {
+            c.max_connections = n as usize;
+        }
     }
     if let Some(l) = &a.listen {
         c.listen = parse_listen(l)?;
@@ -301,6 +307,9 @@ fn hub_config(g: &Global, a: ServeArgs) -> Result<HubConfig> {
         c.metrics.token_file = a.metrics_token_file;
     }
     c.metrics.public |= a.prometheus_no_auth;
+    if let Some(n) = a.max_connections {
+        c.max_connections = n as usize;
+    }
     Ok(c)
 }
 
@@ -370,6 +379,11 @@ fn serve(g: &Global, a: ServeArgs) -> Result<u8> {
             crate::replicate_cmd::opener(),
         ));
         control.monitoring = Some(bulwark_hub::MonitoringSettings::default());
+        if let Some(path) = &g.config {
+            if let Some(d) = bulwark_config::load(path)?.hub.and_then(|h| h.run_history) {
+                control.run_history = (!d.is_zero()).then_some(d);
+            }
+        }
         config.control = Some(control);
         plan_source = g.config.clone().map(|p| (p, tx));
     }

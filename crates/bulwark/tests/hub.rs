@@ -262,3 +262,90 @@ fn kill_9_during_a_backup_leaves_a_valid_repository() {
         }
     }
 }
+
+/// Plain HTTP on a non-loopback address: the hub warns at start with a
+/// sentence saying why and what to do; on loopback it does not.
+#[test]
+fn plain_http_on_a_non_loopback_address_warns_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let start = |listen: &str, log: &Path| {
+        let port = listen.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+        let child = Command::new(BIN)
+            .args([
+                "hub",
+                "--no-auth",
+                "--scrub-interval",
+                "0",
+                "--listen",
+                listen,
+                "--data",
+            ])
+            .arg(&data)
+            .env("BULWARK_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut hub = Hub { child, port };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                hub.child.try_wait().unwrap().is_none(),
+                "the hub exited early"
+            );
+            assert!(Instant::now() < deadline, "bulwark hub did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // the warning comes before the "hub listening" line
+        while !std::fs::read_to_string(log)
+            .unwrap()
+            .contains("hub listening on")
+        {
+            assert!(Instant::now() < deadline, "no start line");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        hub.child.kill().unwrap();
+        hub.child.wait().unwrap();
+        std::fs::read_to_string(log).unwrap()
+    };
+    let wide = start(
+        &format!("0.0.0.0:{}", free_port()),
+        &dir.path().join("wide.log"),
+    );
+    let line = wide
+        .lines()
+        .find(|l| l.contains("plain HTTP"))
+        .unwrap_or_else(|| panic!("no warning in:\n{wide}"));
+    assert!(line.contains("WARN"), "{line}");
+    assert!(line.contains("not a loopback address"), "{line}");
+    assert!(line.contains("--tls-cert"), "says how to fix it: {line}");
+    let local = start(
+        &format!("127.0.0.1:{}", free_port()),
+        &dir.path().join("local.log"),
+    );
+    assert!(!local.contains("plain HTTP"), "{local}");
+}
+
+/// The hub grants leases only on the repositories a host's own jobs use,
+/// by the name agents ask with: the agent's `lease_key` and the config's
+/// `RepoUrl::lease_key` (which the hub uses) must agree.
+#[test]
+fn agent_and_hub_name_leases_alike() {
+    for url in [
+        "/srv/repo",
+        "rest:https://u:pw@Hub.Example:8000/nas/",
+        "rest:http://hub:8000/a/b",
+        "s3:https://s3.example.com/bucket/prefix/",
+        "s3:http://127.0.0.1:9000/b",
+    ] {
+        let u = bulwark_config::RepoUrl::parse(url, Path::new("/")).unwrap();
+        assert_eq!(
+            bulwark_agent::lease_key(&u, "nas"),
+            u.lease_key("nas"),
+            "{url}"
+        );
+    }
+}

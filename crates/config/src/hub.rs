@@ -88,6 +88,10 @@ pub struct Hub {
     pub metrics_users: Vec<String>,
     /// `metrics_token_file`: a file holding a bearer token for /metrics.
     pub metrics_token_file: Option<PathBuf>,
+    /// `max_connections`: connections served at once (more get a 503).
+    pub max_connections: Option<u32>,
+    /// `run_history`: how long run history is kept (zero: forever).
+    pub run_history: Option<Duration>,
 }
 
 /// A size: bytes as an integer, or a string like `"10 GiB"`.
@@ -125,6 +129,8 @@ pub(crate) struct RawHub {
     #[serde(default)]
     pub metrics_users: Vec<String>,
     pub metrics_token_file: Option<Spanned<String>>,
+    pub max_connections: Option<Spanned<i64>>,
+    pub run_history: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -280,6 +286,31 @@ pub(crate) fn validate(cx: &mut Ctx<'_>, raw: RawHub, base: &Path) -> Option<Hub
                     s,
                     "`hub.scrub_interval` is not a duration",
                     "e.g. scrub_interval = \"7d\", or \"off\"",
+                ),
+            }
+        }
+    }
+    if let Some(n) = &raw.max_connections {
+        match u32::try_from(*n.get_ref()) {
+            Ok(v) if v >= 1 => hub.max_connections = Some(v),
+            _ => cx.err_at(
+                n,
+                "`hub.max_connections` must be a whole number from 1",
+                "e.g. max_connections = 512",
+            ),
+        }
+    }
+    if let Some(s) = &raw.run_history {
+        let t = s.get_ref().trim();
+        if t == "0" || t.eq_ignore_ascii_case("forever") {
+            hub.run_history = Some(Duration::ZERO);
+        } else {
+            match humantime::parse_duration(t) {
+                Ok(d) if !d.is_zero() => hub.run_history = Some(d),
+                _ => cx.err_at(
+                    s,
+                    "`hub.run_history` is not a duration",
+                    "e.g. run_history = \"90d\", or \"forever\" to keep every run",
                 ),
             }
         }

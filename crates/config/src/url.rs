@@ -93,6 +93,38 @@ impl RepoUrl {
             base_dir.join(p)
         }))
     }
+
+    /// The name under which `host` asks the hub for a lease on this
+    /// repository: the address without credentials, lower-case host; a
+    /// local path is qualified by the host (another host's `/srv/repo` is
+    /// another repository). Agents and the hub both use this, so the hub
+    /// can tell which repositories a host's own jobs use.
+    pub fn lease_key(&self, host: &str) -> String {
+        match self {
+            Self::Local(p) => format!("local:{host}:{}", p.display()),
+            Self::Rest(u) => {
+                let (scheme, rest) = u.split_once("://").unwrap_or(("http", u));
+                let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+                let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+                format!(
+                    "rest:{scheme}://{}/{}",
+                    host_port.to_ascii_lowercase(),
+                    path.trim_end_matches('/')
+                )
+            }
+            Self::S3 {
+                endpoint,
+                bucket,
+                prefix,
+            } => {
+                let ep = endpoint
+                    .split_once("://")
+                    .map_or(endpoint.as_str(), |(_, r)| r);
+                let ep = ep.rsplit_once('@').map_or(ep, |(_, h)| h);
+                format!("s3:{ep}/{bucket}/{}", prefix.trim_matches('/'))
+            }
+        }
+    }
 }
 
 /// Replaces the password in `scheme://user:password@host…` by `***`.
@@ -152,6 +184,18 @@ impl fmt::Debug for RepoUrl {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lease_keys_carry_no_credentials() {
+        let b = Path::new("/");
+        let k = |s: &str| RepoUrl::parse(s, b).unwrap().lease_key("nas");
+        assert_eq!(
+            k("rest:https://u:pw@Hub:8000/nas/"),
+            "rest:https://hub:8000/nas"
+        );
+        assert_eq!(k("/srv/repo"), "local:nas:/srv/repo");
+        assert_eq!(k("s3:https://s3.example.com/b/p/"), "s3:s3.example.com/b/p");
+    }
 
     #[test]
     fn redaction() {

@@ -101,6 +101,20 @@ fn problems(text: &str) -> Vec<String> {
 }
 
 #[test]
+fn connection_cap_and_run_history() {
+    let c = parse(
+        "[hub]\nmax_connections = 64\nrun_history = \"30d\"\n",
+        Path::new("/b.toml"),
+    )
+    .unwrap();
+    let h = c.hub.unwrap();
+    assert_eq!(h.max_connections, Some(64));
+    assert_eq!(h.run_history, Some(Duration::from_secs(30 * 86400)));
+    let c = parse("[hub]\nrun_history = \"forever\"\n", Path::new("/b.toml")).unwrap();
+    assert_eq!(c.hub.unwrap().run_history, Some(Duration::ZERO));
+}
+
+#[test]
 fn bad_hub_values_are_all_reported_with_positions() {
     let cases: &[(&str, &str)] = &[
         (
@@ -121,6 +135,14 @@ fn bad_hub_values_are_all_reported_with_positions() {
             "2:12 `hub.tls_cert` without `hub.tls_key`",
         ),
         ("[hub]\ncolour = 1\n", "2:1 unknown key `colour`"),
+        (
+            "[hub]\nmax_connections = 0\n",
+            "2:19 `hub.max_connections` must be a whole number from 1",
+        ),
+        (
+            "[hub]\nrun_history = \"long\"\n",
+            "2:15 `hub.run_history` is not a duration",
+        ),
         ("[hub]\nappend_only = \"yes\"\n", "2:15"),
         (
             "[[hub.acl]]\nuser = \"a\"\nrepo = \"a\"\naccess = \"write\"\n",

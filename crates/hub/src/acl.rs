@@ -4,12 +4,16 @@ use bulwark_store::RepoPath;
 
 use crate::config::{Access, AclEntry, HubConfig};
 
-/// The access policy derived from a [`HubConfig`].
+/// The access policy derived from a [`HubConfig`]. With a control plane,
+/// the ACL of the current plan (the `[[hub.acl]]` entries of the file as
+/// last reloaded) replaces the configured entries, from the very next
+/// request after a reload on.
 #[derive(Debug, Clone)]
 pub(crate) struct Policy {
     entries: Vec<AclEntry>,
     append_only: bool,
     private_repos: bool,
+    plan: Option<tokio::sync::watch::Receiver<std::sync::Arc<crate::ControlPlan>>>,
 }
 
 /// How specifically `pattern` matches `repo` (higher is more specific), or
@@ -36,13 +40,24 @@ impl Policy {
             entries: config.acl.clone(),
             append_only: config.append_only,
             private_repos: config.private_repos,
+            plan: config.control.as_ref().map(|c| c.plan.clone()),
         }
     }
 
     /// The access `user` (`None`: anonymous, with `--no-auth`) has on `repo`.
     pub(crate) fn access(&self, user: Option<&str>, repo: &RepoPath) -> Access {
+        if let Some(rx) = &self.plan {
+            let plan = std::sync::Arc::clone(&rx.borrow());
+            if let Some(acl) = &plan.hub_acl {
+                return self.decide(acl, user, repo);
+            }
+        }
+        self.decide(&self.entries, user, repo)
+    }
+
+    fn decide(&self, entries: &[AclEntry], user: Option<&str>, repo: &RepoPath) -> Access {
         let mut best: Option<(u32, bool, Access)> = None;
-        for e in &self.entries {
+        for e in entries {
             let named = match user {
                 Some(u) if e.user == u => true,
                 _ if e.user == "*" => false,

@@ -121,17 +121,51 @@ struct FileStamp {
 struct Loaded {
     users: Arc<HashMap<String, String>>,
     stamp: Option<FileStamp>,
-    checked: Instant,
+}
+
+/// What a password check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// The credentials match the file.
+    Valid,
+    /// Unknown user or wrong password.
+    Invalid,
+    /// Too many password checks at once: refused without checking.
+    Busy,
 }
 
 /// The htpasswd file, its users, and the cache of verified credentials.
-#[derive(Debug)]
+///
+/// The file is watched by a thread of its own (never on the async
+/// runtime): a changed file is re-read and swapped in, and the cache of
+/// verified credentials is emptied in the same step, so the very next
+/// request is judged by the new file.
 pub(crate) struct Htpasswd {
+    inner: Arc<Inner>,
+    /// Password checks admitted (running or waiting for a CPU slot).
+    admitted: Arc<tokio::sync::Semaphore>,
+    /// Password checks running at once.
+    running: Arc<tokio::sync::Semaphore>,
+    /// The cap of `admitted` (for the refusal's sentence).
+    max_checks: usize,
+}
+
+struct Inner {
     path: PathBuf,
     loaded: Mutex<Loaded>,
     /// SHA-256 of (user, password, stored hash) of credentials verified
     /// against the current file.
     verified: Mutex<HashSet<[u8; 32]>>,
+}
+
+impl std::fmt::Debug for Htpasswd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // never the hashes nor the cache
+        f.debug_struct("Htpasswd")
+            .field("path", &self.inner.path)
+            .field("max_checks", &self.max_checks)
+            .finish_non_exhaustive()
+    }
 }
 
 fn stamp(path: &Path) -> std::io::Result<FileStamp> {
@@ -155,67 +189,103 @@ fn load(path: &Path) -> Result<(HashMap<String, String>, FileStamp), HubError> {
     Ok((parse_htpasswd(&text, path)?, before))
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Inner {
+    /// Re-reads the file if its metadata changed (blocking: called from the
+    /// watcher thread only). A file that became unreadable or invalid keeps
+    /// the previous users (and is logged).
+    fn reload_if_changed(&self) {
+        let now = stamp(&self.path).ok();
+        if now == lock(&self.loaded).stamp {
+            return;
+        }
+        match load(&self.path) {
+            Ok((users, st)) => {
+                tracing::info!(
+                    "reloaded {} user(s) from {}",
+                    users.len(),
+                    self.path.display()
+                );
+                let mut loaded = lock(&self.loaded);
+                loaded.users = Arc::new(users);
+                loaded.stamp = Some(st);
+                // in the same critical section: no request sees the new
+                // users with the old cache
+                lock(&self.verified).clear();
+            }
+            Err(e) => {
+                tracing::error!("keeping the previous users: {e}");
+                lock(&self.loaded).stamp = now;
+            }
+        }
+    }
+}
+
 impl Htpasswd {
-    /// Loads `path` (it must exist and parse).
-    pub(crate) fn open(path: PathBuf) -> Result<Self, HubError> {
+    /// Loads `path` (it must exist and parse) and starts watching it; at
+    /// most `max_checks` password checks are admitted at once (the rest are
+    /// refused as [`Verdict::Busy`]).
+    pub(crate) fn open(path: PathBuf, max_checks: usize) -> Result<Self, HubError> {
         let (users, st) = load(&path)?;
         tracing::info!("loaded {} user(s) from {}", users.len(), path.display());
-        Ok(Self {
+        let inner = Arc::new(Inner {
             path,
             loaded: Mutex::new(Loaded {
                 users: Arc::new(users),
                 stamp: Some(st),
-                checked: Instant::now(),
             }),
             verified: Mutex::new(HashSet::new()),
+        });
+        let weak = Arc::downgrade(&inner);
+        let spawned = std::thread::Builder::new()
+            .name("htpasswd-watch".into())
+            .spawn(move || loop {
+                std::thread::sleep(RELOAD_CHECK);
+                // ends when the hub is gone
+                let Some(inner) = weak.upgrade() else { return };
+                inner.reload_if_changed();
+            });
+        if let Err(e) = spawned {
+            return Err(HubError::Config(format!(
+                "cannot start the thread that watches the htpasswd file: {e}"
+            )));
+        }
+        let max_checks = max_checks.max(1);
+        let cpus = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        Ok(Self {
+            inner,
+            admitted: Arc::new(tokio::sync::Semaphore::new(max_checks)),
+            running: Arc::new(tokio::sync::Semaphore::new(cpus.min(max_checks))),
+            max_checks,
         })
     }
 
-    /// The current users, reloading the file if it changed (checked at most
-    /// once a second). A file that became unreadable or invalid keeps the
-    /// previous users (and is logged).
-    fn users(&self) -> Arc<HashMap<String, String>> {
-        let mut loaded = self
-            .loaded
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if loaded.checked.elapsed() >= RELOAD_CHECK {
-            loaded.checked = Instant::now();
-            let now = stamp(&self.path).ok();
-            if now != loaded.stamp {
-                match load(&self.path) {
-                    Ok((users, st)) => {
-                        tracing::info!(
-                            "reloaded {} user(s) from {}",
-                            users.len(),
-                            self.path.display()
-                        );
-                        loaded.users = Arc::new(users);
-                        loaded.stamp = Some(st);
-                        self.verified
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .clear();
-                    }
-                    Err(e) => {
-                        tracing::error!("keeping the previous users: {e}");
-                        loaded.stamp = now;
-                    }
-                }
-            }
-        }
-        Arc::clone(&loaded.users)
+    /// The cap on password checks at once.
+    pub(crate) fn max_checks(&self) -> usize {
+        self.max_checks
     }
 
-    /// True if the credentials match the file. bcrypt runs on the blocking
-    /// pool; successes are cached (keyed by a SHA-256 of user, password and
-    /// stored hash, so a changed entry is verified again).
-    pub(crate) async fn check(&self, creds: &Credentials) -> bool {
+    /// The current users (as last loaded by the watcher).
+    fn users(&self) -> Arc<HashMap<String, String>> {
+        Arc::clone(&lock(&self.inner.loaded).users)
+    }
+
+    /// Whether the credentials match the file. bcrypt runs on the blocking
+    /// pool, at most as many at once as there are CPUs, with at most
+    /// `max_checks` admitted (running or waiting); beyond that the answer
+    /// is [`Verdict::Busy`] at once. Successes are cached (keyed by a
+    /// SHA-256 of user, password and stored hash, so a changed entry is
+    /// verified again).
+    pub(crate) async fn check(&self, creds: &Credentials) -> Verdict {
         let users = self.users();
         let (hash, known) = match users.get(&creds.user) {
             Some(h) => (h.clone(), true),
             None => (String::new(), false),
         };
+        drop(users);
         let mut hasher = Sha256::new();
         for part in [
             creds.user.as_bytes(),
@@ -226,15 +296,15 @@ impl Htpasswd {
             hasher.update(part);
         }
         let key: [u8; 32] = hasher.finalize().into();
-        if known
-            && self
-                .verified
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .contains(&key)
-        {
-            return true;
+        if known && lock(&self.inner.verified).contains(&key) {
+            return Verdict::Valid;
         }
+        let Ok(_admitted) = Arc::clone(&self.admitted).try_acquire_owned() else {
+            return Verdict::Busy;
+        };
+        let Ok(_running) = Arc::clone(&self.running).acquire_owned().await else {
+            return Verdict::Busy;
+        };
         let password = creds.password.clone();
         let hash2 = hash.clone();
         let ok = tokio::task::spawn_blocking(move || {
@@ -243,40 +313,87 @@ impl Htpasswd {
         })
         .await
         .unwrap_or(false);
-        if ok && known {
-            let mut verified = self
-                .verified
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if verified.len() >= CACHE_MAX {
-                verified.clear();
-            }
-            verified.insert(key);
+        if !(ok && known) {
+            return Verdict::Invalid;
         }
-        ok && known
+        // still the same entry? (the file may have changed meanwhile)
+        if self.users().get(&creds.user) != Some(&hash) {
+            return Verdict::Invalid;
+        }
+        let mut verified = lock(&self.inner.verified);
+        if verified.len() >= CACHE_MAX {
+            verified.clear();
+        }
+        verified.insert(key);
+        Verdict::Valid
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    window_start: Instant,
+    count: u32,
+    blocked_until: Option<Instant>,
+    /// Insertion order (for evicting the oldest entry).
+    seq: u64,
+}
+
+/// What the failure counter is keyed by: an IPv4 address, or the /64 of an
+/// IPv6 address (one host usually holds a whole /64, so rotating addresses
+/// inside it gains nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Source {
+    V4(u32),
+    V6Net(u64),
+}
+
+fn source_of(ip: IpAddr) -> Source {
+    match ip {
+        IpAddr::V4(a) => Source::V4(u32::from(a)),
+        IpAddr::V6(a) => match a.to_ipv4_mapped() {
+            Some(v4) => Source::V4(u32::from(v4)),
+            None => Source::V6Net((u128::from(a) >> 64) as u64),
+        },
     }
 }
 
 #[derive(Debug, Default)]
-struct Failures {
-    window_start: Option<Instant>,
-    count: u32,
-    blocked_until: Option<Instant>,
+struct Table {
+    map: HashMap<Source, Failures>,
+    order: std::collections::VecDeque<(Source, u64)>,
+    next_seq: u64,
 }
 
-/// Counts failed authentications per source address.
+/// Counts failed authentications per source (IPv4 address or IPv6 /64).
+/// The table holds at most `capacity` sources: expired entries go first,
+/// then the oldest; it never grows past the cap.
 #[derive(Debug)]
 pub(crate) struct RateLimiter {
     limit: u32,
-    map: Mutex<HashMap<IpAddr, Failures>>,
+    capacity: usize,
+    table: Mutex<Table>,
 }
+
+/// Default cap on the sources the failure counter remembers.
+pub(crate) const LIMITER_CAPACITY: usize = 10_000;
 
 impl RateLimiter {
     pub(crate) fn new(limit: u32) -> Self {
+        Self::with_capacity(limit, LIMITER_CAPACITY)
+    }
+
+    pub(crate) fn with_capacity(limit: u32, capacity: usize) -> Self {
         Self {
             limit,
-            map: Mutex::new(HashMap::new()),
+            capacity: capacity.max(1),
+            table: Mutex::new(Table::default()),
         }
+    }
+
+    /// How many sources the table holds now.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        lock(&self.table).map.len()
     }
 
     /// True while `ip` is refused.
@@ -284,11 +401,9 @@ impl RateLimiter {
         if self.limit == 0 {
             return false;
         }
-        let map = self
+        lock(&self.table)
             .map
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.get(&ip)
+            .get(&source_of(ip))
             .and_then(|f| f.blocked_until)
             .is_some_and(|t| Instant::now() < t)
     }
@@ -299,29 +414,58 @@ impl RateLimiter {
             return false;
         }
         let now = Instant::now();
-        let mut map = self
-            .map
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if map.len() > 10_000 {
-            map.retain(|_, f| {
-                f.blocked_until.is_some_and(|t| now < t)
-                    || f.window_start
-                        .is_some_and(|s| now.duration_since(s) < FAILURE_WINDOW)
-            });
-        }
-        let f = map.entry(ip).or_default();
-        match f.window_start {
-            Some(s) if now.duration_since(s) < FAILURE_WINDOW => f.count += 1,
-            _ => {
-                f.window_start = Some(now);
-                f.count = 1;
+        let key = source_of(ip);
+        let mut t = lock(&self.table);
+        let t = &mut *t;
+        if !t.map.contains_key(&key) {
+            if t.map.len() >= self.capacity {
+                let live = |f: &Failures| {
+                    f.blocked_until.is_some_and(|b| now < b)
+                        || now.duration_since(f.window_start) < FAILURE_WINDOW
+                };
+                t.map.retain(|_, f| live(f));
+                // still full: evict the oldest
+                while t.map.len() >= self.capacity {
+                    let Some((k, seq)) = t.order.pop_front() else {
+                        break;
+                    };
+                    if t.map.get(&k).is_some_and(|f| f.seq == seq) {
+                        t.map.remove(&k);
+                    }
+                }
             }
+            // forget order entries of removed sources now and then
+            if t.order.len() > 2 * self.capacity {
+                let map = &t.map;
+                t.order
+                    .retain(|(k, seq)| map.get(k).is_some_and(|f| f.seq == *seq));
+            }
+            let seq = t.next_seq;
+            t.next_seq += 1;
+            t.order.push_back((key, seq));
+            t.map.insert(
+                key,
+                Failures {
+                    window_start: now,
+                    count: 0,
+                    blocked_until: None,
+                    seq,
+                },
+            );
+        }
+        let Some(f) = t.map.get_mut(&key) else {
+            return false;
+        };
+        if now.duration_since(f.window_start) < FAILURE_WINDOW {
+            f.count += 1;
+        } else {
+            f.window_start = now;
+            f.count = 1;
         }
         if f.count >= self.limit {
             f.blocked_until = Some(now + BLOCK_FOR);
             f.count = 0;
-            f.window_start = None;
+            f.window_start = now;
             true
         } else {
             false
@@ -433,6 +577,31 @@ mod tests {
         let p = Path::new("h");
         assert!(parse_htpasswd("alice:{SHA}abc\n", p).is_err());
         assert!(parse_htpasswd("# c\n\nalice:$2y$05$abc\n", p).is_ok());
+    }
+
+    #[test]
+    fn rate_limiter_keys_by_ipv6_64_and_never_outgrows_its_cap() {
+        let rl = RateLimiter::with_capacity(2, 100);
+        // rotating addresses inside one /64 is one source
+        for i in 0..10u16 {
+            rl.failed(std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 2, i, i, i, i).into());
+        }
+        assert!(rl.blocked(std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 9, 9, 9, 1).into()));
+        assert!(!rl.blocked(std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 3, 0, 0, 0, 1).into()));
+        // IPv4-mapped IPv6 is the IPv4 address
+        let v4: IpAddr = [10, 0, 0, 1].into();
+        rl.failed(v4);
+        rl.failed(std::net::Ipv4Addr::new(10, 0, 0, 1).to_ipv6_mapped().into());
+        assert!(rl.blocked(v4));
+        // 100,000 distinct sources: the table stays at its cap
+        for i in 0..100_000u32 {
+            rl.failed(std::net::Ipv4Addr::from(0x0b00_0000 + i).into());
+            assert!(rl.len() <= 100);
+        }
+        assert_eq!(rl.len(), 100);
+        // the newest is remembered: its second failure blocks it
+        assert!(rl.failed(std::net::Ipv4Addr::from(0x0b00_0000 + 99_999).into()));
+        assert!(!rl.blocked(v4), "the oldest entry was evicted");
     }
 
     #[test]

@@ -137,8 +137,15 @@ pub struct HubConfig {
     pub shutdown_grace: Duration,
     /// Maximum number of request headers (431 beyond).
     pub max_headers: usize,
-    /// Failed authentications per source address per minute before 429.
+    /// Failed authentications per source (IPv4 address or IPv6 /64) per
+    /// minute before 429.
     pub auth_failure_limit: u32,
+    /// Connections served at once; one more gets a 503 with a sentence
+    /// (and is closed), never a hang.
+    pub max_connections: usize,
+    /// Password (bcrypt) checks admitted at once, running or waiting for a
+    /// CPU; one more is refused with a 503 at once.
+    pub max_auth_checks: usize,
     /// The control plane (`/api/v1`, `/ping`); `None`: those paths answer
     /// 404 and only the repository server runs.
     pub control: Option<crate::control::ControlConfig>,
@@ -147,6 +154,10 @@ pub struct HubConfig {
 impl HubConfig {
     /// Default maximum size of one file: 128 MiB (restic packs are smaller).
     pub const DEFAULT_MAX_FILE_SIZE: u64 = 128 << 20;
+    /// Default cap on connections served at once.
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+    /// Default cap on password checks at once.
+    pub const DEFAULT_MAX_AUTH_CHECKS: usize = 16;
     /// Default scrub interval: a week.
     pub const DEFAULT_SCRUB_INTERVAL: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -172,6 +183,8 @@ impl HubConfig {
             shutdown_grace: Duration::from_secs(30),
             max_headers: 100,
             auth_failure_limit: 10,
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+            max_auth_checks: Self::DEFAULT_MAX_AUTH_CHECKS,
             control: None,
         }
     }

@@ -16,7 +16,7 @@ use hyper::body::{Frame, Incoming};
 
 use crate::{
     acl::Policy,
-    auth::{parse_basic, parse_bearer, secrets_equal, Htpasswd, RateLimiter},
+    auth::{parse_basic, parse_bearer, secrets_equal, Htpasswd, RateLimiter, Verdict},
     config::{Access, HubConfig},
     metrics::{now_secs, rt, Metrics, RepoLabel, RequestLabels, StatusLabels},
     route::{self, Target},
@@ -29,8 +29,8 @@ pub(crate) type Body = UnsyncBoxBody<Bytes, io::Error>;
 const V2: &str = "application/vnd.x.restic.rest.v2";
 const V1: &str = "application/vnd.x.restic.rest.v1";
 
-/// Everything requests share.
-#[derive(Debug)]
+/// Everything requests share. Its `Debug` names no secret (the metrics
+/// token, the users' hashes and the plan's ping uuids stay out).
 pub(crate) struct State {
     pub(crate) config: HubConfig,
     pub(crate) store: Arc<dyn Store>,
@@ -45,6 +45,31 @@ pub(crate) struct State {
     /// Announces every stored snapshot file's repository (replication
     /// copies it soon after).
     pub(crate) uploads: tokio::sync::broadcast::Sender<bulwark_store::RepoPath>,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("store", &self.store.describe())
+            .field("htpasswd", &self.htpasswd)
+            .field(
+                "metrics_token",
+                &self.metrics_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("control", &self.control.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The `method` label: one of a fixed set, whatever the client sent.
+pub(crate) fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::DELETE => "DELETE",
+        _ => "other",
+    }
 }
 
 /// A refusal: status and a one-line reason (sent as the body).
@@ -84,11 +109,13 @@ impl From<bulwark_store::Error> for Fail {
 #[derive(Default)]
 struct Ctx {
     user: Option<String>,
+    /// The request was authenticated (or no authentication is configured).
+    authenticated: bool,
     bytes_in: u64,
     bytes_out: u64,
 }
 
-fn full(data: impl Into<Bytes>) -> Body {
+pub(crate) fn full(data: impl Into<Bytes>) -> Body {
     Full::new(data.into())
         .map_err(|never| match never {})
         .boxed_unsync()
@@ -120,6 +147,16 @@ fn fail_response(f: Fail) -> Response<Body> {
             HeaderValue::from_static("Basic realm=\"restic\""),
         );
     }
+    if f.0 == StatusCode::TOO_MANY_REQUESTS || f.0 == StatusCode::SERVICE_UNAVAILABLE {
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(if f.0 == StatusCode::TOO_MANY_REQUESTS {
+                "60"
+            } else {
+                "1"
+            }),
+        );
+    }
     r
 }
 
@@ -141,7 +178,7 @@ pub(crate) async fn handle(
             .requests
             .get_or_create(&StatusLabels {
                 repo: String::new(),
-                method: method.to_string(),
+                method: method_label(&method).to_owned(),
                 code: status.to_string(),
             })
             .inc();
@@ -156,31 +193,32 @@ pub(crate) async fn handle(
         return resp;
     }
     let target = route::parse(&path);
-    let repo_label = target
-        .as_ref()
-        .ok()
-        .and_then(Target::repo)
-        .map(ToString::to_string)
-        .unwrap_or_default();
+    let repo = target.as_ref().ok().and_then(Target::repo).cloned();
     let mut ctx = Ctx::default();
-    let resp = match respond(&state, peer, req, target, &repo_label, &mut ctx).await {
+    let resp = match respond(&state, peer, req, target, &mut ctx).await {
         Ok(r) => r,
         Err(f) => fail_response(f),
     };
     let status = resp.status().as_u16();
     let elapsed = start.elapsed();
+    // Labels only for authenticated requests to repositories that exist:
+    // junk from anyone must not create series.
+    let repo_label = repo
+        .filter(|r| ctx.authenticated && state.usage.known(r))
+        .map(|r| r.to_string())
+        .unwrap_or_default();
     let m = &state.metrics;
     m.requests
         .get_or_create(&StatusLabels {
             repo: repo_label.clone(),
-            method: method.to_string(),
+            method: method_label(&method).to_owned(),
             code: status.to_string(),
         })
         .inc();
     m.latency
         .get_or_create(&RequestLabels {
             repo: repo_label.clone(),
-            method: method.to_string(),
+            method: method_label(&method).to_owned(),
         })
         .observe(elapsed.as_secs_f64());
     tracing::info!(
@@ -213,20 +251,41 @@ impl Who {
     }
 }
 
+fn too_many_failures() -> Fail {
+    Fail::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many failed authentications from this address; try again in a minute",
+    )
+}
+
+/// Records a failed authentication (metrics and the per-source limiter).
+/// `repo`: the addressed repository, used as a label only if it exists.
+pub(crate) fn auth_failed(state: &State, peer: IpAddr, repo: Option<&RepoPath>) {
+    let repo = repo
+        .filter(|r| state.usage.known(r))
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    state
+        .metrics
+        .auth_failures
+        .get_or_create(&RepoLabel { repo })
+        .inc();
+    if state.limiter.failed(peer) {
+        tracing::warn!("too many failed authentications from {peer}; refusing it for a while");
+    }
+}
+
 async fn authenticate(
     state: &State,
     peer: IpAddr,
     headers: &HeaderMap,
-    repo_label: &str,
+    repo: Option<&RepoPath>,
 ) -> Result<Who, Fail> {
     if state.config.no_auth {
         return Ok(Who::Anonymous);
     }
     if state.limiter.blocked(peer) {
-        return Err(Fail::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many failed authentications; try again later",
-        ));
+        return Err(too_many_failures());
     }
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(Fail::new(
@@ -235,25 +294,21 @@ async fn authenticate(
         ));
     };
     let creds = parse_basic(value.as_bytes());
-    let ok = match (&creds, &state.htpasswd) {
+    let verdict = match (&creds, &state.htpasswd) {
         (Some(c), Some(h)) => h.check(c).await,
-        _ => false,
+        _ => Verdict::Invalid,
     };
     match creds {
-        Some(c) if ok => Ok(Who::User(c.user)),
+        Some(c) if verdict == Verdict::Valid => Ok(Who::User(c.user)),
+        _ if verdict == Verdict::Busy => Err(Fail::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the hub is checking the most passwords it checks at once ({}); try again in a moment",
+                state.htpasswd.as_ref().map_or(0, Htpasswd::max_checks)
+            ),
+        )),
         _ => {
-            state
-                .metrics
-                .auth_failures
-                .get_or_create(&RepoLabel {
-                    repo: repo_label.to_owned(),
-                })
-                .inc();
-            if state.limiter.failed(peer) {
-                tracing::warn!(
-                    "too many failed authentications from {peer}; refusing it for a while"
-                );
-            }
+            auth_failed(state, peer, repo);
             Err(Fail::new(
                 StatusCode::UNAUTHORIZED,
                 "wrong user name or password",
@@ -274,22 +329,19 @@ async fn metrics_allowed(
     }
     if let (Some(token), Some(value)) = (&state.metrics_token, headers.get(header::AUTHORIZATION)) {
         if let Some(given) = parse_bearer(value.as_bytes()) {
+            // limited like every other way in
+            if state.limiter.blocked(peer) {
+                return Err(too_many_failures());
+            }
             if secrets_equal(given, token) {
                 ctx.user = Some("(token)".into());
                 return Ok(());
             }
-            state
-                .metrics
-                .auth_failures
-                .get_or_create(&RepoLabel {
-                    repo: String::new(),
-                })
-                .inc();
-            state.limiter.failed(peer);
+            auth_failed(state, peer, None);
             return Err(Fail::new(StatusCode::UNAUTHORIZED, "wrong token"));
         }
     }
-    let who = authenticate(state, peer, headers, "").await?;
+    let who = authenticate(state, peer, headers, None).await?;
     let name = who.name().unwrap_or_default().to_owned();
     ctx.user = Some(name.clone());
     if mauth.users.contains(&name) {
@@ -320,11 +372,10 @@ fn require(state: &State, who: &Who, repo: &RepoPath, need: Access) -> Result<()
 }
 
 async fn respond(
-    state: &State,
+    state: &Arc<State>,
     peer: IpAddr,
     req: Request<Incoming>,
     target: Result<Target, route::BadPath>,
-    repo_label: &str,
     ctx: &mut Ctx,
 ) -> Result<Response<Body>, Fail> {
     let method = req.method().clone();
@@ -333,7 +384,15 @@ async fn respond(
             return Err(Fail::new(StatusCode::METHOD_NOT_ALLOWED, "only GET"));
         }
         metrics_allowed(state, peer, req.headers(), ctx).await?;
-        let text = state.metrics.render(&state.usage, &state.config.data);
+        ctx.authenticated = true;
+        // statvfs and /proc reads: off the async runtime
+        let st = Arc::clone(state);
+        let text =
+            tokio::task::spawn_blocking(move || st.metrics.render(&st.usage, &st.config.data))
+                .await
+                .map_err(|e| {
+                    Fail::new(StatusCode::INTERNAL_SERVER_ERROR, format!("metrics: {e}"))
+                })?;
         let mut r = response(StatusCode::OK, full(text));
         r.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -342,7 +401,9 @@ async fn respond(
         return Ok(r);
     }
     // Authenticate before saying anything about the path.
-    let who = authenticate(state, peer, req.headers(), repo_label).await?;
+    let repo = target.as_ref().ok().and_then(Target::repo);
+    let who = authenticate(state, peer, req.headers(), repo).await?;
+    ctx.authenticated = true;
     ctx.user = who.name().map(str::to_owned);
     let target = target.map_err(|e| Fail::new(StatusCode::BAD_REQUEST, e.0))?;
     let v2 = req.headers().get_all(header::ACCEPT).iter().any(|v| {

@@ -165,6 +165,16 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
+/// A `sysconf` value (the page size, clock ticks per second), or `default`
+/// where the system does not say.
+#[allow(clippy::useless_conversion)]
+fn sys_value(var: nix::unistd::SysconfVar, default: i64) -> i64 {
+    match nix::unistd::sysconf(var) {
+        Ok(Some(v)) if v > 0 => i64::from(v),
+        _ => default,
+    }
+}
+
 /// Seconds since the Unix epoch.
 pub(crate) fn now_secs() -> f64 {
     SystemTime::now()
@@ -528,6 +538,7 @@ impl Metrics {
     }
 
     /// Refreshes the usage, disk and process gauges and renders everything.
+    /// Blocking (statvfs, /proc): call it on a blocking thread.
     pub(crate) fn render(&self, usage: &Usage, data: &std::path::Path) -> String {
         if let Ok((free, total)) = crate::monitoring::disk_space(data) {
             self.disk_free.set(i64::try_from(free).unwrap_or(i64::MAX));
@@ -567,7 +578,7 @@ impl Metrics {
     /// RSS, CPU time and open descriptors from /proc/self (Linux; left at
     /// zero elsewhere).
     fn update_process(&self) {
-        let page = 4096i64;
+        let page = sys_value(nix::unistd::SysconfVar::PAGE_SIZE, 4096);
         if let Ok(statm) = std::fs::read_to_string("/proc/self/statm") {
             if let Some(rss) = statm
                 .split_whitespace()
@@ -584,8 +595,9 @@ impl Metrics {
                 // utime and stime are fields 14 and 15 (1-based) of the
                 // whole line: indexes 11 and 12 after the name.
                 let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-                // USER_HZ is 100 on every Linux architecture.
-                self.cpu.set((ticks(11) + ticks(12)) / 100.0);
+                #[allow(clippy::cast_precision_loss)]
+                let hz = sys_value(nix::unistd::SysconfVar::CLK_TCK, 100) as f64;
+                self.cpu.set((ticks(11) + ticks(12)) / hz);
             }
         }
         if let Ok(rd) = std::fs::read_dir("/proc/self/fd") {

@@ -98,7 +98,7 @@ impl Hub {
                     path.display()
                 )));
             }
-            Some(Htpasswd::open(path)?)
+            Some(Htpasswd::open(path, config.max_auth_checks)?)
         };
         let tls = config.tls.as_ref().map(load_tls).transpose()?;
         let metrics_token = config
@@ -163,6 +163,9 @@ impl Hub {
     ) -> Result<(), HubError> {
         let state = self.state;
         let local = listener.local_addr()?;
+        if self.tls.is_none() && !local.ip().is_loopback() {
+            tracing::warn!("{}", plain_http_warning(local));
+        }
         tracing::info!(
             "hub listening on {}://{local}, storing in {} ({} repositories)",
             if self.tls.is_some() { "https" } else { "http" },
@@ -228,6 +231,14 @@ impl Hub {
             .header_read_timeout(state.config.header_read_timeout)
             .max_headers(state.config.max_headers)
             .keep_alive(true);
+        let mut busy_http = http.clone();
+        busy_http.keep_alive(false);
+        let max_conns = state.config.max_connections.max(1);
+        let conns = Arc::new(tokio::sync::Semaphore::new(max_conns));
+        // connections being turned away (a 503 each) are capped as well;
+        // beyond that they are closed at once
+        let turning_away = Arc::new(tokio::sync::Semaphore::new(64));
+        let mut last_busy_log: Option<std::time::Instant> = None;
         let graceful = GracefulShutdown::new();
         tokio::pin!(shutdown);
         loop {
@@ -244,12 +255,48 @@ impl Hub {
                 () = &mut shutdown => break,
             };
             let _ = socket.set_nodelay(true);
+            let Ok(permit) = Arc::clone(&conns).try_acquire_owned() else {
+                if last_busy_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                    last_busy_log = Some(std::time::Instant::now());
+                    tracing::warn!(
+                        "serving the most connections allowed ({max_conns}); turning new ones away with 503 (raise max_connections in [hub] or --max-connections if this is legitimate load)"
+                    );
+                }
+                let Ok(slot) = Arc::clone(&turning_away).try_acquire_owned() else {
+                    drop(socket);
+                    continue;
+                };
+                let http = busy_http.clone();
+                let tls = self.tls.clone();
+                let handshake_timeout = state.config.header_read_timeout;
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    let svc = hyper::service::service_fn(move |_req| async move {
+                        Ok::<_, std::convert::Infallible>(busy_response(max_conns))
+                    });
+                    match tls {
+                        None => {
+                            let _ = http.serve_connection(TokioIo::new(socket), svc).await;
+                        }
+                        Some(acceptor) => {
+                            if let Ok(Ok(s)) =
+                                tokio::time::timeout(handshake_timeout, acceptor.accept(socket))
+                                    .await
+                            {
+                                let _ = http.serve_connection(TokioIo::new(s), svc).await;
+                            }
+                        }
+                    }
+                });
+                continue;
+            };
             let state = Arc::clone(&state);
             let http = http.clone();
             let watcher = graceful.watcher();
             let tls = self.tls.clone();
             let handshake_timeout = state.config.header_read_timeout;
             tokio::spawn(async move {
+                let _permit = permit;
                 let svc = service(Arc::clone(&state), peer);
                 match tls {
                     None => {
@@ -321,6 +368,36 @@ impl Hub {
     pub async fn scrub_now(&self) {
         scrub::scrub_once(&self.state).await;
     }
+}
+
+/// The start-up warning for plain HTTP on an address other hosts reach.
+pub(crate) fn plain_http_warning(local: SocketAddr) -> String {
+    format!(
+        "serving plain HTTP on {local}, which is not a loopback address: passwords, tokens and the agents' configuration cross the network readable and alterable by anyone on the path; serve HTTPS (tls_cert/tls_key in [hub], or --tls-cert/--tls-key), or listen on 127.0.0.1 behind a TLS proxy, or only on a WireGuard/Tailscale address"
+    )
+}
+
+/// The answer on a connection over the cap.
+fn busy_response(max: usize) -> http::Response<handler::Body> {
+    let body = format!(
+        "the hub is serving the most connections it allows at once ({max}); try again shortly (an administrator can raise max_connections in [hub] or --max-connections)\n"
+    );
+    let mut r = http::Response::new(handler::full(body));
+    *r.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+    let h = r.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    h.insert(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from_static("5"),
+    );
+    h.insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
+    r
 }
 
 fn c_state_dir(config: &HubConfig) -> String {

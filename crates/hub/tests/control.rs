@@ -663,7 +663,10 @@ async fn shutdown_does_not_wait_for_long_polls() {
 
 #[tokio::test]
 async fn leases() {
-    let h = start().await;
+    // both hosts' jobs use the same repository on a hub (leases are granted
+    // only on the repositories of a host's own jobs)
+    let h = start_with(&CONFIG.replace("/tmp/bulwark-control-test-repo", "rest:https://hub/main"))
+        .await;
     let lease = |kind: &str, job: &str| {
         serde_json::to_vec(
             &json!({"repository": "rest:https://hub/main", "kind": kind, "job": job}),
@@ -1080,4 +1083,170 @@ fn the_schema_check_rejects_what_the_document_does_not_allow() {
         let r = std::panic::catch_unwind(|| validate(&status, &bad, "bad"));
         assert!(r.is_err(), "accepted {bad}");
     }
+}
+
+/// A host leases only the repositories its own jobs use (403 with a
+/// sentence otherwise), a host the configuration names no jobs of gets no
+/// leases (404: its agent runs on the repository's locks), and one host
+/// holds at most 32 leases (429).
+#[tokio::test]
+async fn leases_only_on_own_repositories_and_capped_per_host() {
+    let text = CONFIG
+        .replace(
+            "[jobs.site]\nrepository = \"main\"",
+            "[repositories.web]\nurl = \"rest:https://hub:8000/web\"\npassword_file = \"/p\"\n\n[jobs.site]\nrepository = \"web\"",
+        )
+        .replace("/tmp/bulwark-control-test-repo", "rest:https://u:pw@HUB:8000/main/");
+    let h = start_with(&text).await;
+    let lease = |repo: &str| {
+        serde_json::to_vec(&json!({"repository": repo, "kind": "backup", "job": "photos"})).unwrap()
+    };
+    // the agent's key for its own repository: no credentials, lower-case host
+    let own = "rest:https://hub:8000/main";
+    let web = "rest:https://hub:8000/web";
+    let r = call(
+        &h,
+        "POST",
+        "/api/v1/agent/leases",
+        Some(&h.nas),
+        &lease(web),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(
+        js(&r)["error"]
+            .as_str()
+            .unwrap()
+            .contains("no job of host nas uses the repository"),
+        "{}",
+        r.text()
+    );
+    let r = call(
+        &h,
+        "POST",
+        "/api/v1/agent/leases",
+        Some(&h.nas),
+        &lease("rest:https://hub:8000/anything"),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    // web can lease its own
+    let r = call(
+        &h,
+        "POST",
+        "/api/v1/agent/leases",
+        Some(&h.web),
+        &lease(web),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    // a host without jobs in the configuration
+    let (_, ghost) = bulwark_hub::create_token(&h.state, TokenKind::Host("ghost".into())).unwrap();
+    let r = call(
+        &h,
+        "POST",
+        "/api/v1/agent/leases",
+        Some(&ghost),
+        &lease(own),
+    )
+    .await;
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert!(js(&r)["error"]
+        .as_str()
+        .unwrap()
+        .contains("names no jobs of host ghost"));
+    // the per-host cap
+    for i in 0..32 {
+        let r = call(
+            &h,
+            "POST",
+            "/api/v1/agent/leases",
+            Some(&h.nas),
+            &lease(own),
+        )
+        .await;
+        assert_eq!(r.status, 201, "lease {i}: {}", r.text());
+    }
+    let r = call(
+        &h,
+        "POST",
+        "/api/v1/agent/leases",
+        Some(&h.nas),
+        &lease(own),
+    )
+    .await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(
+        js(&r)["error"]
+            .as_str()
+            .unwrap()
+            .contains("already holds 32 leases"),
+        "{}",
+        r.text()
+    );
+    assert!(js(&r)["retry_after"].as_u64().unwrap() > 0);
+    // the cap is per host: web still gets one
+    let r = call(
+        &h,
+        "POST",
+        "/api/v1/agent/leases",
+        Some(&h.web),
+        &lease(web),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    h.server.stop().await;
+}
+
+/// Run history older than `run_history` is pruned (at start, then hourly),
+/// keeping each job's newest 20 runs.
+#[tokio::test]
+async fn run_history_is_pruned_after_its_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let (_, admin) = bulwark_hub::create_token(&state, TokenKind::Admin).unwrap();
+    let (_, nas) = bulwark_hub::create_token(&state, TokenKind::Host("nas".into())).unwrap();
+    let (c, _tx) = hub_config(dir.path(), &state, plan_of(CONFIG));
+    let server = Server::start(c.clone()).await;
+    let auth = format!("Bearer {nas}");
+    for i in 0..25 {
+        let body = serde_json::to_vec(&report("nas", "photos", &format!("{i:032x}"))).unwrap();
+        let r = req(
+            server.addr,
+            "POST",
+            "/api/v1/agent/runs",
+            None,
+            &[("Authorization", &auth)],
+            &body,
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    server.stop().await;
+
+    // restart with a retention every stored run is older than
+    let mut c = c;
+    c.control.as_mut().unwrap().run_history = Some(Duration::from_millis(1));
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let server = Server::start(c).await;
+    let auth = format!("Bearer {admin}");
+    let mut n = 0;
+    for _ in 0..600 {
+        let r = req(
+            server.addr,
+            "GET",
+            "/api/v1/runs?limit=1000",
+            None,
+            &[("Authorization", &auth)],
+            b"",
+        )
+        .await;
+        n = js(&r).as_array().unwrap().len();
+        if n == 20 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(n, 20, "each job keeps its newest 20 runs");
+    server.stop().await;
 }

@@ -12,8 +12,15 @@
 //! - Times are stored as Unix milliseconds; a report is stored as the JSON
 //!   the agent sent (re-serialized), with the columns queries need beside it.
 //!
-//! Everything here is synchronous; async code reaches it through
-//! [`Db::call`], which runs on the blocking pool.
+//! Everything here is synchronous; async code reaches it through [`Db`]:
+//! [`Db::call`] runs on the one writer connection's own thread,
+//! [`Db::read`] on one of a few read-only connections, each on a thread of
+//! its own (WAL lets readers run beside the writer). None of it uses the
+//! async runtime's blocking pool, which serves the repositories' IO: a slow
+//! or busy database cannot starve uploads.
+//! - Run history is kept for [`super::ControlConfig::run_history`] (90 days
+//!   by default), and always the newest [`KEEP_RUNS_PER_JOB`] runs of each
+//!   job and its newest success ([`prune_runs`]).
 
 use std::{
     path::{Path, PathBuf},
@@ -261,38 +268,114 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
     Ok(())
 }
 
-/// The database shared by requests.
+/// Work for a database thread.
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// Read-only connections (and threads) beside the writer.
+const READERS: usize = 2;
+/// Jobs waiting for a database thread before callers wait to queue more.
+const QUEUE: usize = 256;
+
+/// The database shared by requests: one writer connection on a thread of
+/// its own, and [`READERS`] read-only connections on threads of their own.
 #[derive(Debug, Clone)]
 pub(crate) struct Db {
-    conn: Arc<Mutex<Connection>>,
+    writer: tokio::sync::mpsc::Sender<Job>,
+    readers: tokio::sync::mpsc::Sender<Job>,
+}
+
+/// Opens a read-only connection to the database at `path`.
+fn open_read(path: &Path) -> Result<Connection, DbError> {
+    let c = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    c.busy_timeout(Duration::from_secs(10))?;
+    Ok(c)
+}
+
+/// Runs jobs from `rx` on `conn` on a new thread until every sender is gone.
+fn spawn_worker(
+    name: &str,
+    mut conn: Connection,
+    rx: Arc<Mutex<tokio::sync::mpsc::Receiver<Job>>>,
+) -> Result<(), DbError> {
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || loop {
+            let job = rx
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .blocking_recv();
+            let Some(job) = job else { return };
+            // a panicking job loses its answer, not the thread
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut conn)));
+        })
+        .map(|_| ())
+        .map_err(|e| DbError::Task(format!("cannot start a database thread: {e}")))
 }
 
 impl Db {
-    /// Opens the database of `state_dir` (on the blocking pool).
+    /// Opens (creating and migrating) the database of `state_dir` and
+    /// starts its threads.
     pub(crate) async fn open(state_dir: PathBuf) -> Result<Self, DbError> {
-        let conn = tokio::task::spawn_blocking(move || open(&state_dir))
-            .await
-            .map_err(|e| DbError::Task(e.to_string()))??;
+        let (writer, readers) = tokio::task::spawn_blocking(move || {
+            let w = open(&state_dir)?;
+            let path = state_dir.join(FILE_NAME);
+            let r = (0..READERS)
+                .map(|_| open_read(&path))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok::<_, DbError>((w, r))
+        })
+        .await
+        .map_err(|e| DbError::Task(e.to_string()))??;
+        let (wtx, wrx) = tokio::sync::mpsc::channel::<Job>(QUEUE);
+        spawn_worker("control-db-write", writer, Arc::new(Mutex::new(wrx)))?;
+        let (rtx, rrx) = tokio::sync::mpsc::channel::<Job>(QUEUE);
+        let rrx = Arc::new(Mutex::new(rrx));
+        for c in readers {
+            spawn_worker("control-db-read", c, Arc::clone(&rrx))?;
+        }
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
+            writer: wtx,
+            readers: rtx,
         })
     }
 
-    /// Runs `f` with the connection on the blocking pool.
+    /// Runs `f` on the writer connection (its own thread).
     pub(crate) async fn call<T, F>(&self, f: F) -> Result<T, DbError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, DbError> + Send + 'static,
     {
-        let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
-            let mut c = conn
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            f(&mut c)
-        })
-        .await
-        .map_err(|e| DbError::Task(e.to_string()))?
+        Self::run(&self.writer, f).await
+    }
+
+    /// Runs `f` on a read-only connection (a thread of its own): for
+    /// queries that change nothing. It sees every write whose `call`
+    /// returned before.
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, DbError> + Send + 'static,
+    {
+        Self::run(&self.readers, f).await
+    }
+
+    async fn run<T, F>(tx: &tokio::sync::mpsc::Sender<Job>, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, DbError> + Send + 'static,
+    {
+        let (otx, orx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |c| {
+            let _ = otx.send(f(c));
+        });
+        tx.send(job)
+            .await
+            .map_err(|_| DbError::Task("the database thread stopped".into()))?;
+        orx.await
+            .map_err(|_| DbError::Task("the database task failed (see the log)".into()))?
     }
 }
 
@@ -344,28 +427,28 @@ pub(crate) fn token_revoke(c: &Connection, id: i64) -> Result<bool, DbError> {
     Ok(c.execute("DELETE FROM tokens WHERE id = ?1", [id])? > 0)
 }
 
-/// The token with this hash; marks it used (at most once a minute).
-pub(crate) fn token_lookup(
-    c: &Connection,
-    hash: &str,
-    now: Timestamp,
-) -> Result<Option<TokenRow>, DbError> {
-    let row = c
-        .query_row(
-            "SELECT id, hash, host, created, last_used FROM tokens WHERE hash = ?1",
-            [hash],
-            token_row,
-        )
-        .optional()?;
-    if let Some(r) = &row {
-        if r.last_used.is_none_or(|t| ms(now) - t >= 60_000) {
-            c.execute(
-                "UPDATE tokens SET last_used = ?1 WHERE id = ?2",
-                params![ms(now), r.id],
-            )?;
-        }
-    }
-    Ok(row)
+/// The token with this hash (read-only).
+pub(crate) fn token_find(c: &Connection, hash: &str) -> Result<Option<TokenRow>, DbError> {
+    Ok(c.query_row(
+        "SELECT id, hash, host, created, last_used FROM tokens WHERE hash = ?1",
+        [hash],
+        token_row,
+    )
+    .optional()?)
+}
+
+/// Whether `row`'s `last_used` is due an update (at most once a minute).
+pub(crate) fn token_touch_due(row: &TokenRow, now: Timestamp) -> bool {
+    row.last_used.is_none_or(|t| ms(now) - t >= 60_000)
+}
+
+/// Marks token `id` used now.
+pub(crate) fn token_touch(c: &Connection, id: i64, now: Timestamp) -> Result<(), DbError> {
+    c.execute(
+        "UPDATE tokens SET last_used = ?1 WHERE id = ?2",
+        params![ms(now), id],
+    )?;
+    Ok(())
 }
 
 // ---------------------------------------------------------- hosts & jobs
@@ -716,6 +799,37 @@ pub(crate) fn list_snapshots(
         .collect())
 }
 
+/// Runs kept per job whatever their age.
+pub(crate) const KEEP_RUNS_PER_JOB: i64 = 20;
+
+/// Deletes runs received before `before`, except each job's newest
+/// `keep` runs and its newest success, and delivered commands older than
+/// `before`. Returns the number of runs deleted.
+pub(crate) fn prune_runs(
+    c: &mut Connection,
+    before: Timestamp,
+    keep: i64,
+) -> Result<usize, DbError> {
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let n = tx.execute(
+        "DELETE FROM runs WHERE received < ?1 AND id NOT IN (
+           SELECT id FROM (
+             SELECT id, ROW_NUMBER() OVER (PARTITION BY host, job ORDER BY started DESC, id DESC) AS n
+             FROM runs) WHERE n <= ?2
+           UNION
+           SELECT id FROM (
+             SELECT id, ROW_NUMBER() OVER (PARTITION BY host, job ORDER BY finished DESC, id DESC) AS n
+             FROM runs WHERE status = 'success') WHERE n = 1)",
+        params![ms(before), keep],
+    )?;
+    tx.execute(
+        "DELETE FROM commands WHERE delivered IS NOT NULL AND delivered < ?1",
+        params![ms(before)],
+    )?;
+    tx.commit()?;
+    Ok(n)
+}
+
 // -------------------------------------------------------------- commands
 
 /// Queues a run command for `host`.
@@ -821,6 +935,65 @@ mod tests {
         let err = open(dir.path()).unwrap_err();
         assert!(matches!(err, DbError::TooNew { found: 99, .. }), "{err}");
         assert!(err.to_string().contains("newer"), "{err}");
+    }
+
+    #[test]
+    fn run_history_is_pruned_but_keeps_each_jobs_newest_runs_and_success() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = open(dir.path()).unwrap();
+        let day = 86_400_000i64;
+        let now = ms(Timestamp::now());
+        let mut n = 0;
+        let mut add = |c: &Connection, job: &str, status: &str, age_days: i64| {
+            n += 1;
+            let t = now - age_days * day + n; // distinct, increasing times
+            c.execute(
+                "INSERT INTO runs (host, report_id, job, kind, trigger, started, finished, status, report, received)
+                 VALUES ('nas', ?1, ?2, 'backup', 'schedule', ?3, ?3, ?4, '{}', ?3)",
+                params![format!("r{n}"), job, t, status],
+            )
+            .unwrap();
+        };
+        // "many": 30 old runs; "few": 5 old runs; "fresh": 3 new runs;
+        // "failing": an old success, then 25 old failures
+        for _ in 0..30 {
+            add(&c, "many", "success", 200);
+        }
+        for _ in 0..5 {
+            add(&c, "few", "success", 200);
+        }
+        for _ in 0..3 {
+            add(&c, "fresh", "failed", 1);
+        }
+        add(&c, "failing", "success", 300);
+        for _ in 0..25 {
+            add(&c, "failing", "failed", 200);
+        }
+        let deleted = prune_runs(&mut c, ts(now - 90 * day), KEEP_RUNS_PER_JOB).unwrap();
+        let count = |c: &Connection, job: &str| -> i64 {
+            c.query_row("SELECT COUNT(*) FROM runs WHERE job = ?1", [job], |r| {
+                r.get(0)
+            })
+            .unwrap()
+        };
+        assert_eq!(count(&c, "many"), 20);
+        assert_eq!(count(&c, "few"), 5);
+        assert_eq!(count(&c, "fresh"), 3);
+        assert_eq!(count(&c, "failing"), 21, "20 newest + the last success");
+        let success: i64 = c
+            .query_row(
+                "SELECT COUNT(*) FROM runs WHERE job = 'failing' AND status = 'success'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(success, 1);
+        assert_eq!(deleted, 15);
+        // pruning again deletes nothing
+        assert_eq!(
+            prune_runs(&mut c, ts(now - 90 * day), KEEP_RUNS_PER_JOB).unwrap(),
+            0
+        );
     }
 
     #[test]

@@ -133,6 +133,15 @@ impl Leases {
         Ok((id, expires))
     }
 
+    /// How many leases `host` holds now.
+    pub(crate) fn held_by(&mut self, host: &str, now: Timestamp) -> usize {
+        self.purge(now);
+        self.repos
+            .values()
+            .map(|r| r.held.iter().filter(|h| h.host == host).count())
+            .sum()
+    }
+
     /// Releases lease `id` held by `host`; false if there is no such lease
     /// (or another host holds it).
     pub(crate) fn release(&mut self, id: &str, host: &str, now: Timestamp) -> bool {

@@ -58,6 +58,10 @@ use db::Db;
 use lease::Leases;
 use state::PingKind;
 
+/// Leases one host may hold at once (a host runs a handful of jobs; a
+/// crashed agent's leases lapse after the TTL).
+pub(crate) const MAX_LEASES_PER_HOST: usize = 32;
+
 /// Largest ping body stored (longer ones are truncated).
 pub const MAX_PING_BODY: usize = 10 * 1024;
 
@@ -79,9 +83,15 @@ pub struct ControlConfig {
     /// Monitoring of the plan's `[monitors]` with notifications (None: the
     /// hub runs no monitors).
     pub monitoring: Option<crate::monitoring::MonitoringSettings>,
+    /// How long run history is kept (None: forever); each job's newest
+    /// runs and newest success are kept whatever their age. Pruned at
+    /// start and every hour.
+    pub run_history: Option<Duration>,
 }
 
 impl ControlConfig {
+    /// Default run history: 90 days.
+    pub const DEFAULT_RUN_HISTORY: Duration = Duration::from_secs(90 * 24 * 3600);
     /// Default lease lifetime: 12 hours.
     pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(12 * 3600);
 
@@ -99,6 +109,7 @@ impl ControlConfig {
                 lease_ttl: Self::DEFAULT_LEASE_TTL,
                 replication: None,
                 monitoring: None,
+                run_history: Some(Self::DEFAULT_RUN_HISTORY),
             },
             tx,
         )
@@ -110,6 +121,8 @@ impl ControlConfig {
 pub(crate) struct Control {
     pub(crate) db: Db,
     plan: watch::Receiver<Arc<ControlPlan>>,
+    /// How long run history is kept.
+    run_history: Option<Duration>,
     /// The hub's replication, once it runs (for the report endpoint).
     replication: std::sync::OnceLock<std::sync::Weak<crate::replication::Replication>>,
     /// The hub's monitoring, once it runs.
@@ -132,6 +145,7 @@ impl Control {
         let c = Self {
             db,
             plan: cfg.plan.clone(),
+            run_history: cfg.run_history,
             recorded: tokio::sync::Mutex::new(None),
             wakers: Mutex::new(HashMap::new()),
             leases: Mutex::new(Leases::new(cfg.lease_ttl)),
@@ -213,17 +227,17 @@ impl Control {
     /// become late.
     pub(crate) async fn background(self: Arc<Self>) {
         let mut plan_rx = self.plan.clone();
+        let mut plan_open = true;
         let mut tick = tokio::time::interval(Duration::from_secs(30));
+        let mut prune = tokio::time::interval(Duration::from_secs(3600));
         let mut late: HashSet<(String, String)> = HashSet::new();
         loop {
             tokio::select! {
-                r = plan_rx.changed() => {
+                r = plan_rx.changed(), if plan_open => {
                     if r.is_err() {
-                        // fixed plan: only the lateness check remains
-                        loop {
-                            tick.tick().await;
-                            self.log_late(&mut late).await;
-                        }
+                        // fixed plan: only the periodic work remains
+                        plan_open = false;
+                        continue;
                     }
                     if let Err(e) = self.plan().await {
                         tracing::error!("control plane: {e}");
@@ -232,7 +246,31 @@ impl Control {
                     self.wake_all();
                 }
                 _ = tick.tick() => self.log_late(&mut late).await,
+                _ = prune.tick(), if self.run_history.is_some() => self.prune_history().await,
             }
+        }
+    }
+
+    /// Deletes run history older than `run_history` (each job's newest runs
+    /// and newest success stay); runs at start and then hourly.
+    async fn prune_history(&self) {
+        let Some(keep) = self.run_history else {
+            return;
+        };
+        let before = Timestamp::now()
+            .checked_sub(jiff::SignedDuration::try_from(keep).unwrap_or(jiff::SignedDuration::MAX))
+            .unwrap_or(Timestamp::MIN);
+        match self
+            .db
+            .call(move |c| db::prune_runs(c, before, db::KEEP_RUNS_PER_JOB))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                "run history: deleted {n} run(s) older than {} (run_history)",
+                humantime::format_duration(keep)
+            ),
+            Err(e) => tracing::error!("run history: cannot prune: {e}"),
         }
     }
 
@@ -261,7 +299,7 @@ impl Control {
         let h = only_host.clone();
         let facts = self
             .db
-            .call(move |c| db::facts(c, h.as_deref(), with_pings))
+            .read(move |c| db::facts(c, h.as_deref(), with_pings))
             .await?;
         Ok(build_view(
             &plan,
@@ -797,28 +835,21 @@ async fn authenticate(
     };
     let hash = token::hash(token);
     let h2 = hash.clone();
-    let row = ctl
-        .db
-        .call(move |c| db::token_lookup(c, &h2, Timestamp::now()))
-        .await?;
+    let row = ctl.db.read(move |c| db::token_find(c, &h2)).await?;
     match row {
-        Some(r) if bool::from(r.hash.as_bytes().ct_eq(hash.as_bytes())) => Ok(match r.host {
-            Some(h) => Who::Host(h),
-            None => Who::Admin,
-        }),
-        _ => {
-            state
-                .metrics
-                .auth_failures
-                .get_or_create(&crate::metrics::RepoLabel {
-                    repo: String::new(),
-                })
-                .inc();
-            if state.limiter.failed(peer) {
-                tracing::warn!(
-                    "too many failed authentications from {peer}; refusing it for a while"
-                );
+        Some(r) if bool::from(r.hash.as_bytes().ct_eq(hash.as_bytes())) => {
+            let now = Timestamp::now();
+            if db::token_touch_due(&r, now) {
+                let id = r.id;
+                ctl.db.call(move |c| db::token_touch(c, id, now)).await?;
             }
+            Ok(match r.host {
+                Some(h) => Who::Host(h),
+                None => Who::Admin,
+            })
+        }
+        _ => {
+            crate::handler::auth_failed(state, peer, None);
             Err(fail(StatusCode::UNAUTHORIZED, "invalid or revoked token"))
         }
     }
@@ -1059,14 +1090,14 @@ async fn api(
         }
         Ep::Runs => {
             let f = run_filter(&who, &q)?;
-            let runs = ctl.db.call(move |c| db::list_runs(c, &f)).await?;
+            let runs = ctl.db.read(move |c| db::list_runs(c, &f)).await?;
             Ok(json(StatusCode::OK, &runs))
         }
         Ep::Run => {
             let id: i64 = param(0)
                 .parse()
                 .map_err(|_| fail(StatusCode::BAD_REQUEST, "a run id is a number"))?;
-            let run = ctl.db.call(move |c| db::get_run(c, id)).await?;
+            let run = ctl.db.read(move |c| db::get_run(c, id)).await?;
             match run {
                 Some(r) if who.host().is_none_or(|h| h == r.report.host) => {
                     Ok(json(StatusCode::OK, &r))
@@ -1077,7 +1108,7 @@ async fn api(
         Ep::Snapshots => {
             let mut f = run_filter(&who, &q)?;
             f.status = None;
-            let snaps = ctl.db.call(move |c| db::list_snapshots(c, &f)).await?;
+            let snaps = ctl.db.read(move |c| db::list_snapshots(c, &f)).await?;
             Ok(json(StatusCode::OK, &snaps))
         }
         Ep::Report => {
@@ -1204,9 +1235,35 @@ async fn api(
                     "`job` must be 1-64 letters, digits, `-` or `_`",
                 ));
             }
+            let plan = ctl.plan().await?;
+            let Some(own) = plan.lease_keys.get(&host) else {
+                return Err(fail(
+                    StatusCode::NOT_FOUND,
+                    format!("the hub's configuration names no jobs of host {host}, so it grants that host no leases"),
+                )
+                .hint(format!("declare the jobs of host {host} in the hub's configuration; until then the agent runs on the repository's own locks")));
+            };
+            if !own.contains(&lr.repository) {
+                return Err(forbidden(format!(
+                    "no job of host {host} uses the repository {:?}: a host may lease only the repositories of its own jobs in the hub's configuration",
+                    lr.repository
+                ))
+                .hint("the agent's configuration differs from the hub's; let the agent fetch /api/v1/agent/config"));
+            }
+            let now = Timestamp::now();
+            let mut leases = lock(&ctl.leases);
+            let held = leases.held_by(&host, now);
+            if held >= MAX_LEASES_PER_HOST {
+                let mut f = fail(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!("host {host} already holds {held} leases, the most one host may hold; release one (or wait until they lapse)"),
+                );
+                f.body.retry_after = Some(60);
+                return Err(f);
+            }
             let id = hex::encode(rand::random::<[u8; 16]>());
-            let got =
-                lock(&ctl.leases).acquire(&lr.repository, lr.kind, &host, id, Timestamp::now());
+            let got = leases.acquire(&lr.repository, lr.kind, &host, id, now);
+            drop(leases);
             match got {
                 Ok((id, expires)) => {
                     tracing::info!(
@@ -1262,7 +1319,7 @@ async fn api(
                 }
             };
             let limit = limit_of(&q)?;
-            let list = ctl.db.call(move |c| alerts::list(c, open, limit)).await?;
+            let list = ctl.db.read(move |c| alerts::list(c, open, limit)).await?;
             Ok(json(StatusCode::OK, &list))
         }
         Ep::AlertResolve => {

@@ -70,6 +70,30 @@ pub struct ControlPlan {
     /// `[monitors.NAME]`, notifiers, routes, silences and `[alerts]`: what
     /// the hub's monitoring runs (see `crate::monitoring`).
     pub monitoring: Monitoring,
+    /// The `[[hub.acl]]` entries when the file has a `[hub]` section: they
+    /// replace [`crate::HubConfig::acl`] from the next request on, so a
+    /// reloaded file changes access at once. `None`: the configured
+    /// entries apply.
+    pub hub_acl: Option<Vec<crate::AclEntry>>,
+    /// Each host's lease keys: the repositories its own jobs and
+    /// maintenance use (see [`bulwark_config::RepoUrl::lease_key`]).
+    pub lease_keys: BTreeMap<String, std::collections::BTreeSet<String>>,
+}
+
+/// The hub's ACL entries of a `[hub]` section.
+pub fn hub_acl(hub: &bulwark_config::Hub) -> Vec<crate::AclEntry> {
+    hub.acl
+        .iter()
+        .map(|e| crate::AclEntry {
+            user: e.user.clone(),
+            repo: e.repo.clone(),
+            access: match e.access {
+                bulwark_config::HubAccess::Read => crate::Access::Read,
+                bulwark_config::HubAccess::Append => crate::Access::Append,
+                bulwark_config::HubAccess::Modify => crate::Access::Modify,
+            },
+        })
+        .collect()
 }
 
 /// The monitoring part of the plan.
@@ -186,6 +210,20 @@ impl ControlPlan {
                 },
             );
         }
+        for j in plan.jobs.values() {
+            let url = j
+                .repository
+                .as_ref()
+                .and_then(|r| cfg.repositories.get(r))
+                .map(|r| &r.url);
+            if let Some(url) = url {
+                plan.lease_keys
+                    .entry(j.host.clone())
+                    .or_default()
+                    .insert(url.lease_key(&j.host));
+            }
+        }
+        plan.hub_acl = cfg.hub.as_ref().map(hub_acl);
         plan.targets = cfg.targets.clone();
         plan.monitoring = Monitoring {
             monitors: cfg.monitors.clone(),

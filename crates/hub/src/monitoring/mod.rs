@@ -469,7 +469,7 @@ impl Monitoring {
                 {
                     replication.push((d, r));
                 }
-                MonitorCheck::Disk(k) if self.due(&d.name, k.interval) => self.disk(d, k),
+                MonitorCheck::Disk(k) if self.due(&d.name, k.interval) => self.disk(d, k).await,
                 _ => {}
             }
         }
@@ -480,7 +480,7 @@ impl Monitoring {
             let facts = self
                 .ctl
                 .db
-                .call(|c| crate::control::db::facts(c, None, false))
+                .read(|c| crate::control::db::facts(c, None, false))
                 .await?;
             let now = Timestamp::now();
             for (d, b) in backups {
@@ -491,7 +491,7 @@ impl Monitoring {
             let open = self
                 .ctl
                 .db
-                .call(|c| alerts::list(c, Some(true), 1000))
+                .read(|c| alerts::list(c, Some(true), 1000))
                 .await?;
             let mut engine = lock(&self.engine);
             for (d, r) in replication {
@@ -574,8 +574,13 @@ impl Monitoring {
         }
     }
 
-    fn disk(&self, d: &MonitorDecl, k: &DiskCheck) {
-        let direct = match disk_space(&self.state.config.data) {
+    async fn disk(&self, d: &MonitorDecl, k: &DiskCheck) {
+        // statvfs may hang on a dead mount: never on the async runtime
+        let data = self.state.config.data.clone();
+        let space = tokio::task::spawn_blocking(move || disk_space(&data))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+        let direct = match space {
             Ok((free, total)) => {
                 let low = k.min_free.is_low(free, total);
                 let limit = match k.min_free {
@@ -841,7 +846,7 @@ impl Monitoring {
             let (n, next) = self
                 .ctl
                 .db
-                .call(|c| db::pending(c))
+                .read(|c| db::pending(c))
                 .await
                 .unwrap_or((0, None));
             self.pending.store(n, Ordering::Relaxed);

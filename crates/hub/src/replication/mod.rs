@@ -248,7 +248,7 @@ impl Replication {
         live: bool,
     ) -> Result<bulwark_api::ReplicationReport, crate::control::DbError> {
         let plan = Arc::clone(&self.ctl.plan_receiver().borrow());
-        let state = self.ctl.db.call(|c| db::all(c)).await?;
+        let state = self.ctl.db.read(|c| db::all(c)).await?;
         let targets: Vec<report::OpenedTarget> = if live {
             plan.targets
                 .values()
@@ -276,7 +276,7 @@ impl Replication {
         r.alerts = self
             .ctl
             .db
-            .call(|c| alerts::list(c, Some(true), 1000))
+            .read(|c| alerts::list(c, Some(true), 1000))
             .await?;
         // the report is about copies: monitors' outages are not its alerts
         r.alerts.retain(|a| a.kind.starts_with("replication."));
@@ -349,7 +349,7 @@ impl Replication {
         m.repl_last_verified.clear();
         let uploads = self.last_uploads();
         let now = Timestamp::now();
-        let rows = self.ctl.db.call(|c| db::all(c)).await.unwrap_or_default();
+        let rows = self.ctl.db.read(|c| db::all(c)).await.unwrap_or_default();
         for row in &rows {
             if !plan.targets.contains_key(&row.state.target) {
                 continue;
@@ -435,7 +435,7 @@ impl Replication {
         let seen = self
             .ctl
             .db
-            .call(|c| db::source_repos(c))
+            .read(|c| db::source_repos(c))
             .await
             .map_err(|e| e.to_string())?;
         all.extend(seen.iter().filter_map(|r| RepoPath::parse(r).ok()));
