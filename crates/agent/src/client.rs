@@ -341,3 +341,44 @@ fn describe(e: &reqwest::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_is_refused_only_off_loopback_and_unless_allowed() {
+        for local in [
+            "http://127.0.0.1:8000",
+            "http://127.1.2.3:80",
+            "http://[::1]:8000",
+            "http://localhost:8000",
+            "http://0.0.0.0:8130",
+            "https://192.0.2.1:8000",
+            "https://hub.lan",
+        ] {
+            assert!(!is_insecure_remote(local), "{local}");
+            assert!(check_transport(local, false).is_ok(), "{local}");
+        }
+        for remote in [
+            "http://192.0.2.1:8000",
+            "http://10.255.255.1",
+            "http://[2001:db8::1]:8000",
+            "http://hub.lan:8000",
+            "http://localhost.evil.example",
+        ] {
+            assert!(is_insecure_remote(remote), "{remote}");
+            assert!(
+                matches!(
+                    check_transport(remote, false),
+                    Err(AgentError::Insecure { .. })
+                ),
+                "{remote}"
+            );
+            assert!(check_transport(remote, true).is_ok(), "{remote}");
+        }
+        // refused before any connection: constructing the client is enough
+        assert!(HubClient::new("http://192.0.2.1:8000", "t".into(), None).is_err());
+        assert!(HubClient::with_options("http://192.0.2.1:8000", "t".into(), None, true).is_ok());
+    }
+}
