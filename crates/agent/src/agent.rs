@@ -36,6 +36,7 @@ use crate::{
     fsutil::{private_dir, write_atomic},
     queue::Queue,
     runner::{Executor, RunOutcome, RunRequest},
+    signing::ConfigKey,
     state::LastRuns,
 };
 
@@ -62,6 +63,10 @@ pub struct AgentOptions {
     pub poll_wait: Duration,
     /// How often a local config file is checked for changes.
     pub reload_every: Duration,
+    /// The public key a configuration fetched from the hub must be signed
+    /// with (`ConfigSource::Hub`: required; an unsigned or wrongly signed
+    /// file is refused and the last verified one keeps running).
+    pub config_key: Option<ConfigKey>,
 }
 
 /// A loaded configuration.
@@ -160,6 +165,9 @@ struct Shared {
     running: Mutex<Vec<RunningJob>>,
     in_flight: Mutex<BTreeSet<String>>,
     next_runs: Mutex<Vec<PlannedRun>>,
+    /// The hub's config version last refused (bad or missing signature):
+    /// not fetched again until the hub's version changes.
+    refused_version: Mutex<Option<String>>,
     deliver: Notify,
     wake: Notify,
     slot: tokio::sync::Mutex<()>,
@@ -200,6 +208,7 @@ impl Agent {
             running: Mutex::default(),
             in_flight: Mutex::default(),
             next_runs: Mutex::default(),
+            refused_version: Mutex::default(),
             deliver: Notify::new(),
             wake: Notify::new(),
             slot: tokio::sync::Mutex::new(()),
@@ -233,11 +242,19 @@ impl Agent {
             }
             ConfigSource::Hub => match fetch_config(&self.shared, &self.opts).await {
                 Ok(()) => Ok(()),
-                Err(e) if e.is_temporary() => {
+                Err(e) if e.is_temporary() || matches!(e, AgentError::Unverified { .. }) => {
                     let cached = self.opts.state_dir.join("config.json");
                     match load_cached(&self.opts, &cached) {
-                        Ok(l) => {
+                        Ok(l) if e.is_temporary() => {
                             tracing::warn!(error = %e, "hub unreachable; running from the cached configuration");
+                            self.shared.config.send_replace(Some(l));
+                            Ok(())
+                        }
+                        Ok(l) => {
+                            tracing::error!(
+                                "the hub's configuration is refused; running the last verified one: {e}{}",
+                                e.hint().map(|h| format!(" (hint: {h})")).unwrap_or_default()
+                            );
                             self.shared.config.send_replace(Some(l));
                             Ok(())
                         }
@@ -324,6 +341,10 @@ fn load_file(path: &std::path::Path, host: Option<&str>) -> Result<Loaded> {
 struct Cached {
     host: String,
     version: String,
+    /// The id of the key whose signature was verified before the copy was
+    /// written (None: written by an agent that did not verify).
+    #[serde(default)]
+    key: Option<String>,
 }
 
 fn load_cached(opts: &AgentOptions, meta: &std::path::Path) -> Result<Loaded> {
@@ -336,10 +357,66 @@ fn load_cached(opts: &AgentOptions, meta: &std::path::Path) -> Result<Loaded> {
         path: meta.to_path_buf(),
         reason: e.to_string(),
     })?;
+    if let Some(k) = &opts.config_key {
+        if c.key.as_deref() != Some(k.id().as_str()) {
+            return Err(AgentError::Config(format!(
+                "the cached configuration in {} was not verified with key {}; it is not used",
+                opts.state_dir.display(),
+                k.id()
+            )));
+        }
+    }
     let path = opts.state_dir.join("config.toml");
     let mut l = load_file(&path, Some(&c.host))?;
     l.version = Some(c.version);
     Ok(l)
+}
+
+/// Checks the signature of the hub's whole file and extracts this host's
+/// part from it here: the hub's own extract (`toml`) is never used, so a
+/// hub that edits the file or the extract cannot add a hook or a command.
+fn verified_extract(ac: &bulwark_api::AgentConfig, key: &ConfigKey) -> Result<String> {
+    let refuse = |problem: String, hint: &str| AgentError::Unverified {
+        problem,
+        hint: hint.to_string(),
+    };
+    let Some(file) = &ac.file else {
+        return Err(refuse(
+            "the hub sent no signed file (an older hub?)".into(),
+            "upgrade the hub to this agent's version",
+        ));
+    };
+    let sign_it = format!(
+        "sign the file on the admin machine: `bulwark config sign bulwark.toml --key config.key` \
+         (key {}), and put bulwark.toml.sig next to bulwark.toml on the hub",
+        key.id()
+    );
+    key.verify(file.as_bytes(), ac.signature.as_deref())
+        .map_err(|e| {
+            let hint = match e {
+                crate::signing::SignatureError::Mismatch { .. } => format!(
+                    "if you changed the file, {sign_it}; if you did not, the hub or the network altered it"
+                ),
+                crate::signing::SignatureError::OtherKey { .. } => format!(
+                    "sign with the key this agent trusts, or give the agent the new public key (--config-key); {sign_it}"
+                ),
+                _ => sign_it.clone(),
+            };
+            refuse(e.to_string(), &hint)
+        })?;
+    let origin = PathBuf::from(ac.source.as_deref().unwrap_or("/etc/bulwark/bulwark.toml"));
+    let cfg = bulwark_config::parse(file, &origin)
+        .map_err(|e| AgentError::Config(format!("the signed configuration is not valid:\n{e}")))?;
+    if cfg.hosts.is_empty() {
+        // a single-machine file: all of it is this host's
+        return Ok(file.clone());
+    }
+    bulwark_config::extract_host(file, &origin, &ac.host).map_err(|e| {
+        AgentError::Config(format!(
+            "the signed configuration has no part for host `{}`: {e}",
+            ac.host
+        ))
+    })
 }
 
 async fn fetch_config(shared: &Shared, opts: &AgentOptions) -> Result<()> {
@@ -350,6 +427,25 @@ async fn fetch_config(shared: &Shared, opts: &AgentOptions) -> Result<()> {
         });
     };
     let ac = hub.config().await?;
+    let Some(key) = &opts.config_key else {
+        return Err(AgentError::Setup {
+            message: "this agent takes its configuration from the hub but holds no key to check its signature; \
+                      a hub (or a network in the middle) could otherwise make it run any command"
+                .into(),
+            hint: "pass --config-key ed25519:… (or BULWARK_CONFIG_KEY), the public key `bulwark config keygen` printed; \
+                   or give the agent its own file with -c"
+                .into(),
+        });
+    };
+    let toml = match verified_extract(&ac, key) {
+        Ok(t) => t,
+        Err(e) => {
+            if let Ok(mut r) = shared.refused_version.lock() {
+                *r = Some(ac.version.clone());
+            }
+            return Err(e);
+        }
+    };
     if let Some(h) = &opts.host {
         if *h != ac.host {
             return Err(AgentError::Setup {
@@ -362,7 +458,7 @@ async fn fetch_config(shared: &Shared, opts: &AgentOptions) -> Result<()> {
         }
     }
     let path = opts.state_dir.join("config.toml");
-    write_atomic(&path, ac.toml.as_bytes(), 0o600)?;
+    write_atomic(&path, toml.as_bytes(), 0o600)?;
     let mut loaded = load_file(&path, Some(&ac.host))?;
     loaded.version = Some(ac.version.clone());
     write_atomic(
@@ -370,11 +466,15 @@ async fn fetch_config(shared: &Shared, opts: &AgentOptions) -> Result<()> {
         &serde_json::to_vec(&Cached {
             host: ac.host.clone(),
             version: ac.version,
+            key: Some(key.id()),
         })
         .unwrap_or_default(),
         0o600,
     )?;
-    tracing::info!(host = %ac.host, version = ?loaded.version, "configuration from the hub");
+    tracing::info!(host = %ac.host, version = ?loaded.version, key = %key.id(), "signed configuration from the hub verified");
+    if let Ok(mut r) = shared.refused_version.lock() {
+        *r = None;
+    }
     shared.config.send_replace(Some(loaded));
     shared.wake.notify_one();
     Ok(())
@@ -764,12 +864,17 @@ async fn poller(shared: Arc<Shared>, opts: AgentOptions, commands: mpsc::Sender<
                     }
                 }
                 let current = loaded.and_then(|l| l.version);
+                let refused = shared.refused_version.lock().ok().and_then(|r| r.clone());
                 if opts.config == ConfigSource::Hub
                     && resp.config_version.is_some()
                     && resp.config_version != current
+                    && resp.config_version != refused
                 {
                     if let Err(e) = fetch_config(&shared, &opts).await {
-                        tracing::error!("could not apply the hub's new configuration: {e}");
+                        tracing::error!(
+                            "the hub's new configuration is refused; the last verified one keeps running: {e}{}",
+                            e.hint().map(|h| format!(" (hint: {h})")).unwrap_or_default()
+                        );
                     }
                 }
             }

@@ -51,10 +51,61 @@ pub fn read_token(path: &Path) -> Result<String> {
     Ok(token)
 }
 
+/// Is `url` plain `http://` to a host that is not this machine? Decided
+/// from the URL alone, before any connection (names other than
+/// `localhost` are not resolved: they count as remote).
+pub fn is_insecure_remote(url: &str) -> bool {
+    let Ok(u) = reqwest::Url::parse(url) else {
+        return false;
+    };
+    if u.scheme() != "http" {
+        return false;
+    }
+    let Some(host) = u.host_str() else {
+        return true;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => !(ip.is_loopback() || ip.is_unspecified()),
+        Err(_) => {
+            let d = host.trim_end_matches('.').to_ascii_lowercase();
+            !(d == "localhost" || d.ends_with(".localhost"))
+        }
+    }
+}
+
+/// Refuses plain `http://` to a remote hub unless `allowed`.
+pub fn check_transport(url: &str, allowed: bool) -> Result<()> {
+    if allowed || !is_insecure_remote(url) {
+        return Ok(());
+    }
+    Err(AgentError::Insecure {
+        message: format!(
+            "refusing plain http:// to the hub at {url}: whoever can see or alter that traffic \
+             could read the token and make the hub's answers its own"
+        ),
+        hint: "use https:// (with ca_file for a private CA); only over a link that encrypts on its own \
+               (WireGuard, Tailscale) set allow_insecure_http = true in [agent] or pass --allow-insecure-http"
+            .into(),
+    })
+}
+
 impl HubClient {
     /// A client for `base` (`http(s)://host:port`), trusting `ca_file` in
-    /// addition to the system roots when given.
+    /// addition to the system roots when given. Plain `http://` to a hub
+    /// that is not on loopback is refused (see [`HubClient::with_options`]).
     pub fn new(base: &str, token: String, ca_file: Option<&Path>) -> Result<Self> {
+        Self::with_options(base, token, ca_file, false)
+    }
+
+    /// Like [`HubClient::new`]; `allow_insecure_http` permits plain
+    /// `http://` to a remote hub (for a WireGuard/Tailscale link).
+    pub fn with_options(
+        base: &str,
+        token: String,
+        ca_file: Option<&Path>,
+        allow_insecure_http: bool,
+    ) -> Result<Self> {
         let base = base.trim_end_matches('/').to_string();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(AgentError::Setup {
@@ -62,6 +113,7 @@ impl HubClient {
                 hint: "give it as https://hub.lan:8000".into(),
             });
         }
+        check_transport(&base, allow_insecure_http)?;
         // one TLS crypto provider (ring) for the process
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut b = reqwest::Client::builder()
@@ -107,10 +159,7 @@ impl HubClient {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| AgentError::Unreachable(describe(&e)))?;
+        let resp = req.send().await.map_err(|e| transport_error(&e))?;
         let status = resp.status();
         let bytes = resp
             .bytes()
@@ -250,6 +299,29 @@ impl HubClient {
     }
 }
 
+/// A certificate problem is permanent (never retried) and says how to fix
+/// it; anything else on the way is temporary.
+fn transport_error(e: &reqwest::Error) -> AgentError {
+    let text = describe(e);
+    let cert = [
+        "certificate",
+        "UnknownIssuer",
+        "CaUsedAsEndEntity",
+        "NotValidForName",
+        "Expired",
+    ]
+    .iter()
+    .any(|k| text.contains(k));
+    if cert {
+        AgentError::Certificate {
+            message: format!("cannot connect to the hub: {text}"),
+            hint: "set ca_file = \"/path/ca.pem\" in [agent] or pass --ca-file (the CA that signed the hub's certificate)".into(),
+        }
+    } else {
+        AgentError::Unreachable(text)
+    }
+}
+
 /// reqwest's errors hide the cause behind "error sending request"; walk the
 /// chain for the useful part (connection refused, certificate, timeout).
 fn describe(e: &reqwest::Error) -> String {
@@ -269,8 +341,46 @@ fn describe(e: &reqwest::Error) -> String {
              `openssl req -x509 ... -addext basicConstraints=critical,CA:FALSE`, or sign it with a CA and give that as ca_file)"
         );
     }
-    if text.contains("UnknownIssuer") {
-        return format!("{text} (give the hub's certificate or its CA as [agent] ca_file)");
-    }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_is_refused_only_off_loopback_and_unless_allowed() {
+        for local in [
+            "http://127.0.0.1:8000",
+            "http://127.1.2.3:80",
+            "http://[::1]:8000",
+            "http://localhost:8000",
+            "http://0.0.0.0:8130",
+            "https://192.0.2.1:8000",
+            "https://hub.lan",
+        ] {
+            assert!(!is_insecure_remote(local), "{local}");
+            assert!(check_transport(local, false).is_ok(), "{local}");
+        }
+        for remote in [
+            "http://192.0.2.1:8000",
+            "http://10.255.255.1",
+            "http://[2001:db8::1]:8000",
+            "http://hub.lan:8000",
+            "http://localhost.evil.example",
+        ] {
+            assert!(is_insecure_remote(remote), "{remote}");
+            assert!(
+                matches!(
+                    check_transport(remote, false),
+                    Err(AgentError::Insecure { .. })
+                ),
+                "{remote}"
+            );
+            assert!(check_transport(remote, true).is_ok(), "{remote}");
+        }
+        // refused before any connection: constructing the client is enough
+        assert!(HubClient::new("http://192.0.2.1:8000", "t".into(), None).is_err());
+        assert!(HubClient::with_options("http://192.0.2.1:8000", "t".into(), None, true).is_ok());
+    }
 }

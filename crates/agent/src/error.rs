@@ -41,6 +41,31 @@ pub enum AgentError {
         /// Seconds to wait, when the hub said (409 on leases, 429).
         retry_after: Option<u64>,
     },
+    /// The hub's configuration is not signed, or not by the trusted key, or
+    /// was changed after signing: it is not run.
+    #[error("the hub's configuration is refused: {problem}")]
+    Unverified {
+        /// What is wrong with the signature.
+        problem: String,
+        /// How to fix it.
+        hint: String,
+    },
+    /// A TLS certificate could not be verified (permanent: never retried).
+    #[error("{message}")]
+    Certificate {
+        /// What is wrong, with the TLS library's reason.
+        message: String,
+        /// How to fix it.
+        hint: String,
+    },
+    /// Plain http:// to a hub that is not on loopback, not allowed.
+    #[error("{message}")]
+    Insecure {
+        /// What is wrong.
+        message: String,
+        /// How to fix it.
+        hint: String,
+    },
     /// The agent was set up wrongly (token file missing, bad URL, ...).
     #[error("{message}")]
     Setup {
@@ -52,6 +77,17 @@ pub enum AgentError {
 }
 
 impl AgentError {
+    /// How to fix it, when known.
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            Self::Unverified { hint, .. }
+            | Self::Certificate { hint, .. }
+            | Self::Insecure { hint, .. }
+            | Self::Setup { hint, .. } => Some(hint),
+            _ => None,
+        }
+    }
+
     /// True when retrying later may succeed (network trouble, 5xx, 429).
     pub fn is_temporary(&self) -> bool {
         match self {

@@ -7,7 +7,11 @@ use crate::error::{AgentError, Result};
 /// Writes `bytes` to `path` so that a crash leaves either the old or the new
 /// content, never a mix. `mode` is applied to the new file (e.g. 0o600).
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    // `nas.token` has the parent "" (not "."): fsync "." then
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

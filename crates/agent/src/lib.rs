@@ -27,6 +27,7 @@
 //!     config: ConfigSource::File("/etc/bulwark/bulwark.toml".into()),
 //!     poll_wait: Duration::from_secs(30),
 //!     reload_every: Duration::from_secs(5),
+//!     config_key: None,
 //! };
 //! let token = read_token("/etc/bulwark/agent.token".as_ref())?;
 //! let hub = HubClient::new("https://hub.lan:8000", token, None)?;
@@ -49,6 +50,7 @@ mod fsutil;
 pub mod monitors;
 pub mod queue;
 pub mod runner;
+pub mod signing;
 pub mod sqlite;
 pub mod state;
 
@@ -58,3 +60,4 @@ pub use clock::{Clock, SystemClock, TokioClock};
 pub use error::{AgentError, Result};
 pub use fsutil::write_atomic;
 pub use runner::{parse_report, Executor, ProcessExecutor, RunOutcome, RunRequest};
+pub use signing::{ConfigKey, SignatureError, SigningSecret};

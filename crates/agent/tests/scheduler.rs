@@ -96,6 +96,7 @@ async fn drive(
         config: ConfigSource::Hub, // not used: the config is given
         poll_wait: Duration::from_secs(30),
         reload_every: Duration::from_secs(5),
+        config_key: None,
     };
     let agent = Agent::new(opts, None, Arc::new(exec), clock, stop).unwrap();
     agent.use_config(loaded);

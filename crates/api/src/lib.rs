@@ -365,6 +365,20 @@ pub struct AgentConfig {
     /// TOML text: this host's jobs, maintenance and the repositories they
     /// use — paths to secret files only, never secrets.
     pub toml: String,
+    /// The hub's whole configuration file, byte for byte as the
+    /// administrator signed it: an agent that holds a `config_key` verifies
+    /// [`AgentConfig::signature`] over it and extracts its own part itself
+    /// (never trusting `toml`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// The detached signature (`bulwark.toml.sig`) the hub found next to the
+    /// file, relayed unchanged; None when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+    /// Where the hub reads the file: relative paths in it are relative to
+    /// this file's directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// Kinds of repository lease.

@@ -33,6 +33,11 @@ pub(crate) struct AgentArgs {
     /// Longest wait of one long-poll to the hub, in seconds.
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     pub(crate) poll_wait: u64,
+    /// The public key (`ed25519:…` from `bulwark config keygen`, or a file
+    /// holding it) the hub's configuration must be signed with [default:
+    /// [agent] config_key]. Required when the configuration comes from the hub.
+    #[arg(long, env = "BULWARK_CONFIG_KEY", value_name = "KEY")]
+    pub(crate) config_key: Option<String>,
 }
 
 /// `bulwark up`.
@@ -193,10 +198,25 @@ pub(crate) fn stop_on_signal() -> (
 }
 
 fn agent_error(e: bulwark_agent::AgentError) -> anyhow::Error {
-    match e {
-        bulwark_agent::AgentError::Setup { message, hint } => fail(message, hint),
-        other => fail(other.to_string(), "see docs/agent.md"),
+    match e.hint() {
+        Some(h) => {
+            let h = h.to_string();
+            fail(e.to_string(), h)
+        }
+        None => fail(e.to_string(), "see docs/agent.md"),
     }
+}
+
+/// The CA file for connections to the hub: --ca-file, else [agent] ca_file.
+pub(crate) fn ca_file(g: &Global, cfg: Option<&bulwark_config::Config>) -> Option<PathBuf> {
+    g.ca_file
+        .clone()
+        .or_else(|| cfg.and_then(|c| c.agent.ca_file.clone()))
+}
+
+/// --allow-insecure-http, or [agent] allow_insecure_http.
+pub(crate) fn allow_insecure(g: &Global, cfg: Option<&bulwark_config::Config>) -> bool {
+    g.allow_insecure_http || cfg.is_some_and(|c| c.agent.allow_insecure_http)
 }
 
 /// Default state directory: /var/lib/bulwark/agent for root, else under $XDG_STATE_HOME.
@@ -221,6 +241,13 @@ fn child_args(g: &Global) -> Vec<String> {
     if g.no_cache {
         v.push("--no-cache".into());
     }
+    if let Some(ca) = &g.ca_file {
+        v.push("--ca-file".into());
+        v.push(ca.display().to_string());
+    }
+    if g.allow_insecure_http {
+        v.push("--allow-insecure-http".into());
+    }
     v
 }
 
@@ -244,7 +271,13 @@ pub(crate) fn agent(g: &Global, a: AgentArgs) -> Result<u8> {
         .clone()
         .or_else(|| cfg.as_ref().and_then(|c| c.agent.state_dir.clone()))
         .unwrap_or_else(default_state_dir);
-    let ca_file = cfg.as_ref().and_then(|c| c.agent.ca_file.clone());
+    let ca_file = ca_file(g, cfg.as_ref());
+    let config_key = a
+        .config_key
+        .clone()
+        .or_else(|| cfg.as_ref().and_then(|c| c.agent.config_key.clone()))
+        .map(|k| bulwark_agent::ConfigKey::parse_or_read(&k).map_err(agent_error))
+        .transpose()?;
     let source = match &g.config {
         Some(p) => ConfigSource::File(p.clone()),
         None if hub_url.is_some() => ConfigSource::Hub,
@@ -259,8 +292,13 @@ pub(crate) fn agent(g: &Global, a: AgentArgs) -> Result<u8> {
         (Some(url), Some(tf)) => {
             let token = bulwark_agent::read_token(tf).map_err(agent_error)?;
             Some(
-                bulwark_agent::HubClient::new(url, token, ca_file.as_deref())
-                    .map_err(agent_error)?,
+                bulwark_agent::HubClient::with_options(
+                    url,
+                    token,
+                    ca_file.as_deref(),
+                    allow_insecure(g, cfg.as_ref()),
+                )
+                .map_err(agent_error)?,
             )
         }
         (Some(_), None) => {
@@ -271,6 +309,14 @@ pub(crate) fn agent(g: &Global, a: AgentArgs) -> Result<u8> {
         }
         (None, _) => None,
     };
+    if source == ConfigSource::Hub && config_key.is_none() {
+        return Err(fail(
+            "this agent would take its configuration from the hub without a key to check its signature: \
+             a hub (or a network in the middle) could then make it run any command",
+            "pass --config-key ed25519:… (or BULWARK_CONFIG_KEY), the public key `bulwark config keygen` printed; \
+             or give the agent its own file with -c",
+        ));
+    }
     if hub.is_none() {
         tracing::warn!(
             "no hub configured: jobs run on their schedules, but runs are only logged here"
@@ -286,6 +332,7 @@ pub(crate) fn agent(g: &Global, a: AgentArgs) -> Result<u8> {
         config: source,
         poll_wait: Duration::from_secs(a.poll_wait.clamp(1, bulwark_api::MAX_POLL_WAIT)),
         reload_every: Duration::from_secs(2),
+        config_key,
     };
     let exec = ProcessExecutor {
         program: std::env::current_exe().map_err(|e| {
@@ -361,18 +408,31 @@ pub(crate) fn control_client(
             )
         })?;
     let token = bulwark_agent::read_token(&token_file).map_err(agent_error)?;
-    let ca = cfg.as_ref().and_then(|c| c.agent.ca_file.clone());
-    HubClient::new(&url, token, ca.as_deref()).map_err(agent_error)
+    let ca = ca_file(g, cfg.as_ref());
+    HubClient::with_options(&url, token, ca.as_deref(), allow_insecure(g, cfg.as_ref()))
+        .map_err(agent_error)
 }
 
 pub(crate) fn hub_call_error(e: bulwark_agent::AgentError) -> anyhow::Error {
+    let exit_with = |code: u8, message: String, hint: &str| {
+        anyhow::Error::new(crate::Exit {
+            code,
+            message,
+            hint: Some(hint.to_string()),
+        })
+    };
     match &e {
-        bulwark_agent::AgentError::Refused { status: 401, .. } => {
-            fail(e.to_string(), "the token is not valid on this hub")
-        }
-        bulwark_agent::AgentError::Refused { status: 403, .. } => {
-            fail(e.to_string(), "use an admin token")
-        }
+        bulwark_agent::AgentError::Refused { status: 401, message, .. } => exit_with(
+            exit::UNAUTHORIZED,
+            format!("the hub refused the token (HTTP 401: {message})"),
+            "the token is unknown or revoked on this hub: create a new one on the hub with \
+             `bulwark hub token create --admin --output FILE` and pass it with --token-file",
+        ),
+        bulwark_agent::AgentError::Refused { status: 403, what, message, .. } => exit_with(
+            exit::FORBIDDEN,
+            format!("the token has no access to {what} (HTTP 403: {message})"),
+            "this needs an admin token: `bulwark hub token create --admin --output FILE` on the hub",
+        ),
         bulwark_agent::AgentError::Unreachable(_) => {
             fail(e.to_string(), "is the hub running? check --hub")
         }
@@ -629,7 +689,7 @@ pub(crate) fn maintenance(g: &Global, name: &str, progress: Arc<dyn ProgressSink
             )
         })?;
         let spec = RepoSpec {
-            location: crate::context::location(repo_cfg)?,
+            location: crate::context::location(repo_cfg, ca_file(g, Some(&cfg)))?,
             password: password.expose().to_string(),
             cache_dir: crate::context::cache_dir(g),
             progress,

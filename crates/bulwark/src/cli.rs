@@ -15,6 +15,10 @@ EXIT CODES:
     10   the repository does not exist
     11   wrong password (no key of the repository matches)
     12   the repository is locked by another process (Bulwark's or restic's)
+    13   the hub (or REST server) refused the credentials: wrong user name,
+         password or token (HTTP 401)
+    14   the credentials lack the access needed: no access to that repository,
+         or not an admin token (HTTP 403)
     130  interrupted (Ctrl-C / SIGTERM); the repository stays valid";
 
 const ABOUT: &str = "Bulwark: encrypted, deduplicated backups in the restic repository format.
@@ -86,6 +90,14 @@ pub(crate) struct Global {
         value_name = "FILE"
     )]
     pub(crate) config: Option<PathBuf>,
+    /// PEM file with the CA (or self-signed certificate) to trust for the
+    /// hub: control API and REST repositories [default: [agent] ca_file].
+    #[arg(long, env = "BULWARK_CA_FILE", global = true, value_name = "FILE")]
+    pub(crate) ca_file: Option<PathBuf>,
+    /// Allow plain http:// to a hub that is not on loopback (only over a
+    /// link that encrypts on its own: WireGuard, Tailscale) [default: [agent] allow_insecure_http].
+    #[arg(long, env = "BULWARK_ALLOW_INSECURE_HTTP", global = true)]
+    pub(crate) allow_insecure_http: bool,
     /// Job from the configuration file: its repository, sources, hooks, tags and retention.
     #[arg(long, global = true, value_name = "NAME")]
     pub(crate) job: Option<String>,
@@ -370,5 +382,23 @@ pub(crate) enum ConfigCmd {
     Check {
         /// The file [default: -c / BULWARK_CONFIG / ./bulwark.toml].
         file: Option<PathBuf>,
+    },
+    /// Make a key pair for signing configuration files: the private key
+    /// goes to FILE (mode 0600, keep it off the hub), the public key is
+    /// printed (and written to FILE.pub) for the agents' `config_key`.
+    Keygen {
+        /// Where to write the private key.
+        #[arg(long, value_name = "FILE")]
+        output: PathBuf,
+    },
+    /// Sign a configuration file: writes FILE.sig (a detached signature over
+    /// its exact bytes). Put both on the hub; agents that fetch their
+    /// configuration from the hub run only a correctly signed file.
+    Sign {
+        /// The configuration file.
+        file: PathBuf,
+        /// The private key from `bulwark config keygen`.
+        #[arg(long, value_name = "KEY", env = "BULWARK_CONFIG_SIGNING_KEY")]
+        key: PathBuf,
     },
 }

@@ -21,6 +21,8 @@ pub(crate) fn dispatch(cli: cli::Cli) -> Result<u8> {
     let progress = output::progress(g.quiet, g.json);
     match cli.command {
         Cmd::Config(ConfigCmd::Check { file }) => config_check(g, file),
+        Cmd::Config(ConfigCmd::Keygen { output }) => config_keygen(&output),
+        Cmd::Config(ConfigCmd::Sign { file, key }) => config_sign(g, &file, &key),
         Cmd::Run(args) => run(g, &args, progress),
         Cmd::Hub(args) => crate::hub_cmd::run(g, args),
         Cmd::Agent(args) => crate::agent_cmd::agent(g, args),
@@ -102,6 +104,86 @@ fn filter_of(f: &FilterArgs) -> SnapshotFilter {
         tags: f.tags.clone(),
         paths: f.paths.clone(),
     }
+}
+
+/// `bulwark config keygen --output FILE`.
+fn config_keygen(output: &std::path::Path) -> Result<u8> {
+    if output.exists() {
+        return Err(fail(
+            format!("{} already exists; it is not overwritten", output.display()),
+            "choose another --output (a lost private key means re-signing with a new one and giving agents the new public key)",
+        ));
+    }
+    let secret = bulwark_agent::SigningSecret::generate();
+    let public = secret.public();
+    bulwark_agent::write_atomic(output, secret.to_file_text().as_bytes(), 0o600)
+        .map_err(|e| fail(e.to_string(), "choose a writable --output path"))?;
+    let pub_path = crate::hub_cmd::with_suffix(output, ".pub");
+    bulwark_agent::write_atomic(&pub_path, format!("{public}\n").as_bytes(), 0o644)
+        .map_err(|e| fail(e.to_string(), "choose a writable --output path"))?;
+    eprintln!(
+        "private key (key id {}) written to {} (mode 0600: keep it on the admin machine, not on the hub)",
+        public.id(),
+        output.display()
+    );
+    eprintln!(
+        "public key written to {}; give it to every agent as `config_key` (or --config-key):",
+        pub_path.display()
+    );
+    println!("{public}");
+    Ok(exit::OK)
+}
+
+/// `bulwark config sign FILE --key KEY`.
+fn config_sign(g: &Global, file: &std::path::Path, key: &std::path::Path) -> Result<u8> {
+    let secret = bulwark_agent::SigningSecret::read(key).map_err(|e| {
+        fail(
+            e.to_string(),
+            e.hint().unwrap_or("give the private key file").to_string(),
+        )
+    })?;
+    let bytes = std::fs::read(file).map_err(|e| {
+        fail(
+            format!("cannot read {}: {e}", file.display()),
+            "check the path",
+        )
+    })?;
+    // never sign a file the agents would refuse to parse
+    let text = String::from_utf8(bytes.clone()).map_err(|_| {
+        fail(
+            format!("{} is not UTF-8 text", file.display()),
+            "give the bulwark.toml file",
+        )
+    })?;
+    if let Err(e) = bulwark_config::parse(&text, file) {
+        return Err(fail(
+            format!("{} is not valid; it was not signed:\n{e}", file.display()),
+            format!(
+                "fix it (`bulwark config check {}`), then sign it",
+                file.display()
+            ),
+        ));
+    }
+    let sig_path = crate::hub_cmd::signature_path(file);
+    bulwark_agent::write_atomic(&sig_path, secret.sign(&bytes).as_bytes(), 0o644).map_err(|e| {
+        fail(
+            e.to_string(),
+            "the signature is written next to the file: make that directory writable",
+        )
+    })?;
+    if g.json {
+        output::json(&serde_json::json!({
+            "file": file, "signature": sig_path, "key": secret.public().id(),
+        }))?;
+    } else {
+        eprintln!(
+            "signed {} with key {}: {}",
+            file.display(),
+            secret.public().id(),
+            sig_path.display()
+        );
+    }
+    Ok(exit::OK)
 }
 
 fn config_check(g: &Global, file: Option<PathBuf>) -> Result<u8> {
@@ -527,6 +609,10 @@ fn run(g: &Global, a: &cli::RunArgs, progress: Arc<dyn ProgressSink>) -> Result<
         stdin_filename: "stdin".into(),
     };
     let mut reports = Vec::new();
+    // exit codes of repositories that could not be opened (no repository,
+    // wrong password, refused credentials, ...)
+    let mut open_codes = Vec::new();
+    let ca = crate::agent_cmd::ca_file(g, Some(&cfg));
     for job in jobs {
         let repo_cfg = cfg.repository_for(job);
         let password = repo_cfg.password.load().map_err(|e| {
@@ -536,7 +622,7 @@ fn run(g: &Global, a: &cli::RunArgs, progress: Arc<dyn ProgressSink>) -> Result<
             )
         })?;
         let spec = RepoSpec {
-            location: context::location(repo_cfg)?,
+            location: context::location(repo_cfg, ca.clone())?,
             password: password.expose().to_string(),
             cache_dir: context::cache_dir(g),
             progress: progress.clone(),
@@ -544,6 +630,14 @@ fn run(g: &Global, a: &cli::RunArgs, progress: Arc<dyn ProgressSink>) -> Result<
         let repo = match spec.open() {
             Ok(r) => r,
             Err(e) => {
+                if !g.json {
+                    // never silent: the reason and the fix, as for one command
+                    eprintln!("job {} failed: {}", job.name, e.message);
+                    if let Some(h) = &e.hint {
+                        eprintln!("  hint: {h}");
+                    }
+                }
+                open_codes.push(Exit::from(e.clone()).code);
                 reports.push(JobReport {
                     job: job.name.clone(),
                     status: "failed",
@@ -568,7 +662,19 @@ fn run(g: &Global, a: &cli::RunArgs, progress: Arc<dyn ProgressSink>) -> Result<
     if g.json {
         output::json(&reports)?;
     }
-    Ok(job_exit(&reports))
+    let code = job_exit(&reports);
+    // when every failure is a repository that could not be opened for the
+    // same reason, exit with that reason's code (10, 11, 13, 14, ...)
+    let failed = reports.iter().filter(|r| r.status == "failed").count();
+    if code == exit::FATAL
+        && failed == open_codes.len()
+        && open_codes.windows(2).all(|w| w[0] == w[1])
+    {
+        if let Some(c) = open_codes.first() {
+            return Ok(*c);
+        }
+    }
+    Ok(code)
 }
 
 /// The embedded default: repository and generated password under the data dir.
@@ -970,7 +1076,7 @@ fn copy(g: &Global, spec: &RepoSpec, a: &cli::CopyArgs) -> Result<u8> {
             )
         })?;
     let dest_spec = RepoSpec {
-        location: context::location_of(&url, None, None)?,
+        location: context::location_of(&url, None, None, crate::agent_cmd::ca_file(g, None))?,
         password: password.expose().to_string(),
         cache_dir: spec.cache_dir.clone(),
         progress: spec.progress.clone(),

@@ -62,14 +62,20 @@ fn read_password_file(p: &Path) -> Result<String> {
 }
 
 /// Turns a config repository into an engine location.
-pub(crate) fn location(repo: &bulwark_config::Repository) -> Result<Location> {
-    location_of(&repo.url, repo.rest.as_ref(), repo.s3.as_ref())
+/// `ca_file`: the CA to trust for a REST repository (--ca-file, else
+/// `[agent] ca_file`: one CA file for every connection to the hub).
+pub(crate) fn location(
+    repo: &bulwark_config::Repository,
+    ca_file: Option<PathBuf>,
+) -> Result<Location> {
+    location_of(&repo.url, repo.rest.as_ref(), repo.s3.as_ref(), ca_file)
 }
 
 pub(crate) fn location_of(
     url: &RepoUrl,
     rest: Option<&bulwark_config::RestAuth>,
     s3: Option<&bulwark_config::S3Settings>,
+    ca_file: Option<PathBuf>,
 ) -> Result<Location> {
     Ok(match url {
         RepoUrl::Local(p) => Location::Local(p.clone()),
@@ -81,7 +87,7 @@ pub(crate) fn location_of(
                     url = format!("{scheme}://{}:{}@{rest}", enc(&auth.username), enc(&pw));
                 }
             }
-            Location::Rest { url }
+            Location::Rest { url, ca_file }
         }
         RepoUrl::S3 {
             endpoint,
@@ -158,9 +164,9 @@ pub(crate) fn repo_spec(
                     "see `bulwark --help` for the accepted forms",
                 )
             })?;
-            location_of(&url, None, None)?
+            location_of(&url, None, None, crate::agent_cmd::ca_file(g, cfg))?
         }
-        (None, Some(repo)) => location(repo)?,
+        (None, Some(repo)) => location(repo, crate::agent_cmd::ca_file(g, cfg))?,
         (None, None) => {
             return Err(fail(
                 "no repository given",

@@ -330,7 +330,27 @@ fn load_plan(path: &Path) -> Result<ControlPlan> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let cfg = bulwark_config::parse(&text, path)?;
-    Ok(ControlPlan::from_config(&cfg, &text))
+    // the administrator's detached signature, relayed to the agents as it is
+    // (the hub holds no key and checks nothing; see docs/agent.md)
+    let sig_path = signature_path(path);
+    let signature = match std::fs::read_to_string(&sig_path) {
+        Ok(s) => Some(s),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", sig_path.display())),
+    };
+    Ok(ControlPlan::from_config(&cfg, &text).with_signed_file(&text, signature.as_deref(), path))
+}
+
+/// `FILE.sig` next to `FILE`.
+pub(crate) fn signature_path(path: &Path) -> PathBuf {
+    with_suffix(path, ".sig")
+}
+
+/// `FILE<suffix>`.
+pub(crate) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(suffix);
+    PathBuf::from(p)
 }
 
 /// Re-reads the config file when its mtime or size changes (checked every
@@ -341,10 +361,13 @@ async fn watch_plan(path: PathBuf, tx: tokio::sync::watch::Sender<Arc<ControlPla
             .ok()
             .map(|m| (m.modified().ok(), m.len()))
     };
-    let mut last = stamp(&path);
+    // the signature is watched too: signing after an edit must reach agents
+    let sig = signature_path(&path);
+    let both = |p: &Path| (stamp(p), stamp(&sig));
+    let mut last = both(&path);
     loop {
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let now = stamp(&path);
+        let now = both(&path);
         if now == last {
             continue;
         }
@@ -543,7 +566,20 @@ fn token(
             let (id, secret) = bulwark_hub::create_token(&dir, kind)?;
             match output {
                 Some(file) => {
-                    write_secret_file(&file, &format!("{secret}\n"))?;
+                    // a token whose file could not be written is revoked at
+                    // once: a retry must not leave a second live token
+                    if let Err(e) = write_secret_file(&file, &format!("{secret}\n")) {
+                        let undo = match bulwark_hub::revoke_token(&dir, id) {
+                            Ok(_) => format!("the token (id {id}) was revoked again"),
+                            Err(r) => format!(
+                                "the token (id {id}) could not be revoked ({r}); revoke it with `bulwark hub token revoke {id}`"
+                            ),
+                        };
+                        return Err(crate::context::fail(
+                            format!("{e:#}; {undo}"),
+                            "fix the --output path and run the command again",
+                        ));
+                    }
                     eprintln!("created {what} (id {id}) in {}", file.display());
                 }
                 None => {

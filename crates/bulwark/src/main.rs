@@ -25,6 +25,8 @@ pub(crate) mod exit {
     pub(crate) const NO_REPO: u8 = 10;
     pub(crate) const WRONG_PASSWORD: u8 = 11;
     pub(crate) const LOCKED: u8 = 12;
+    pub(crate) const UNAUTHORIZED: u8 = 13;
+    pub(crate) const FORBIDDEN: u8 = 14;
     pub(crate) const INTERRUPTED: u8 = 130;
 }
 
@@ -50,6 +52,8 @@ impl From<bulwark_engine::Error> for Exit {
             K::RepoNotFound => exit::NO_REPO,
             K::WrongPassword => exit::WRONG_PASSWORD,
             K::Locked => exit::LOCKED,
+            K::Unauthorized => exit::UNAUTHORIZED,
+            K::Forbidden => exit::FORBIDDEN,
             K::Interrupted => exit::INTERRUPTED,
             _ => exit::FATAL,
         };

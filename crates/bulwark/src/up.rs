@@ -167,7 +167,8 @@ pub(crate) fn run(g: &Global, a: UpArgs) -> Result<u8> {
                 }
             }
         });
-        let hub_client = HubClient::new(&url, agent_token, None)
+        // this process's own hub (plain http on the --listen address)
+        let hub_client = HubClient::with_options(&url, agent_token, None, true)
             .map_err(|e| fail(e.to_string(), "this is a bug"))?;
         let opts = AgentOptions {
             host: Some(host.clone()),
@@ -175,6 +176,7 @@ pub(crate) fn run(g: &Global, a: UpArgs) -> Result<u8> {
             config: ConfigSource::File(cfg_path.clone()),
             poll_wait: Duration::from_secs(30),
             reload_every: Duration::from_secs(2),
+            config_key: None,
         };
         let exec = ProcessExecutor {
             program: exe,
@@ -207,7 +209,7 @@ pub(crate) fn run(g: &Global, a: UpArgs) -> Result<u8> {
         );
         if never_ran {
             // first start: run every job once now, so the status shows a real result
-            let admin = HubClient::new(&url, admin_token, None)
+            let admin = HubClient::with_options(&url, admin_token, None, true)
                 .map_err(|e| fail(e.to_string(), "this is a bug"))?;
             for job in cfg.jobs.keys() {
                 match admin.trigger(job).await {

@@ -130,6 +130,18 @@ impl Lab {
         hub
     }
 
+    fn sign(&self) {
+        let key = self.p("config.key");
+        self.bulwark(&[
+            "config",
+            "sign",
+            self.config.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ])
+        .ok();
+    }
+
     fn admin(&self) -> String {
         std::fs::read_to_string(self.p("admin.token"))
             .unwrap()
@@ -352,6 +364,12 @@ late_after = "1s"
     token(&lab, &["--admin"], &lab.p("admin.token"));
     token(&lab, &["--host", "nas"], &lab.p("nas.token"));
     token(&lab, &["--host", "vps"], &lab.p("vps.token"));
+    // the administrator signs the file: vps takes it from the hub and runs
+    // it only with a valid signature (docs/agent.md)
+    let key = lab.p("config.key");
+    lab.bulwark(&["config", "keygen", "--output", key.to_str().unwrap()])
+        .ok();
+    lab.sign();
     lab
 }
 
@@ -386,6 +404,8 @@ fn start_agents(lab: &Lab) -> (Proc, Proc) {
             lab.url(),
             "--token-file".into(),
             lab.p("vps.token").display().to_string(),
+            "--config-key".into(),
+            lab.p("config.key.pub").display().to_string(),
             "--state-dir".into(),
             lab.p("agent-vps").display().to_string(),
             "--poll-wait".into(),
@@ -617,6 +637,7 @@ fn config_changes_reach_a_running_agent_without_restart() {
         "[jobs.vps-app]\nhost = \"vps\"\nschedule = \"*:*:0/3\"\n",
     );
     std::fs::write(&lab.config, text).unwrap();
+    lab.sign();
     let j = lab.wait_job(
         "vps-app",
         "a scheduled run after the change",

@@ -297,6 +297,12 @@ pub struct AgentSettings {
     pub ca_file: Option<PathBuf>,
     /// Where the agent keeps its state (queue, last runs, fetched config).
     pub state_dir: Option<PathBuf>,
+    /// The public key (`ed25519:…`, from `bulwark config keygen`) that a
+    /// configuration fetched from the hub must be signed with.
+    pub config_key: Option<String>,
+    /// Allow plain `http://` to a hub that is not on loopback (for a
+    /// WireGuard/Tailscale link that encrypts on its own). Default false.
+    pub allow_insecure_http: bool,
 }
 
 /// When a job (or maintenance, or ping) is expected to run.

@@ -178,6 +178,20 @@ pub(crate) fn agent(cx: &mut Ctx<'_>, raw: RawAgent, base: &Path) -> AgentSettin
             .state_dir
             .as_ref()
             .and_then(|d| path(cx, d, "state_dir", "the agent's state directory", base)),
+        config_key: raw.config_key.as_ref().and_then(|k| {
+            let key = k.get_ref().trim();
+            if key.starts_with("ed25519:") && key.len() > "ed25519:".len() {
+                Some(key.to_string())
+            } else {
+                cx.err_at(
+                    k,
+                    "`config_key` is not a public key",
+                    "give the line `ed25519:…` that `bulwark config keygen` printed",
+                );
+                None
+            }
+        }),
+        allow_insecure_http: raw.allow_insecure_http,
     }
 }
 

@@ -145,6 +145,9 @@ pub(crate) struct RawAgent {
     pub hub_url: Option<Spanned<String>>,
     pub ca_file: Option<Spanned<String>>,
     pub state_dir: Option<Spanned<String>>,
+    pub config_key: Option<Spanned<String>>,
+    #[serde(default)]
+    pub allow_insecure_http: bool,
 }
 
 #[derive(Debug, Deserialize)]

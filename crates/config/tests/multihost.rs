@@ -140,6 +140,7 @@ fn a_homelab_of_three_hosts_parses_into_the_model() {
             hub_url: Some("https://hub.lan:8000".into()),
             ca_file: Some("/etc/bulwark/hub-ca.pem".into()),
             state_dir: Some("/var/lib/bulwark".into()),
+            ..AgentSettings::default()
         }
     );
     assert_eq!(cfg.hosts.keys().collect::<Vec<_>>(), ["hub", "nas", "vps"]);

@@ -14,6 +14,10 @@ pub enum ErrorKind {
     Locked,
     /// The storage backend could not be reached or answered with an error.
     Backend,
+    /// The server (a hub, a REST server) refused the credentials (HTTP 401).
+    Unauthorized,
+    /// The credentials are valid but lack the access needed (HTTP 403).
+    Forbidden,
     /// A local file or directory could not be read or written.
     Io,
     /// The caller asked for something that does not make sense (bad snapshot id, bad path, ...).

@@ -145,12 +145,9 @@ impl LockDir {
         crate::rest::install_tls_provider();
         Ok(match loc {
             Location::Local(p) => Self::Local(p.join("locks")),
-            Location::Rest { url } => Self::Rest {
+            Location::Rest { url, ca_file } => Self::Rest {
                 base: format!("{}/locks/", url.trim_end_matches('/')),
-                client: reqwest::blocking::Client::builder()
-                    .timeout(Duration::from_secs(60))
-                    .build()
-                    .map_err(http_err)?,
+                client: crate::repo::http_client(ca_file.as_deref(), Duration::from_secs(60))?,
             },
             Location::S3 { .. } => Self::None,
         })

@@ -27,6 +27,9 @@ pub enum Location {
     Rest {
         /// `http(s)://[user:password@]host:port/path`
         url: String,
+        /// A PEM file with the CA (or self-signed certificate) to trust in
+        /// addition to the system roots (`[agent] ca_file`, `--ca-file`).
+        ca_file: Option<PathBuf>,
     },
     /// An S3-compatible bucket (needs the `s3` cargo feature).
     S3 {
@@ -50,7 +53,7 @@ impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Local(p) => write!(f, "{}", p.display()),
-            Self::Rest { url } => write!(f, "rest:{}", redact_url(url)),
+            Self::Rest { url, .. } => write!(f, "rest:{}", redact_url(url)),
             Self::S3 {
                 endpoint,
                 bucket,
@@ -134,8 +137,8 @@ impl RepoSpec {
                     Error::from_rustic(&format!("cannot use {}", path.display()), &e)
                 })?))
             }
-            Location::Rest { url } => {
-                let be = crate::rest::RestBackend::new(url, None).map_err(|e| {
+            Location::Rest { url, ca_file } => {
+                let be = crate::rest::RestBackend::new(url, ca_file.as_deref()).map_err(|e| {
                     Error::from_rustic(&format!("cannot use rest:{}", redact_url(url)), &e)
                 })?;
                 Ok(Arc::new(be))
@@ -188,15 +191,11 @@ impl RepoSpec {
         if let Location::Local(path) = &self.location {
             return Ok(path.join("config").is_file());
         }
-        if let Location::Rest { url } = &self.location {
-            // fail fast with a clear sentence instead of a minute of retries
-            probe_tcp(url).map_err(|e| {
-                Error::new(
-                    ErrorKind::Backend,
-                    format!("cannot reach {}: {e}", self.location),
-                )
-                .hint("check the address and that the server runs")
-            })?;
+        if let Location::Rest { url, ca_file } = &self.location {
+            // one request, no retries: a refused certificate or credential
+            // is permanent and named as such (rustic's backend would retry
+            // for half a minute, then call a 401/403 "no repository")
+            return probe_rest(url, ca_file.as_deref(), &self.location);
         }
         let repo = self.unopened()?;
         let id = repo.config_id().map_err(|e| {
@@ -318,23 +317,153 @@ impl Repo {
     }
 }
 
-/// Opens (and closes) a TCP connection to the host of `url`.
-fn probe_tcp(url: &str) -> std::io::Result<()> {
-    use std::net::ToSocketAddrs;
-    let parsed =
-        reqwest::Url::parse(url).map_err(|e| std::io::Error::other(format!("bad URL: {e}")))?;
-    let host = parsed
-        .host_str()
-        .ok_or_else(|| std::io::Error::other("the URL has no host"))?;
-    let port = parsed.port_or_known_default().unwrap_or(80);
-    let mut last = std::io::Error::other("the host name resolves to no address");
-    for addr in (host.trim_start_matches('[').trim_end_matches(']'), port).to_socket_addrs()? {
-        match std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(10)) {
-            Ok(_) => return Ok(()),
-            Err(e) => last = e,
-        }
+/// The hint for a certificate the system roots (and `ca_file`) don't trust.
+pub const CA_FILE_HINT: &str =
+    "set ca_file = \"/path/ca.pem\" in [agent] or pass --ca-file (the CA that signed the hub's certificate)";
+
+/// A blocking HTTP client for a REST server: the system roots plus
+/// `ca_file`.
+pub(crate) fn http_client(
+    ca_file: Option<&Path>,
+    timeout: std::time::Duration,
+) -> Result<reqwest::blocking::Client> {
+    crate::rest::install_tls_provider();
+    let mut b = reqwest::blocking::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(std::time::Duration::from_secs(10));
+    if let Some(ca) = ca_file {
+        let pem = std::fs::read(ca)
+            .map_err(|e| Error::io(format!("cannot read the CA file {}", ca.display()), &e))?;
+        let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("{} is not a PEM certificate: {e}", ca.display()),
+            )
+            .hint("give the hub's CA certificate (or its self-signed certificate) in PEM form")
+        })?;
+        b = b.add_root_certificate(cert);
     }
-    Err(last)
+    b.build().map_err(|e| {
+        Error::new(
+            ErrorKind::Backend,
+            format!("cannot set up HTTP: {}", error_chain(&e)),
+        )
+    })
+}
+
+/// reqwest hides the cause ("error sending request"); the whole chain
+/// names it (`invalid peer certificate: UnknownIssuer`, `Connection refused`).
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut src = e.source();
+    while let Some(s) = src {
+        let t = s.to_string();
+        if !parts.iter().any(|p| p.contains(&t)) {
+            parts.push(t);
+        }
+        src = s.source();
+    }
+    parts.join(": ")
+}
+
+/// The user name in `scheme://user:password@host/...`, if any.
+fn url_user(url: &reqwest::Url) -> Option<String> {
+    let u = url.username();
+    (!u.is_empty()).then(|| percent_decode(u))
+}
+
+fn percent_decode(s: &str) -> String {
+    let hex = |c: u8| (c as char).to_digit(16);
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `HEAD <url>/config`, once: Ok(true) when it exists, Ok(false) on 404;
+/// 401, 403 and certificate errors become errors of their own kind.
+fn probe_rest(url: &str, ca_file: Option<&Path>, location: &Location) -> Result<bool> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| {
+        Error::new(
+            ErrorKind::InvalidInput,
+            format!("{location} is not a valid URL: {e}"),
+        )
+    })?;
+    let config = format!("{}/config", url.trim_end_matches('/'));
+    let client = http_client(ca_file, std::time::Duration::from_secs(60))?;
+    let resp = client.head(&config).send().map_err(|e| {
+        let text = error_chain(&e);
+        let cert = [
+            "certificate",
+            "UnknownIssuer",
+            "CaUsedAsEndEntity",
+            "NotValidForName",
+            "Expired",
+        ]
+        .iter()
+        .any(|k| text.contains(k));
+        let err = Error::new(
+            ErrorKind::Backend,
+            format!("cannot reach {location}: {text}"),
+        );
+        if cert {
+            err.hint(CA_FILE_HINT)
+        } else {
+            err.hint("check the address and that the server runs")
+        }
+    })?;
+    let user = url_user(&parsed);
+    let repo = parsed.path().trim_matches('/').to_string();
+    let repo = if repo.is_empty() {
+        "/".to_string()
+    } else {
+        repo
+    };
+    match resp.status().as_u16() {
+        200..=299 => Ok(true),
+        404 => Ok(false),
+        401 => Err(Error::new(
+            ErrorKind::Unauthorized,
+            match &user {
+                Some(u) => format!("the hub refused the credentials of user `{u}` ({location}: HTTP 401)"),
+                None => format!("the hub asks for credentials and none were given ({location}: HTTP 401)"),
+            },
+        )
+        .hint(match &user {
+            Some(u) => format!(
+                "check the user name and password_file in the repository's [repositories.NAME.rest] table; \
+                 on the hub, `bulwark hub passwd FILE {u}` sets that user's password"
+            ),
+            None => "give the user name and password in [repositories.NAME.rest] (username, password_file)".into(),
+        })),
+        403 => Err(Error::new(
+            ErrorKind::Forbidden,
+            format!(
+                "user `{}` has no read access to repository `{repo}` ({location}: HTTP 403)",
+                user.as_deref().unwrap_or("(none)")
+            ),
+        )
+        .hint(format!(
+            "on the hub, add a [[hub.acl]] entry: user = \"{}\", repo = \"{repo}\", access = \"append\" (or \"modify\")",
+            user.as_deref().unwrap_or("NAME")
+        ))),
+        s => Err(Error::new(
+            ErrorKind::Backend,
+            format!("cannot read {location}: the server answered HTTP {s}"),
+        )
+        .hint("check the address, and the server's log")),
+    }
 }
 
 /// Turns a path into an absolute, `.`/`..`-free path without touching symlinks.

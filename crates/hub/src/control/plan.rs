@@ -166,6 +166,9 @@ impl ControlPlan {
                     host: name.clone(),
                     version: config_version(&toml),
                     toml,
+                    file: None,
+                    signature: None,
+                    source: None,
                 }),
                 Err(e) => {
                     tracing::warn!("no agent configuration for host {name}: {e}");
@@ -245,6 +248,29 @@ impl ControlPlan {
             );
         }
         plan
+    }
+
+    /// Relays the whole file (`text`, exactly as read) and its detached
+    /// signature (`FILE.sig`, None when absent) to every agent, which
+    /// verifies them itself: the hub holds no signing key and checks
+    /// nothing. The version changes when the signature does, so agents
+    /// fetch a file that was signed after it was edited.
+    #[must_use]
+    pub fn with_signed_file(
+        mut self,
+        text: &str,
+        signature: Option<&str>,
+        source: &std::path::Path,
+    ) -> Self {
+        for h in self.hosts.values_mut() {
+            if let Some(c) = &mut h.config {
+                c.file = Some(text.to_owned());
+                c.signature = signature.map(str::to_owned);
+                c.source = Some(source.to_string_lossy().into_owned());
+                c.version = config_version(&format!("{}\n{}", c.toml, signature.unwrap_or("")));
+            }
+        }
+        self
     }
 
     /// The jobs `host` runs according to the plan.
