@@ -36,7 +36,7 @@ mod ops;
 mod repo;
 mod restore;
 mod snapshots;
-mod treefix;
+mod xattrs;
 
 pub use backup::{stop_running_commands, BackupRequest, BackupSummary, CommandSource, SkippedFile};
 pub use cancel::{cancel, is_cancelled};
