@@ -545,6 +545,17 @@ fn path_dirs(paths: &[PathBuf]) -> Vec<(PathBuf, Node)> {
     dirs.into_iter().collect()
 }
 
+/// Makes a walked node's fields what restic 0.14 records: no size for a
+/// symlink (rustic_core stores the target's length) and no link count for a
+/// FIFO or socket (see the parity test in crates/bulwark/tests/parity.rs).
+fn restic_fields(node: &mut Node) {
+    match node.node_type {
+        NodeType::Symlink { .. } => node.meta.size = 0,
+        NodeType::Fifo | NodeType::Socket => node.meta.links = 0,
+        _ => {}
+    }
+}
+
 /// Puts each root directory's entry right before its first child.
 struct WithRoots<I: Iterator<Item = Entry>> {
     inner: Peekable<I>,
@@ -591,7 +602,8 @@ impl ReadSource for CombinedSource {
             Some(l) => {
                 let rec = rec.clone();
                 Box::new(l.entries().filter_map(move |item| match item {
-                    Ok(e) => {
+                    Ok(mut e) => {
+                        restic_fields(&mut e.node);
                         let path = e.path.clone();
                         Some(Ok(ReadSourceEntry {
                             path: e.path,
