@@ -355,3 +355,44 @@ fn bulwark_trees_match_restic_and_restores_keep_parents_and_xattrs() {
         );
     }
 }
+
+/// An independent restic reader, `pyrrhic-restic` 0.6.3 (PyPI, with
+/// `msgspec<0.10`; scripts/test.sh installs it), lists a Bulwark snapshot:
+/// it refuses a tree node without an mtime, as Bulwark once wrote for the
+/// directories above a backed-up path.
+#[test]
+fn pyrrhic_reads_a_bulwark_snapshot() {
+    let env = Env::new();
+    env.init();
+    let docs = env.path("t/srv/x/priv/docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(docs.join("report.txt"), b"report\n").unwrap();
+    chmod(docs.parent().unwrap(), 0o700);
+    let id = env
+        .bulwark(&["--json", "backup", docs.to_str().unwrap()])
+        .ok()
+        .json()["snapshot"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut c = std::process::Command::new("pyrrhic");
+    c.env("RESTIC_REPOSITORY", &env.repo)
+        .env("RESTIC_PASSWORD_FILE", &env.pw)
+        .env("COLUMNS", "400")
+        .env("HOME", env.path(""))
+        .args(["ls", "-l", &id[..8]]);
+    let out = match c.output() {
+        Ok(o) => Out::from(o),
+        Err(e) => panic!(
+            "pyrrhic is needed for this test ({e}); scripts/test.sh installs it: \
+             python3 -m pip install 'pyrrhic-restic==0.6.3' 'msgspec<0.10'"
+        ),
+    };
+    out.ok();
+    assert!(out.stdout.contains("report.txt"), "{}", out.stdout);
+    assert!(
+        out.stdout.lines().any(|l| l.contains("drwx------")),
+        "the private parent is listed with its mode:\n{}",
+        out.stdout
+    );
+}
