@@ -281,8 +281,8 @@ fn repo_files(repo: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
-/// A backup with a command source (a streamed dump) and a local path, to an
-/// append-only user of the hub: succeeds, leaves exactly one snapshot, keeps
+/// A job with a command source (a streamed dump) and a local path, backed up
+/// to an append-only user of the hub: succeeds, leaves exactly one snapshot, keeps
 /// every repository file it found, and restic restores the dump at its full
 /// size (the size is recorded when the tree is written: vendor/README.md).
 #[test]
@@ -299,20 +299,26 @@ fn append_only_hub_backup_with_command_source_leaves_one_snapshot() {
     std::fs::write(src.join("notes.txt"), b"local file").unwrap();
     let dump = env.path("dump-data");
     std::fs::write(&dump, random_bytes(13, 3_000_000)).unwrap();
-    let cmd = format!("cat '{}'", dump.display());
+    // a job with a local path and a command source, as an agent runs it
+    let cfg = env.path("bulwark.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[repositories.hub]\nurl = \"{url}\"\npassword_file = \"{}\"\n\n\
+             [jobs.app]\nrepository = \"hub\"\npaths = [\"{}\"]\n\
+             [[jobs.app.commands]]\ncommand = \"cat '{}'\"\nfilename = \"db/dump.sql\"\n",
+            env.pw.display(),
+            src.display(),
+            dump.display()
+        ),
+    )
+    .unwrap();
 
     for round in 0..2 {
         let before = repo_files(&data.join("alice/db"));
-        let out = b(&[
-            "--json",
-            "backup",
-            src.to_str().unwrap(),
-            "--stdin-from-command",
-            &cmd,
-            "--stdin-filename",
-            "db/dump.sql",
-        ]);
+        let out = env.bulwark_cfg(&cfg, &["--job", "app", "--json", "backup"]);
         out.ok();
+        assert_eq!(out.json()["status"], "success", "{}", out.stdout);
         assert!(
             !out.stderr.contains("403") && !out.stderr.contains("remove"),
             "{}",
@@ -335,11 +341,13 @@ fn append_only_hub_backup_with_command_source_leaves_one_snapshot() {
             round + 1,
             "round {round}: one new snapshot per backup"
         );
-        assert_eq!(
-            out.json()["snapshot"]["id"].as_str().unwrap().len(),
-            64,
-            "{}",
-            out.stdout
+        let id = out.json()["backup"]["snapshot"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            after.keys().any(|p| p.ends_with(&id)),
+            "round {round}: the reported snapshot {id} is the one stored"
         );
     }
 
