@@ -5,7 +5,7 @@
 //! extended attributes.
 //!
 //! Runs as root (this machine and CI do). Not as root, it says so on stderr
-//! and checks everything but ownership and `security.capability`.
+//! and checks everything but ownership, `security.capability` and ACLs.
 
 #![allow(clippy::unwrap_used)]
 
@@ -29,6 +29,24 @@ fn cap_net_raw() -> Vec<u8> {
     v
 }
 
+/// A POSIX ACL in the kernel's xattr layout (version 2; tag, perm, id):
+/// owner rw, user nobody rwx, group r, mask rwx, other r.
+fn acl() -> Vec<u8> {
+    let mut v = 2u32.to_le_bytes().to_vec();
+    for (tag, perm, id) in [
+        (0x01u16, 6u16, u32::MAX),
+        (0x02, 7, 65534),
+        (0x04, 4, u32::MAX),
+        (0x10, 7, u32::MAX),
+        (0x20, 4, u32::MAX),
+    ] {
+        v.extend_from_slice(&tag.to_le_bytes());
+        v.extend_from_slice(&perm.to_le_bytes());
+        v.extend_from_slice(&id.to_le_bytes());
+    }
+    v
+}
+
 const OLD_FILE: i64 = 631_238_400; // 1990-01-02
 const OLD_DIR: i64 = 799_632_000; // 1995-05-05
 
@@ -43,8 +61,11 @@ fn odd_tree(base: &Path) -> PathBuf {
     std::fs::write(docs.join("suid"), b"#!/bin/sh\n").unwrap();
     chmod(&docs.join("suid"), 0o4755);
     std::fs::write(docs.join("capped"), b"ping\n").unwrap();
+    std::fs::write(docs.join("acl"), b"shared\n").unwrap();
     if is_root() {
         xattr::set(docs.join("capped"), "security.capability", &cap_net_raw()).unwrap();
+        xattr::set(docs.join("acl"), "system.posix_acl_access", &acl()).unwrap();
+        xattr::set(docs.join("empty"), "system.posix_acl_default", &acl()).unwrap();
     }
     std::os::unix::fs::symlink("file.txt", docs.join("link")).unwrap();
     let st = std::process::Command::new("mkfifo")
@@ -138,7 +159,7 @@ fn bulwark_trees_match_restic_and_restores_keep_parents_and_xattrs() {
     if !is_root() {
         eprintln!(
             "NOTE: not running as root: the 0700 parent is not given to nobody and \
-             security.capability is not set; ownership and capability checks are skipped"
+             no capability or ACL is set; ownership, capability and ACL checks are skipped"
         );
     }
     let env = Env::new();
@@ -353,6 +374,15 @@ fn bulwark_trees_match_restic_and_restores_keep_parents_and_xattrs() {
             Some(cap_net_raw()),
             "bulwark restores file capabilities"
         );
+        for (path, name) in [
+            ("acl", "system.posix_acl_access"),
+            ("empty", "system.posix_acl_default"),
+        ] {
+            let want = xattr::get(docs.join(path), name).unwrap();
+            assert!(want.is_some(), "the test could not set {name}");
+            let got = xattr::get(under(&bt, &docs).join(path), name).unwrap();
+            assert_eq!(got, want, "bulwark restores {name}");
+        }
     }
 }
 
