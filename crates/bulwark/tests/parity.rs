@@ -389,7 +389,9 @@ fn bulwark_trees_match_restic_and_restores_keep_parents_and_xattrs() {
 /// An independent restic reader, `pyrrhic-restic` 0.6.3 (PyPI, with
 /// `msgspec<0.10`; scripts/test.sh installs it), lists a Bulwark snapshot:
 /// it refuses a tree node without an mtime, as Bulwark once wrote for the
-/// directories above a backed-up path.
+/// directories above a backed-up path. (It also refuses a streamed file's
+/// node without inode and user — restic 0.14's own `--stdin` snapshots too —
+/// so command sources are left out here.)
 #[test]
 fn pyrrhic_reads_a_bulwark_snapshot() {
     let env = Env::new();

@@ -469,6 +469,8 @@ struct CombinedSource {
     /// walker skips them, which would store them with default metadata (0755,
     /// no mtime, no owner) and restore a private home directory world-readable.
     roots: Vec<(PathBuf, Node)>,
+    /// The backed-up paths (files or directories).
+    local_paths: Vec<PathBuf>,
     commands: Vec<(PathBuf, CommandSource)>,
     rec: Recorder,
 }
@@ -629,29 +631,66 @@ impl ReadSource for CombinedSource {
             next_root,
         });
         let now = jiff::Timestamp::now();
-        let cmds: Vec<Entry> = self
-            .commands
-            .iter()
-            .map(|(path, cmd)| {
-                let name = path.file_name().unwrap_or_else(|| OsStr::new("stdout"));
-                // a fresh mtime makes sure the parent snapshot never "matches"
-                // and the command is really run every time
-                let meta = Metadata {
-                    // dumps hold secrets: owner-only, like a file restic
-                    // would restore with a mode at all
-                    mode: Some(0o600),
-                    mtime: Some(now),
-                    uid: Some(nix::unistd::getuid().as_raw()),
-                    gid: Some(nix::unistd::getgid().as_raw()),
-                    ..Metadata::default()
+        let uid = nix::unistd::getuid();
+        let gid = nix::unistd::getgid();
+        // a fresh mtime makes sure the parent snapshot never "matches" and
+        // the command is really run every time
+        let meta = |mode: u32| Metadata {
+            mode: Some(mode),
+            mtime: Some(now),
+            atime: Some(now),
+            ctime: Some(now),
+            uid: Some(uid.as_raw()),
+            gid: Some(gid.as_raw()),
+            user: nix::unistd::User::from_uid(uid)
+                .ok()
+                .flatten()
+                .map(|u| u.name),
+            group: nix::unistd::Group::from_gid(gid)
+                .ok()
+                .flatten()
+                .map(|g| g.name),
+            ..Metadata::default()
+        };
+        // the directories a command's file goes in (`/postgres` for
+        // `postgres/all.sql`) that no backed-up path provides: owner-only,
+        // with times and owner (rustic_core would store a bare 0755 node
+        // without mtime, which restic restores as 1901 and other readers refuse)
+        let provided = |dir: &Path| {
+            self.roots.iter().any(|(p, _)| p == dir)
+                || self.local_paths.iter().any(|p| dir.starts_with(p))
+        };
+        let mut cmds: std::collections::BTreeMap<PathBuf, Entry> =
+            std::collections::BTreeMap::new();
+        for (path, cmd) in &self.commands {
+            for dir in path.ancestors().skip(1) {
+                let Some(name) = dir.file_name() else {
+                    continue;
                 };
+                if provided(dir) || cmds.contains_key(dir) {
+                    continue;
+                }
+                cmds.insert(
+                    dir.to_path_buf(),
+                    Ok(ReadSourceEntry {
+                        path: dir.to_path_buf(),
+                        node: Node::new_node(name, NodeType::Dir, meta(go_dir_mode(0o700))),
+                        open: None,
+                    }),
+                );
+            }
+            let name = path.file_name().unwrap_or_else(|| OsStr::new("stdout"));
+            // dumps hold secrets: owner-only
+            cmds.insert(
+                path.clone(),
                 Ok(ReadSourceEntry {
                     path: path.clone(),
-                    node: Node::new_node(name, NodeType::File, meta),
+                    node: Node::new_node(name, NodeType::File, meta(0o600)),
                     open: Some(Open::Command(cmd.clone(), path.clone(), rec.clone())),
-                })
-            })
-            .collect();
+                }),
+            );
+        }
+        let cmds: Vec<Entry> = cmds.into_values().collect();
         Box::new(Merge {
             a: local.peekable(),
             b: cmds.into_iter().peekable(),
@@ -790,6 +829,7 @@ impl Repo {
         let source = CombinedSource {
             local,
             roots,
+            local_paths: paths.clone(),
             commands,
             rec: rec.clone(),
         };

@@ -245,5 +245,9 @@ fn a_streamed_file_has_its_size_in_the_one_snapshot_and_nothing_is_removed() {
     let (_, entries, _) = repo.ls("latest", &SnapshotFilter::default(), None).unwrap();
     let e = entries.iter().find(|e| e.path == "/db/all.sql").unwrap();
     assert_eq!(e.size, expected.len() as u64);
+    // the dump's directory: owner-only, with a time (not a bare 0755 node)
+    let d = entries.iter().find(|e| e.path == "/db").unwrap();
+    assert_eq!(d.mode, Some(0o700), "{d:?}");
+    assert!(d.mtime.is_some(), "{d:?}");
     assert!(dump(&repo, "/db/all.sql") == expected);
 }
