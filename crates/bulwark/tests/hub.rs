@@ -349,3 +349,114 @@ fn agent_and_hub_name_leases_alike() {
         );
     }
 }
+
+/// Every file of a repository on the hub's disk (except locks) with its content.
+fn repo_files(repo: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![repo.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                if e.file_name() != "locks" {
+                    stack.push(e.path());
+                }
+            } else {
+                out.insert(e.path(), std::fs::read(e.path()).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// A job with a command source (a streamed dump) and a local path, backed up
+/// to an append-only user of the hub: succeeds, leaves exactly one snapshot, keeps
+/// every repository file it found, and restic restores the dump at its full
+/// size (the size is recorded when the tree is written: vendor/README.md).
+#[test]
+fn append_only_hub_backup_with_command_source_leaves_one_snapshot() {
+    let env = Env::new();
+    let data = data_dir(&env);
+    let port = free_port();
+    let _hub = start_hub(&data, port, &["--append-only"]);
+    let url = format!("rest:http://alice:pw-alice@127.0.0.1:{port}/alice/db");
+    let b = |args: &[&str]| -> Out { run(env.cmd().env("BULWARK_REPO", &url).args(args), TIMEOUT) };
+    b(&["init"]).ok();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("notes.txt"), b"local file").unwrap();
+    let dump = env.path("dump-data");
+    std::fs::write(&dump, random_bytes(13, 3_000_000)).unwrap();
+    // a job with a local path and a command source, as an agent runs it
+    let cfg = env.path("bulwark.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[repositories.hub]\nurl = \"{url}\"\npassword_file = \"{}\"\n\n\
+             [jobs.app]\nrepository = \"hub\"\npaths = [\"{}\"]\n\
+             [[jobs.app.commands]]\ncommand = \"cat '{}'\"\nfilename = \"db/dump.sql\"\n",
+            env.pw.display(),
+            src.display(),
+            dump.display()
+        ),
+    )
+    .unwrap();
+
+    for round in 0..2 {
+        let before = repo_files(&data.join("alice/db"));
+        let out = env.bulwark_cfg(&cfg, &["--job", "app", "--json", "backup"]);
+        out.ok();
+        assert_eq!(out.json()["status"], "success", "{}", out.stdout);
+        assert!(
+            !out.stderr.contains("403") && !out.stderr.contains("remove"),
+            "{}",
+            out.stderr
+        );
+        let after = repo_files(&data.join("alice/db"));
+        for (path, content) in &before {
+            assert!(
+                after.get(path) == Some(content),
+                "round {round}: the backup removed or rewrote {}",
+                path.display()
+            );
+        }
+        let snaps = after
+            .keys()
+            .filter(|p| p.parent().unwrap().ends_with("snapshots"))
+            .count();
+        assert_eq!(
+            snaps,
+            round + 1,
+            "round {round}: one new snapshot per backup"
+        );
+        let id = out.json()["backup"]["snapshot"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            after.keys().any(|p| p.ends_with(&id)),
+            "round {round}: the reported snapshot {id} is the one stored"
+        );
+    }
+
+    let ls = b(&["--json", "ls", "latest", "/db/dump.sql"]).ok().json();
+    assert_eq!(ls["entries"][0]["size"], 3_000_000, "{ls}");
+    let rt = env.path("rt");
+    restic_rest(
+        &url,
+        &env.pw,
+        120,
+        &["restore", "latest", "--target", rt.to_str().unwrap()],
+    )
+    .ok();
+    let got = std::fs::read(rt.join("db/dump.sql")).unwrap_or_default();
+    assert!(
+        got == random_bytes(13, 3_000_000),
+        "restic restore gives {} bytes instead of 3000000",
+        got.len()
+    );
+    assert_eq!(
+        std::fs::read(under(&rt, &src).join("notes.txt")).unwrap(),
+        b"local file"
+    );
+    restic_rest(&url, &env.pw, 120, &["check", "--read-data"]).ok();
+}

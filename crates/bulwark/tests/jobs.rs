@@ -99,7 +99,7 @@ fn stdin_from_command_is_stored_and_restic_dumps_it() {
 
 /// A command source comes back whole from `bulwark restore` (owner-only),
 /// `restic dump` and `restic restore` (which needs the real size in the
-/// tree: see the engine's treefix.rs), and `ls` reports that size.
+/// tree: vendor/README.md), and `ls` reports that size.
 #[test]
 fn command_source_is_restored_by_bulwark_and_restic_with_its_size() {
     let env = Env::new();

@@ -22,9 +22,9 @@ use std::{
 
 use rustic_core::{
     repofile::{Metadata, Node, NodeType},
-    BackupOptions, Excludes, LocalSource, LocalSourceFilterOptions, LocalSourceSaveOptions,
-    ReadSource, ReadSourceEntry, ReadSourceOpen, RusticError, RusticResult, SnapshotOptions,
-    StringList,
+    BackupOptions, DevIdOption, Excludes, LocalSource, LocalSourceFilterOptions,
+    LocalSourceSaveOptions, ReadSource, ReadSourceEntry, ReadSourceOpen, RusticError, RusticResult,
+    SnapshotOptions, StringList, TimeOption,
 };
 use serde::Serialize;
 
@@ -119,9 +119,6 @@ pub struct BackupSummary {
 
 type Recorder = Arc<Mutex<Vec<SkippedFile>>>;
 
-/// Bytes each command source produced, by snapshot path (see `treefix`).
-type Sizes = Arc<Mutex<std::collections::BTreeMap<PathBuf, u64>>>;
-
 fn record(rec: &Recorder, path: &Path, error: impl Into<String>) {
     let path = path.to_string_lossy().into_owned();
     if let Ok(mut v) = rec.lock() {
@@ -138,7 +135,7 @@ fn record(rec: &Recorder, path: &Path, error: impl Into<String>) {
 #[derive(Debug)]
 pub(crate) enum Open {
     Local(<LocalSource as ReadSource>::Open, PathBuf, Recorder),
-    Command(CommandSource, PathBuf, Recorder, Sizes),
+    Command(CommandSource, PathBuf, Recorder),
 }
 
 impl ReadSourceOpen for Open {
@@ -158,7 +155,7 @@ impl ReadSourceOpen for Open {
                     Err(e)
                 }
             },
-            Self::Command(cmd, path, rec, _) if cmd.unavailable.is_some() => {
+            Self::Command(cmd, path, rec) if cmd.unavailable.is_some() => {
                 let msg = cmd.unavailable.unwrap_or_default();
                 record(
                     &rec,
@@ -170,25 +167,23 @@ impl ReadSourceOpen for Open {
                     "command source unavailable",
                 ))
             }
-            Self::Command(cmd, path, rec, sizes) => {
-                match CommandReader::spawn(&cmd, path.clone(), sizes) {
-                    Ok(reader) => Ok(Box::new(Recording {
-                        inner: reader,
-                        path,
-                        rec,
-                        failed: false,
-                    })),
-                    Err(e) => {
-                        let msg = format!("command `{}` could not be started: {e}", cmd.display);
-                        record(&rec, &path, msg.clone());
-                        Err(RusticError::with_source(
-                            rustic_core::ErrorKind::ExternalCommand,
-                            "command source failed",
-                            e,
-                        ))
-                    }
+            Self::Command(cmd, path, rec) => match CommandReader::spawn(&cmd) {
+                Ok(reader) => Ok(Box::new(Recording {
+                    inner: reader,
+                    path,
+                    rec,
+                    failed: false,
+                })),
+                Err(e) => {
+                    let msg = format!("command `{}` could not be started: {e}", cmd.display);
+                    record(&rec, &path, msg.clone());
+                    Err(RusticError::with_source(
+                        rustic_core::ErrorKind::ExternalCommand,
+                        "command source failed",
+                        e,
+                    ))
                 }
-            }
+            },
         }
     }
 }
@@ -358,11 +353,9 @@ fn stderr_summary(tail: &[u8]) -> String {
 }
 
 /// Streams a child's stdout; at EOF, fails unless the child exited 0 and
-/// wrote no line matching a `fail_on_stderr` pattern.
+/// wrote no line matching a `fail_on_stderr` pattern. The archiver records
+/// the number of bytes it read as the file's size (see vendor/README.md).
 struct CommandReader {
-    path: PathBuf,
-    sizes: Sizes,
-    count: u64,
     child: Child,
     stdout: ChildStdout,
     stderr: Option<JoinHandle<StderrScan>>,
@@ -371,7 +364,7 @@ struct CommandReader {
 }
 
 impl CommandReader {
-    fn spawn(cmd: &CommandSource, path: PathBuf, sizes: Sizes) -> io::Result<Self> {
+    fn spawn(cmd: &CommandSource) -> io::Result<Self> {
         // its own process group, so an interrupt can stop the whole pipeline
         // (`sh -c "pg_dump | gzip"`), not just the shell
         let mut child = Command::new(&cmd.program)
@@ -400,9 +393,6 @@ impl CommandReader {
             .take()
             .map(|err| std::thread::spawn(move || scan_stderr(err, &patterns)));
         Ok(Self {
-            path,
-            sizes,
-            count: 0,
             child,
             stdout,
             stderr,
@@ -422,9 +412,6 @@ impl CommandReader {
             .and_then(|h| h.join().ok())
             .unwrap_or_default();
         if status.success() && scan.matched.is_none() {
-            if let Ok(mut sizes) = self.sizes.lock() {
-                sizes.insert(self.path.clone(), self.count);
-            }
             return Ok(());
         }
         let msg = match (status.success(), scan.matched) {
@@ -459,7 +446,6 @@ impl Read for CommandReader {
         if n == 0 {
             self.finish()?;
         }
-        self.count += n as u64;
         Ok(n)
     }
 }
@@ -479,13 +465,14 @@ type Entry = RusticResult<ReadSourceEntry<Open>>;
 /// Local paths and command outputs as one sorted stream of entries.
 struct CombinedSource {
     local: Option<LocalSource>,
-    /// The backed-up directories themselves: rustic_core's walker skips
-    /// them, which would store them with default metadata (0755, no mtime,
-    /// no owner) and restore a private home directory world-readable.
+    /// The backed-up directories and every directory above them: rustic_core's
+    /// walker skips them, which would store them with default metadata (0755,
+    /// no mtime, no owner) and restore a private home directory world-readable.
     roots: Vec<(PathBuf, Node)>,
+    /// The backed-up paths (files or directories).
+    local_paths: Vec<PathBuf>,
     commands: Vec<(PathBuf, CommandSource)>,
     rec: Recorder,
-    sizes: Sizes,
 }
 
 /// restic's (Go's) file-mode bits for a directory with unix `mode`.
@@ -503,16 +490,18 @@ fn go_dir_mode(mode: u32) -> u32 {
     go
 }
 
-/// The node of a backed-up directory, with the metadata rustic_core would
-/// record for any other directory.
-fn root_dir_node(path: &Path) -> Option<Node> {
+/// The node of a directory on the path to a backed-up path (or of a
+/// backed-up directory itself), with the metadata restic records for every
+/// directory: mode, owner (ids and names), mtime/atime/ctime, inode, device
+/// id and extended attributes. `None` if it is not a directory or cannot be
+/// read (rustic_core then stores it as a bare 0755 directory).
+fn dir_node(path: &Path) -> Option<Node> {
     use std::os::unix::fs::MetadataExt;
     let name = path.file_name()?;
     let m = std::fs::symlink_metadata(path)
         .ok()
         .filter(std::fs::Metadata::is_dir)?;
     let ts = |s: i64, ns: i64| jiff::Timestamp::new(s, i32::try_from(ns).unwrap_or(0)).ok();
-    let mtime = ts(m.mtime(), m.mtime_nsec());
     let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(m.uid()))
         .ok()
         .flatten()
@@ -523,17 +512,50 @@ fn root_dir_node(path: &Path) -> Option<Node> {
         .map(|g| g.name);
     let meta = Metadata {
         mode: Some(go_dir_mode(m.mode())),
-        mtime,
-        atime: mtime,
+        mtime: ts(m.mtime(), m.mtime_nsec()),
+        atime: ts(m.atime(), m.atime_nsec()),
         ctime: ts(m.ctime(), m.ctime_nsec()),
         uid: Some(m.uid()),
         gid: Some(m.gid()),
         user,
         group,
         inode: m.ino(),
+        device_id: m.dev(),
+        extended_attributes: serde_json::from_value(crate::xattrs::read(path)).unwrap_or_default(),
         ..Metadata::default()
     };
     Some(Node::new_node(name, NodeType::Dir, meta))
+}
+
+/// Every directory from `/` down to each backed-up path (the paths
+/// themselves included when they are directories), once each, sorted — so
+/// each one is stored with its real metadata. rustic_core would make up the
+/// missing ones with mode 0755 and nothing else, and a restore would give
+/// back `/home/alice` world-readable and owned by root.
+fn path_dirs(paths: &[PathBuf]) -> Vec<(PathBuf, Node)> {
+    let mut dirs = std::collections::BTreeMap::new();
+    for p in paths {
+        for a in p.ancestors() {
+            if a.parent().is_none() || dirs.contains_key(a) {
+                continue; // `/` itself has no node (it is the snapshot's root tree)
+            }
+            if let Some(node) = dir_node(a) {
+                dirs.insert(a.to_path_buf(), node);
+            }
+        }
+    }
+    dirs.into_iter().collect()
+}
+
+/// Makes a walked node's fields what restic 0.14 records: no size for a
+/// symlink (rustic_core stores the target's length) and no link count for a
+/// FIFO or socket (see the parity test in crates/bulwark/tests/parity.rs).
+fn restic_fields(node: &mut Node) {
+    match node.node_type {
+        NodeType::Symlink { .. } => node.meta.size = 0,
+        NodeType::Fifo | NodeType::Socket => node.meta.links = 0,
+        _ => {}
+    }
 }
 
 /// Puts each root directory's entry right before its first child.
@@ -582,7 +604,8 @@ impl ReadSource for CombinedSource {
             Some(l) => {
                 let rec = rec.clone();
                 Box::new(l.entries().filter_map(move |item| match item {
-                    Ok(e) => {
+                    Ok(mut e) => {
+                        restic_fields(&mut e.node);
                         let path = e.path.clone();
                         Some(Ok(ReadSourceEntry {
                             path: e.path,
@@ -608,34 +631,66 @@ impl ReadSource for CombinedSource {
             next_root,
         });
         let now = jiff::Timestamp::now();
-        let cmds: Vec<Entry> = self
-            .commands
-            .iter()
-            .map(|(path, cmd)| {
-                let name = path.file_name().unwrap_or_else(|| OsStr::new("stdout"));
-                // a fresh mtime makes sure the parent snapshot never "matches"
-                // and the command is really run every time
-                let meta = Metadata {
-                    // dumps hold secrets: owner-only, like a file restic
-                    // would restore with a mode at all
-                    mode: Some(0o600),
-                    mtime: Some(now),
-                    uid: Some(nix::unistd::getuid().as_raw()),
-                    gid: Some(nix::unistd::getgid().as_raw()),
-                    ..Metadata::default()
+        let uid = nix::unistd::getuid();
+        let gid = nix::unistd::getgid();
+        // a fresh mtime makes sure the parent snapshot never "matches" and
+        // the command is really run every time
+        let meta = |mode: u32| Metadata {
+            mode: Some(mode),
+            mtime: Some(now),
+            atime: Some(now),
+            ctime: Some(now),
+            uid: Some(uid.as_raw()),
+            gid: Some(gid.as_raw()),
+            user: nix::unistd::User::from_uid(uid)
+                .ok()
+                .flatten()
+                .map(|u| u.name),
+            group: nix::unistd::Group::from_gid(gid)
+                .ok()
+                .flatten()
+                .map(|g| g.name),
+            ..Metadata::default()
+        };
+        // the directories a command's file goes in (`/postgres` for
+        // `postgres/all.sql`) that no backed-up path provides: owner-only,
+        // with times and owner (rustic_core would store a bare 0755 node
+        // without mtime, which restic restores as 1901 and other readers refuse)
+        let provided = |dir: &Path| {
+            self.roots.iter().any(|(p, _)| p == dir)
+                || self.local_paths.iter().any(|p| dir.starts_with(p))
+        };
+        let mut cmds: std::collections::BTreeMap<PathBuf, Entry> =
+            std::collections::BTreeMap::new();
+        for (path, cmd) in &self.commands {
+            for dir in path.ancestors().skip(1) {
+                let Some(name) = dir.file_name() else {
+                    continue;
                 };
+                if provided(dir) || cmds.contains_key(dir) {
+                    continue;
+                }
+                cmds.insert(
+                    dir.to_path_buf(),
+                    Ok(ReadSourceEntry {
+                        path: dir.to_path_buf(),
+                        node: Node::new_node(name, NodeType::Dir, meta(go_dir_mode(0o700))),
+                        open: None,
+                    }),
+                );
+            }
+            let name = path.file_name().unwrap_or_else(|| OsStr::new("stdout"));
+            // dumps hold secrets: owner-only
+            cmds.insert(
+                path.clone(),
                 Ok(ReadSourceEntry {
                     path: path.clone(),
-                    node: Node::new_node(name, NodeType::File, meta),
-                    open: Some(Open::Command(
-                        cmd.clone(),
-                        path.clone(),
-                        rec.clone(),
-                        self.sizes.clone(),
-                    )),
-                })
-            })
-            .collect();
+                    node: Node::new_node(name, NodeType::File, meta(0o600)),
+                    open: Some(Open::Command(cmd.clone(), path.clone(), rec.clone())),
+                }),
+            );
+        }
+        let cmds: Vec<Entry> = cmds.into_values().collect();
         Box::new(Merge {
             a: local.peekable(),
             b: cmds.into_iter().peekable(),
@@ -756,13 +811,13 @@ impl Repo {
             let mut filter = LocalSourceFilterOptions::default();
             filter.exclude_if_present = req.exclude_if_present.clone();
             filter.one_file_system = req.one_file_system;
-            let src = LocalSource::new(
-                LocalSourceSaveOptions::default(),
-                &excludes,
-                &filter,
-                &paths,
-            )
-            .map_err(|e| {
+            // as restic records them: the real atime (rustic_core's default
+            // repeats the mtime) and the device id of every node (not only of
+            // hard links)
+            let mut save = LocalSourceSaveOptions::default();
+            save.set_atime = Some(TimeOption::Yes);
+            save.set_devid = Some(DevIdOption::Yes);
+            let src = LocalSource::new(save, &excludes, &filter, &paths).map_err(|e| {
                 Error::from_rustic("cannot prepare the source paths", &e)
                     .hint("check the exclude patterns")
             })?;
@@ -770,17 +825,13 @@ impl Repo {
         };
         let mut backup_paths = paths.clone();
         backup_paths.extend(commands.iter().map(|(p, _)| p.clone()));
-        let roots = paths
-            .iter()
-            .filter_map(|p| root_dir_node(p).map(|n| (p.clone(), n)))
-            .collect();
-        let sizes: Sizes = Arc::default();
+        let roots = path_dirs(&paths);
         let source = CombinedSource {
             local,
             roots,
+            local_paths: paths.clone(),
             commands,
             rec: rec.clone(),
-            sizes: sizes.clone(),
         };
 
         let mut snap_opts = SnapshotOptions::default();
@@ -805,18 +856,6 @@ impl Repo {
                 .archive(&BackupOptions::default(), &source, snap, &backup_paths)
                 .map_err(|e| Error::from_rustic("backup failed", &e))
         })?;
-        let sizes = sizes.lock().map(|m| m.clone()).unwrap_or_default();
-        let snap = if sizes.values().any(|n| *n > 0) {
-            guard("recording command-source sizes", || {
-                let indexed = self
-                    .fresh()?
-                    .to_indexed_ids()
-                    .map_err(|e| Error::from_rustic("cannot read the repository index", &e))?;
-                crate::treefix::fix_sizes(&indexed, &self.spec.backend()?, snap, &sizes)
-            })?
-        } else {
-            snap
-        };
         let mut skipped = rec.lock().map(|v| v.clone()).unwrap_or_default();
         skipped.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(BackupSummary {

@@ -39,7 +39,7 @@ mod restore;
 #[cfg(feature = "s3")]
 mod s3;
 mod snapshots;
-mod treefix;
+mod xattrs;
 
 pub use backup::{stop_running_commands, BackupRequest, BackupSummary, CommandSource, SkippedFile};
 pub use cancel::{cancel, is_cancelled};

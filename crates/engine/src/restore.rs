@@ -353,6 +353,14 @@ fn set_metadata(dest: &Path, node: &Node, as_root: bool) -> std::result::Result<
             }
         }
     }
+    // after the owner (chown clears file capabilities) and before the mode
+    problems.extend(crate::xattrs::restore(
+        dest,
+        meta.extended_attributes
+            .iter()
+            .map(|a| (a.name.as_str(), a.value.as_deref())),
+        as_root,
+    ));
     if !is_link {
         if let Some(mode) = meta.mode {
             if let Err(e) =

@@ -175,3 +175,79 @@ fn an_unavailable_source_is_not_run_and_fails_with_its_message() {
     assert!(!marker.exists(), "the command must not run");
     assert_eq!(stored(&repo), vec!["/good.sql"]);
 }
+
+/// Every file of a local repository (except locks) with its content.
+fn repo_files(root: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                if e.file_name() != "locks" {
+                    stack.push(e.path());
+                }
+            } else {
+                out.insert(e.path(), std::fs::read(e.path()).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// A backup never deletes or rewrites a repository file: a streamed file's
+/// size is recorded when its tree is written, in the first and only
+/// snapshot; a second backup keeps every file the first one wrote.
+#[test]
+fn a_streamed_file_has_its_size_in_the_one_snapshot_and_nothing_is_removed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = repo(&tmp);
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a.txt"), b"local").unwrap();
+    // 2.5 MB that the archiver cannot know in advance: several chunks
+    let gen = sh(
+        "i=0; while [ $i -lt 50000 ]; do echo \"row $i of a dump that streams from a pipe\"; i=$((i+1)); done",
+        "db/all.sql",
+    );
+    let expected: Vec<u8> = (0..50000)
+        .flat_map(|i| format!("row {i} of a dump that streams from a pipe\n").into_bytes())
+        .collect();
+    let req = BackupRequest {
+        paths: vec![src.clone()],
+        commands: vec![gen],
+        ..Default::default()
+    };
+    let root = tmp.path().join("repo");
+    let mut seen = repo_files(&root);
+    for round in 1..=2 {
+        let summary = repo.backup(&req).unwrap();
+        assert!(!summary.incomplete, "{:?}", summary.skipped);
+        let now = repo_files(&root);
+        for (path, content) in &seen {
+            assert!(
+                now.get(path) == Some(content),
+                "backup {round} removed or rewrote {}",
+                path.display()
+            );
+        }
+        let snaps: Vec<_> = now
+            .keys()
+            .filter(|p| p.parent().unwrap().ends_with("snapshots"))
+            .collect();
+        assert_eq!(snaps.len(), round, "one snapshot per backup: {snaps:?}");
+        assert!(
+            snaps.iter().any(|p| p.ends_with(&summary.snapshot.id)),
+            "the reported snapshot {} is the one stored",
+            summary.snapshot.id
+        );
+        seen = now;
+    }
+    let (_, entries, _) = repo.ls("latest", &SnapshotFilter::default(), None).unwrap();
+    let e = entries.iter().find(|e| e.path == "/db/all.sql").unwrap();
+    assert_eq!(e.size, expected.len() as u64);
+    // the dump's directory: owner-only, with a time (not a bare 0755 node)
+    let d = entries.iter().find(|e| e.path == "/db").unwrap();
+    assert_eq!(d.mode, Some(0o700), "{d:?}");
+    assert!(d.mtime.is_some(), "{d:?}");
+    assert!(dump(&repo, "/db/all.sql") == expected);
+}
