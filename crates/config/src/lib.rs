@@ -63,8 +63,6 @@ use std::{
 };
 
 pub use build::BuildError;
-pub use bulwark_monitor;
-pub use bulwark_notify;
 pub use bulwark_schedule as schedule;
 pub use hub::{parse_size, Hub, HubAccess, HubAcl};
 pub use keep::KeepWithin;
