@@ -24,10 +24,8 @@
 use std::{collections::BTreeSet, collections::VecDeque, time::Duration};
 
 use bulwark_api::{MonitorResult, MonitorResults, MonitorResultsStored};
-use bulwark_config::{
-    bulwark_monitor::{runner, MonitorSpec, Observation},
-    BuildError, Config, MonitorCheck,
-};
+use bulwark_config::{BuildError, Config, MonitorCheck};
+use bulwark_monitor::{runner, MonitorSpec, Observation};
 use tokio::{
     sync::{mpsc, watch},
     task::JoinSet,
@@ -481,7 +479,7 @@ mod tests {
     fn results_carry_the_probe_in_milliseconds() {
         let o = Observation {
             monitor: "web".into(),
-            result: bulwark_config::bulwark_monitor::ProbeResult {
+            result: bulwark_monitor::ProbeResult {
                 up: false,
                 latency: Duration::from_micros(12_500),
                 message: "expected status 200-399, got 500".into(),
@@ -565,7 +563,7 @@ port = 22
             ["data", "web"],
             "not disabled, hub-only or other hosts' monitors"
         );
-        let bulwark_config::bulwark_monitor::Probe::Http(h) = &nas[1].probe else {
+        let bulwark_monitor::Probe::Http(h) = &nas[1].probe else {
             panic!("{:?}", nas[1].probe.kind())
         };
         assert_eq!(

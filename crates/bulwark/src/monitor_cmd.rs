@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use bulwark_api::{MonitorHealth, MonitorStatus, MonitorsView, VantageStatus};
-use bulwark_config::{bulwark_notify::Message, BuildError, Config};
+use bulwark_config::{BuildError, Config};
+use bulwark_notify::Message;
 use clap::{Args, Subcommand};
 use jiff::Timestamp;
 

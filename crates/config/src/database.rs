@@ -17,9 +17,9 @@ use std::{
 use serde_spanned::Spanned;
 
 use crate::{
+    fields::{secret, stderr_patterns, valid_snapshot_filename, Claim},
     raw::RawDatabase,
     read::{closest, Ctx},
-    validate::{secret, stderr_patterns, valid_snapshot_filename, Claim},
     DatabaseKind, DatabaseSource, PgFormat,
 };
 

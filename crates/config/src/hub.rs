@@ -27,10 +27,12 @@ use std::{
     time::Duration,
 };
 
-use serde::Deserialize;
 use serde_spanned::Spanned;
 
-use crate::read::Ctx;
+use crate::{
+    raw::{RawHub, RawSize},
+    read::Ctx,
+};
 
 /// What an ACL entry grants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,53 +94,6 @@ pub struct Hub {
     pub max_connections: Option<u32>,
     /// `run_history`: how long run history is kept (zero: forever).
     pub run_history: Option<Duration>,
-}
-
-/// A size: bytes as an integer, or a string like `"10 GiB"`.
-#[derive(Debug, Deserialize)]
-#[serde(
-    untagged,
-    expecting = "a size: a number of bytes or a string such as \"10 GiB\""
-)]
-pub(crate) enum RawSize {
-    Bytes(i64),
-    Text(String),
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawHub {
-    pub listen: Option<Spanned<String>>,
-    pub data: Option<Spanned<String>>,
-    pub htpasswd: Option<Spanned<String>>,
-    #[serde(default)]
-    pub append_only: bool,
-    #[serde(default = "default_true")]
-    pub private_repos: bool,
-    #[serde(default)]
-    pub no_auth: bool,
-    pub tls_cert: Option<Spanned<String>>,
-    pub tls_key: Option<Spanned<String>>,
-    pub max_size: Option<Spanned<RawSize>>,
-    pub max_file_size: Option<Spanned<RawSize>>,
-    pub scrub_interval: Option<Spanned<String>>,
-    #[serde(default)]
-    pub acl: Vec<Spanned<RawAcl>>,
-    #[serde(default)]
-    pub quota: BTreeMap<String, Spanned<RawSize>>,
-    #[serde(default)]
-    pub metrics_users: Vec<String>,
-    pub metrics_token_file: Option<Spanned<String>>,
-    pub max_connections: Option<Spanned<i64>>,
-    pub run_history: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawAcl {
-    pub user: Option<Spanned<String>>,
-    pub repo: Option<Spanned<String>>,
-    pub access: Option<Spanned<String>>,
 }
 
 /// Parses `"10 GiB"`, `"512M"`, `"1000"`, `"1.5 TB"` into bytes.
@@ -373,10 +328,6 @@ pub(crate) fn validate(cx: &mut Ctx<'_>, raw: RawHub, base: &Path) -> Option<Hub
         }
     }
     (cx.diags.len() == before).then_some(hub)
-}
-
-fn default_true() -> bool {
-    true
 }
 
 #[cfg(test)]

@@ -39,8 +39,10 @@
 //! assert!(err.to_string().starts_with("b.toml:2:1: unknown key `pathes`"));
 //! ```
 
+mod build;
 mod database;
 mod extract;
+mod fields;
 mod hub;
 mod keep;
 mod monitor;
@@ -60,15 +62,14 @@ use std::{
     time::Duration,
 };
 
-pub use bulwark_monitor;
-pub use bulwark_notify;
+pub use build::BuildError;
 pub use bulwark_schedule as schedule;
 pub use hub::{parse_size, Hub, HubAccess, HubAcl};
 pub use keep::KeepWithin;
 pub use monitor::{
-    Alerts, BackupCheck, BuildError, DiskCheck, MinFree, MonitorCheck, MonitorDecl, MonitorKind,
-    ProbeCheck, ReplicationCheck, Silence, SilenceWindow, DEFAULT_HUB_PING_INTERVAL,
-    DEFAULT_MAX_AGE, DEFAULT_MIN_FREE_PERCENT, DEFAULT_REMIND_EVERY, DEFAULT_TLS_PORT,
+    Alerts, BackupCheck, DiskCheck, MinFree, MonitorCheck, MonitorDecl, MonitorKind, ProbeCheck,
+    ReplicationCheck, Silence, SilenceWindow, DEFAULT_HUB_PING_INTERVAL, DEFAULT_MAX_AGE,
+    DEFAULT_MIN_FREE_PERCENT, DEFAULT_REMIND_EVERY, DEFAULT_TLS_PORT,
 };
 pub use notify::{NotifierDecl, NotifierSettings, WebhookUrl, DEFAULT_NTFY_SERVER};
 pub use read::closest;

@@ -12,9 +12,9 @@ use bulwark_schedule::{Calendar, Schedule, ScheduleError};
 use serde_spanned::Spanned;
 
 use crate::{
+    fields::{check_host, repository_ref, retention, split_hint, valid_name, NAME_HINT},
     raw::{RawAgent, RawHost, RawJob, RawMaintenance, RawPing},
     read::{closest, Ctx, Entry},
-    validate::{check_host, repository_ref, retention, split_hint, valid_name, NAME_HINT},
     AgentSettings, HostDecl, JobSchedule, Maintenance, Ping,
 };
 

@@ -3,6 +3,8 @@
 //! Every field is optional here (so that one bad or missing key never hides
 //! the others); `validate` decides what is required.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use serde_spanned::Spanned;
 
@@ -190,7 +192,7 @@ pub(crate) struct RawTarget {
     pub password_env: Option<Spanned<String>>,
     pub repositories: Option<Spanned<Vec<Spanned<String>>>>,
     pub schedule: Option<Spanned<String>>,
-    pub bandwidth: Option<Spanned<crate::hub::RawSize>>,
+    pub bandwidth: Option<Spanned<RawSize>>,
     pub parallel: Option<Spanned<i64>>,
     pub verify: Option<Spanned<String>>,
     pub verify_sample: Option<Spanned<String>>,
@@ -284,7 +286,7 @@ pub(crate) struct RawMonitor {
     pub max_age: Option<Spanned<String>>,
     pub targets: Option<Spanned<Vec<Spanned<String>>>>,
     // disk
-    pub min_free: Option<Spanned<crate::hub::RawSize>>,
+    pub min_free: Option<Spanned<RawSize>>,
 }
 
 /// `[notifiers.NAME]`: every key of every type; `notify.rs` refuses the
@@ -356,4 +358,55 @@ pub(crate) struct RawAlerts {
     pub hub_ping_interval: Option<Spanned<String>>,
     pub connectivity: Option<Spanned<Vec<Spanned<String>>>>,
     pub remind_every: Option<Spanned<String>>,
+}
+
+/// A size: bytes as an integer, or a string like `"10 GiB"`.
+#[derive(Debug, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a size: a number of bytes or a string such as \"10 GiB\""
+)]
+pub(crate) enum RawSize {
+    Bytes(i64),
+    Text(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHub {
+    pub listen: Option<Spanned<String>>,
+    pub data: Option<Spanned<String>>,
+    pub htpasswd: Option<Spanned<String>>,
+    #[serde(default)]
+    pub append_only: bool,
+    #[serde(default = "default_true")]
+    pub private_repos: bool,
+    #[serde(default)]
+    pub no_auth: bool,
+    pub tls_cert: Option<Spanned<String>>,
+    pub tls_key: Option<Spanned<String>>,
+    pub max_size: Option<Spanned<RawSize>>,
+    pub max_file_size: Option<Spanned<RawSize>>,
+    pub scrub_interval: Option<Spanned<String>>,
+    #[serde(default)]
+    pub acl: Vec<Spanned<RawAcl>>,
+    #[serde(default)]
+    pub quota: BTreeMap<String, Spanned<RawSize>>,
+    #[serde(default)]
+    pub metrics_users: Vec<String>,
+    pub metrics_token_file: Option<Spanned<String>>,
+    pub max_connections: Option<Spanned<i64>>,
+    pub run_history: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAcl {
+    pub user: Option<Spanned<String>>,
+    pub repo: Option<Spanned<String>>,
+    pub access: Option<Spanned<String>>,
+}
+
+fn default_true() -> bool {
+    true
 }

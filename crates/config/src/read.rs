@@ -90,7 +90,7 @@ pub(crate) struct Doc {
     pub settings: Option<RawSettings>,
     pub repositories: Vec<Entry<RawRepo>>,
     pub jobs: Vec<Entry<RawJob>>,
-    pub hub: Option<crate::hub::RawHub>,
+    pub hub: Option<crate::raw::RawHub>,
     pub hosts: Vec<Entry<RawHost>>,
     pub agent: Option<RawAgent>,
     pub maintenance: Vec<Entry<RawMaintenance>>,
@@ -139,7 +139,7 @@ pub(crate) fn read(cx: &mut Ctx<'_>) -> Option<Doc> {
             "settings" => doc.settings = table::<RawSettings>(cx, "settings", value).0,
             "repositories" => doc.repositories = named(cx, "repositories", value),
             "jobs" => doc.jobs = named(cx, "jobs", value),
-            "hub" => doc.hub = table::<crate::hub::RawHub>(cx, "hub", value).0,
+            "hub" => doc.hub = table::<crate::raw::RawHub>(cx, "hub", value).0,
             "hosts" => doc.hosts = named(cx, "hosts", value),
             "agent" => doc.agent = table::<RawAgent>(cx, "agent", value).0,
             "maintenance" => doc.maintenance = named(cx, "maintenance", value),
@@ -387,13 +387,13 @@ impl Shape for RawMaintenance {
         }
     }
 }
-impl Shape for crate::hub::RawAcl {}
+impl Shape for crate::raw::RawAcl {}
 
-impl Shape for crate::hub::RawHub {
+impl Shape for crate::raw::RawHub {
     fn nested(cx: &mut Ctx<'_>, key: &str, value: &mut Spanned<DeValue<'_>>) -> bool {
         match (key, value.get_mut()) {
             ("acl", DeValue::Array(items)) => items.iter_mut().fold(true, |clean, item| {
-                prune::<crate::hub::RawAcl>(cx, item) & clean
+                prune::<crate::raw::RawAcl>(cx, item) & clean
             }),
             _ => true,
         }

@@ -20,11 +20,12 @@ use std::{
 use serde_spanned::Spanned;
 
 use crate::{
-    hub::{parse_size, RawSize},
+    fields::{s3_settings, secret, split_hint, valid_name, NAME_HINT},
+    hub::parse_size,
     multihost::{self, ScheduleKeys},
+    raw::RawSize,
     raw::RawTarget,
     read::{closest, Ctx, Entry},
-    validate::{secret, split_hint, valid_name, NAME_HINT},
     JobSchedule, Medium, RepoUrl, Target, TargetRestAuth,
 };
 
@@ -332,7 +333,7 @@ fn target(
         (r.password_env.as_ref(), "password_env"),
     ];
     let s3 = match &url {
-        Some(RepoUrl::S3 { .. }) => Some(crate::validate::s3_settings(
+        Some(RepoUrl::S3 { .. }) => Some(s3_settings(
             cx,
             r.region.as_ref(),
             [r.access_key_id_file.as_ref(), r.access_key_id_env.as_ref()],

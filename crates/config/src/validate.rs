@@ -3,42 +3,23 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    ops::Range,
-    path::{Component, Path, PathBuf},
+    path::{Path, PathBuf},
 };
 
 use serde_spanned::Spanned;
 
 use crate::{
     database,
+    fields::{
+        check_host, repository_ref, retention, s3_settings, secret, secret_file, split_hint,
+        stderr_patterns, valid_name, valid_snapshot_filename, Claim, NAME_HINT,
+    },
     multihost::{self, ScheduleKeys},
-    raw::{RawCommand, RawCommandLine, RawHooks, RawJob, RawRepo, RawRetention},
-    read::{closest, Ctx, Doc, Entry},
-    CommandLine, CommandSource, Config, DatabaseSource, Hooks, Job, KeepWithin, RepoUrl,
-    Repository, RestAuth, Retention, S3Settings, SecretSource, Settings,
+    raw::{RawCommand, RawCommandLine, RawHooks, RawJob, RawRepo},
+    read::{Ctx, Doc, Entry},
+    CommandLine, CommandSource, Config, DatabaseSource, Hooks, Job, RepoUrl, Repository, RestAuth,
+    SecretSource, Settings,
 };
-
-pub(crate) const NAME_HINT: &str = "use only letters, digits, `-` and `_`";
-
-pub(crate) fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
-fn valid_env_name(s: &str) -> bool {
-    !s.is_empty()
-        && !s.starts_with(|c: char| c.is_ascii_digit())
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-/// Splits `"what is wrong; how to fix it"`.
-pub(crate) fn split_hint(m: &str) -> (String, Option<String>) {
-    match m.split_once("; ") {
-        Some((msg, hint)) => (msg.to_string(), Some(hint.to_string())),
-        None => (m.to_string(), None),
-    }
-}
 
 /// Validates the document; None if anything was reported.
 pub(crate) fn validate(cx: &mut Ctx<'_>, mut doc: Doc, base: &Path) -> Option<Config> {
@@ -116,104 +97,6 @@ pub(crate) fn validate(cx: &mut Ctx<'_>, mut doc: Doc, base: &Path) -> Option<Co
         silences: monitoring.silences,
         alerts: monitoring.alerts,
     })
-}
-
-pub(crate) fn check_host(cx: &mut Ctx<'_>, h: Spanned<String>, key: &str) -> Option<String> {
-    let v = h.get_ref();
-    if v.is_empty() || v.chars().any(char::is_whitespace) {
-        cx.err_at(
-            &h,
-            format!("`{key}` must be a non-empty name without spaces"),
-            "e.g. host = \"nas\", or remove it to use the machine's host name",
-        );
-        return None;
-    }
-    Some(h.into_inner())
-}
-
-/// A file path for a secret: non-empty; relative paths are taken from the
-/// config file's directory.
-pub(crate) fn secret_file(
-    cx: &mut Ctx<'_>,
-    f: &Spanned<String>,
-    key: &str,
-    base: &Path,
-) -> Option<PathBuf> {
-    if f.get_ref().trim().is_empty() {
-        cx.err_at(
-            f,
-            format!("`{key}` is empty"),
-            "give the path of a file that holds the secret",
-        );
-        return None;
-    }
-    Some(base.join(f.get_ref()))
-}
-
-/// `PREFIX_file` / `PREFIX_env`: at most one; Ok(None) when neither is set,
-/// Err(()) when a problem was reported.
-/// S3 settings from a region and the `*_file` / `*_env` pairs of the two
-/// keys (`[repositories.NAME.s3]` and `[targets.NAME]` share them).
-pub(crate) fn s3_settings(
-    cx: &mut Ctx<'_>,
-    region: Option<&Spanned<String>>,
-    [id_file, id_env]: [Option<&Spanned<String>>; 2],
-    [key_file, key_env]: [Option<&Spanned<String>>; 2],
-    base: &Path,
-) -> S3Settings {
-    let region = match region {
-        Some(r) if r.get_ref().trim().is_empty() => {
-            cx.err_at(
-                r,
-                "`region` is empty",
-                "remove it to use us-east-1, or give the region",
-            );
-            String::new()
-        }
-        Some(r) => r.get_ref().clone(),
-        None => "us-east-1".to_string(),
-    };
-    let access_key_id = secret(cx, id_file, id_env, "access_key_id", base);
-    let secret_access_key = secret(cx, key_file, key_env, "secret_access_key", base);
-    S3Settings {
-        region,
-        access_key_id: access_key_id.ok().flatten(),
-        secret_access_key: secret_access_key.ok().flatten(),
-    }
-}
-
-pub(crate) fn secret(
-    cx: &mut Ctx<'_>,
-    file: Option<&Spanned<String>>,
-    env: Option<&Spanned<String>>,
-    prefix: &str,
-    base: &Path,
-) -> Result<Option<SecretSource>, ()> {
-    match (file, env) {
-        (Some(_), Some(e)) => {
-            cx.err_at(
-                e,
-                format!("both `{prefix}_file` and `{prefix}_env` are set"),
-                "keep one of them",
-            );
-            Err(())
-        }
-        (Some(f), None) => secret_file(cx, f, &format!("{prefix}_file"), base)
-            .map(SecretSource::File)
-            .map(Some)
-            .ok_or(()),
-        (None, Some(e)) if !valid_env_name(e.get_ref()) => {
-            // never echo the value: people do paste the secret itself here
-            cx.err_at(
-                e,
-                format!("`{prefix}_env` must be the name of an environment variable (letters, digits and `_`)"),
-                format!("put the secret in a variable and name it, e.g. {prefix}_env = \"{}\"", prefix.to_uppercase()),
-            );
-            Err(())
-        }
-        (None, Some(e)) => Ok(Some(SecretSource::Env(e.get_ref().clone()))),
-        (None, None) => Ok(None),
-    }
 }
 
 fn repository(cx: &mut Ctx<'_>, entry: Entry<RawRepo>, base: &Path) -> Option<Repository> {
@@ -345,47 +228,6 @@ fn repository(cx: &mut Ctx<'_>, entry: Entry<RawRepo>, base: &Path) -> Option<Re
         rest,
         s3,
     })
-}
-
-/// The repository a job or maintenance names: required, and declared.
-pub(crate) fn repository_ref(
-    cx: &mut Ctx<'_>,
-    r: Option<&Spanned<String>>,
-    owner: &str,
-    name: &Spanned<String>,
-    declared: &BTreeSet<String>,
-    clean: bool,
-) -> String {
-    let Some(r) = r else {
-        if clean {
-            cx.err_at(
-                name,
-                format!("{owner} has no `repository`"),
-                "add repository = \"NAME\" naming a [repositories.NAME] table",
-            );
-        }
-        return String::new();
-    };
-    if !declared.contains(r.get_ref()) {
-        let known: Vec<&str> = declared.iter().map(String::as_str).collect();
-        let hint = match closest(r.get_ref(), &known) {
-            _ if known.is_empty() => "declare it in a [repositories.NAME] table".to_string(),
-            Some(best) => format!(
-                "did you mean `{best}`? (declared repositories: {})",
-                known.join(", ")
-            ),
-            None => format!("declared repositories: {}", known.join(", ")),
-        };
-        cx.err_at(
-            r,
-            format!(
-                "{owner} uses repository `{}`, which is not declared",
-                r.get_ref()
-            ),
-            hint,
-        );
-    }
-    r.get_ref().clone()
 }
 
 fn job(
@@ -537,43 +379,6 @@ fn check_glob(g: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// Where a source of a job writes in the snapshot, for the uniqueness check.
-pub(crate) struct Claim {
-    /// The `filename` value, or the source's table when the name is a default.
-    pub at: Range<usize>,
-    /// The path inside the snapshot.
-    pub filename: String,
-    /// A database source (else a command source).
-    pub database: bool,
-}
-
-/// A relative path inside the snapshot: no `.`, `..` or empty components.
-pub(crate) fn valid_snapshot_filename(f: &str) -> bool {
-    !f.is_empty()
-        && !f.ends_with('/')
-        && !f.contains("//")
-        && Path::new(f)
-            .components()
-            .all(|c| matches!(c, Component::Normal(_)))
-}
-
-/// `fail_on_stderr`: non-empty patterns.
-pub(crate) fn stderr_patterns(cx: &mut Ctx<'_>, raw: &[Spanned<String>]) -> Vec<String> {
-    raw.iter()
-        .filter_map(|p| {
-            if p.get_ref().is_empty() {
-                cx.err_at(
-                    p,
-                    "empty pattern in `fail_on_stderr`",
-                    "remove it: an empty pattern would match every line",
-                );
-                return None;
-            }
-            Some(p.get_ref().clone())
-        })
-        .collect()
-}
-
 fn commands(
     cx: &mut Ctx<'_>,
     jname: &str,
@@ -719,84 +524,6 @@ fn hooks(cx: &mut Ctx<'_>, h: RawHooks) -> Hooks {
         }
     }
     out
-}
-
-/// A retention table; `owner` is "job `x`" or "maintenance `x`", and
-/// `default_prune` applies when `prune` is not set.
-pub(crate) fn retention(
-    cx: &mut Ctx<'_>,
-    owner: &str,
-    r: Spanned<RawRetention>,
-    clean: bool,
-    default_prune: bool,
-) -> Retention {
-    let span = r.span();
-    let r = r.into_inner();
-    let count = |cx: &mut Ctx<'_>, v: &Option<Spanned<i64>>, key: &str| -> Option<u32> {
-        let v = v.as_ref()?;
-        match u32::try_from(*v.get_ref()) {
-            Ok(n) if n >= 1 => Some(n),
-            Ok(0) => {
-                cx.err_at(
-                    v,
-                    format!("{key} must be at least 1"),
-                    "omit the key instead of setting it to 0",
-                );
-                None
-            }
-            _ if *v.get_ref() < 0 => {
-                cx.err_at(
-                    v,
-                    format!("{key} must be at least 1"),
-                    "counts can't be negative; omit the key to keep no such snapshots",
-                );
-                None
-            }
-            _ => {
-                cx.err_at(v, format!("{key} is too large"), "use at most 4294967295");
-                None
-            }
-        }
-    };
-    let ret = Retention {
-        keep_last: count(cx, &r.keep_last, "keep_last"),
-        keep_hourly: count(cx, &r.keep_hourly, "keep_hourly"),
-        keep_daily: count(cx, &r.keep_daily, "keep_daily"),
-        keep_weekly: count(cx, &r.keep_weekly, "keep_weekly"),
-        keep_monthly: count(cx, &r.keep_monthly, "keep_monthly"),
-        keep_yearly: count(cx, &r.keep_yearly, "keep_yearly"),
-        keep_within: r
-            .keep_within
-            .as_ref()
-            .and_then(|w| match w.get_ref().parse::<KeepWithin>() {
-                Ok(k) => Some(k),
-                Err(m) => {
-                    let (msg, hint) = split_hint(&m);
-                    cx.err(w.span(), format!("bad keep_within: {msg}"), hint);
-                    None
-                }
-            }),
-        prune: r.prune.unwrap_or(default_prune),
-    };
-    let any_set = [
-        r.keep_last,
-        r.keep_hourly,
-        r.keep_daily,
-        r.keep_weekly,
-        r.keep_monthly,
-        r.keep_yearly,
-    ]
-    .iter()
-    .any(Option::is_some)
-        || r.keep_within.is_some();
-    if clean && !any_set {
-        cx.err(
-            span,
-            format!("the retention of {owner} keeps nothing"),
-            Some("add keep_daily = 7 (or another keep_* rule), or remove the table".into()),
-        );
-    }
-    ret
 }
 
 #[cfg(test)]

@@ -11,14 +11,12 @@ use common::{case, check_cases, diagnostics, Case};
 
 use std::{collections::BTreeMap, path::Path, time::Duration};
 
-use bulwark_config::{
-    bulwark_monitor::{
-        CommandLine, CommandProbe, DnsProbe, HttpProbe, JsonCheck, MonitorSpec, PathCheck,
-        PathProbe, Probe, Rcode, RecordType, StatusRange, TcpProbe, TlsProbe, Vantage,
-    },
-    bulwark_notify::{Channel, Route, Severity, SmtpSecurity, WebhookMethod},
-    *,
+use bulwark_config::*;
+use bulwark_monitor::{
+    CommandLine, CommandProbe, DnsProbe, HttpProbe, JsonCheck, MonitorSpec, PathCheck, PathProbe,
+    Probe, Rcode, RecordType, StatusRange, TcpProbe, TlsProbe, Vantage,
 };
+use bulwark_notify::{Channel, Route, Severity, SmtpSecurity, WebhookMethod};
 
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)

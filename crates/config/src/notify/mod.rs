@@ -24,6 +24,17 @@
 //! loads them and makes the [`bulwark_notify::Notifier`]. The settings are
 //! also checked with [`bulwark_notify::Notifier::validate`] when the file is
 //! read, with stand-ins for the secrets.
+//!
+//! One module per type turns its keys into [`NotifierSettings`] ([`ntfy`],
+//! [`gotify`], [`hooks`] for Discord and Slack, [`email`], [`webhook`]);
+//! [`route`] checks `[[routes]]`.
+
+mod email;
+mod gotify;
+mod hooks;
+mod ntfy;
+mod route;
+mod webhook;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -31,16 +42,15 @@ use std::{
 };
 
 use bulwark_notify::{
-    render_template, Channel, Discord, Email, Gotify, Message, Notifier, Ntfy, Route, Severity,
-    Slack, SmtpSecurity, Webhook, WebhookMethod,
+    Channel, Discord, Email, Gotify, Notifier, Ntfy, Route, Severity, Slack, SmtpSecurity, Webhook,
+    WebhookMethod,
 };
 use serde_spanned::Spanned;
 
 use crate::{
-    monitor::{headers, http_url, monitor_patterns, severity, BuildError},
+    fields::{secret, valid_name, NAME_HINT},
     raw::{RawNotifier, RawRoute},
     read::{closest, Ctx, Entry, Item},
-    validate::{secret, valid_name, NAME_HINT},
     SecretSource,
 };
 
@@ -157,27 +167,11 @@ impl NotifierSettings {
 }
 
 impl NotifierDecl {
-    /// Loads the secrets and builds the notifier, checked with
-    /// [`Notifier::validate`] (which also reads `ca_file`).
-    pub fn build(&self) -> Result<Notifier, BuildError> {
-        let notifier = self.channel(&mut |source: &SecretSource, key: &str| {
-            source
-                .load()
-                .map(|s| s.expose().to_string())
-                .map_err(|error| BuildError::Secret {
-                    what: format!("notifier `{}` ({key})", self.name),
-                    error,
-                })
-        })?;
-        notifier.validate().map_err(BuildError::Notify)?;
-        Ok(notifier)
-    }
-
     /// The notifier with each secret from `load(source, key)`.
-    fn channel(
+    pub(crate) fn channel<E>(
         &self,
-        load: &mut dyn FnMut(&SecretSource, &str) -> Result<String, BuildError>,
-    ) -> Result<Notifier, BuildError> {
+        load: &mut dyn FnMut(&SecretSource, &str) -> Result<String, E>,
+    ) -> Result<Notifier, E> {
         let key = |s: &SecretSource, prefix: &str| match s {
             SecretSource::File(_) => format!("{prefix}_file"),
             SecretSource::Env(_) => format!("{prefix}_env"),
@@ -378,7 +372,7 @@ pub(crate) fn validate(
     let mut out: Vec<Route> = routes
         .into_iter()
         .flatten()
-        .filter_map(|r| route(cx, r, &names, monitors))
+        .filter_map(|r| route::route(cx, r, &names, monitors))
         .collect();
     if implicit {
         out.push(Route {
@@ -388,81 +382,6 @@ pub(crate) fn validate(
         });
     }
     (notifiers, out)
-}
-
-fn route(
-    cx: &mut Ctx<'_>,
-    item: Item<RawRoute>,
-    notifiers: &[String],
-    monitors: &BTreeSet<String>,
-) -> Option<Route> {
-    let Item { span, raw, clean } = item;
-    let before = cx.diags.len();
-    let r = raw?;
-    let mut names = Vec::new();
-    match &r.notifiers {
-        None => {
-            if clean {
-                cx.err(
-                    span,
-                    "a route has no `notifiers`",
-                    Some(match notifiers.first() {
-                        Some(n) => format!("add the notifiers its messages go to, e.g. notifiers = [\"{n}\"]"),
-                        None => {
-                            "declare a notifier with [notifiers.NAME] and list it, e.g. notifiers = [\"phone\"]".into()
-                        }
-                    }),
-                );
-            }
-        }
-        Some(list) if list.get_ref().is_empty() => {
-            cx.err_at(
-                list,
-                "`notifiers` is empty",
-                "list the notifiers its messages go to, or remove the route",
-            );
-        }
-        Some(list) => {
-            let known: Vec<&str> = notifiers.iter().map(String::as_str).collect();
-            for n in list.get_ref() {
-                let v = n.get_ref();
-                if !notifiers.contains(v) {
-                    let hint = match closest(v, &known) {
-                        Some(best) => format!(
-                            "did you mean `{best}`? (declared notifiers: {})",
-                            known.join(", ")
-                        ),
-                        None if known.is_empty() => {
-                            "no notifiers are declared; declare one with [notifiers.NAME]".into()
-                        }
-                        None => format!("declared notifiers: {}", known.join(", ")),
-                    };
-                    cx.err_at(n, format!("unknown notifier `{v}` in a route"), hint);
-                } else if names.contains(v) {
-                    cx.err_at(n, format!("notifier `{v}` is listed twice"), "remove one");
-                } else {
-                    names.push(v.clone());
-                }
-            }
-        }
-    }
-    let subjects = r
-        .monitors
-        .as_ref()
-        .map(|m| monitor_patterns(cx, m, "route", monitors))
-        .unwrap_or_default();
-    let min_severity = r
-        .min_severity
-        .as_ref()
-        .map_or(Some(Severity::Info), |s| severity(cx, s, "min_severity"));
-    if cx.diags.len() > before || !clean {
-        return None;
-    }
-    Some(Route {
-        notifiers: names,
-        subjects,
-        min_severity: min_severity?,
-    })
 }
 
 /// The notifier whose keys are checked.
@@ -550,9 +469,6 @@ fn strings(list: Option<&Spanned<Vec<Spanned<String>>>>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-const CREDENTIALS: &str =
-    "leave credentials out of the URL: send them in a header read from a file, e.g. header_files = { \"Authorization\" = \"/etc/bulwark/hook.auth\" }, or put the whole URL in a file and set url_file";
-
 fn notifier(cx: &mut Ctx<'_>, entry: Entry<RawNotifier>, base: &Path) -> Option<NotifierDecl> {
     let Entry { name, raw, clean } = entry;
     let before = cx.diags.len();
@@ -629,198 +545,11 @@ fn notifier(cx: &mut Ctx<'_>, entry: Entry<RawNotifier>, base: &Path) -> Option<
         clean,
     };
     let settings = match kind {
-        "ntfy" => {
-            let server = match &r.server {
-                Some(s) => http_url(
-                    cx,
-                    s,
-                    "server",
-                    DEFAULT_NTFY_SERVER,
-                    "leave credentials out of the URL: set token_file",
-                )
-                .then(|| s.get_ref().trim().trim_end_matches('/').to_string()),
-                None => Some(DEFAULT_NTFY_SERVER.to_string()),
-            };
-            let topic = required(
-                cx,
-                r.topic.as_ref(),
-                &owner,
-                "topic",
-                "topic = \"homelab-alerts\"",
-            );
-            if let Some(t) = topic {
-                let v = t.get_ref();
-                if v.len() > 64
-                    || !v
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-                {
-                    cx.err_at(
-                        t,
-                        format!("`{v}` is not an ntfy topic"),
-                        "use 1 to 64 letters, digits, `-` or `_`",
-                    );
-                }
-            }
-            let token = secret(
-                cx,
-                r.token_file.as_ref(),
-                r.token_env.as_ref(),
-                "token",
-                base,
-            )
-            .ok()
-            .flatten();
-            let tags = strings(r.tags.as_ref());
-            for t in r.tags.iter().flat_map(|l| l.get_ref()) {
-                if t.get_ref().trim().is_empty() || t.get_ref().contains(',') {
-                    cx.err_at(
-                        t,
-                        "an ntfy tag must be non-empty and without commas",
-                        "e.g. tags = [\"homelab\"]",
-                    );
-                }
-            }
-            let ca_file = ca_file(cx, &r, base);
-            NotifierSettings::Ntfy {
-                server: server?,
-                topic: topic?.get_ref().clone(),
-                token,
-                tags,
-                ca_file,
-            }
-        }
-        "gotify" => {
-            let url = required(
-                cx,
-                r.url.as_ref(),
-                &owner,
-                "url",
-                "url = \"https://gotify.example.org\"",
-            )
-            .filter(|u| {
-                http_url(
-                    cx,
-                    u,
-                    "url",
-                    "https://gotify.example.org",
-                    "leave credentials out of the URL: the application token goes in token_file",
-                )
-            });
-            let token = required_secret(
-                cx,
-                [r.token_file.as_ref(), r.token_env.as_ref()],
-                "token",
-                &owner,
-                "Gotify needs an application token",
-                base,
-            );
-            let ca_file = ca_file(cx, &r, base);
-            NotifierSettings::Gotify {
-                url: url?.get_ref().trim().trim_end_matches('/').to_string(),
-                token: token?,
-                ca_file,
-            }
-        }
-        "discord" | "slack" => {
-            let why = if kind == "discord" {
-                "a Discord webhook URL is a secret (whoever has it can post)"
-            } else {
-                "a Slack webhook URL is a secret (whoever has it can post)"
-            };
-            let url = required_secret(
-                cx,
-                [r.url_file.as_ref(), r.url_env.as_ref()],
-                "url",
-                &owner,
-                why,
-                base,
-            );
-            if kind == "discord" {
-                NotifierSettings::Discord { url: url? }
-            } else {
-                NotifierSettings::Slack {
-                    url: url?,
-                    text_only: r.text_only.as_ref().is_some_and(|t| *t.get_ref()),
-                }
-            }
-        }
-        "email" => email(cx, &r, &owner, base)?,
-        _ => {
-            let url = match (
-                &r.url,
-                secret(cx, r.url_file.as_ref(), r.url_env.as_ref(), "url", base),
-            ) {
-                (Some(u), Ok(Some(_))) => {
-                    cx.err_at(
-                        u,
-                        "both `url` and `url_file`/`url_env` are set",
-                        "keep one: `url` for a URL that holds no secret, `url_file`/`url_env` for one that does",
-                    );
-                    None
-                }
-                (Some(u), Ok(None)) => http_url(
-                    cx,
-                    u,
-                    "url",
-                    "https://hooks.example.org/bulwark",
-                    CREDENTIALS,
-                )
-                .then(|| WebhookUrl::Plain(u.get_ref().trim().to_string())),
-                (None, Ok(Some(s))) => Some(WebhookUrl::Secret(s)),
-                (None, Ok(None)) => {
-                    if clean {
-                        cx.err_at(
-                            &name,
-                            format!("webhook notifier `{nname}` has no `url`"),
-                            "add url = \"https://hooks.example.org/bulwark\", or url_file/url_env if the URL itself is the credential",
-                        );
-                    }
-                    None
-                }
-                (_, Err(())) => None,
-            };
-            let method = match &r.method {
-                None => Some(WebhookMethod::Post),
-                Some(m) => match m.get_ref().to_ascii_uppercase().as_str() {
-                    "POST" => Some(WebhookMethod::Post),
-                    "PUT" => Some(WebhookMethod::Put),
-                    _ => {
-                        cx.err_at(
-                            m,
-                            format!("`{}` is not a webhook method", m.get_ref()),
-                            "use method = \"POST\" (the default) or \"PUT\"",
-                        );
-                        None
-                    }
-                },
-            };
-            let (headers, secret_headers) = headers(
-                cx,
-                r.headers.as_ref(),
-                r.header_files.as_ref(),
-                r.header_envs.as_ref(),
-                base,
-            );
-            if let Some(t) = &r.template {
-                if let Err(e) = render_template(t.get_ref(), &Message::test(&nname)) {
-                    cx.err_at(
-                        t,
-                        format!("bad `template`: {e}"),
-                        "the template is JSON with placeholders inside strings, e.g. template = '{\"text\": \"{{title}}: {{body}}\"}'",
-                    );
-                }
-            }
-            let ca_file = ca_file(cx, &r, base);
-            NotifierSettings::Webhook {
-                url: url?,
-                method: method?,
-                headers,
-                secret_headers,
-                template: r.template.as_ref().map(|t| t.get_ref().clone()),
-                ca_file,
-            }
-        }
+        "ntfy" => ntfy::ntfy(cx, &r, &owner, base)?,
+        "gotify" => gotify::gotify(cx, &r, &owner, base)?,
+        "discord" | "slack" => hooks::hooks(cx, &r, &owner, base)?,
+        "email" => email::email(cx, &r, &owner, base)?,
+        _ => webhook::webhook(cx, &r, &owner, base)?,
     };
     if cx.diags.len() > before || !clean {
         return None;
@@ -832,7 +561,7 @@ fn notifier(cx: &mut Ctx<'_>, entry: Entry<RawNotifier>, base: &Path) -> Option<
     // Everything bulwark_notify can check without the secrets: stand-ins
     // for them, no CA file (it may live on another machine).
     let checked = decl
-        .channel(&mut |_: &SecretSource, key: &str| {
+        .channel(&mut |_: &SecretSource, key: &str| -> Result<String, ()> {
             Ok(if key.starts_with("url") {
                 "https://example.invalid/stand-in".into()
             } else {
@@ -860,158 +589,4 @@ fn notifier(cx: &mut Ctx<'_>, entry: Entry<RawNotifier>, base: &Path) -> Option<
         }
     }
     Some(decl)
-}
-
-fn email(
-    cx: &mut Ctx<'_>,
-    r: &RawNotifier,
-    owner: &Owner<'_>,
-    base: &Path,
-) -> Option<NotifierSettings> {
-    let (name, clean) = (owner.name, owner.clean);
-    let host = required(
-        cx,
-        r.host.as_ref(),
-        owner,
-        "host",
-        "host = \"smtp.example.org\"",
-    );
-    let port = match &r.port {
-        Some(p) if !(1..=65535).contains(p.get_ref()) => {
-            cx.err_at(
-                p,
-                "`port` must be between 1 and 65535",
-                "remove it for the usual one (465 tls, 587 starttls, 25 none)",
-            );
-            None
-        }
-        Some(p) => Some(u16::try_from(*p.get_ref()).ok()),
-        None => Some(None),
-    };
-    let security = match &r.security {
-        None => Some(SmtpSecurity::Starttls),
-        Some(s) => match s.get_ref().as_str() {
-            "tls" => Some(SmtpSecurity::Tls),
-            "starttls" => Some(SmtpSecurity::Starttls),
-            "none" => Some(SmtpSecurity::None),
-            other => {
-                let hint = match closest(other, &["tls", "starttls", "none"]) {
-                    Some(best) => format!("did you mean `{best}`? (security = \"tls\" (port 465), \"starttls\" (587) or \"none\" (25))"),
-                    None => "use security = \"tls\" (port 465), \"starttls\" (587) or \"none\" (25)".into(),
-                };
-                cx.err_at(s, format!("`{other}` is not an SMTP security mode"), hint);
-                None
-            }
-        },
-    };
-    let username = match &r.username {
-        Some(u) if u.get_ref().trim().is_empty() => {
-            cx.err_at(
-                u,
-                "`username` is empty",
-                "give the SMTP login, or remove it",
-            );
-            None
-        }
-        u => u.as_ref().map(|u| u.get_ref().clone()),
-    };
-    let password = secret(
-        cx,
-        r.password_file.as_ref(),
-        r.password_env.as_ref(),
-        "password",
-        base,
-    )
-    .ok()
-    .flatten();
-    match (&r.username, r.password_file.as_ref().or(r.password_env.as_ref())) {
-        (Some(u), None) => cx.err_at(
-            u,
-            "`username` without a password",
-            "add password_file = \"/etc/bulwark/smtp.pass\" (or password_env), or remove the username",
-        ),
-        (None, Some(p)) => cx.err_at(
-            p,
-            "a password without `username`",
-            "add username = \"…\" (the SMTP login), or remove the password",
-        ),
-        _ => {}
-    }
-    if let (Some(SmtpSecurity::None), Some(p)) = (
-        security,
-        r.password_file.as_ref().or(r.password_env.as_ref()),
-    ) {
-        let local = r.host.as_ref().is_some_and(|h| {
-            let h = h.get_ref().trim_matches(['[', ']']);
-            h == "localhost"
-                || h.parse::<std::net::IpAddr>()
-                    .is_ok_and(|ip| ip.is_loopback())
-        });
-        if !local {
-            cx.err_at(
-                p,
-                "a password would be sent unencrypted (security = \"none\")",
-                "use security = \"starttls\" or \"tls\"; `none` with a login is only for a relay on this machine (localhost)",
-            );
-        }
-    }
-    let from = required(
-        cx,
-        r.from.as_ref(),
-        owner,
-        "from",
-        "from = \"Bulwark <bulwark@example.org>\"",
-    );
-    let to = match &r.to {
-        None => {
-            if clean {
-                cx.err_at(
-                    name,
-                    format!("email notifier `{}` has no `to`", name.get_ref()),
-                    "add to = [\"me@example.org\"]",
-                );
-            }
-            None
-        }
-        Some(list) if list.get_ref().is_empty() => {
-            cx.err_at(
-                list,
-                "`to` is empty",
-                "add at least one recipient, e.g. to = [\"me@example.org\"]",
-            );
-            None
-        }
-        Some(list) => {
-            for a in list.get_ref() {
-                if !a.get_ref().contains('@') {
-                    cx.err_at(
-                        a,
-                        format!("`{}` is not an email address", a.get_ref()),
-                        "e.g. to = [\"me@example.org\"]",
-                    );
-                }
-            }
-            Some(strings(Some(list)))
-        }
-    };
-    if let Some(f) = from {
-        if !f.get_ref().contains('@') {
-            cx.err_at(
-                f,
-                format!("`{}` is not an email address", f.get_ref()),
-                "e.g. from = \"Bulwark <bulwark@example.org>\"",
-            );
-        }
-    }
-    let ca_file = ca_file(cx, r, base);
-    Some(NotifierSettings::Email {
-        host: host?.get_ref().trim().to_string(),
-        port: port?,
-        security: security?,
-        username,
-        password,
-        from: from?.get_ref().clone(),
-        to: to?,
-        ca_file,
-    })
 }
