@@ -27,8 +27,12 @@
 //! # Ok::<(), serde_json::Error>(())
 //! ```
 
+mod redact;
+
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+
+pub use redact::redact_url;
 
 /// Every control API path starts with this.
 pub const PREFIX: &str = "/api/v1";

@@ -127,19 +127,10 @@ impl RepoUrl {
     }
 }
 
-/// Replaces the password in `scheme://user:password@host…` by `***`.
+/// Hides user name and password: the workspace's one redactor
+/// ([`bulwark_api::redact_url`]).
 fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let end = rest.find('/').unwrap_or(rest.len());
-    match rest[..end].rsplit_once('@') {
-        Some((userinfo, host)) if userinfo.contains(':') => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}{}", &rest[end..])
-        }
-        _ => url.to_string(),
-    }
+    bulwark_api::redact_url(url)
 }
 
 impl fmt::Display for RepoUrl {
@@ -199,11 +190,22 @@ mod tests {
 
     #[test]
     fn redaction() {
-        assert_eq!(redact("https://u:pw@h:1/x"), "https://u:***@h:1/x");
-        assert_eq!(redact("https://u@h/x"), "https://u@h/x");
+        // User name and password are both hidden (a token is often given
+        // as the user name).
+        assert_eq!(redact("https://u:pw@h:1/x"), "https://***@h:1/x");
+        assert_eq!(redact("https://TOKEN@h/x"), "https://***@h/x");
         assert_eq!(redact("https://h/x@y"), "https://h/x@y");
-        let u = RepoUrl::Rest("https://u:hunter2@h/x".into());
-        assert!(!format!("{u:?}{u}").contains("hunter2"));
+        for u in [
+            RepoUrl::Rest("https://u:hunter2@h/x".into()),
+            RepoUrl::Rest("https://hunter2@h/x".into()),
+            RepoUrl::S3 {
+                endpoint: "https://hunter2:x@h".into(),
+                bucket: "b".into(),
+                prefix: String::new(),
+            },
+        ] {
+            assert!(!format!("{u:?}{u}").contains("hunter2"), "{u}");
+        }
     }
 
     #[test]

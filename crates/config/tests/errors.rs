@@ -195,7 +195,7 @@ fn secrets_never_appear_in_errors_or_debug() {
     assert!(!format!("{cfg:?}").contains("hunter2"));
     assert_eq!(
         cfg.repositories["r"].url.to_string(),
-        "rest:https://alice:***@hub:8000/x"
+        "rest:https://***@hub:8000/x"
     );
 
     let input = "[jobs.j]\nrepository = \"r\"\npaths = \"hunter2\"\n";

@@ -599,7 +599,7 @@ fn secrets_never_appear_in_errors_or_debug() {
     assert!(!format!("{cfg:?}").contains("hunter2"));
     assert_eq!(
         cfg.targets["t"].url.to_string(),
-        "rest:https://alice:***@peer:8000/x"
+        "rest:https://***@peer:8000/x"
     );
     // An inline secret names the keys to use instead.
     let err = parse(

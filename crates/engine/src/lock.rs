@@ -54,6 +54,34 @@ pub struct LockInfo {
 }
 
 const STALE_AFTER: Duration = Duration::from_secs(30 * 60);
+/// Largest lock file read from a server, and largest decompressed lock
+/// plaintext: a lock is a few hundred bytes of JSON.
+const MAX_LOCK_BYTES: u64 = 1 << 20;
+/// Largest `locks/` listing read from a server (about 11,000 entries).
+const MAX_LISTING_BYTES: u64 = 1 << 20;
+
+/// A lock file name: 64 lowercase hex digits (restic's SHA-256 names). Names
+/// a server lists are checked with this before they go into a URL.
+fn is_lock_name(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Reads at most `max` bytes of `body`; more is an error (a hostile or broken
+/// server must not make us buffer without bound).
+fn read_capped(body: impl std::io::Read, max: u64, what: &str) -> Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut out = Vec::new();
+    body.take(max + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| Error::new(ErrorKind::Backend, format!("cannot read {what}: {e}")))?;
+    if out.len() as u64 > max {
+        return Err(Error::new(
+            ErrorKind::Backend,
+            format!("{what} is larger than {max} bytes; the server is broken or hostile"),
+        ));
+    }
+    Ok(out)
+}
 const REFRESH_EVERY: Duration = Duration::from_secs(5 * 60);
 
 impl LockInfo {
@@ -159,7 +187,7 @@ impl LockDir {
                 Ok(rd) => Ok(rd
                     .filter_map(|e| e.ok())
                     .filter_map(|e| e.file_name().into_string().ok())
-                    .filter(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+                    .filter(|n| is_lock_name(n))
                     .collect()),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
                 Err(e) => Err(Error::io("cannot list the repository's locks", &e)),
@@ -181,19 +209,30 @@ impl LockDir {
                     V2 { name: String },
                     V1(String),
                 }
-                let items: Vec<Item> = resp.json().map_err(http_err)?;
-                Ok(items
-                    .into_iter()
-                    .map(|i| match i {
-                        Item::V2 { name } | Item::V1(name) => name,
-                    })
-                    .collect())
+                let body = read_capped(resp, MAX_LISTING_BYTES, "the server's list of locks")?;
+                let items: Vec<Item> = serde_json::from_slice(&body).map_err(http_err)?;
+                let mut names = Vec::with_capacity(items.len());
+                for Item::V2 { name } | Item::V1(name) in items {
+                    if is_lock_name(&name) {
+                        names.push(name);
+                    } else {
+                        // Never put a server's text into a URL unchecked.
+                        tracing::warn!(
+                            name = %name.escape_debug().to_string().chars().take(80).collect::<String>(),
+                            "the server listed a lock name that is not 64 hex digits; ignored"
+                        );
+                    }
+                }
+                Ok(names)
             }
             Self::None => Ok(Vec::new()),
         }
     }
 
     fn read(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        if !is_lock_name(name) {
+            return Ok(None);
+        }
         match self {
             Self::Local(dir) => match std::fs::read(dir.join(name)) {
                 Ok(b) => Ok(Some(b)),
@@ -208,13 +247,8 @@ impl LockDir {
                 if resp.status() == reqwest::StatusCode::NOT_FOUND {
                     return Ok(None);
                 }
-                Ok(Some(
-                    resp.error_for_status()
-                        .map_err(http_err)?
-                        .bytes()
-                        .map_err(http_err)?
-                        .to_vec(),
-                ))
+                let resp = resp.error_for_status().map_err(http_err)?;
+                Ok(Some(read_capped(resp, MAX_LOCK_BYTES, "a lock file")?))
             }
             Self::None => Ok(None),
         }
@@ -239,6 +273,9 @@ impl LockDir {
     }
 
     fn remove(&self, name: &str) {
+        if !is_lock_name(name) {
+            return;
+        }
         match self {
             Self::Local(dir) => {
                 let _ = std::fs::remove_file(dir.join(name));
@@ -337,9 +374,15 @@ fn write_lock(dir: &LockDir, crypto: &Crypto, exclusive: bool) -> Result<String>
 
 /// Lock plaintext: JSON, or in repository format 2 a `0x02` byte followed by
 /// zstd-compressed JSON (restic compresses it).
+/// The decompressed JSON is capped at [`MAX_LOCK_BYTES`] (a zstd bomb is
+/// treated as an unreadable lock).
 fn parse_lock(plain: &[u8]) -> Option<LockInfo> {
     match plain.first()? {
-        2 => serde_json::from_slice(&zstd::decode_all(&plain[1..]).ok()?).ok(),
+        2 => {
+            let decoder = zstd::stream::read::Decoder::new(&plain[1..]).ok()?;
+            let json = read_capped(decoder, MAX_LOCK_BYTES, "a lock").ok()?;
+            serde_json::from_slice(&json).ok()
+        }
         _ => serde_json::from_slice(plain).ok(),
     }
 }
@@ -449,5 +492,111 @@ impl Drop for RepoLock {
         if let Ok(mut held) = HELD.lock() {
             held.retain(|(_, c)| !Arc::ptr_eq(c, &self.current));
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::{
+        io::{BufRead, BufReader, Write},
+        net::TcpListener,
+    };
+
+    use super::*;
+
+    const GOOD: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+    #[test]
+    fn lock_names() {
+        assert!(is_lock_name(GOOD));
+        for bad in [
+            "",
+            "../../config",
+            &GOOD[..63],
+            &GOOD.to_uppercase(),
+            &format!("{}/x", &GOOD[..62]),
+            &format!("{GOOD}0"),
+        ] {
+            assert!(!is_lock_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn compressed_locks_are_capped() {
+        let json = serde_json::to_vec(&LockInfo::new(false)).unwrap();
+        let mut plain = vec![2];
+        plain.extend(zstd::encode_all(&json[..], 3).unwrap());
+        assert!(parse_lock(&plain).is_some());
+        // A valid lock padded with 2 MiB of whitespace: compresses to a few
+        // hundred bytes, decompresses past the cap, so it is not read.
+        let mut bomb = json[..json.len() - 1].to_vec();
+        bomb.extend(std::iter::repeat_n(b' ', 2 << 20));
+        bomb.push(b'}');
+        assert!(serde_json::from_slice::<LockInfo>(&bomb).is_ok());
+        let mut plain = vec![2];
+        plain.extend(zstd::encode_all(&bomb[..], 3).unwrap());
+        assert!(plain.len() < 4096);
+        assert!(parse_lock(&plain).is_none());
+    }
+
+    /// A hostile REST server: lists names that are paths, and answers a lock
+    /// read with 2 MiB. Returns its base URL and the request lines it saw.
+    fn hostile_server() -> (String, Arc<Mutex<Vec<String>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut first = String::new();
+                if reader.read_line(&mut first).is_err() {
+                    continue;
+                }
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+                        break;
+                    }
+                }
+                log.lock().unwrap().push(first.trim().to_owned());
+                let body: Vec<u8> = if first.starts_with("GET /r/locks/ ") {
+                    format!(
+                        r#"[{{"name":"../../data/{GOOD}","size":1}},{{"name":"{GOOD}","size":1}},{{"name":"x?y=1","size":1}}]"#
+                    )
+                    .into_bytes()
+                } else {
+                    vec![b'x'; 2 << 20]
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(&body);
+            }
+        });
+        (format!("http://{addr}/r/locks/"), seen)
+    }
+
+    #[test]
+    fn hostile_rest_server() {
+        let (base, seen) = hostile_server();
+        let dir = LockDir::Rest {
+            base,
+            client: reqwest::blocking::Client::new(),
+        };
+        // Only the well-formed name survives the listing.
+        assert_eq!(dir.list().unwrap(), vec![GOOD.to_owned()]);
+        // A 2 MiB "lock" is refused, not buffered.
+        let err = dir.read(GOOD).unwrap_err();
+        assert!(err.to_string().contains("larger than"), "{err}");
+        // A bad name never reaches the server.
+        dir.remove("../../config");
+        assert_eq!(dir.read("../../config").unwrap(), None);
+        let seen = seen.lock().unwrap().clone();
+        assert!(seen.iter().all(|l| !l.contains("..")), "{seen:?}");
     }
 }

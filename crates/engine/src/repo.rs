@@ -60,7 +60,7 @@ impl fmt::Display for Location {
                 prefix,
                 ..
             } => {
-                write!(f, "s3:{endpoint}/{bucket}")?;
+                write!(f, "s3:{}/{bucket}", redact_url(endpoint))?;
                 if !prefix.is_empty() {
                     write!(f, "/{prefix}")?;
                 }
@@ -76,21 +76,9 @@ impl fmt::Debug for Location {
     }
 }
 
-/// Replaces the password in `scheme://user:password@host` with `***`.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let host_end = rest.find('/').unwrap_or(rest.len());
-    let authority = &rest[..host_end];
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:***@{host}{}", &rest[host_end..])
-        }
-        None => url.to_string(),
-    }
-}
+/// The workspace's one URL redactor (user name and password hidden), shared
+/// with `bulwark-config`.
+pub use bulwark_api::redact_url;
 
 /// Everything needed to reach and unlock a repository.
 #[derive(Clone)]

@@ -51,7 +51,10 @@ mod handler;
 mod metrics;
 pub mod monitoring;
 pub mod replication;
-mod route;
+/// Request paths → what they address. Public only for the fuzz targets and
+/// property tests (`fuzz/`, `tests/prop.rs`); not a stable API.
+#[doc(hidden)]
+pub mod route;
 mod scrub;
 mod server;
 mod usage;

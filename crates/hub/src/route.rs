@@ -8,7 +8,7 @@ use bulwark_store::{FileType, Name, RepoPath};
 
 /// What a request path addresses.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Target {
+pub enum Target {
     /// `/metrics`.
     Metrics,
     /// `/{repo}/` (create with `?create=true`, or delete).
@@ -23,7 +23,7 @@ pub(crate) enum Target {
 
 impl Target {
     /// The repository addressed, if any.
-    pub(crate) fn repo(&self) -> Option<&RepoPath> {
+    pub fn repo(&self) -> Option<&RepoPath> {
         match self {
             Target::Metrics => None,
             Target::Repo(r) | Target::Config(r) | Target::List(r, _) | Target::File(r, _, _) => {
@@ -35,10 +35,10 @@ impl Target {
 
 /// Why a path is refused (always 400 or 404).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct BadPath(pub(crate) String);
+pub struct BadPath(pub String);
 
 /// Parses the raw (still percent-encoded) path of a request.
-pub(crate) fn parse(raw: &str) -> Result<Target, BadPath> {
+pub fn parse(raw: &str) -> Result<Target, BadPath> {
     let decoded = percent_encoding::percent_decode_str(raw)
         .decode_utf8()
         .map_err(|_| BadPath("the path is not valid UTF-8".into()))?;

@@ -124,7 +124,11 @@ fn is_default_method(m: &str) -> bool {
 /// `expected_status`, `body_contains`, `json`, `max_response_time`,
 /// `min_cert_days`. Proxies from the environment are not used: the probe
 /// measures the direct path.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// `Debug` hides what may be secret: the URL's user name and password,
+/// header values (an `Authorization` header is the usual place for a token)
+/// and the body.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct HttpProbe {
     /// `http://` or `https://` URL.
     pub url: String,
@@ -167,6 +171,30 @@ pub struct HttpProbe {
     /// For https: fewer days left on the server certificate is down.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_cert_days: Option<u32>,
+}
+
+impl std::fmt::Debug for HttpProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: BTreeMap<&str, &str> =
+            self.headers.keys().map(|k| (k.as_str(), "***")).collect();
+        f.debug_struct("HttpProbe")
+            .field("url", &bulwark_api::redact_url(&self.url))
+            .field("method", &self.method)
+            .field("headers", &headers)
+            .field(
+                "body",
+                &self.body.as_ref().map(|b| format!("<{} bytes>", b.len())),
+            )
+            .field("expected_status", &self.expected_status)
+            .field("body_contains", &self.body_contains)
+            .field("json", &self.json)
+            .field("max_response_time", &self.max_response_time)
+            .field("follow_redirects", &self.follow_redirects)
+            .field("ca_file", &self.ca_file)
+            .field("insecure", &self.insecure)
+            .field("min_cert_days", &self.min_cert_days)
+            .finish()
+    }
 }
 
 impl HttpProbe {
@@ -533,6 +561,22 @@ fn json_text(v: &serde_json::Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_hides_secrets() {
+        let mut p = HttpProbe::new("https://urluser:urlpass@example.org/health");
+        p.headers
+            .insert("Authorization".into(), "Bearer hdrsecret".into());
+        p.body = Some("bodysecret".into());
+        let dbg = format!("{p:?}");
+        for secret in ["urluser", "urlpass", "hdrsecret", "bodysecret"] {
+            assert!(!dbg.contains(secret), "{secret} in {dbg}");
+        }
+        assert!(
+            dbg.contains("Authorization") && dbg.contains("example.org"),
+            "{dbg}"
+        );
+    }
 
     #[test]
     fn status_ranges_parse_and_print() {

@@ -18,7 +18,10 @@
 //! exactly one wins and nothing is ever overwritten), the temporary name is
 //! removed and the directory fsynced. A crash leaves at most a temporary
 //! file, which [`LocalStore::list`](crate::Store::list) never shows and
-//! [`LocalStore::new`] removes once it is an hour old. The file system must
+//! [`LocalStore::new`] removes: at once when its writer is gone (the name is
+//! `.tmp-<pid>-<host tag>-<random>`, and a process of this host with that
+//! PID no longer exists), otherwise once it is an hour old (a writer on
+//! another host sharing the directory, or a file of an older version). The file system must
 //! support hard links (every local Unix file system does).
 //!
 //! Symbolic links below the root are never followed: a repository directory,
@@ -196,7 +199,54 @@ fn is_hex2(s: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// Removes `.tmp-*` files older than [`STALE_TEMP_AGE`] in real directories
+/// Eight hex digits of the SHA-256 of this host's name, in temporary file
+/// names so that only this host's dead writers are judged by PID.
+fn host_tag() -> &'static str {
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| {
+        let host = nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        hex::encode(&Sha256::digest(host.as_bytes())[..4])
+    })
+}
+
+/// A fresh temporary file name: `.tmp-<pid>-<host tag>-<random>`.
+fn temp_name() -> String {
+    format!(
+        "{TEMP_PREFIX}{}-{}-{:016x}{:016x}",
+        std::process::id(),
+        host_tag(),
+        rand::random::<u64>(),
+        rand::random::<u64>()
+    )
+}
+
+/// Whether the temporary file `name` was written by a process of this host
+/// that no longer exists (killed mid-upload): crash residue, safe to remove
+/// whatever its age. A live PID (the writer, or a process that reused its
+/// PID) keeps the file until it is [`STALE_TEMP_AGE`] old.
+fn writer_gone(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(TEMP_PREFIX) else {
+        return false;
+    };
+    let mut parts = rest.splitn(3, '-');
+    let (Some(pid), Some(tag), Some(_)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<i32>() else {
+        return false;
+    };
+    pid > 0
+        && tag == host_tag()
+        && matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+            Err(nix::errno::Errno::ESRCH)
+        )
+}
+
+/// Removes `.tmp-*` files whose writer is gone ([`writer_gone`]) or that
+/// are older than [`STALE_TEMP_AGE`] in real directories
 /// (`dir` and at most `depth - 1` levels below it); returns how many were
 /// removed.
 fn clean_stale_temps(dir: &Path, depth: usize, now: SystemTime) -> usize {
@@ -212,7 +262,7 @@ fn clean_stale_temps(dir: &Path, depth: usize, now: SystemTime) -> usize {
                 .and_then(|m| m.modified())
                 .map(|t| now.duration_since(t).unwrap_or_default() >= STALE_TEMP_AGE)
                 .unwrap_or(false);
-            if old {
+            if old || writer_gone(&name) {
                 match fs::remove_file(entry.path()) {
                     Ok(()) => removed += 1,
                     Err(e) => tracing::warn!(
@@ -229,8 +279,9 @@ fn clean_stale_temps(dir: &Path, depth: usize, now: SystemTime) -> usize {
 }
 
 impl LocalStore {
-    /// Opens (creating it if needed) the store at `root` and removes
-    /// temporary files older than an hour left by interrupted uploads.
+    /// Opens (creating it if needed) the store at `root` and removes the
+    /// temporary files left by interrupted uploads: those of a dead process
+    /// of this host at once, any other once it is an hour old.
     pub fn new(root: impl Into<PathBuf>) -> Result<LocalStore> {
         let root = root.into();
         fs::create_dir_all(&root)
@@ -588,11 +639,7 @@ impl Store for LocalStore {
         let (dir, target) =
             blocking(move || Self::prepare_save(&root, &repo2, &loc, &what2)).await?;
 
-        let temp = dir.join(format!(
-            "{TEMP_PREFIX}{:016x}{:016x}",
-            rand::random::<u64>(),
-            rand::random::<u64>()
-        ));
+        let temp = dir.join(temp_name());
         let (temp2, what2) = (temp.clone(), what.clone());
         let f = blocking(move || {
             std::fs::OpenOptions::new()
@@ -685,5 +732,59 @@ impl Store for LocalStore {
             sync_dir(&dir).map_err(|e| io_error(&e, &what))
         })
         .await
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod residue_tests {
+    use super::*;
+
+    /// The PID of a process that has exited (and been reaped).
+    fn dead_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    }
+
+    #[test]
+    fn temps_of_dead_writers_are_removed_at_once() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("alice/nas/data/ab");
+        fs::create_dir_all(&dir).unwrap();
+        let tag = host_tag();
+        let dead = format!("{TEMP_PREFIX}{}-{tag}-00aa", dead_pid());
+        let live = format!("{TEMP_PREFIX}{}-{tag}-00bb", std::process::id());
+        let other_host = format!("{TEMP_PREFIX}{}-0badc0de-00cc", dead_pid());
+        let old_format = format!("{TEMP_PREFIX}0123456789abcdef0123456789abcdef");
+        for n in [&dead, &live, &other_host, &old_format] {
+            fs::write(dir.join(n), b"partial").unwrap();
+        }
+        // Also at the root of a repository (config uploads).
+        let dead_root = format!("{TEMP_PREFIX}{}-{tag}-00dd", dead_pid());
+        fs::write(root.path().join("alice/nas").join(&dead_root), b"x").unwrap();
+
+        LocalStore::new(root.path()).unwrap();
+        let left: std::collections::BTreeSet<String> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        let want: std::collections::BTreeSet<String> =
+            [live, other_host, old_format].into_iter().collect();
+        assert_eq!(left, want, "only the dead writer's fresh temp goes");
+        assert!(!root.path().join("alice/nas").join(&dead_root).exists());
+    }
+
+    #[test]
+    fn temp_names_carry_pid_and_host() {
+        let n = temp_name();
+        assert!(n.starts_with(&format!(
+            "{TEMP_PREFIX}{}-{}-",
+            std::process::id(),
+            host_tag()
+        )));
+        assert!(Name::parse(&n).is_err(), "never a valid name");
+        assert!(!writer_gone(&n), "our own temps are in progress");
     }
 }

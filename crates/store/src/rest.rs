@@ -75,6 +75,28 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// At most this much of a server's error text goes into a message.
 const MAX_SERVER_TEXT: usize = 200;
+/// At most this much of an error response's body is read.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+/// Largest listing accepted from a server: 256 MiB is about 2.8 million
+/// v2 entries (`{"name":"<64 hex>","size":N}`), far beyond any real
+/// repository's `data/`; a larger answer is refused rather than buffered.
+pub const MAX_LISTING_BYTES: usize = 256 << 20;
+
+/// Reads `resp`'s body, at most `max` bytes: `Ok(Err(()))` when it is longer
+/// (what was read so far is dropped).
+async fn read_capped(
+    mut resp: Response,
+    max: usize,
+) -> std::result::Result<std::result::Result<Vec<u8>, ()>, reqwest::Error> {
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if out.len() + chunk.len() > max {
+            return Ok(Err(()));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(Ok(out))
+}
 
 /// Characters escaped in a path segment: all but unreserved ones.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -303,7 +325,17 @@ impl RestStore {
         if !resp.status().is_success() {
             return Err(status_error(resp, &what, Op::Other).await);
         }
-        let body = resp.bytes().await.map_err(|e| transport_error(&e, &what))?;
+        let body = read_capped(resp, MAX_LISTING_BYTES)
+            .await
+            .map_err(|e| transport_error(&e, &what))?
+            .map_err(|()| {
+                Error::new(
+                    ErrorKind::Io,
+                    format!(
+                        "{what}: the server's answer is larger than {MAX_LISTING_BYTES} bytes; refused (a broken or hostile server?)"
+                    ),
+                )
+            })?;
         if let Ok(v2) = serde_json::from_slice::<Vec<V2Entry>>(&body) {
             return Ok(Some(
                 v2.into_iter()
@@ -351,7 +383,10 @@ enum Op {
 /// The error for a non-success `resp` to a request about `what`.
 async fn status_error(resp: Response, what: &str, op: Op) -> Error {
     let status = resp.status();
-    let text = resp.text().await.unwrap_or_default();
+    let text = match read_capped(resp, MAX_ERROR_BODY).await {
+        Ok(Ok(body)) => String::from_utf8_lossy(&body).into_owned(),
+        _ => String::new(),
+    };
     let text: String = text
         .trim()
         .chars()
@@ -746,5 +781,50 @@ mod tests {
             assert_eq!(e.kind, ErrorKind::InvalidName);
             assert!(!e.message.contains("hunter2"), "{}", e.message);
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod cap_tests {
+    use std::io::{BufRead, BufReader, Write};
+
+    use super::*;
+
+    /// A server that answers every request with `len` bytes.
+    fn server(len: usize) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+                        break;
+                    }
+                }
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-length: {len}\r\nconnection: close\r\n\r\n"
+                );
+                let _ = stream.write_all(&vec![b'['; len]);
+            }
+        });
+        format!("http://{addr}/")
+    }
+
+    #[tokio::test]
+    async fn bodies_are_capped() {
+        let url = server(1 << 20);
+        let client = reqwest::Client::new();
+        let resp = client.get(&url).send().await.unwrap();
+        assert_eq!(read_capped(resp, 1000).await.unwrap(), Err(()));
+        let resp = client.get(&url).send().await.unwrap();
+        assert_eq!(
+            read_capped(resp, 2 << 20).await.unwrap().unwrap().len(),
+            1 << 20
+        );
     }
 }
