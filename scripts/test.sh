@@ -41,6 +41,13 @@ if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
   python3 -m pip install -q aiosmtpd
 fi
 
+# an independent restic reader checks Bulwark's snapshots (tests/parity.rs)
+if ! command -v pyrrhic >/dev/null 2>&1; then
+  echo "installing: pyrrhic-restic (pip)"
+  python3 -m pip install -q 'pyrrhic-restic==0.6.3' 'msgspec<0.10'
+  command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+fi
+
 cargo test --workspace --locked "$@"
 # S3-compatible repositories live behind the `s3` feature (opendal doubles the
 # build time); their end-to-end test runs against moto_server.

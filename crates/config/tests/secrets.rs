@@ -181,7 +181,7 @@ fn no_secret_in_debug_display_or_serialize() {
             assert_clean("a loaded probe spec", &format!("{loaded:?} {loaded:#?}"));
             // The loaded spec really holds the secrets (so the checks above
             // are not vacuous).
-            let bulwark_config::bulwark_monitor::Probe::Http(h) = &loaded.probe else {
+            let bulwark_monitor::Probe::Http(h) = &loaded.probe else {
                 panic!("http")
             };
             assert_eq!(
