@@ -315,7 +315,7 @@ min_free = "1 KiB"
         out.stdout
     );
 
-    // a host token is not enough
+    // a host token is not enough: a 403 has its own exit code (14, issue 13)
     let out = lab.bulwark(&[
         "monitors",
         "--hub",
@@ -323,7 +323,7 @@ min_free = "1 KiB"
         "--token-file",
         lab.p("nas.token").to_str().unwrap(),
     ]);
-    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(out.code, 14, "{out:?}");
     assert!(
         out.stderr.contains("403") && out.stderr.contains("admin token"),
         "{}",

@@ -586,7 +586,10 @@ mod tests {
         let (base, seen) = hostile_server();
         let dir = LockDir::Rest {
             base,
-            client: reqwest::blocking::Client::new(),
+            client: {
+                crate::rest::install_tls_provider();
+                reqwest::blocking::Client::new()
+            },
         };
         // Only the well-formed name survives the listing.
         assert_eq!(dir.list().unwrap(), vec![GOOD.to_owned()]);

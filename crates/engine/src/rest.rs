@@ -63,7 +63,7 @@ impl RestBackend {
                 ErrorKind::InvalidInput,
                 format!(
                     "`{}` is not a valid REST URL ({e}): expected http(s)://host:port/path",
-                    crate::repo::redact_url(url)
+                    bulwark_api::redact_url(url)
                 ),
             )
         })?;

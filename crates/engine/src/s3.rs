@@ -93,14 +93,13 @@ impl S3Backend {
         } else {
             format!("s3:{}/{}/{prefix}", o.endpoint, o.bucket)
         };
-        let op = Operator::new(builder)
-            .map_err(|e| error(&e, &format!("configuring {location}")))?
-            .finish();
+        let op =
+            Operator::new(builder).map_err(|e| error(&e, &format!("configuring {location}")))?;
         Ok(Self { op, location })
     }
 
-    fn block_on<F: std::future::Future>(&self, f: F) -> RusticResult<F::Output> {
-        Ok(runtime()?.block_on(f))
+    fn block_on<F: std::future::IntoFuture>(&self, f: F) -> RusticResult<F::Output> {
+        Ok(runtime()?.block_on(f.into_future()))
     }
 }
 

@@ -818,6 +818,7 @@ mod cap_tests {
     #[tokio::test]
     async fn bodies_are_capped() {
         let url = server(1 << 20);
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::new();
         let resp = client.get(&url).send().await.unwrap();
         assert_eq!(read_capped(resp, 1000).await.unwrap(), Err(()));
