@@ -2,7 +2,8 @@
 # Runs Bulwark's whole test suite on a fresh Debian machine: installs what the
 # tests need (restic 0.14 as the interop oracle, rclone, setpriv, moto_server,
 # PostgreSQL for database sources, systemd-analyze for the packaged units),
-# then cargo test, plus the S3 test with the `s3` feature.
+# then the gates (rustfmt, clippy -D warnings, cargo audit against the vendored
+# RustSec snapshot), cargo test, plus the S3 tests with the `s3` feature.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,6 +48,19 @@ if ! command -v pyrrhic >/dev/null 2>&1; then
   python3 -m pip install -q 'pyrrhic-restic==0.6.3' 'msgspec<0.10'
   command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
 fi
+
+# Gates before the suite: formatting, lints (also of the S3 code), known
+# advisories (RustSec snapshot in ../shared/vendor/advisory-db: these machines
+# cannot fetch the database).
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --locked -p bulwark -p bulwark-engine -p bulwark-store --features s3 --all-targets -- -D warnings
+if ! command -v cargo-audit >/dev/null 2>&1; then
+  echo "installing: cargo-audit (cargo install, ~8 minutes on 2 cores)"
+  cargo install --locked --quiet cargo-audit
+fi
+advisories="$(cd .. && pwd)/shared/vendor/advisory-db"
+cargo audit --no-fetch --db "$advisories" --file Cargo.lock
 
 cargo test --workspace --locked "$@"
 # S3-compatible repositories live behind the `s3` feature (opendal doubles the

@@ -126,32 +126,10 @@ pub fn units_of(cfg: &Config, host: &str) -> Vec<Unit> {
 }
 
 /// The name every host uses for a repository: its URL without credentials
-/// (a local path is only shared by jobs of the same host).
+/// (a local path is only shared by jobs of the same host). The hub computes
+/// the same name with the same function (`RepoUrl::lease_key`).
 pub fn lease_key(url: &RepoUrl, host: &str) -> String {
-    match url {
-        RepoUrl::Local(p) => format!("local:{host}:{}", p.display()),
-        RepoUrl::Rest(u) => {
-            let (scheme, rest) = u.split_once("://").unwrap_or(("http", u));
-            let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-            let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-            format!(
-                "rest:{scheme}://{}/{}",
-                host_port.to_ascii_lowercase(),
-                path.trim_end_matches('/')
-            )
-        }
-        RepoUrl::S3 {
-            endpoint,
-            bucket,
-            prefix,
-        } => {
-            let ep = endpoint
-                .split_once("://")
-                .map_or(endpoint.as_str(), |(_, r)| r);
-            let ep = ep.rsplit_once('@').map_or(ep, |(_, h)| h);
-            format!("s3:{ep}/{bucket}/{}", prefix.trim_matches('/'))
-        }
-    }
+    url.lease_key(host)
 }
 
 /// State shared by the agent's tasks.
